@@ -1,0 +1,67 @@
+"""The `leadgate` command.
+
+Subcommands live in their own modules and are imported only when used, so that
+`leadgate route` does not pay for the CRM SDKs or the database driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from routing_core.errors import LeadgateError
+
+# name -> ("module:attribute", one-line help)
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "route": ("sync.cli.routing:route", "Route leads through a policy and print the decisions."),
+    "policy": ("sync.cli.routing:policy", "Validate, test and show a routing policy."),
+    "init": ("sync.cli.connectors:init", "Create leadgate.yaml and the ledger signing key."),
+    "install": ("sync.cli.connectors:install", "Create leadgate's fields and queue in a CRM."),
+    "connect": ("sync.cli.connectors:connect", "Check credentials, API version and field mapping."),
+    "sandbox": ("sync.cli.sandbox:sandbox", "Run the local sandbox CRM (Salesforce and HubSpot)."),
+    "db": ("sync.cli.audit:db", "Create or upgrade the database schema."),
+    "audit": ("sync.cli.audit:audit", "Verify, export, explain and erase in the audit ledger."),
+    "sync": ("sync.cli.jobs:sync", "Run the CRM sync job, or show its status."),
+    "review": ("sync.cli.jobs:review", "Work the compliance review queue."),
+    "demo": ("sync.cli.jobs:demo", "Run leadgate end to end on the sandbox CRM."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target[0].split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help text comes from the table so `leadgate --help` imports nothing heavy.
+        rows = [(name, _COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LeadgateError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="leadgate")
+def main() -> None:
+    """leadgate: compliance-aware lead routing for banks and insurers."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

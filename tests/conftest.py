@@ -1,0 +1,45 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_ENV = "LEADGATE_TEST_DATABASE_URL"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards.
+
+    Reads LEADGATE_TEST_DATABASE_URL (a server and a database we may connect to in order to
+    create others). Skips, saying why, where it is unset; CI sets LEADGATE_REQUIRE_POSTGRES so
+    that a missing server fails instead of skipping.
+    """
+    base = os.environ.get(PG_ENV)
+    if not base:
+        if os.environ.get("LEADGATE_REQUIRE_POSTGRES"):
+            pytest.fail(f"{PG_ENV} is unset but LEADGATE_REQUIRE_POSTGRES is set")
+        pytest.skip(f"{PG_ENV} is unset: no PostgreSQL to test against")
+    import sqlalchemy as sa
+
+    name = f"lg_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(base).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                ),
+                {"n": name},
+            )
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()

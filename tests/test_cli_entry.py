@@ -1,0 +1,21 @@
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from sync.cli import main
+
+
+def test_help_lists_every_command() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in ("route", "policy", "sync", "audit", "sandbox", "demo"):
+        assert f"  {name} " in result.output
+
+
+def test_unknown_command_is_an_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sync.cli", "no-such-command"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "No such command" in proc.stderr
