@@ -43,3 +43,26 @@ def pg_url() -> Iterator[str]:
             )
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def leadgate():  # type: ignore[no-untyped-def]
+    """Run the real `leadgate` command in a subprocess: leadgate("route", "--policy", p, cwd=d)."""
+    import subprocess
+    import sys
+
+    def run(*args: str, cwd: str | None = None, input: str | None = None,
+            timeout: float = 120, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = REPO_ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
+        full_env.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "sync.cli", *args], cwd=cwd, input=input, env=full_env,
+            capture_output=True, text=True, timeout=timeout,
+        )
+
+    return run

@@ -1,6 +1,3 @@
-import subprocess
-import sys
-
 from click.testing import CliRunner
 
 from sync.cli import main
@@ -13,9 +10,7 @@ def test_help_lists_every_command() -> None:
         assert f"  {name} " in result.output
 
 
-def test_unknown_command_is_an_error() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "sync.cli", "no-such-command"], capture_output=True, text=True
-    )
+def test_unknown_command_is_an_error(leadgate, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = leadgate("no-such-command", cwd=str(tmp_path))
     assert proc.returncode == 2
     assert "No such command" in proc.stderr
