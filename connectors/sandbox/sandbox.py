@@ -120,8 +120,13 @@ class Sandbox:
 
     def stop(self) -> None:
         if self._started:
+            # stop both at once: each waits up to one poll interval for its loop to notice
+            import threading
+
+            other = threading.Thread(target=self._hs_server.stop)
+            other.start()
             self._sf_server.stop()
-            self._hs_server.stop()
+            other.join()
             self._started = False
             if self.persist:
                 self.store.save(self.persist)

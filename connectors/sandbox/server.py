@@ -126,7 +126,7 @@ class HttpServer:
         self.scheme = "https" if tls else "http"
         self.url = f"{self.scheme}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.1},
+                                        kwargs={"poll_interval": 0.05},
                                         name=f"sandbox-{self.port}", daemon=True)
 
     def start(self) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .generator import Generator, default_currency, mix
+from .generator import Generator, default_currency, mix, mixes
 from .reps import Rep
 from .schema import (
     CUSTOM_FIELD_FIELDS,
@@ -116,13 +116,6 @@ class Store:
             t = start + (i * SPAN_MS) // max(n, 1)
             return t - t % 1000
 
-        def owner(i: int) -> str:
-            h = mix(seed, i, 1)
-            return intake if h % 100 < 85 else rep_ids[(h >> 8) % len(rep_ids)]
-
-        def status(i: int) -> str:
-            return "Open - Not Contacted" if mix(seed, i, 1) % 100 < 85 else "Working - Contacted"
-
         def cold(i: int) -> dict[str, Any]:
             p = gen.person(i)
             first_contact = created(i) - p.first_contact_offset_s * 1000
@@ -138,10 +131,18 @@ class Store:
                 "First_Contact__c": first_contact - first_contact % 1000,
             }
 
+        nn = max(n, 1)
+        created_col = [t - t % 1000 for t in (start + (i * SPAN_MS) // nn for i in range(n))]
+        h1 = mixes(seed, n, 1)
+        n_reps = len(rep_ids)
         self.leads = LazyTable(
             "Lead", LEAD_FIELDS, n,
-            hot={"CreatedDate": created, "LastModifiedDate": created, "SystemModstamp": created,
-                 "OwnerId": owner, "Status": status, "LeadGate_Status__c": lambda i: None},
+            hot={"CreatedDate": created_col, "LastModifiedDate": list(created_col),
+                 "SystemModstamp": list(created_col),
+                 "OwnerId": [intake if h % 100 < 85 else rep_ids[(h >> 8) % n_reps] for h in h1],
+                 "Status": ["Open - Not Contacted" if h % 100 < 85 else "Working - Contacted"
+                            for h in h1],
+                 "LeadGate_Status__c": [None] * n},
             cold=cold, id_of=lambda i: sf_id("00Q", i),
             index_of=lambda s: sf_id_number(s, "00Q"), id_field="Id",
             modstamp_field="SystemModstamp", base_ms=created,
@@ -208,16 +209,6 @@ class Store:
         def created(i: int) -> int:
             return start + (i * SPAN_MS) // max(n, 1)
 
-        def stage(i: int) -> str:
-            h = mix(seed, i, 11)
-            return "lead" if h % 100 < 85 else stages[(h >> 8) % len(stages)]
-
-        def owner(i: int) -> str | None:
-            h = mix(seed, i, 12)
-            if mix(seed, i, 11) % 100 < 85 and h % 100 < 75 or not owner_ids:
-                return None
-            return owner_ids[(h >> 8) % len(owner_ids)]
-
         def cold(i: int) -> dict[str, Any]:
             p = gen.person(i)
             return {
@@ -235,10 +226,20 @@ class Store:
         def index_of(s: str) -> int | None:
             return int(s) - HS_ID_BASE if s.isdigit() else None
 
+        nn = max(n, 1)
+        created_col = [start + (i * SPAN_MS) // nn for i in range(n)]
+        h11, h12 = mixes(seed, n, 11), mixes(seed, n, 12)
+        n_owners = len(owner_ids)
         self.contacts = LazyTable(
             "contacts", [hs_field(p) for p in HS_PROPERTIES], n,
-            hot={"createdate": created, "lastmodifieddate": created, "lifecyclestage": stage,
-                 "hubspot_owner_id": owner, "leadgate_status": lambda i: None},
+            hot={"createdate": created_col, "lastmodifieddate": list(created_col),
+                 "lifecyclestage": ["lead" if h % 100 < 85 else stages[(h >> 8) % len(stages)]
+                                    for h in h11],
+                 # most intake contacts have no owner yet; the rest belong to reps
+                 "hubspot_owner_id": [None if (a % 100 < 85 and b % 100 < 75) or not n_owners
+                                      else owner_ids[(b >> 8) % n_owners]
+                                      for a, b in zip(h11, h12, strict=True)],
+                 "leadgate_status": [None] * n},
             cold=cold, id_of=lambda i: str(HS_ID_BASE + i), index_of=index_of,
             id_field="hs_object_id", modstamp_field="lastmodifieddate", base_ms=created,
             ms_to_index=lambda ms: ((ms - start) * max(n, 1)) // SPAN_MS - 1,

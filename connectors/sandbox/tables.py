@@ -23,7 +23,7 @@ class LazyTable(Source):
         fields: Sequence[SfField],
         n: int,
         *,
-        hot: dict[str, Callable[[int], Any]],
+        hot: dict[str, list[Any]],
         cold: Callable[[int], dict[str, Any]],
         id_of: Callable[[int], str],
         index_of: Callable[[str], int | None],
@@ -35,7 +35,7 @@ class LazyTable(Source):
         super().__init__(name, fields)
         self.n_base = n
         self.n = n
-        self.cols: dict[str, list[Any]] = {f: [fn(i) for i in range(n)] for f, fn in hot.items()}
+        self.cols: dict[str, list[Any]] = hot  # one list per hot field, len n
         self._cold = cold
         self.id_of = id_of
         self._index_of = index_of

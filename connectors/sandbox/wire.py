@@ -73,18 +73,28 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_DAYS: dict[int, str] = {}  # day number -> "YYYY-MM-DD": formatting dates is hot on query pages
+
+
+def _stamp(ms: int) -> str:
+    day, rest = divmod(ms, 86_400_000)
+    date = _DAYS.get(day)
+    if date is None:
+        date = _DAYS[day] = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+    s, milli = divmod(rest, 1000)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{date}T{h:02d}:{m:02d}:{s:02d}.{milli:03d}"
+
+
 def ms_to_sf(ms: int) -> str:
     """Salesforce dateTime on the wire: 2026-01-01T10:00:00.000+0000."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{ms % 1000:03d}+0000"
-    )
+    return _stamp(ms) + "+0000"
 
 
 def ms_to_iso(ms: int) -> str:
     """HubSpot dateTime on the wire: 2026-01-01T10:00:00.123Z."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{ms % 1000:03d}Z"
-    )
+    return _stamp(ms) + "Z"
 
 
 def parse_datetime_ms(text: str) -> int:
