@@ -113,6 +113,7 @@ class HubSpotApp:
         self.limits = rate_limits
 
     def handle(self, req: Request) -> Response:
+        req.started = time.perf_counter()
         endpoint, handler = self._route(req)
         name = f"hubspot.{endpoint}"
         search = endpoint == "search"
@@ -145,7 +146,7 @@ class HubSpotApp:
         if not search:
             resp.headers.extend(self.limits.headers(numbers))
         resp.delay = delay
-        self.accounting.status(name, resp.status)
+        self.accounting.status(name, resp.status, _elapsed_us(req))
         return resp
 
     def _fault_response(self, rule: Rule) -> Response:
@@ -674,3 +675,7 @@ def _body(req: Request) -> dict[str, Any]:
 
 def _not_found(req: Request, name: str) -> Response:
     return hs_error(404, f"No route for {req.method} {req.path}", "OBJECT_NOT_FOUND")
+
+
+def _elapsed_us(req: Request) -> int:
+    return int((time.perf_counter() - req.started) * 1e6)

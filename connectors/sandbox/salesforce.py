@@ -69,6 +69,7 @@ class SalesforceApp:
 
     # -- dispatch
     def handle(self, req: Request) -> Response:
+        req.started = time.perf_counter()
         endpoint, handler = self._route(req)
         name = f"salesforce.{endpoint}"
         delay = 0.0
@@ -111,7 +112,7 @@ class SalesforceApp:
         if req.path.startswith("/services/data"):
             resp.headers.append(("Sforce-Limit-Info",
                                  f"api-usage={self.api_used}/{self.api_limit}"))
-        self.accounting.status(name, resp.status)
+        self.accounting.status(name, resp.status, _elapsed_us(req))
         return resp
 
     def _fault_response(self, rule: Rule) -> Response:
@@ -686,3 +687,7 @@ def _json_body(req: Request) -> Any:
 
 def _not_found(req: Request, name: str) -> Response:
     return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+def _elapsed_us(req: Request) -> int:
+    return int((time.perf_counter() - req.started) * 1e6)

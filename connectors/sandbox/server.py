@@ -25,6 +25,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    started: float = 0.0  # perf_counter when the app began answering (for accounting)
 
     def param(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)

@@ -82,6 +82,10 @@ class Source:
     def accessor(self, field: str) -> Callable[[Any], Any]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def sort_accessor(self, field: str) -> Callable[[Any], Any]:
+        """Values to sort by (a table may know a cheaper equivalent, e.g. its key for Id)."""
+        return self.accessor(field)
+
 
 def _where(text: str, pos: int) -> str:
     row = text.count("\n", 0, pos) + 1
@@ -482,8 +486,8 @@ def sort_keys(keys: list[Any], order: Sequence[tuple[str, bool, bool]], src: Sou
     """Sort in place by ORDER BY clauses (stable sorts from the last clause to the first)."""
     for name, desc, nulls_first in reversed(order):
         f = src.fields[name.lower()]
-        get = src.accessor(name)
-        norm = _norm(f)
+        get = src.sort_accessor(name)
+        norm = _norm(f)  # (leaves a table's integer sort keys for Id as they are)
         values = [(get(k), k) for k in keys]  # one read per record: cold fields are generated
         present = [(norm(v), k) for v, k in values if v is not None]
         absent = [k for v, k in values if v is None]

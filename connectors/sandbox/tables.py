@@ -80,6 +80,12 @@ class LazyTable(Source):
             return self.id_of
         return lambda i: self.cold(i).get(f)
 
+    def sort_accessor(self, field: str) -> Callable[[int], Any]:
+        # generated ids sort in index order: sorting by Id needs no id strings at all
+        if self.fields[field.lower()].name == self.id_field and self.id_field == "Id":
+            return _identity
+        return self.accessor(field)
+
     def record(self, i: int, fields: Iterable[str]) -> dict[str, Any]:
         cold = None
         out: dict[str, Any] = {}
@@ -129,6 +135,10 @@ class LazyTable(Source):
         self.overrides[i] = {f: v for f, v in values.items() if f not in self.cols}
         self.touched.add(i)
         return i
+
+
+def _identity(i: int) -> int:
+    return i
 
 
 class RowTable(Source):
