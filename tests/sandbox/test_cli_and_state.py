@@ -123,3 +123,29 @@ def test_reps_come_from_the_policy_folder(tmp_path: Path) -> None:
         assert users["records"][0]["Id"] == "005000000000009AAA"
         owners = box.hubspot_client().crm.owners.owners_api.get_page()
         assert "71009" in {o.id for o in owners.results}
+
+
+def test_sandbox_process_runs_out_of_process_with_admin_control() -> None:
+    from connectors.sandbox import SandboxProcess
+
+    with SandboxProcess(seed=2, leads=100, install_leadgate_fields=True) as sp:
+        sf = sp.salesforce_client()
+        assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] == 100
+        sp.faults = "salesforce.query:503"
+        from simple_salesforce.exceptions import SalesforceGeneralError
+
+        with pytest.raises(SalesforceGeneralError):
+            sf.query("SELECT COUNT() FROM Lead")
+        sp.faults = None
+        hs = sp.hubspot_client()
+        assert hs.crm.contacts.search_api.do_search(
+            public_object_search_request={"limit": 1}).total == 100
+        live = sp.counts()
+        assert live["salesforce.query"]["fault.503"] == 1 and live["hubspot.search"]["ok"] == 1
+        r = requests.get(f"{sp.salesforce_instance_url}/_sandbox/counts", verify=str(sp.ca_file))
+        assert r.status_code == 401  # the admin endpoint wants the admin token
+    assert sp.counts()["salesforce"]["calls"] == 2  # final counts printed by the child
+    from routing_core.errors import LeadgateError
+
+    with pytest.raises(LeadgateError):
+        SandboxProcess(faults="nonsense")
