@@ -250,26 +250,34 @@ class HubSpotApp:
         names = self._names(body.get("properties"), DEFAULT_SEARCH_PROPERTIES)
         table = self.store.contacts
         with self.store.lock:
-            preds = [self._group(g) for g in groups]
+            select = self._compile(groups)
             floor = self._floor(groups)
             text = str(body.get("query") or "").strip().lower()
             cands = table.candidates(("lastmodifieddate", floor) if floor is not None else None)
-            if preds:
-                keys = [i for i in cands if any(all(p(i) for p in ps) for ps in preds)]
-            else:
-                keys = list(cands)
+            keys = select(cands)
             if text:
                 keys = [i for i in keys if self._matches_text(i, text)]
             if sorts:
                 prop, desc = _sort_spec(sorts[0])
                 if prop not in self.store.hs_properties:
                     return hs_error(400, f"Unknown sort property {prop!r}", "VALIDATION_ERROR")
-                get = table.accessor(prop)
-                norm = _norm(self.store.hs_properties[prop].type)
-                present = [i for i in keys if get(i) is not None]
-                absent = [i for i in keys if get(i) is None]
-                present.sort(key=lambda i: (norm(get(i)), i), reverse=desc)
-                keys = present + absent
+                ptype = self.store.hs_properties[prop].type
+                col = table.cols.get(prop)
+                if prop == "hs_object_id":
+                    keys.sort(reverse=desc)  # ids grow with the index
+                elif col is not None and ptype in ("datetime", "number"):
+                    # hot numeric column: C-speed key, ties stay in id order
+                    present = [i for i in keys if col[i] is not None]
+                    absent = [i for i in keys if col[i] is None]
+                    present.sort(key=col.__getitem__, reverse=desc)
+                    keys = present + absent
+                else:
+                    get = table.accessor(prop)
+                    norm = _norm(ptype)
+                    values = [(get(i), i) for i in keys]
+                    present = [(norm(v), i) for v, i in values if v is not None]
+                    present.sort(key=lambda vi: vi[0], reverse=desc)
+                    keys = [i for _, i in present] + [i for v, i in values if v is None]
             total = len(keys)
             page = keys[after:after + limit]
             results = [self._object(i, names) for i in page]
@@ -303,8 +311,52 @@ class HubSpotApp:
             floors.append(best)
         return min(floors) if floors else None
 
-    def _group(self, group: dict[str, Any]) -> list[Callable[[int], bool]]:
-        return [self._filter(f) for f in group.get("filters") or []]
+    def _compile(self, groups: list[dict[str, Any]]) -> Callable[[Any], list[int]]:
+        """One list comprehension for all filter groups (OR of ANDs). Filters on the table's
+        hot columns become inline column lookups; others call their predicate. Only fixed
+        code fragments are generated: every value is passed in as a variable."""
+        env: dict[str, Any] = {}
+        ors = []
+        for g in groups:
+            ands = []
+            for f in g.get("filters") or []:
+                k = len(env)
+                pred = self._filter(f)
+                inline = self._inline(f, k, env)
+                if inline is None:
+                    env[f"p{k}"] = pred
+                    inline = f"p{k}(i)"
+                ands.append(inline)
+            ors.append("(" + (" and ".join(ands) or "True") + ")")
+        cond = " or ".join(ors) or "True"
+        code = f"lambda cands: [i for i in cands if {cond}]"
+        # env as globals: the comprehension inside the lambda cannot see eval's locals
+        return eval(code, {"__builtins__": {}, **env})  # noqa: S307 - fixed fragments only
+
+    def _inline(self, f: dict[str, Any], k: int, env: dict[str, Any]) -> str | None:
+        p = self.store.hs_properties.get(str(f.get("propertyName")))
+        col = self.store.contacts.cols.get(p.name) if p else None
+        op = f.get("operator")
+        if p is None or col is None:
+            return None
+        c = f"c{k}"
+        env[c] = col
+        if op == "HAS_PROPERTY":
+            return f"{c}[i] is not None"
+        if op == "NOT_HAS_PROPERTY":
+            return f"{c}[i] is None"
+        if op in ("EQ", "NEQ") and p.type in ("datetime", "number"):
+            env[f"v{k}"] = _from_filter(f.get("value"), p.type)
+            return f"{c}[i] {'==' if op == 'EQ' else '!='} v{k}"
+        if op in ("GT", "GTE", "LT", "LTE") and p.type in ("datetime", "number"):
+            env[f"v{k}"] = _from_filter(f.get("value"), p.type)
+            sym = {"GT": ">", "GTE": ">=", "LT": "<", "LTE": "<="}[op]
+            return f"({c}[i] is not None and {c}[i] {sym} v{k})"
+        if op == "EQ" and p.type in ("string", "enumeration"):
+            env[f"v{k}"] = str(f.get("value")).lower()
+            # exact match first (values are usually stored lower-case), then case-insensitive
+            return f"({c}[i] == v{k} or ({c}[i] is not None and {c}[i].lower() == v{k}))"
+        return None
 
     def _filter(self, f: dict[str, Any]) -> Callable[[int], bool]:
         prop = f.get("propertyName")

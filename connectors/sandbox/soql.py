@@ -306,10 +306,10 @@ class _Parser:
         if len(parts) == 1:
             return parts[0]
         if joiner == "and":
-            return lambda key: all(p(key) for p in parts)
+            return _chain(parts, conj=True)
         if top:
             self.floor = None  # an OR at the top level voids any bound found in it
-        return lambda key: any(p(key) for p in parts)
+        return _chain(parts, conj=False)
 
     def unary(self, top: bool) -> Callable[[Any], bool]:
         if self.kw("not"):
@@ -420,6 +420,16 @@ _DATE_LITERALS = {"TODAY", "YESTERDAY", "TOMORROW", "LAST_WEEK", "THIS_WEEK", "L
                   "THIS_MONTH", "LAST_N_DAYS", "NEXT_N_DAYS", "LAST_90_DAYS", "THIS_YEAR"}
 
 
+def _chain(parts: list[Callable[[Any], bool]], conj: bool) -> Callable[[Any], bool]:
+    """AND/OR of predicates as nested two-way closures: no generator per record."""
+    fn = parts[0]
+    for nxt in parts[1:]:
+        a, b = fn, nxt
+        fn = (lambda key, a=a, b=b: a(key) and b(key)) if conj else \
+            (lambda key, a=a, b=b: a(key) or b(key))
+    return fn
+
+
 def _norm(f: SfField) -> Callable[[Any], Any]:
     if f.type in _TEXT_TYPES:
         return lambda v: v.casefold() if isinstance(v, str) else v
@@ -436,6 +446,9 @@ def _compare(get: Callable[[Any], Any], op: str, value: Any, f: SfField
             return lambda key: get(key) is None
         return lambda key: get(key) is not None
     v = norm(value)
+    if op == "=" and f.type in ("id", "reference"):
+        v15 = v[:15]  # ids compare on their 15-character form; most values are 18 long
+        return lambda key: (x := get(key)) is not None and x[:15] == v15
     if op == "=":
         return lambda key: norm(get(key)) == v
     if op == "!=":
