@@ -701,3 +701,15 @@ def test_sample_leads_route_as_documented(leadgate: Any, name: str) -> None:
         else:
             assert d.get("team") is None and d.get("rep") is None
     assert not wrong, "\n".join(wrong)
+
+
+def test_readme_counts_match_the_policy(policy: dict[str, Any]) -> None:
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"(\d+) teams, (\d+) reps, (\d+) products, (\d+) gates, (\d+) rules, "
+                  r"(\d+) conduct rules, (\d+) cooling-off windows,\s+(\d+) policy tests", readme)
+    assert m, "README lost its counts line"
+    actual = (len(policy["teams"]), len(all_reps(policy)), len(policy["products"]),
+              len(policy["gates"]), len(policy["rules"]), len(policy["conduct"]),
+              len(policy["cooling_off"]), len(policy["tests"]))
+    assert tuple(int(x) for x in m.groups()) == actual
+    assert f"runs the {len(policy['tests'])} tests" in readme
