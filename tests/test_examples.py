@@ -434,7 +434,15 @@ def _mutations() -> list[tuple[str, Any, Any]]:
     def licence_unknown_product(p: dict[str, Any]) -> None:
         p["teams"]["uk_retail"]["licenses"][0]["products"].append("crypto_wallet")
 
+    def wrong_expectation(p: dict[str, Any]) -> None:
+        p["tests"][0]["expect"]["team"] = "uk_wealth"
+
+    def expired_licence(p: dict[str, Any]) -> None:
+        p["teams"]["uk_retail"]["licenses"][0]["valid_until"] = __import__("datetime").date(2026, 1, 1)
+
     return [
+        ("an expectation the spec contradicts", wrong_expectation, test_policy_test_expectations_follow_the_spec),
+        ("UK Retail's licence expires", expired_licence, test_policy_test_expectations_follow_the_spec),
         ("team referenced by a rule is missing", drop_team, test_rule_teams_exist),
         ("rule names an unknown product", unknown_product_in_rule, test_condition_values_reference_known_things),
         ("17-character Salesforce id", short_sf_id, test_rep_shapes),
