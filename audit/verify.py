@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
@@ -348,7 +348,7 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
         return report
 
 
-def _stream_entries(conn: Any) -> Iterator[Row]:
+def _stream_entries(conn: Any) -> Generator[Row, None, None]:
     """Entries in sequence order, streamed in chunks through the driver's own cursor."""
     query = ("SELECT seq, entry_id, kind, subject, time, body, entry_hash "
              "FROM ledger_entries ORDER BY seq")
