@@ -434,7 +434,15 @@ def _mutations() -> list[tuple[str, Any, Any]]:
     def licence_unknown_product(p: dict[str, Any]) -> None:
         p["teams"]["uk_retail"]["licenses"][0]["products"].append("crypto_wallet")
 
+    def wrong_expectation(p: dict[str, Any]) -> None:
+        p["tests"][0]["expect"]["team"] = "uk_wealth"
+
+    def expired_licence(p: dict[str, Any]) -> None:
+        p["teams"]["uk_retail"]["licenses"][0]["valid_until"] = __import__("datetime").date(2026, 1, 1)
+
     return [
+        ("an expectation the spec contradicts", wrong_expectation, test_policy_test_expectations_follow_the_spec),
+        ("UK Retail's licence expires", expired_licence, test_policy_test_expectations_follow_the_spec),
         ("team referenced by a rule is missing", drop_team, test_rule_teams_exist),
         ("rule names an unknown product", unknown_product_in_rule, test_condition_values_reference_known_things),
         ("17-character Salesforce id", short_sf_id, test_rep_shapes),
@@ -625,3 +633,91 @@ def test_sample_lead_expectations_follow_the_spec(policy: dict[str, Any]) -> Non
         if got != want:
             wrong.append(f"line {e['line']}: expected {want}, the spec gives {got}")
     assert not wrong, "\n".join(wrong)
+
+
+# ------------------------------------------------------------ with the real routing core
+
+AT_DT = "2026-11-25T10:00:00+00:00"
+
+
+def _at() -> Any:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(AT_DT)
+
+
+def test_policy_loads_with_the_routing_core() -> None:
+    from routing_core.policy import load_policy
+
+    p = load_policy(POLICY_DIR)
+    assert p.id == "northwind-routing" and p.version == "2026.11.2"
+    assert p.digest.startswith("sha256:")
+    assert len(p.teams) >= 12
+    assert p.review is not None
+
+
+@pytest.mark.parametrize("when", ["2026-11-25T10:00:00+00:00", "2031-06-01T10:00:00+00:00"])
+def test_policy_tests_pass_with_the_routing_core(when: str) -> None:
+    """Every test in 90-tests.yaml passes with the real engine, today and in five years (the
+    date-dependent tests pin their own `at`)."""
+    import datetime as dt
+
+    from routing_core.policy import load_policy
+    from routing_core.policy_tests import run_tests
+
+    results = run_tests(load_policy(POLICY_DIR), dt.datetime.fromisoformat(when))
+    failed = [f"{r.name}: {r.diffs}" for r in results if not r.passed]
+    assert not failed, "\n".join(failed)
+    assert len(results) >= 25
+
+
+def test_leadgate_policy_test_command(leadgate: Any) -> None:
+    done = leadgate("policy", "test", str(POLICY_DIR), cwd=str(ROOT))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 failed" in done.stdout
+
+
+def _route_file(leadgate: Any, name: str) -> list[dict[str, Any]]:
+    done = leadgate("route", "--policy", str(POLICY_DIR), "--lead", str(LEADS_DIR / name),
+                    "--at", AT_DT, "--json", "--no-screening", cwd=str(ROOT))
+    assert done.returncode in (0, 1), done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("name", ["sample-leads.jsonl", "sample-leads.csv"])
+def test_sample_leads_route_as_documented(leadgate: Any, name: str) -> None:
+    """`leadgate route` gives each sample lead the outcome of examples/README.md's table
+    (screening hits are routed as if their names were clean: this run checks no lists)."""
+    decisions = _route_file(leadgate, name)
+    expected = expected_outcomes()
+    assert len(decisions) == len(expected)
+    crm_ids = {(m["crm"]["salesforce"], m["crm"]["hubspot"]): m["id"]
+               for _, m in all_reps(merge_policy_dir(POLICY_DIR))}
+    wrong = []
+    for e, d in zip(expected, decisions, strict=True):
+        want = (e["outcome"], e["team"], e["reason"])
+        if "team_if_not_screened" in e:
+            want = ("assigned", e["team_if_not_screened"], None)
+        team = (d.get("team") or {}).get("id")
+        got = (d["outcome"], team, d["reason"])
+        if got != want:
+            wrong.append(f"line {e['line']} ({e['id']}): documented {want}, routed {got}")
+        if d["outcome"] == "assigned":
+            rep = d["rep"]
+            sf_hs = [k for k in crm_ids if rep["crm_id"] in k]
+            assert sf_hs and crm_ids[sf_hs[0]] == rep["id"], (e["line"], rep)
+        else:
+            assert d.get("team") is None and d.get("rep") is None
+    assert not wrong, "\n".join(wrong)
+
+
+def test_readme_counts_match_the_policy(policy: dict[str, Any]) -> None:
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"(\d+) teams, (\d+) reps, (\d+) products, (\d+) gates, (\d+) rules, "
+                  r"(\d+) conduct rules, (\d+) cooling-off windows,\s+(\d+) policy tests", readme)
+    assert m, "README lost its counts line"
+    actual = (len(policy["teams"]), len(all_reps(policy)), len(policy["products"]),
+              len(policy["gates"]), len(policy["rules"]), len(policy["conduct"]),
+              len(policy["cooling_off"]), len(policy["tests"]))
+    assert tuple(int(x) for x in m.groups()) == actual
+    assert f"runs the {len(policy['tests'])} tests" in readme
