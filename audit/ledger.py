@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from ulid import ULID
 
 from audit import crypto, schema
-from audit.canonical import NotCanonical, dumps_normalised, normalise, rfc3339
+from audit.canonical import NotCanonical, canonical, rfc3339
 from audit.db import write_transaction
 from audit.errors import LedgerError
 from audit.keys import (
@@ -131,8 +131,7 @@ class Ledger:
                 "v": ENVELOPE_VERSION,
             }
             try:
-                norm, wide = normalise(envelope)
-                body = dumps_normalised(norm, wide)
+                body = canonical(envelope)
             except NotCanonical as exc:
                 raise LedgerError(f"entry {seq} ({entry.kind}) cannot be stored: {exc}",
                                   fix="pass JSON values; amounts as strings") from exc

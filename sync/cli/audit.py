@@ -177,3 +177,60 @@ def rotate_key_cmd(database_url: str | None, config_path: str, key_path: str | N
     finally:
         ledger.engine.dispose()
     click.echo(f"signing key rotated to {fp}; use {new_key} from now on")
+
+
+@audit.command("erase")
+@URL_OPTION
+@CONFIG_OPTION
+@click.argument("subject")
+@click.option("--reason", required=True, help="Why (e.g. the erasure request reference).")
+@click.option("--by", default=None, help="Who asked or approved (recorded in the entry).")
+def erase_cmd(database_url: str | None, config_path: str, subject: str, reason: str,
+              by: str | None) -> None:
+    """Destroy SUBJECT's personal-data key and record the erasure (the chain still verifies)."""
+    from audit.erasure import erase_subject
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        appended = erase_subject(ledger, subject, reason, by=by)
+    finally:
+        ledger.engine.dispose()
+    click.echo(f"erased {subject}: key destroyed, erasure recorded as entry {appended.seq} "
+               f"({appended.entry_hash[:16]}...)")
+
+
+@audit.command("retention")
+@URL_OPTION
+@CONFIG_OPTION
+@click.option("--years", type=int, required=True, help="Retention period in years.")
+def retention_cmd(database_url: str | None, config_path: str, years: int) -> None:
+    """Report what is past retention (nothing is deleted)."""
+    from audit.erasure import retention_report
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        click.echo(retention_report(ledger, years).summary())
+    finally:
+        ledger.engine.dispose()
+
+
+@audit.command("explain")
+@URL_OPTION
+@CONFIG_OPTION
+@click.argument("subject")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write a self-contained, printable HTML page.")
+def explain_cmd(database_url: str | None, config_path: str, subject: str,
+                html_path: str | None) -> None:
+    """Every ledger entry about SUBJECT (source:record_id), in order, and whether it verifies."""
+    from audit.explain import explain_subject, render_html, render_text
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        explanation = explain_subject(ledger.engine, subject)
+    finally:
+        ledger.engine.dispose()
+    click.echo(render_text(explanation))
+    if html_path:
+        Path(html_path).write_text(render_html(explanation), encoding="utf-8")
+        click.echo(f"wrote {html_path}")
