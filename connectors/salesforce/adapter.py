@@ -250,7 +250,7 @@ class SalesforceConnector:
                 retryable = isinstance(exc, BudgetExhausted) or getattr(exc, "retryable", False)
                 for outcome in chunk:
                     results.setdefault(outcome.record_id, WriteResult(
-                        outcome.record_id, "error", exc.message, retryable))
+                        outcome.record_id, "error", str(exc), retryable))
         return [results[o.record_id] for o in outcomes]
 
     def _write_chunk(self, chunk: list[Outcome]) -> dict[str, WriteResult]:

@@ -193,3 +193,75 @@ def test_207_errors_and_conflicts_are_per_record_results(portal: FakePortal) -> 
     assert {i["id"] for i in portal.updates[0]} == {"1", "2", "4"}
     assert portal.contacts["1"]["leadgate_status"] == "assigned"
     assert portal.contacts["1"]["leadgate_reason"] == ""
+
+
+class _Resp:
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+        import json
+
+        self.status, self.reason = status, "x"
+        self.data = json.dumps(body).encode()
+        self._headers = headers
+
+    def getheaders(self) -> dict[str, str]:
+        return self._headers
+
+
+def _api_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    from hubspot.crm.contacts.exceptions import ApiException
+
+    return ApiException(http_resp=_Resp(status, body, headers or {}))
+
+
+def test_rate_limits_retries_and_fatal_errors(portal: FakePortal,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib3
+
+    from connectors.base import BudgetExhausted
+    from connectors.calls import CallFailed
+
+    portal.add(3)
+    sleeps: list[float] = []
+    crm = connect(portal, conflict_check=False)
+    crm.gate.sleep = sleeps.append
+    failures = [
+        _api_error(429, {"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"},
+                   {"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}),
+        urllib3.exceptions.ProtocolError("Connection aborted."),
+        _api_error(502, {"message": "bad gateway"}, {"Retry-After": "3"}),
+    ]
+    real = portal.update_with_http_info
+
+    def flaky(body: dict[str, Any], **kw: Any) -> Any:
+        if failures:
+            raise failures.pop(0)
+        return real(body, **kw)
+
+    monkeypatch.setattr(portal, "update_with_http_info", flaky)
+    [result] = crm.write_back([Outcome("1", "d1", "assigned", "71001", None, "1")])
+    assert result.status == "ok" and sleeps == [10.0, 3.0]  # interval, then Retry-After
+
+    def daily(body: dict[str, Any], **kw: Any) -> Any:
+        raise _api_error(429, {"errorType": "RATE_LIMIT", "policyName": "DAILY"})
+
+    monkeypatch.setattr(portal, "update_with_http_info", daily)
+    [result] = crm.write_back([Outcome("2", "d2", "assigned", "71001", None, "1")])
+    assert result.status == "error" and result.retryable and "daily" in result.message.lower()
+
+    def unauthorized(body: dict[str, Any], **kw: Any) -> Any:
+        raise _api_error(401, {"category": "INVALID_AUTHENTICATION", "message": "expired",
+                               "correlationId": "c"})
+
+    monkeypatch.setattr(portal, "do_search_with_http_info", unauthorized)
+    calls = crm.api_calls
+    with pytest.raises(CallFailed) as err:
+        list(crm.pull(None))
+    assert "INVALID_AUTHENTICATION" in str(err.value) and "connection.token" in str(err.value)
+    assert crm.api_calls == calls + 1  # not retried
+    crm2 = connect(portal, limits={"api_budget": 2})
+    monkeypatch.setattr(portal, "do_search_with_http_info", FakePortal.do_search_with_http_info
+                        .__get__(portal))
+    portal.add(400, start=10)
+    with pytest.raises(BudgetExhausted):
+        list(crm2.pull(None))  # owners + one search, then the budget stops it
+    assert crm2.api_calls == 2
