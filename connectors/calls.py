@@ -104,7 +104,7 @@ class ApiGate:
             )
         if self.remaining() <= 0:
             raise BudgetExhausted(
-                f"the org has {self.org_total - (self.org_used or 0)} of {self.org_total} daily "
+                f"the org has {(self.org_total or 0) - (self.org_used or 0)} of {self.org_total} daily "
                 f"API calls left, inside the {self.limits.org_reserve_percent:g}% reserve",
                 where=f"sources.{self.source}.limits.org_reserve_percent",
                 fix="the next run continues once the daily allowance recovers",
@@ -134,8 +134,8 @@ class ApiGate:
             self._spend(what)
             try:
                 return fn()
-            except BudgetExhausted:
-                raise
+            except LeadgateError:
+                raise  # already says what and how to fix (budget, credentials, config)
             except Exception as exc:  # classified below: SDK, requests and urllib3 errors
                 failure = self.classify(exc)
                 if failure.kind == "reauth" and self.reauth is not None and not reauthed:

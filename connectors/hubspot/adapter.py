@@ -257,7 +257,7 @@ class HubSpotConnector:
                 retryable = isinstance(exc, BudgetExhausted) or getattr(exc, "retryable", False)
                 for outcome in chunk:
                     results.setdefault(outcome.record_id, WriteResult(
-                        outcome.record_id, "error", exc.message, retryable))
+                        outcome.record_id, "error", str(exc), retryable))
         return [results[o.record_id] for o in outcomes]
 
     def _owner_for(self, outcome: Outcome) -> tuple[str | None, str | None]:

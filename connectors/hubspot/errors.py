@@ -38,7 +38,9 @@ def classify(exc: BaseException) -> Failure:
         status = int(exc.status or 0)
         body = _body(exc)
         headers = exc.headers or {}
-        text = f"HTTP {status} {body.get('category', '')}: {body.get('message', '')}".strip()
+        kind = body.get("category") or body.get("errorType") or ""
+        policy = f" ({body['policyName']})" if body.get("policyName") else ""
+        text = f"HTTP {status} {kind}{policy}: {body.get('message', '')}".strip(" :")
         if status == 0:
             return Failure("fatal", f"TLS or connection set-up failed ({exc.reason})",
                            fix="check connection.base_url, and connection.ca_file for a "

@@ -32,7 +32,7 @@ class PinnedCASession(requests.Session):
         self.ca_file = str(ca_file)
         self.verify = self.ca_file
 
-    def request(self, method: str | bytes, url: str | bytes,  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes,
                 *args: Any, **kwargs: Any) -> requests.Response:
         if kwargs.get("verify") in (None, True):
             kwargs["verify"] = self.ca_file
