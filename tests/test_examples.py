@@ -721,3 +721,28 @@ def test_structural_checks_catch_mutations(policy: dict[str, Any], name: str, mu
     mutate(broken)
     with pytest.raises(AssertionError):
         check(broken)  # ... and the mutated one does not
+
+
+def test_sample_leads_with_the_real_list_screener() -> None:
+    """With the lists of examples/policy/lists read by the list screener, every sample lead,
+    the screening hits included, gets exactly the outcome of the README table."""
+    screening_lists = pytest.importorskip("sync.screening_lists")
+    from routing_core.engine import decide, refuse_invalid
+    from routing_core.lead import InvalidLead, parse_lead
+    from routing_core.policy import load_policy
+    from routing_core.rotation import InMemoryRotationState
+
+    loaded = load_policy(POLICY_DIR)
+    screener = screening_lists.load_screener(loaded)
+    rotation = InMemoryRotationState()
+    wrong = []
+    for e, raw in zip(expected_outcomes(), jsonl_leads(), strict=True):
+        try:
+            d = decide(parse_lead(raw), loaded, at=_at(), rotation=rotation, screener=screener)
+        except InvalidLead as exc:
+            d = refuse_invalid(raw["source"], raw["id"], exc.problems, loaded, at=_at())
+        got = (d.outcome, d.team_id, d.reason)
+        want = (e["outcome"], e["team"], e["reason"])
+        if got != want:
+            wrong.append(f"line {e['line']} ({e['id']}): documented {want}, decided {got}")
+    assert not wrong, "\n".join(wrong)
