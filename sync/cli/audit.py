@@ -234,3 +234,33 @@ def explain_cmd(database_url: str | None, config_path: str, subject: str,
     if html_path:
         Path(html_path).write_text(render_html(explanation), encoding="utf-8")
         click.echo(f"wrote {html_path}")
+
+
+@audit.command("export")
+@URL_OPTION
+@CONFIG_OPTION
+@KEY_OPTION
+@click.option("--from", "start", default=None, help="First day (YYYY-MM-DD), inclusive.")
+@click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD), inclusive.")
+@click.option("--subject", default=None, help="Only entries about this source:record_id.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="A new or empty folder for the bundle.")
+def export_cmd(database_url: str | None, config_path: str, key_path: str | None,
+               start: str | None, end: str | None, subject: str | None, fmt: str,
+               out: str) -> None:
+    """Write a bundle a regulator verifies offline with `leadgate audit verify --bundle`."""
+    from audit.export import export
+
+    ledger = open_ledger(database_url, config_path, key_path)
+    try:
+        result = export(ledger, Path(out), start=start, end=end, subject=subject, fmt=fmt)
+    finally:
+        ledger.engine.dispose()
+    span = (f"entries {result.first_seq}..{result.last_seq}" if result.entries
+            else "no entries")
+    click.echo(f"exported {result.entries} entries ({span}; "
+               f"{'complete' if result.complete else 'partial, with inclusion proofs'}) to {out}; "
+               f"signed checkpoint {result.checkpoint_number} covers {result.tree_size} entries. "
+               f"Keep {Path(out) / 'checkpoint.json'} for --prior-checkpoint.")
