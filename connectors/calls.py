@@ -144,6 +144,9 @@ class ApiGate:
                     raise _Retry(failure) from exc
                 if failure.kind == "transient":
                     raise _Retry(failure) from exc
+                if failure.kind == "reauth":
+                    failure = Failure("fatal", failure.message + " (again after logging in "
+                                      "anew)", failure.status, fix=failure.fix)
                 if failure.kind == "limit":
                     raise BudgetExhausted(f"{what}: {failure.message}",
                                           where=f"sources.{self.source}",

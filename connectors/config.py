@@ -251,6 +251,8 @@ class HubSpotSource(_SourceBase):
     review_owner_id: str = "90001"
     writeback: HubSpotWriteback = HubSpotWriteback()
     search_page_size: int = Field(200, ge=10, le=200)
+    #: search has its own per-second limit (5 for private apps) and no rate-limit headers
+    search_per_second: float = Field(4.0, gt=0)
     write_batch_size: int = Field(100, ge=1, le=100)
     #: the search API's result cap; windows are re-anchored before reaching it
     search_cap: int = Field(10_000, ge=100)

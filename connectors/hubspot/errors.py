@@ -56,7 +56,9 @@ def classify(exc: BaseException) -> Failure:
             return Failure("transient", text, status,
                            retry_after=parse_retry_after(headers.get("Retry-After")))
         if status == 401:
-            return Failure("fatal", text, status,
+            # an expired token may have been rotated in the env/file: read it again, once
+            kind = "reauth" if body.get("category") == "EXPIRED_AUTHENTICATION" else "fatal"
+            return Failure(kind, text, status,
                            fix="check the private app token named by connection.token")
         if status == 403:
             return Failure("fatal", text, status,

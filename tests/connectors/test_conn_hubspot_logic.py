@@ -122,7 +122,8 @@ def portal() -> FakePortal:
 
 def connect(portal: FakePortal, **overrides: Any) -> Any:
     source = {"kind": "hubspot", "connection": {"token": {"env": "UNUSED"}},
-              "retry": {"initial_wait": 0, "max_wait": 0}, **overrides}
+              "retry": {"initial_wait": 0, "max_wait": 0}, "search_per_second": 1000,
+              **overrides}
     crm = open_connector(parse_config({"sources": {"hs": source}}).sources["hs"], source="hs")
     for name in ("search", "batch", "owners"):
         crm._apis[name] = portal
