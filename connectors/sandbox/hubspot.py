@@ -168,6 +168,8 @@ class HubSpotApp:
         parts = path.split("/")[1:]
         if parts[:3] == ["crm", "v3", "objects"] and len(parts) >= 4 and parts[3] == "contacts":
             rest = parts[4:]
+            if m == "POST" and not rest:
+                return "contact_create", self.contact_create
             if m == "POST" and rest == ["search"]:
                 return "search", self.search
             if m == "POST" and rest == ["batch", "read"]:
@@ -471,6 +473,7 @@ class HubSpotApp:
                     continue
                 t = self.store.stamp(seconds=False)
                 table.set(i, {**values, "lastmodifieddate": t})
+                self.store.note_email(i, values.get("email"))
                 self.store.record_change("hubspot", ids[pos], origin, list(values))
                 results.append(self._object(i, [*values, *(n for n in ALWAYS if n not in values)]))
         if missing:
@@ -515,6 +518,25 @@ class HubSpotApp:
                                        "context": {"propertyName": [pr["name"]]}}
                                       for pr in problems]))
         return out
+
+    def contact_create(self, req: Request, name: str) -> Response:
+        body = _body(req)
+        props = body.get("properties")
+        if not isinstance(props, dict):
+            return hs_error(400, "properties must be an object", "VALIDATION_ERROR")
+        with self.store.lock:
+            values = self._coerce(props)
+            email = values.get("email")
+            if isinstance(email, str):
+                existing = self.store.contact_by_email(email)
+                if existing is not None:
+                    # HubSpot deduplicates contacts by email
+                    return hs_error(409, "Contact already exists. Existing ID: "
+                                    f"{self.store.contacts.id_of(existing)}", "CONFLICT")
+            i = self.store.new_contact(values)
+            result = self._object(i, [*values, *(n for n in ALWAYS if n not in values)])
+        self.accounting.add(name, "records_written")
+        return Response.json(201, result)
 
     # -- single contact, owners, properties
     def contact_get(self, req: Request, name: str) -> Response:

@@ -24,7 +24,10 @@ class Rep:
 
 
 def _email(name: str) -> str:
-    local = ".".join(p for p in "".join(c if c.isalnum() else " " for c in name.lower()).split())
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    local = ".".join(p for p in "".join(c if c.isalnum() else " " for c in folded).split())
     return f"{local}@northwind.example"
 
 

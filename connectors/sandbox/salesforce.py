@@ -157,6 +157,8 @@ class SalesforceApp:
             return "limits", self.limits
         if m == "PATCH" and parts == ["composite", "sobjects"]:
             return "collections_update", self.collections_update
+        if m == "POST" and len(parts) == 2 and parts[0] == "sobjects":
+            return "sobject_create", self.sobject_create
         if len(parts) >= 2 and parts[0] == "sobjects":
             if m == "GET" and len(parts) == 3 and parts[2] == "describe":
                 return "describe", self.describe
@@ -451,6 +453,32 @@ class SalesforceApp:
             self._apply(i, fields, origin)
         self.accounting.add(name, "records_written")
         return Response(204)
+
+    def sobject_create(self, req: Request, name: str) -> Response:
+        sobject = req.path.rstrip("/").rsplit("/", 1)[1]
+        if sobject.lower() != "lead":
+            return sf_error(400, "INVALID_TYPE", f"The leadgate sandbox creates Lead records "
+                                                 f"only, not {sobject}")
+        body = _json_body(req)
+        if not isinstance(body, dict):
+            return sf_error(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        with self.store.lock:
+            fields = self._check_fields(body)
+            missing = [f for f in ("LastName", "Company") if not fields.get(f)]
+            if missing:
+                return Response.json(400, [{"message": "Required fields are missing: "
+                                            f"[{', '.join(missing)}]",
+                                            "errorCode": "REQUIRED_FIELD_MISSING",
+                                            "fields": missing}])
+            errors = self._validate(-1, {k: v for k, v in fields.items()}, locked=False)
+            if errors:
+                return Response.json(400, [{"message": e["message"], "errorCode":
+                                            e["statusCode"], "fields": e["fields"]}
+                                           for e in errors])
+            i = self.store.new_lead(fields, _origin(req))
+        self.accounting.add(name, "records_written")
+        return Response.json(201, {"id": self.store.leads.id_of(i), "success": True,
+                                   "errors": []})
 
     def collections_update(self, req: Request, name: str) -> Response:
         body = _json_body(req)

@@ -275,6 +275,19 @@ class Sandbox(SandboxClients):
         """Create leadgate's fields (Salesforce) and properties (HubSpot) directly."""
         self.store.install_leadgate_fields()
 
+    def add_lead(self, **fields: Any) -> str:
+        """A new Salesforce lead arrives (web-to-lead): in the intake queue unless `fields`
+        say otherwise. Field values as stored (datetimes in epoch ms). Returns its Id."""
+        fields.setdefault("Company", "[not provided]")
+        return self.store.leads.id_of(self.store.new_lead(fields, origin="web-to-lead"))
+
+    def enquire(self, **properties: Any) -> tuple[str, bool]:
+        """A HubSpot form submission. HubSpot merges by email: a returning client's enquiry
+        updates the existing contact (recent_conversion_date and num_conversion_events move,
+        lifecyclestage goes back to "lead"). Returns (contact id, created?)."""
+        i, created = self.store.enquire(properties)
+        return self.store.contacts.id_of(i), created
+
     def expire_sessions(self) -> None:
         """Expire every Salesforce session now (tokens from the token endpoint and
         `salesforce_session_id`)."""

@@ -178,7 +178,8 @@ _BOOL_OPTS = [{"label": "Yes", "value": "true", "displayOrder": 0, "hidden": Fal
 
 LIFECYCLE_STAGES = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead",
                     "opportunity", "customer", "evangelist", "other")
-HS_READ_ONLY = frozenset({"hs_object_id", "createdate", "lastmodifieddate"})
+HS_READ_ONLY = frozenset({"hs_object_id", "createdate", "lastmodifieddate",
+                          "recent_conversion_date", "num_conversion_events"})
 
 HS_PROPERTIES: tuple[HsProperty, ...] = (
     HsProperty("firstname", "First Name", "string", "text"),
@@ -196,6 +197,10 @@ HS_PROPERTIES: tuple[HsProperty, ...] = (
     HsProperty("createdate", "Create Date", "datetime", "date"),
     HsProperty("lastmodifieddate", "Last Modified Date", "datetime", "date"),
     HsProperty("hs_object_id", "Record ID", "number", "number"),
+    HsProperty("recent_conversion_date", "Recent Conversion Date", "datetime", "date",
+               group_name="conversioninformation"),
+    HsProperty("num_conversion_events", "Number of Form Submissions", "number", "number",
+               group_name="conversioninformation"),
     HsProperty("customer_type", "Customer Type", "enumeration", "select",
                group_name="firm", options=_opts(CUSTOMER_TYPES), hubspot_defined=False),
     HsProperty("product_interest", "Product Interest", "enumeration", "select",
@@ -231,4 +236,5 @@ LEADGATE_HS_PROPERTIES: tuple[HsProperty, ...] = (
 )
 
 HS_GROUPS = (("contactinformation", "Contact information"), ("sales_properties", "Sales"),
+             ("conversioninformation", "Conversion information"),
              ("firm", "Northwind firm data"))

@@ -230,3 +230,34 @@ def test_datetime_output_and_filter_formats(sb: Sandbox, hs: Any) -> None:
         {"propertyName": "lastmodifieddate", "operator": "EQ", "value": ms_to_iso(ms)}]}]})
     assert [r.id for r in page.results] == [t.id_of(3)]
     assert page.results[0].properties["lastmodifieddate"] == ms_to_iso(ms)
+
+
+def test_create_contact_dedups_by_email_and_enquiry_merges(sb: Sandbox, hs: Any) -> None:
+    from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+
+    made = hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={
+        "email": "new.client@example.com", "firstname": "New", "lastname": "Client"}))
+    assert made.properties["email"] == "new.client@example.com"
+    with pytest.raises(ApiException) as e:
+        hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={
+            "email": "NEW.client@example.com"}))
+    import json
+
+    body = json.loads(e.value.body)
+    assert e.value.status == 409 and body["message"] == f"Contact already exists. Existing ID: {made.id}"
+    t = sb.store.contacts
+    i = t.index_of(made.id)
+    hs.crm.contacts.batch_api.update(batch_input_simple_public_object_batch_input={
+        "inputs": [{"id": made.id, "properties": {"leadgate_status": "assigned"}}]})
+    before = t.get(i, "recent_conversion_date")
+    cid, created = sb.enquire(email="new.client@example.com", product_interest="Term Life")
+    assert (cid, created) == (made.id, False)
+    assert t.get(i, "recent_conversion_date") > before
+    assert t.get(i, "num_conversion_events") == 2
+    assert t.get(i, "leadgate_status") == "assigned"  # a custom property: untouched by forms
+    page = hs.crm.contacts.search_api.do_search(public_object_search_request={
+        "filterGroups": [{"filters": [{"propertyName": "recent_conversion_date",
+                                       "operator": "GT", "value": str(before)}]}],
+        "properties": ["num_conversion_events"]})
+    assert [r.id for r in page.results] == [made.id]
+    assert page.results[0].properties["num_conversion_events"] == "2"
