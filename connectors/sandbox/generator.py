@@ -171,7 +171,7 @@ class Generator:
     def person(self, i: int) -> Person:  # noqa: C901 - one readable recipe
         u = self.rng(i).random  # plain floats: several times faster than choice()/randint()
 
-        def pick(seq: tuple[Any, ...]) -> Any:
+        def pick(seq: tuple[Any, ...] | str) -> Any:
             return seq[int(u() * len(seq))]
 
         def weighted(seq: tuple[Any, ...], cum: tuple[float, ...]) -> Any:

@@ -276,10 +276,10 @@ class HubSpotApp:
                 else:
                     get = table.accessor(prop)
                     norm = _norm(ptype)
-                    values = [(get(i), i) for i in keys]
-                    present = [(norm(v), i) for v, i in values if v is not None]
-                    present.sort(key=lambda vi: vi[0], reverse=desc)
-                    keys = [i for _, i in present] + [i for v, i in values if v is None]
+                    pairs = [(get(i), i) for i in keys]
+                    ordered = [(norm(v), i) for v, i in pairs if v is not None]
+                    ordered.sort(key=lambda vi: vi[0], reverse=desc)
+                    keys = [i for _, i in ordered] + [i for v, i in pairs if v is None]
             total = len(keys)
             page = keys[after:after + limit]
             results = [self._object(i, names) for i in page]
@@ -333,7 +333,9 @@ class HubSpotApp:
         cond = " or ".join(ors) or "True"
         code = f"lambda cands: [i for i in cands if {cond}]"
         # env as globals: the comprehension inside the lambda cannot see eval's locals
-        return eval(code, {"__builtins__": {}, **env})  # noqa: S307 - fixed fragments only
+        select: Callable[[Any], list[int]] = eval(  # noqa: S307 - fixed fragments only
+            code, {"__builtins__": {}, **env})
+        return select
 
     def _inline(self, f: dict[str, Any], k: int, env: dict[str, Any]) -> str | None:
         p = self.store.hs_properties.get(str(f.get("propertyName")))
@@ -463,8 +465,9 @@ class HubSpotApp:
             coerced = [self._coerce(inp.get("properties") or {}) for inp in inputs]
             idx = [table.index_of(x) for x in ids]
             for pos in sorted(self.faults().record_faults(name, len(ids), "owner_change")):
-                if idx[pos] is not None:
-                    self.store.person_changes_owner("hubspot", idx[pos])
+                hit = idx[pos]
+                if hit is not None:
+                    self.store.person_changes_owner("hubspot", hit)
             conflicts = self.faults().record_faults(name, len(ids), "record_error")
             missing = [ids[p] for p, i in enumerate(idx) if i is None]
             busy = [ids[p] for p, i in enumerate(idx) if i is not None and p in conflicts]

@@ -28,6 +28,7 @@ class SandboxProcess(SandboxClients):
             parse(options["faults"])  # a bad spec fails here, in one line, not in the child
         self.options = options
         self._proc: subprocess.Popen[str] | None = None
+        self.admin_token = ""
         self.final_counts: dict[str, dict[str, int]] | None = None
 
     def start(self) -> SandboxProcess:
@@ -48,7 +49,7 @@ class SandboxProcess(SandboxClients):
         for key, value in info.items():
             setattr(self, key, value)
         self.ca_file = Path(info["ca_file"])
-        self.sizes = tuple(info["sizes"])  # type: ignore[assignment]
+        self.sizes = (int(info["sizes"][0]), int(info["sizes"][1]))
         return self
 
     def stop(self) -> None:

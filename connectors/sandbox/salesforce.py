@@ -416,6 +416,7 @@ class SalesforceApp:
             if isinstance(src, LazyTable):
                 key = src.index_of(rid)
             else:
+                assert isinstance(src, RowTable)
                 row = src.find(rid)
                 key = None if row is None else src.rows.index(row)
             if key is None:
@@ -425,6 +426,7 @@ class SalesforceApp:
                       if f.strip().lower() in src.fields] if wanted else \
                 [f.name for f in src.fields.values()]
             types = {f: src.fields[f.lower()].type for f in fields}
+            assert isinstance(src, LazyTable | RowTable)
             return Response.json(200, self._render(src, src.name, ver, key, fields, types))
 
     # -- writes
@@ -507,8 +509,9 @@ class SalesforceApp:
                 fields = self._check_fields(rec)
                 parsed.append((leads.index_of(rid) if rid else None, rid, fields))
             for pos in sorted(self.faults().record_faults(name, len(parsed), "owner_change")):
-                if parsed[pos][0] is not None:
-                    self.store.person_changes_owner("salesforce", parsed[pos][0])
+                hit = parsed[pos][0]
+                if hit is not None:
+                    self.store.person_changes_owner("salesforce", hit)
             locked = self.faults().record_faults(name, len(parsed), "record_error")
             outcome: list[list[dict[str, Any]]] = []
             for pos, (i, rid, fields) in enumerate(parsed):

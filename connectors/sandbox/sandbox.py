@@ -46,7 +46,7 @@ class SandboxClients:
     salesforce_review_queue_id: str
     hubspot_review_owner_id: str
     seed: int
-    sizes: tuple[int, int]
+    sizes: tuple[int, int]  # (Salesforce leads, HubSpot contacts) at start
 
     # -- clients
     def requests_session(self) -> Any:
@@ -61,7 +61,7 @@ class SandboxClients:
 
     def salesforce_client(self, **kwargs: Any) -> Any:
         """A simple_salesforce.Salesforce on the pre-issued session."""
-        from simple_salesforce import Salesforce
+        from simple_salesforce.api import Salesforce
 
         return Salesforce(instance_url=self.salesforce_instance_url,
                           session_id=self.salesforce_session_id,
@@ -178,6 +178,10 @@ class Sandbox(SandboxClients):
         self.hubspot = HubSpotApp(self.store, lambda: self._faults, self.accounting,
                                   token=HUBSPOT_TOKEN, rate_limits=self.rate_limits)
         tls = server_context(cert, key)
+        self.salesforce_intake_queue_id = self.store.intake_queue_id
+        self.salesforce_review_queue_id = self.store.review_queue_id
+        self.hubspot_review_owner_id = self.store.review_owner_id
+        self.sizes = (self.store.leads.n, self.store.contacts.n)
         self.admin_token = secrets.token_urlsafe(16)
         self._sf_server = HttpServer(_Admin(self.salesforce, self), salesforce_port, tls)
         self._hs_server = HttpServer(self.hubspot, hubspot_port, tls if hubspot_tls else None)
@@ -196,10 +200,6 @@ class Sandbox(SandboxClients):
             "api_version": API_VERSION,
         })
         self._started = False
-
-    @property
-    def sizes(self) -> tuple[int, int]:  # type: ignore[override]
-        return (self.store.leads.n, self.store.contacts.n)
 
     # -- lifecycle
     def start(self) -> Sandbox:
@@ -257,19 +257,6 @@ class Sandbox(SandboxClients):
     def calls(self, prefix: str = "") -> int:
         """Number of calls to endpoints starting with `prefix` ("salesforce.query", "hubspot")."""
         return self.accounting.calls(prefix)
-
-    # -- handy ids
-    @property
-    def salesforce_intake_queue_id(self) -> str:
-        return self.store.intake_queue_id
-
-    @property
-    def salesforce_review_queue_id(self) -> str:
-        return self.store.review_queue_id
-
-    @property
-    def hubspot_review_owner_id(self) -> str:
-        return self.store.review_owner_id
 
     def install_leadgate_fields(self) -> None:
         """Create leadgate's fields (Salesforce) and properties (HubSpot) directly."""

@@ -6,6 +6,7 @@ Names follow the sandbox contract in PLAN.md exactly; other areas map these name
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 CUSTOMER_TYPES = (
     "Retail Customer",
@@ -46,10 +47,10 @@ class SfField:
     reference_to: tuple[str, ...] = ()
 
 
-def _f(name: str, type_: str, label: str, **kw: object) -> SfField:
+def _f(name: str, type_: str, label: str, **kw: Any) -> SfField:
     length = {"string": 255, "email": 80, "phone": 40, "picklist": 255, "textarea": 32768,
               "id": 18, "reference": 18}.get(type_, 0)
-    return SfField(name, type_, label, length=int(kw.pop("length", length)), **kw)  # type: ignore[arg-type]
+    return SfField(name, type_, label, length=int(kw.pop("length", length)), **kw)
 
 
 LEAD_FIELDS: tuple[SfField, ...] = (

@@ -422,11 +422,15 @@ _DATE_LITERALS = {"TODAY", "YESTERDAY", "TOMORROW", "LAST_WEEK", "THIS_WEEK", "L
 
 def _chain(parts: list[Callable[[Any], bool]], conj: bool) -> Callable[[Any], bool]:
     """AND/OR of predicates as nested two-way closures: no generator per record."""
+    def both(a: Callable[[Any], bool], b: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        return lambda key: a(key) and b(key)
+
+    def either(a: Callable[[Any], bool], b: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        return lambda key: a(key) or b(key)
+
     fn = parts[0]
     for nxt in parts[1:]:
-        a, b = fn, nxt
-        fn = (lambda key, a=a, b=b: a(key) and b(key)) if conj else \
-            (lambda key, a=a, b=b: a(key) or b(key))
+        fn = both(fn, nxt) if conj else either(fn, nxt)
     return fn
 
 
