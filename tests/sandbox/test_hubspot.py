@@ -261,3 +261,12 @@ def test_create_contact_dedups_by_email_and_enquiry_merges(sb: Sandbox, hs: Any)
         "properties": ["num_conversion_events"]})
     assert [r.id for r in page.results] == [made.id]
     assert page.results[0].properties["num_conversion_events"] == "2"
+
+
+def test_filter_on_record_id_compares_numbers(sb: Sandbox, hs: Any) -> None:
+    t = sb.store.contacts
+    page = hs.crm.contacts.search_api.do_search(public_object_search_request={
+        "filterGroups": [{"filters": [{"propertyName": "hs_object_id", "operator": "GT",
+                                       "value": t.id_of(t.n - 3)}]}],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]})
+    assert [r.id for r in page.results] == [t.id_of(t.n - 2), t.id_of(t.n - 1)]
