@@ -537,8 +537,8 @@ class SalesforceApp:
                         [])]})
                 else:
                     assert i is not None
-                    self._apply(i, fields, origin)
-                    results.append({"id": leads.id_of(i), "success": True, "errors": []})
+                    results.append({"id": self._apply(i, fields, origin), "success": True,
+                                    "errors": []})
         n_err = sum(1 for r in results if not r["success"])
         self.accounting.add(name, "records_written", len(results) - n_err)
         if n_err:
@@ -620,10 +620,12 @@ class SalesforceApp:
                                        ["OwnerId"]))
         return errors
 
-    def _apply(self, i: int, fields: dict[str, Any], origin: str) -> None:
+    def _apply(self, i: int, fields: dict[str, Any], origin: str) -> str:
         t = self.store.stamp(seconds=True)
         self.store.leads.set(i, {**fields, "SystemModstamp": t, "LastModifiedDate": t})
-        self.store.record_change("salesforce", self.store.leads.id_of(i), origin, list(fields))
+        rid = self.store.leads.id_of(i)
+        self.store.record_change("salesforce", rid, origin, list(fields))
+        return rid
 
     def tooling_create(self, req: Request, name: str) -> Response:
         body = _json_body(req)
