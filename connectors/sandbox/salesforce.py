@@ -360,8 +360,11 @@ class SalesforceApp:
         end = min(start + batch, len(keys))
         page = keys[start:end]
         with self.store.lock:
-            types = {f: src.fields[f.lower()].type for f in fields}
-            records = [self._render(src, sobject, ver, k, fields, types) for k in page]
+            if isinstance(src, LazyTable):
+                records = _render_lazy(src, sobject, ver, page, fields)
+            else:
+                types = {f: src.fields[f.lower()].type for f in fields}
+                records = [self._render(src, sobject, ver, k, fields, types) for k in page]
         body: dict[str, Any] = {"totalSize": len(keys), "done": end >= len(keys)}
         if end < len(keys):
             body["nextRecordsUrl"] = f"/services/data/v{ver}/query/{locator}-{end}"
@@ -658,6 +661,35 @@ class SalesforceApp:
             fid = self.store.install_salesforce_field(field)
         return Response.json(201, {"id": fid, "success": True, "errors": [], "warnings": [],
                                    "infos": []})
+
+
+def _render_lazy(t: LazyTable, sobject: str, ver: str, page: Any, fields: list[str]
+                 ) -> list[dict[str, Any]]:
+    """A query page of a generated table: per-field readers decided once per page, the cold
+    (generated) part of each record built once, datetimes formatted on the way."""
+    url = f"/services/data/v{ver}/sobjects/{sobject}/"
+    plan: list[tuple[str, int, Any, bool]] = []  # (field, source, column, is datetime)
+    for f in fields:
+        is_dt = t.fields[f.lower()].type == "datetime"
+        if f in t.cols:
+            plan.append((f, 0, t.cols[f], is_dt))
+        elif f == t.id_field:
+            plan.append((f, 1, None, False))
+        else:
+            plan.append((f, 2, None, is_dt))
+    need_cold = any(src == 2 for _, src, _, _ in plan)
+    out = []
+    for i in page:
+        rid = t.id_of(i)
+        cold = t.cold(i) if need_cold else None
+        rec: dict[str, Any] = {"attributes": {"type": sobject, "url": url + rid}}
+        for f, src, col, is_dt in plan:
+            v: Any = col[i] if src == 0 else rid if src == 1 else cold.get(f)  # type: ignore[union-attr]
+            if is_dt and v is not None:
+                v = ms_to_sf(v)
+            rec[f] = v
+        out.append(rec)
+    return out
 
 
 class _Reply(Exception):
