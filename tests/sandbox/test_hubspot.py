@@ -141,7 +141,9 @@ def test_batch_update_statuses_and_validation(sb: Sandbox, hs: Any) -> None:
                        for i in range(101)]})
     assert e.value.status == 400
     headers = {k.lower(): v for k, v in e.value.headers.items()}
-    assert headers["x-hubspot-ratelimit-max"] == "190"
+    for name in ("daily", "daily-remaining", "interval-milliseconds", "max", "remaining",
+                 "secondly", "secondly-remaining"):
+        assert headers[f"x-hubspot-ratelimit-{name}"].isdigit(), name
 
 
 def test_owners_paging(sb: Sandbox, hs: Any) -> None:
@@ -198,6 +200,10 @@ def test_401_body(sb: Sandbox) -> None:
 def test_rate_limits_when_enforced() -> None:
     with Sandbox(seed=5, leads=3, enforce_rate_limits=True) as box:
         hs = box.hubspot_client()
+        _, _, headers = hs.crm.owners.owners_api.get_page_with_http_info()
+        assert headers["X-HubSpot-RateLimit-Max"] == "190"  # a Professional portal's limits
+        assert headers["X-HubSpot-RateLimit-Daily"] == "1000000"
+        assert headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
         box.rate_limits.search_per_second = 2
         box.rate_limits.burst = 3
         import json
