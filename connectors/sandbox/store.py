@@ -47,7 +47,8 @@ def hs_field(p: HsProperty) -> SfField:
 
 class Store:
     def __init__(self, *, seed: int, leads: int, contacts: int | None, reps: Sequence[Rep],
-                 anchor_ms: int = DEFAULT_ANCHOR_MS) -> None:
+                 anchor_ms: int = DEFAULT_ANCHOR_MS, review_owner_id: str | None = None) -> None:
+        self.review_owner_param = review_owner_id
         self.lock = threading.RLock()
         self.seed = seed
         self.n_leads = leads
@@ -202,9 +203,12 @@ class Store:
         self.owners: list[dict[str, Any]] = []
         for k, rep in enumerate(self.reps):
             self._add_owner(rep.hubspot_id, rep.name, rep.email, 9_000_001 + k)
-        self._add_owner(REVIEW_OWNER_ID, "Compliance Review", "compliance.review@northwind.example",
-                        9_000_999)
-        self.review_owner_id = REVIEW_OWNER_ID
+        self.review_owner_id = self.review_owner_param or REVIEW_OWNER_ID
+        self._add_owner(self.review_owner_id, "Compliance Review",
+                        "compliance.review@northwind.example", 9_000_999)
+        for owner, rep in zip(self.owners, self.reps, strict=False):
+            owner["teams"] = [{"id": tid, "name": tname, "primary": n == 0}
+                              for n, (tid, tname) in enumerate(rep.hubspot_teams)]
         stages = ("subscriber", "marketingqualifiedlead", "customer", "opportunity")
 
         def created(i: int) -> int:
