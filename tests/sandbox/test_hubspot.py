@@ -154,6 +154,10 @@ def test_owners_paging(sb: Sandbox, hs: Any) -> None:
     assert {r.hubspot_id for r in sb.reps} | {sb.hubspot_review_owner_id} == ids
     one = hs.crm.owners.owners_api.get_page(email=sb.reps[0].email)
     assert [o.id for o in one.results] == [sb.reps[0].hubspot_id]
+    # the demo's owners are the example policy's reps, in their policy teams
+    assert sb.hubspot_review_owner_id == "90001"
+    first = next(o for o in every if o.id == sb.reps[0].hubspot_id)
+    assert first.teams and first.teams[0].id == sb.reps[0].hubspot_teams[0][0]
 
 
 def test_properties_and_groups_read_create() -> None:
