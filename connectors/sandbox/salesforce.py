@@ -322,7 +322,10 @@ class SalesforceApp:
                 query = soql.parse(q or "", sources)
                 src = sources[query.sobject.lower()]
                 assert isinstance(src, LazyTable | RowTable)
-                keys = soql.run(query, src, src.candidates(query.modstamp_floor))
+                floor = None
+                if isinstance(src, LazyTable) and src.modstamp_field in query.floors:
+                    floor = (src.modstamp_field, query.floors[src.modstamp_field])
+                keys = soql.run(query, src, src.candidates(floor, query.ids))
         except soql.SoqlError as e:
             return sf_error(400, e.code, e.message)
         if query.count_only:
