@@ -218,6 +218,7 @@ class Sandbox(SandboxClients):
             other.start()
             self._sf_server.stop()
             other.join()
+            self.salesforce.close()
             self._started = False
             if self.persist:
                 self.store.save(self.persist)
