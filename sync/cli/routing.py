@@ -171,6 +171,7 @@ def route(policy_path: str, lead_path: str, at_text: str | None, as_json: bool,
         raise click.UsageError("choose one of --json and --explain")
     at = _at(at_text)
     policy = _load(policy_path)
+    rows = read_leads(lead_path)
     screener: Screener | None = None
     if no_screening or policy.screening is None:
         screener = NullScreener()
@@ -180,7 +181,7 @@ def route(policy_path: str, lead_path: str, at_text: str | None, as_json: bool,
                    "--no-screening to rehearse the rules", err=True)
     rotation = InMemoryRotationState()
     counts = {"assigned": 0, "refused": 0}
-    for index, row in enumerate(read_leads(lead_path)):
+    for index, row in enumerate(rows):
         decision = _route_row(row, index, policy, at, rotation, screener)
         counts[decision.outcome] += 1
         if as_json:
