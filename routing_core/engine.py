@@ -78,6 +78,8 @@ def _screen(decision: Decision, lead: Lead, policy: Policy, screener: Screener |
         results = list(screener.screen(lead))
     except Exception as exc:  # noqa: BLE001 - any screener failure must refuse, never route
         return "screening_unavailable", f"screening failed: {type(exc).__name__}: {exc}"
+    if not results:
+        return {}
     decision.screening = results
     hits: list[ScreeningResult] = sorted((r for r in results if r.hit),
                                          key=lambda r: _HIT_ORDER.get(r.check, 9))
