@@ -164,13 +164,18 @@ def flat(lead: Lead, policy: Policy) -> dict[str, Any]:
 
 # --- timing ----------------------------------------------------------------------------------
 
-def timed(run: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    times, result = [], None
+def timed(run: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
+    """Median wall-clock and median CPU seconds of `runs` runs, and the last result.
+
+    Both are printed: on a shared machine the wall clock also counts time spent waiting for
+    the CPU, while process CPU time counts only this process's own work on its one core."""
+    walls, cpus, result = [], [], None
     for _ in range(runs):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         result = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus), result
 
 
 def main() -> None:
@@ -184,7 +189,7 @@ def main() -> None:
 
     policy = load_policy(args.policy)
     raws = generate(policy, n)
-    parse_time, parsed = timed(lambda: [_parse(r) for r in raws], 1)
+    parse_time, parse_cpu, parsed = timed(lambda: [_parse(r) for r in raws], 1)
     leads = [lead for lead in parsed if lead is not None]
     flats = [flat(lead, policy) for lead in leads]
 
@@ -224,9 +229,9 @@ def main() -> None:
                 matched.append(None)
         return matched
 
-    lg_time, outcomes = timed(route_all, args.runs)
-    json_time, _ = timed(route_all_json, max(1, min(args.runs, 3)))
-    re_time, re_matched = timed(first_match_all, args.runs)
+    lg_time, lg_cpu, outcomes = timed(route_all, args.runs)
+    json_time, json_cpu, _ = timed(route_all_json, max(1, min(args.runs, 3)))
+    re_time, re_cpu, re_matched = timed(first_match_all, args.runs)
 
     # The two must agree on which rule matches, wherever leadgate ran the rules.
     state = InMemoryRotationState()
@@ -237,18 +242,24 @@ def main() -> None:
         if decision.rule is None and decision.reason != "no_rule_matched":
             continue  # refused before the rules (pre-screen or gate)
         compared += 1
-        agree += (decision.rule.id if decision.rule else None) == expected
+        agree += decision.rule_id == expected
 
     count = len(leads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"policy {policy.id} {policy.version}: {len(policy.rules)} rules, {len(policy.gates)} "
           f"gates, {len(policy.teams)} teams; {count} leads ({n - count} invalid skipped); "
           f"median of {args.runs} runs; Python {platform.python_version()} on "
-          f"{platform.machine()}, pid {os.getpid()}")
-    print(f"  leadgate decide (full decision + trace)      {count / lg_time:>10,.0f} decisions/s")
-    print(f"  leadgate decide + to_json + json.dumps       {count / json_time:>10,.0f} decisions/s")
-    print(f"  rule-engine bare first-match (rules only)    {count / re_time:>10,.0f} leads/s")
-    print(f"  ratio leadgate full / rule-engine bare        {re_time / lg_time:>10.2f}x")
-    print(f"  parse_lead (normalisation, once)             {len(raws) / parse_time:>10,.0f} leads/s")
+          f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f}")
+    print(f"  {'':46}{'wall clock':>14}{'CPU time':>14}")
+    rows = [("leadgate decide (full decision + trace)", lg_time, lg_cpu, "decisions/s"),
+            ("leadgate decide + to_json + json.dumps", json_time, json_cpu, "decisions/s"),
+            ("rule-engine bare first-match (rules only)", re_time, re_cpu, "leads/s"),
+            ("parse_lead (normalisation, one run)", parse_time * count / len(raws),
+             parse_cpu * count / len(raws), "leads/s")]
+    for label, wall, cpu, unit in rows:
+        print(f"  {label:46}{count / wall:>14,.0f}{count / cpu:>14,.0f}  {unit}")
+    print(f"  {'ratio leadgate full / rule-engine bare':46}{re_time / lg_time:>13.2f}x"
+          f"{re_cpu / lg_cpu:>13.2f}x")
     print(f"  rule agreement where leadgate ran the rules: {agree}/{compared}")
     print(f"  outcomes: {dict(outcomes.most_common())}")
 

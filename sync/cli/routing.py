@@ -270,8 +270,8 @@ def test(path: str, at_text: str | None) -> None:
                     click.echo(f"      problem: {problem}")
             else:
                 click.echo(f"      decision: assigned {decision.team_id}/{decision.rep_id}")
-            if decision.rule:
-                click.echo(f"      rule: {decision.rule.id}")
+            if decision.rule_id:
+                click.echo(f"      rule: {decision.rule_id}")
             for team in decision.teams_considered:
                 click.echo(f"      team {team['team']}: {team['why']}")
     failed = sum(not r.passed for r in results)
