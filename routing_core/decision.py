@@ -40,10 +40,18 @@ MISSING: Any = _Missing()
 Leaf = tuple[str, str, Any, Any, bool, "str | None"]
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def json_safe(value: Any) -> Any:
     """Decimals as strings (exact amounts), times as ISO 8601, sets and tuples as lists."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    kind = type(value)
+    if kind in _PLAIN:
         return value
+    if kind is dict:
+        return {str(k): v if type(v) in _PLAIN else json_safe(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _PLAIN else json_safe(v) for v in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
@@ -68,8 +76,10 @@ def iso(moment: datetime) -> str:
 
 def leaf_json(leaf: Leaf) -> dict[str, Any]:
     path, op, expected, actual, result, note = leaf
-    out: dict[str, Any] = {"path": path, "op": op, "expected": json_safe(expected),
-                           "actual": json_safe(actual), "result": result}
+    out: dict[str, Any] = {
+        "path": path, "op": op,
+        "expected": expected if type(expected) in _PLAIN else json_safe(expected),
+        "actual": actual if type(actual) in _PLAIN else json_safe(actual), "result": result}
     if actual is MISSING:
         out["missing"] = True
     if note:
