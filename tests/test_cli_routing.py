@@ -67,11 +67,15 @@ def test_csv_with_dotted_columns_and_a_bad_row(tmp_path: Path) -> None:
             "investable_assets.currency,assessments.appropriateness\n"
             "C1,GB,professional,private_mandate,2500000,GBP,\n"
             "C2,GB,retail,structured_note,,,Passed\n"
-            "C3,XX,whale,easy_saver,12,ZZZ,\n")
+            "C3,XX,whale,easy_saver,12,ZZZ,\n"
+            "C4,GB,retail,easy_svaer,,,\n")
     result = cli("route", "--policy", BASIC, "--lead", write(tmp_path, "leads.csv", text),
                  "--at", AT, "--json", "--no-screening")
     assert result.exit_code == 0, result.output
-    c1, c2, c3 = decisions(result)
+    c1, c2, c3, c4 = decisions(result)
+    assert c4["reason"] == "invalid_lead"
+    assert c4["problems"] == ["leads.csv row 5: product: 'easy_svaer' is not a product of "
+                              "policy test-routing"]
     assert c1["team"]["id"] == "uk_wealth"
     assert c2["outcome"] == "assigned"
     assert c3["reason"] == "invalid_lead" and len(c3["problems"]) == 3

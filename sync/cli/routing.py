@@ -209,6 +209,8 @@ def _route_row(row: Row, index: int, policy: Policy, at: datetime,
         return refuse_invalid(source, record_id, [f"{row.label}: {p}" for p in exc.problems],
                               policy, at=at)
     decision = decide(lead, policy, at=at, rotation=rotation, screener=screener)
+    if decision.reason == "invalid_lead":  # e.g. a product code the policy does not know
+        decision.problems = [f"{row.label}: {p}" for p in decision.problems]
     if policy.screening is not None and isinstance(screener, NullScreener):
         decision.notes.append("screening lists were not checked (--no-screening rehearsal)")
     return decision
