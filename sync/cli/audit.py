@@ -1,0 +1,266 @@
+"""`leadgate db ...` and `leadgate audit ...`: the schema and the audit ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from routing_core.errors import LeadgateError
+
+CONFIG_OPTION = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default="leadgate.yaml",
+    show_default=True, help="leadgate.yaml; its database_url and signing_key are used.",
+)
+URL_OPTION = click.option(
+    "--database-url", default=None,
+    help="Overrides LEADGATE_DATABASE_URL and the config (default sqlite:///leadgate.db).",
+)
+
+
+def _config_value(config_path: str, key: str) -> Any:
+    """One top-level key of leadgate.yaml (if the file exists)."""
+    path = Path(config_path)
+    if not path.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise LeadgateError(f"cannot read the config ({exc.__class__.__name__})",
+                            where=str(path), fix="fix the YAML or pass --database-url") from exc
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def resolve_url(database_url: str | None, config_path: str) -> str:
+    from audit.db import database_url as default_url
+
+    if database_url:
+        return database_url
+    return default_url(_config_value(config_path, "database_url"))
+
+
+@click.group()
+def db() -> None:
+    """Create or upgrade the database schema."""
+
+
+@db.command("upgrade")
+@URL_OPTION
+@CONFIG_OPTION
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(database_url: str | None, config_path: str, revision: str) -> None:
+    """Create the tables, or bring them up to date (safe to run again)."""
+    from audit import db as audit_db
+
+    url = resolve_url(database_url, config_path)
+    audit_db.upgrade(url, revision)
+    engine = audit_db.make_engine(url)
+    try:
+        click.echo(f"database {audit_db.mask_url(url)} at revision "
+                   f"{audit_db.current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@db.command("downgrade")
+@URL_OPTION
+@CONFIG_OPTION
+@click.argument("revision")
+def db_downgrade(database_url: str | None, config_path: str, revision: str) -> None:
+    """Take the schema down to REVISION ("base" drops every leadgate table)."""
+    from audit import db as audit_db
+
+    url = resolve_url(database_url, config_path)
+    audit_db.downgrade(url, revision)
+    click.echo(f"database {audit_db.mask_url(url)} downgraded to {revision}")
+
+
+@click.group()
+def audit() -> None:
+    """Verify, export, explain and erase in the audit ledger."""
+
+
+KEY_OPTION = click.option(
+    "--key", "key_path", type=click.Path(dir_okay=False), default=None,
+    help="Signing key file (default: LEADGATE_SIGNING_KEY, signing_key in leadgate.yaml, "
+         "./leadgate-signing.key).",
+)
+
+
+def open_ledger(database_url: str | None, config_path: str, key_path: str | None = None,
+                *, need_schema: bool = True) -> Any:
+    from audit import db as audit_db
+    from audit.keys import signing_key_path
+    from audit.ledger import Ledger
+
+    engine = audit_db.make_engine(resolve_url(database_url, config_path))
+    if need_schema:
+        audit_db.require_schema(engine)
+    key = Path(key_path) if key_path else signing_key_path(_config_value(config_path,
+                                                                          "signing_key"))
+    return Ledger(engine, key_path=key)
+
+
+def _read_file(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise LeadgateError(f"cannot read the {what} ({exc.strerror})", where=path,
+                            fix=f"pass the path of the {what} file") from exc
+
+
+@audit.command("verify")
+@URL_OPTION
+@CONFIG_OPTION
+@click.option("--prior-checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="A checkpoint file saved earlier: prove today's ledger extends it.")
+@click.option("--bundle", type=click.Path(file_okay=False), default=None,
+              help="Verify an exported bundle offline (no database).")
+def verify_cmd(database_url: str | None, config_path: str, prior_checkpoint: str | None,
+               bundle: str | None) -> None:
+    """Check the hash chain, Merkle roots and every checkpoint signature (exit 1 if bad)."""
+    prior = _read_file(prior_checkpoint, "prior checkpoint") if prior_checkpoint else None
+    if bundle:
+        from audit.bundle import verify_bundle
+
+        click.echo(verify_bundle(Path(bundle), prior_checkpoint=prior).summary())
+        return
+    from audit.verify import verify_database
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        report = verify_database(ledger.engine, prior_checkpoint=prior,
+                                 prior_name=prior_checkpoint or "")
+    finally:
+        ledger.engine.dispose()
+    click.echo(report.summary())
+
+
+@audit.command("checkpoint")
+@URL_OPTION
+@CONFIG_OPTION
+@KEY_OPTION
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the signed checkpoint to this file (keep it for --prior-checkpoint).")
+def checkpoint_cmd(database_url: str | None, config_path: str, key_path: str | None,
+                   out: str | None) -> None:
+    """Sign the ledger's current tree head."""
+    from audit.keys import load_signing_key, public_bytes
+
+    ledger = open_ledger(database_url, config_path, key_path)
+    try:
+        signed = ledger.checkpoint()
+    finally:
+        ledger.engine.dispose()
+    st = signed.statement
+    if out:
+        Path(out).write_bytes(signed.to_file(public_bytes(load_signing_key(ledger.key_path))))
+    click.echo(f"checkpoint {st['number']}: {st['size']} entries, root {st['root'][:16]}..., "
+               f"key {st['key'][:19]}...")
+
+
+@audit.command("rotate-key")
+@URL_OPTION
+@CONFIG_OPTION
+@KEY_OPTION
+@click.option("--new-key", type=click.Path(dir_okay=False), required=True,
+              help="File for the new key (created with 0600 if missing).")
+def rotate_key_cmd(database_url: str | None, config_path: str, key_path: str | None,
+                   new_key: str) -> None:
+    """Announce a new signing key, endorsed by the current one."""
+    ledger = open_ledger(database_url, config_path, key_path)
+    try:
+        fp = ledger.rotate_key(new_key)
+    finally:
+        ledger.engine.dispose()
+    click.echo(f"signing key rotated to {fp}; use {new_key} from now on")
+
+
+@audit.command("erase")
+@URL_OPTION
+@CONFIG_OPTION
+@click.argument("subject")
+@click.option("--reason", required=True, help="Why (e.g. the erasure request reference).")
+@click.option("--by", default=None, help="Who asked or approved (recorded in the entry).")
+def erase_cmd(database_url: str | None, config_path: str, subject: str, reason: str,
+              by: str | None) -> None:
+    """Destroy SUBJECT's personal-data key and record the erasure (the chain still verifies)."""
+    from audit.erasure import erase_subject
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        appended = erase_subject(ledger, subject, reason, by=by)
+    finally:
+        ledger.engine.dispose()
+    click.echo(f"erased {subject}: key destroyed, erasure recorded as entry {appended.seq} "
+               f"({appended.entry_hash[:16]}...)")
+
+
+@audit.command("retention")
+@URL_OPTION
+@CONFIG_OPTION
+@click.option("--years", type=int, required=True, help="Retention period in years.")
+def retention_cmd(database_url: str | None, config_path: str, years: int) -> None:
+    """Report what is past retention (nothing is deleted)."""
+    from audit.erasure import retention_report
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        click.echo(retention_report(ledger, years).summary())
+    finally:
+        ledger.engine.dispose()
+
+
+@audit.command("explain")
+@URL_OPTION
+@CONFIG_OPTION
+@click.argument("subject")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write a self-contained, printable HTML page.")
+def explain_cmd(database_url: str | None, config_path: str, subject: str,
+                html_path: str | None) -> None:
+    """Every ledger entry about SUBJECT (source:record_id), in order, and whether it verifies."""
+    from audit.explain import explain_subject, render_html, render_text
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        explanation = explain_subject(ledger.engine, subject)
+    finally:
+        ledger.engine.dispose()
+    click.echo(render_text(explanation))
+    if html_path:
+        Path(html_path).write_text(render_html(explanation), encoding="utf-8")
+        click.echo(f"wrote {html_path}")
+
+
+@audit.command("export")
+@URL_OPTION
+@CONFIG_OPTION
+@KEY_OPTION
+@click.option("--from", "start", default=None, help="First day (YYYY-MM-DD), inclusive.")
+@click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD), inclusive.")
+@click.option("--subject", default=None, help="Only entries about this source:record_id.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="A new or empty folder for the bundle.")
+def export_cmd(database_url: str | None, config_path: str, key_path: str | None,
+               start: str | None, end: str | None, subject: str | None, fmt: str,
+               out: str) -> None:
+    """Write a bundle a regulator verifies offline with `leadgate audit verify --bundle`."""
+    from audit.export import export
+
+    ledger = open_ledger(database_url, config_path, key_path)
+    try:
+        result = export(ledger, Path(out), start=start, end=end, subject=subject, fmt=fmt)
+    finally:
+        ledger.engine.dispose()
+    span = (f"entries {result.first_seq}..{result.last_seq}" if result.entries
+            else "no entries")
+    click.echo(f"exported {result.entries} entries ({span}; "
+               f"{'complete' if result.complete else 'partial, with inclusion proofs'}) to {out}; "
+               f"signed checkpoint {result.checkpoint_number} covers {result.tree_size} entries. "
+               f"Keep {Path(out) / 'checkpoint.json'} for --prior-checkpoint.")
