@@ -108,7 +108,7 @@ def test_unreadable_screening_list_refuses_every_lead(tmp_path: Path) -> None:
         {"id": "E1", "jurisdiction": "GB", "customer_type": "retail", "product": "easy_saver"}))
     result = cli("route", "--policy", BASIC, "--lead", lead, "--at", AT, "--json")
     assert decisions(result)[0]["reason"] == "screening_unavailable"
-    assert "lists/sdn.csv" in result.stderr and "cannot be read" in result.stderr
+    assert "lists/sdn.csv" in result.stderr and "unusable" in result.stderr
     assert "--no-screening" in result.stderr
 
 

@@ -24,7 +24,7 @@ from routing_core.policy import Policy, PolicyError, load_policy
 from routing_core.policy_tests import run_tests
 from routing_core.rotation import InMemoryRotationState
 from routing_core.screening import NullScreener, Screener
-from routing_core.screening_lists import UnavailableScreener, load_screener
+from sync.screening_lists import UnavailableScreener, load_screener
 
 
 @dataclass
