@@ -42,10 +42,7 @@ _ENCODER = json.JSONEncoder(
 # U+D800 up (where UTF-16 key order may differ). Look-alikes inside strings only cost the slow
 # path; a real token always matches. Separate literal-led patterns search much faster than one
 # alternation.
-_SUSPECT = tuple(re.compile(p) for p in (
-    '":-?[0-9]+[.eE]', ',-?[0-9]+[.eE]', '\\[-?[0-9]+[.eE]',
-    '":-?[0-9]{16}', ',-?[0-9]{16}', '\\[-?[0-9]{16}',
-))
+_SUSPECT = tuple(re.compile(p + "-?[0-9]+(?:[.eE]|[0-9]{15})") for p in ('":', ",", "\\["))
 _WIDE = re.compile('[\\ud800-\\U0010ffff]')
 
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from ulid import ULID
 
 from audit import crypto, schema
 from audit.canonical import NotCanonical, canonical, rfc3339
 from audit.db import write_transaction
 from audit.errors import LedgerError
+from audit.ids import new_ulid
 from audit.keys import (
     ensure_signing_key,
     fingerprint,
@@ -104,7 +104,7 @@ class Ledger:
     engine: Engine
     key_path: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    new_id: Callable[[], str] = field(default=lambda: str(ULID()))
+    new_id: Callable[[], str] = field(default=new_ulid)
 
     def append(self, conn: Connection, entries: Sequence[EntryIn]) -> list[Appended]:
         """Append inside the caller's `write_transaction` (nothing lands if it rolls back)."""
