@@ -86,8 +86,11 @@ class Head:
     last_checkpoint_digest: bytes | None
 
 
-def read_head(conn: Connection) -> Head:
-    row = conn.execute(sa.select(schema.head).where(schema.head.c.id == 1)).first()
+def read_head(conn: Connection, *, for_update: bool = False) -> Head:
+    query = sa.select(schema.head).where(schema.head.c.id == 1)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # already held inside write_transaction; harmless
+    row = conn.execute(query).first()
     if row is None:
         raise LedgerError("the ledger head row is missing",
                           fix="run `leadgate db upgrade` on an empty database")
@@ -110,7 +113,7 @@ class Ledger:
         """Append inside the caller's `write_transaction` (nothing lands if it rolls back)."""
         if not entries:
             return []
-        head = read_head(conn)
+        head = read_head(conn, for_update=True)
         keys = self._subject_keys(conn, [e.subject for e in entries if e.personal and e.subject])
         now = rfc3339(self.clock())
         rows: list[dict[str, Any]] = []
