@@ -37,6 +37,18 @@ _ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"),
     default=_default,
 )
+# The C encoder made once (JSONEncoder.encode builds a new one per call, which costs as much as
+# encoding a small object); no circular-reference markers: ledger values are trees.
+_C_ENCODE: Any = None
+if json.encoder.c_make_encoder is not None:  # type: ignore[attr-defined]
+    _C_ENCODE = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, _default, json.encoder.encode_basestring, None, ":", ",", True, False, False)
+
+
+def _encode(value: Any) -> str:
+    if _C_ENCODE is not None:
+        return "".join(_C_ENCODE(value, 0))
+    return _ENCODER.encode(value)
 # Output the fast path must not keep: a number token (after '":', ',' or '[') that is a float
 # (Python's float repr always has '.', 'e' or 'E') or has 16+ digits, or any character from
 # U+D800 up (where UTF-16 key order may differ). Look-alikes inside strings only cost the slow
@@ -120,8 +132,8 @@ def canonical(value: Any) -> bytes:
     text: str | None = None
     if isinstance(value, (dict, list)):  # a bare scalar has no token before it: slow path
         try:
-            text = _ENCODER.encode(value)
-        except (TypeError, ValueError):
+            text = _encode(value)
+        except (TypeError, ValueError, RecursionError):
             text = None  # let the walk name the offending path
     if text is None or _suspect(text):
         norm, wide = normalise(value)
