@@ -35,7 +35,7 @@ MODIFIED = "lastmodifieddate"
 OBJECT_ID = "hs_object_id"
 OWNER = "hubspot_owner_id"
 # per-record error categories a later attempt may get past
-RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT"})
+RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT", "CONFLICT"})
 
 
 def _millis(when: datetime) -> str:
