@@ -34,7 +34,11 @@ def classify(exc: BaseException) -> Failure:
     from hubspot.crm.owners.exceptions import ApiException as OwnersError
     from hubspot.crm.properties.exceptions import ApiException as PropertiesError
 
-    if isinstance(exc, ContactsError | OwnersError | PropertiesError):
+    errors = (ContactsError, OwnersError, PropertiesError)
+    if isinstance(exc, AttributeError) and isinstance(exc.__context__, errors):
+        # hubspot-api-client 12 fails on `e.body.decode()` of its own status-0 (TLS) error
+        exc = exc.__context__
+    if isinstance(exc, errors):
         status = int(exc.status or 0)
         body = _body(exc)
         headers = exc.headers or {}

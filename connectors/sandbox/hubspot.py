@@ -593,7 +593,16 @@ def _sort_spec(s: Any) -> tuple[str, bool]:
 def _norm(ptype: str) -> Callable[[Any], Any]:
     if ptype in ("string", "enumeration"):
         return lambda v: v.lower() if isinstance(v, str) else v
+    if ptype == "number":  # stored as text (hs_object_id) or numbers; compared as numbers
+        return _number
     return lambda v: v
+
+
+def _number(v: Any) -> float | None:
+    try:
+        return None if v is None or v == "" else float(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def _ms(v: Any) -> int:

@@ -142,13 +142,13 @@ def test_org_limit_stops_cleanly(sandbox: Any) -> None:
     crm = open_connector(sf_source(sb), source="sf")
     with pytest.raises(BudgetExhausted, match="REQUEST_LIMIT_EXCEEDED"):
         crm.begin_run()
-    sb2 = sandbox(leads=100, api_limit=120)  # the org's daily allowance is nearly spent
+    sb2 = sandbox(leads=100, api_limit=60)  # the org's daily allowance is nearly spent
     crm2 = open_connector(sf_source(sb2), source="sf")
     with pytest.raises(BudgetExhausted, match="reserve"):
         for _ in range(200):
             crm2.read_limits()
-    # 10% of 120 is kept in reserve: leadgate stops at 108 calls, the org never answers 403
-    assert sb2.salesforce.api_used <= 108
+    # 10% of 60 is kept in reserve: leadgate stops at 54 calls, the org never answers 403
+    assert sb2.salesforce.api_used <= 54
     assert "fault" not in str(sb2.counts())
 
 
