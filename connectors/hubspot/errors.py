@@ -61,9 +61,10 @@ def classify(exc: BaseException) -> Failure:
                            retry_after=parse_retry_after(headers.get("Retry-After")))
         if status == 401:
             # an expired token may have been rotated in the env/file: read it again, once
-            kind = "reauth" if body.get("category") == "EXPIRED_AUTHENTICATION" else "fatal"
-            return Failure(kind, text, status,
-                           fix="check the private app token named by connection.token")
+            fix = "check the private app token named by connection.token"
+            if body.get("category") == "EXPIRED_AUTHENTICATION":
+                return Failure("reauth", text, status, fix=fix)
+            return Failure("fatal", text, status, fix=fix)
         if status == 403:
             return Failure("fatal", text, status,
                            fix="give the private app the crm.objects.contacts.read/write, "
