@@ -229,3 +229,28 @@ def test_overlap_window_moves_the_lower_bound_back(sandbox: Any) -> None:
     window = pull_all(open_connector(sf_source(sb, overlap_seconds=86400), source="sf"), at)
     assert len(window) > len(strict)
     assert all(r.modstamp >= mid.modstamp - timedelta(days=1) for r in window)
+
+
+@pytest.mark.parametrize("auth", ["jwt", "client_credentials", "password"])
+def test_each_auth_flow_logs_in(sandbox: Any, auth: str) -> None:
+    sb = sandbox(leads=5)
+    creds = sb.salesforce_credentials
+    connection: dict[str, Any] = {"auth": auth}
+    if auth == "jwt":
+        connection.update(private_key={"file": str(sb.jwt_private_key_file)},
+                          client_secret=None, password=None, security_token=None)
+    elif auth == "client_credentials":
+        connection.update(username=None, password=None, security_token=None)
+    crm = open_connector(sf_source(sb, connection=connection), source="sf")
+    report = crm.check()
+    assert report.ok and any(f"({auth})" in fact for fact in report.facts)
+    assert creds["client_secret"] not in " ".join(report.facts)
+
+
+def test_wrong_password_is_one_clear_error(sandbox: Any, monkeypatch: Any) -> None:
+    sb = sandbox(leads=5)
+    monkeypatch.setenv("LG_T_SF_PASSWORD", "not-the-password")
+    with pytest.raises(LeadgateError) as err:
+        open_connector(sf_source(sb), source="sf").begin_run()
+    text = str(err.value)
+    assert "invalid_grant" in text and "not-the-password" not in text
