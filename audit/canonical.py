@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,9 +21,38 @@ from typing import Any
 import rfc8785
 
 MAX_SAFE_INT = 2**53 - 1
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(value)
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise NotCanonical(f"{type(value).__name__} is not JSON")
+
+
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"),
+    default=_default,
 )
+# Output the fast path must not keep: a number token (after '":', ',' or '[') that is a float
+# (Python's float repr always has '.', 'e' or 'E') or has 16+ digits, or any character from
+# U+D800 up (where UTF-16 key order may differ). Look-alikes inside strings only cost the slow
+# path; a real token always matches. Separate literal-led patterns search much faster than one
+# alternation.
+_SUSPECT = tuple(re.compile(p) for p in (
+    '":-?[0-9]+[.eE]', ',-?[0-9]+[.eE]', '\\[-?[0-9]+[.eE]',
+    '":-?[0-9]{16}', ',-?[0-9]{16}', '\\[-?[0-9]{16}',
+))
+_WIDE = re.compile('[\\ud800-\\U0010ffff]')
+
+
+def _suspect(text: str) -> bool:
+    if not text.isascii() and _WIDE.search(text):
+        return True
+    return any(p.search(text) for p in _SUSPECT)
 
 
 class NotCanonical(ValueError):
@@ -90,5 +120,13 @@ def dumps_normalised(value: Any, wide: bool) -> bytes:
 
 def canonical(value: Any) -> bytes:
     """RFC 8785 canonical JSON bytes of `value` (after normalisation)."""
-    norm, wide = normalise(value)
-    return dumps_normalised(norm, wide)
+    text: str | None = None
+    if isinstance(value, (dict, list)):  # a bare scalar has no token before it: slow path
+        try:
+            text = _ENCODER.encode(value)
+        except (TypeError, ValueError):
+            text = None  # let the walk name the offending path
+    if text is None or _suspect(text):
+        norm, wide = normalise(value)
+        return dumps_normalised(norm, wide)
+    return text.encode("utf-8")

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from ulid import ULID
 
 from audit import crypto, schema
-from audit.canonical import NotCanonical, dumps_normalised, normalise, rfc3339
+from audit.canonical import NotCanonical, canonical, rfc3339
 from audit.db import write_transaction
 from audit.errors import LedgerError
 from audit.keys import (
@@ -98,11 +98,13 @@ def read_head(conn: Connection) -> Head:
 
 @dataclass
 class Ledger:
-    """The ledger in one database. `clock` returns the current UTC time (tests pin it)."""
+    """The ledger in one database. `clock` returns the current UTC time and `new_id` a new
+    entry id (a ULID); tests pin both."""
 
     engine: Engine
     key_path: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    new_id: Callable[[], str] = field(default=lambda: str(ULID()))
 
     def append(self, conn: Connection, entries: Sequence[EntryIn]) -> list[Appended]:
         """Append inside the caller's `write_transaction` (nothing lands if it rolls back)."""
@@ -118,7 +120,7 @@ class Ledger:
         acc = Accumulator.restore(head.size, head.frontier)
         for entry in entries:
             seq += 1
-            entry_id = str(ULID())
+            entry_id = self.new_id()
             envelope = {
                 "chain": {"prev": prev.hex(), "seq": seq},
                 "id": entry_id,
@@ -131,8 +133,7 @@ class Ledger:
                 "v": ENVELOPE_VERSION,
             }
             try:
-                norm, wide = normalise(envelope)
-                body = dumps_normalised(norm, wide)
+                body = canonical(envelope)
             except NotCanonical as exc:
                 raise LedgerError(f"entry {seq} ({entry.kind}) cannot be stored: {exc}",
                                   fix="pass JSON values; amounts as strings") from exc

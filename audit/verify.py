@@ -239,7 +239,10 @@ class ChainVerifier:
         root = self.root()
         for st, cp in self.by_size[size]:
             number = st["number"]
-            if st.get("root") != root.hex() or st.get("last_hash") != self.prev.hex():
+            if st.get("last_hash") != self.prev.hex():
+                raise fail(f"entry {size} differs from the entry checkpoint {number} signed "
+                           "(altered or replaced)", size)
+            if st.get("root") != root.hex():
                 first = self.last_good_checkpoint_size + 1
                 raise fail(f"checkpoint {number} signed a different Merkle root for entries 1.."
                            f"{size}: entries {first}..{size} were rewritten", first)

@@ -29,16 +29,15 @@ SECTIONS = {
 REQUIRED_SECTIONS = {"policy", "firm", "products", "teams", "rules"}
 CUSTOMER_TYPES = {"retail", "high_net_worth", "professional", "eligible_counterparty", "institutional"}
 BUILTIN_GROUPS = {"EU", "EEA", "GCC", "US_STATES"}
-# Refusal reasons a lead file can reach through `tests:` (invalid_lead is a parse failure, the
-# screening reasons need real lists, cooling_off_violation comes from the sync job).
+# Refusal reasons that `tests:` must expect: every reason of policy-spec.md except invalid_lead
+# (a lead that does not parse is not a policy test; the sample leads cover it). The screening
+# reasons use the test lead's simulated `screening:` result.
 TESTED_REASONS = {
     "unlicensed_jurisdiction", "suitability_gate", "no_rule_matched", "no_licensed_team",
-    "no_available_rep",
-}
-ALL_REASONS = TESTED_REASONS | {
-    "sanctions_hit", "pep", "blocklisted", "screening_unavailable", "invalid_lead",
+    "no_available_rep", "sanctions_hit", "pep", "blocklisted", "screening_unavailable",
     "cooling_off_violation",
 }
+ALL_REASONS = TESTED_REASONS | {"invalid_lead"}
 SF_USER_ID = re.compile(r"005[A-Za-z0-9]{15}")
 HUBSPOT_OWNER_ID = re.compile(r"7[0-9]{4}")
 REP_ID = re.compile(r"[a-z][a-z0-9_-]{1,15}")
@@ -269,7 +268,7 @@ def test_policy_tests_cover_every_reachable_outcome(policy: dict[str, Any]) -> N
     names = [t["name"] for t in policy["tests"]]
     assert len(names) == len(set(names)), "duplicate test name"
     for t in policy["tests"]:
-        assert set(t) == {"name", "lead", "expect"}, t["name"]
+        assert {"name", "lead", "expect"} <= set(t) <= {"name", "lead", "expect", "at"}, t["name"]
         exp = t["expect"]
         assert exp["outcome"] in {"assigned", "refused"}, t["name"]
         if exp["outcome"] == "refused":
@@ -336,6 +335,7 @@ LEAD_KEYS = {
     "source", "id", "first_name", "last_name", "email", "phone", "company", "kind",
     "jurisdiction", "country", "state", "subdivision", "postcode", "customer_type", "product",
     "investable_assets", "assessments", "consent", "first_contact_at", "channel", "attributes",
+    "stage",
 }
 
 
@@ -394,7 +394,7 @@ def test_expected_outcomes_cover_every_outcome(policy: dict[str, Any]) -> None:
     leads = jsonl_leads()
     assert [(e["source"], e["id"]) for e in exp] == [(x["source"], x["id"]) for x in leads]
     reasons = {e["reason"] for e in exp if e["outcome"] == "refused"}
-    assert ALL_REASONS - {"screening_unavailable", "cooling_off_violation"} <= reasons
+    assert ALL_REASONS - {"screening_unavailable"} <= reasons
     for e in exp:
         assert (e["outcome"] == "assigned") == (e["team"] is not None)
         if e["team"]:
@@ -402,60 +402,6 @@ def test_expected_outcomes_cover_every_outcome(policy: dict[str, Any]) -> None:
     readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
     for e in exp:
         assert e["id"] in readme, f"README table lacks lead {e['id']}"
-
-
-# ------------------------------------------------- the checks above can fail (mutations)
-
-
-def _mutations() -> list[tuple[str, Any, Any]]:
-    def drop_team(p: dict[str, Any]) -> None:
-        del p["teams"]["uk_wealth"]
-
-    def unknown_product_in_rule(p: dict[str, Any]) -> None:
-        p["rules"][0]["when"]["all"][1]["eq"] = "crypto_wallet"
-
-    def short_sf_id(p: dict[str, Any]) -> None:
-        m = p["teams"]["uk_retail"]["members"][0]
-        m["crm"]["salesforce"] = m["crm"]["salesforce"][:17]
-
-    def bad_checksum(p: dict[str, Any]) -> None:
-        m = p["teams"]["uk_retail"]["members"][0]
-        m["crm"]["salesforce"] = m["crm"]["salesforce"][:15] + "ZZZ"
-
-    def hubspot_as_int(p: dict[str, Any]) -> None:
-        p["teams"]["uk_retail"]["members"][0]["crm"]["hubspot"] = 71001
-
-    def no_refusal_test(p: dict[str, Any]) -> None:
-        p["tests"] = [t for t in p["tests"] if t["expect"].get("reason") != "no_available_rep"]
-
-    def few_tests(p: dict[str, Any]) -> None:
-        p["tests"] = p["tests"][:24]
-
-    def licence_unknown_product(p: dict[str, Any]) -> None:
-        p["teams"]["uk_retail"]["licenses"][0]["products"].append("crypto_wallet")
-
-    return [
-        ("team referenced by a rule is missing", drop_team, test_rule_teams_exist),
-        ("rule names an unknown product", unknown_product_in_rule, test_condition_values_reference_known_things),
-        ("17-character Salesforce id", short_sf_id, test_rep_shapes),
-        ("wrong Salesforce checksum", bad_checksum, test_rep_shapes),
-        ("HubSpot id not a string", hubspot_as_int, test_rep_shapes),
-        ("a refusal reason without a test", no_refusal_test, test_policy_tests_cover_every_reachable_outcome),
-        ("fewer than 25 tests", few_tests, test_counts),
-        ("licence names an unknown product", licence_unknown_product, test_licence_products_customer_types_and_jurisdictions),
-    ]
-
-
-@pytest.mark.parametrize("name,mutate,check", _mutations(), ids=[m[0] for m in _mutations()])
-def test_structural_checks_catch_mutations(policy: dict[str, Any], name: str, mutate: Any,
-                                           check: Any) -> None:
-    import copy
-
-    broken = copy.deepcopy(policy)
-    check(broken)  # the real policy passes ...
-    mutate(broken)
-    with pytest.raises(AssertionError):
-        check(broken)  # ... and the mutated one does not
 
 
 # ------------------------------------- a reading of the spec, to check the tests' expectations
@@ -538,13 +484,37 @@ def _covers(policy: dict[str, Any], lic: dict[str, Any], lead: dict[str, Any], d
                for a in policy["firm"]["authorisations"])
 
 
-def reference_decide(policy: dict[str, Any], raw: dict[str, Any], day: Any) -> tuple[str, str | None]:
+def _cooling_off_violated(policy: dict[str, Any], lead: dict[str, Any], at: Any) -> bool:
+    import datetime as dt
+
+    matching = [c for c in policy.get("cooling_off", []) if _holds(policy, lead, c["when"])]
+    if not matching:
+        return False
+    best = max(matching, key=lambda c: c["hours"])
+    if lead.get("stage") != best.get("blocks_stage"):
+        return False
+    anchor = at
+    if best.get("from", "first_contact") == "first_contact":
+        if "first_contact_at" not in lead:
+            return True  # the window's end is unknown: the stage is entered too early
+        anchor = dt.datetime.fromisoformat(lead["first_contact_at"].replace("Z", "+00:00"))
+    return bool(at < anchor + dt.timedelta(hours=best["hours"]))
+
+
+def reference_decide(policy: dict[str, Any], raw: dict[str, Any], at: Any) -> tuple[str, str | None]:
+    day = at.date()
     lead = dict(raw)
+    screening = lead.pop("screening", None)
     if "jurisdiction" not in lead:
         lead["jurisdiction"] = lead["country"] + (f"-{lead['state']}" if lead.get("state") else "")
     if not any(_within(policy, lead["jurisdiction"], a["jurisdictions"])
                for a in policy["firm"]["authorisations"]):
         return "refused", "unlicensed_jurisdiction"
+    if screening == "unavailable":
+        return "refused", "screening_unavailable"
+    for check, reason in (("sanctions", "sanctions_hit"), ("pep", "pep"), ("blocklist", "blocklisted")):
+        if (screening or {}).get(check):
+            return "refused", reason
     for g in policy.get("gates", []):
         if _holds(policy, lead, g["applies_to"]) and not _holds(policy, lead, g["require"]):
             return "refused", "suitability_gate"
@@ -563,6 +533,8 @@ def reference_decide(policy: dict[str, Any], raw: dict[str, Any], day: Any) -> t
                 if team.get("requires_individual_license") and not any(
                         _covers(policy, x, lead, day) for x in m.get("licenses", [])):
                     continue
+                if _cooling_off_violated(policy, lead, at):
+                    return "refused", "cooling_off_violation"
                 return "assigned", t
         return "refused", "no_available_rep"
     return "refused", "no_rule_matched"
@@ -573,11 +545,13 @@ def test_policy_test_expectations_follow_the_spec(policy: dict[str, Any]) -> Non
 
     wrong = []
     for t in policy["tests"]:
-        got = reference_decide(policy, t["lead"], dt.date(2026, 11, 25))
-        exp = t["expect"]
-        want = (exp["outcome"], exp.get("team") if exp["outcome"] == "assigned" else exp["reason"])
-        if got != want:
-            wrong.append(f"{t['name']}: expected {want}, the spec gives {got}")
+        for at in ([t["at"]] if "at" in t else [dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC),
+                                               dt.datetime(2031, 1, 1, 10, tzinfo=dt.UTC)]):
+            got = reference_decide(policy, t["lead"], at)
+            exp = t["expect"]
+            want = (exp["outcome"], exp.get("team") if exp["outcome"] == "assigned" else exp["reason"])
+            if got != want:
+                wrong.append(f"{t['name']} at {at}: expected {want}, the spec gives {got}")
     assert not wrong, "\n".join(wrong)
 
 
@@ -592,8 +566,183 @@ def test_sample_lead_expectations_follow_the_spec(policy: dict[str, Any]) -> Non
             continue  # an alias ("United States"); the reference reader does not resolve them
         if lead.get("country") == "UK":
             lead = {**lead, "country": "GB"}
-        got = reference_decide(policy, lead, dt.date(2026, 11, 25))
+        got = reference_decide(policy, lead, dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC))
         want = (e["outcome"], e["team"] if e["outcome"] == "assigned" else e["reason"])
         if got != want:
             wrong.append(f"line {e['line']}: expected {want}, the spec gives {got}")
+    assert not wrong, "\n".join(wrong)
+
+
+# ------------------------------------------------------------ with the real routing core
+
+AT_DT = "2026-11-25T10:00:00+00:00"
+
+
+def _at() -> Any:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(AT_DT)
+
+
+def test_policy_loads_with_the_routing_core() -> None:
+    from routing_core.policy import load_policy
+
+    p = load_policy(POLICY_DIR)
+    assert p.id == "northwind-routing" and p.version == "2026.11.2"
+    assert p.digest.startswith("sha256:")
+    assert len(p.teams) >= 12
+    assert p.review is not None
+
+
+@pytest.mark.parametrize("when", ["2026-11-25T10:00:00+00:00", "2031-06-01T10:00:00+00:00"])
+def test_policy_tests_pass_with_the_routing_core(when: str) -> None:
+    """Every test in 90-tests.yaml passes with the real engine, today and in five years (the
+    date-dependent tests pin their own `at`)."""
+    import datetime as dt
+
+    from routing_core.policy import load_policy
+    from routing_core.policy_tests import run_tests
+
+    results = run_tests(load_policy(POLICY_DIR), dt.datetime.fromisoformat(when))
+    failed = [f"{r.name}: {r.diffs}" for r in results if not r.passed]
+    assert not failed, "\n".join(failed)
+    assert len(results) >= 25
+
+
+def test_leadgate_policy_test_command(leadgate: Any) -> None:
+    done = leadgate("policy", "test", str(POLICY_DIR), cwd=str(ROOT))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 failed" in done.stdout
+
+
+def _route_file(leadgate: Any, name: str) -> list[dict[str, Any]]:
+    done = leadgate("route", "--policy", str(POLICY_DIR), "--lead", str(LEADS_DIR / name),
+                    "--at", AT_DT, "--json", "--no-screening", cwd=str(ROOT))
+    assert done.returncode in (0, 1), done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("name", ["sample-leads.jsonl", "sample-leads.csv"])
+def test_sample_leads_route_as_documented(leadgate: Any, name: str) -> None:
+    """`leadgate route` gives each sample lead the outcome of examples/README.md's table
+    (screening hits are routed as if their names were clean: this run checks no lists)."""
+    decisions = _route_file(leadgate, name)
+    expected = expected_outcomes()
+    assert len(decisions) == len(expected)
+    crm_ids = {(m["crm"]["salesforce"], m["crm"]["hubspot"]): m["id"]
+               for _, m in all_reps(merge_policy_dir(POLICY_DIR))}
+    wrong = []
+    for e, d in zip(expected, decisions, strict=True):
+        want = (e["outcome"], e["team"], e["reason"])
+        if "team_if_not_screened" in e:
+            want = ("assigned", e["team_if_not_screened"], None)
+        team = (d.get("team") or {}).get("id")
+        got = (d["outcome"], team, d["reason"])
+        if got != want:
+            wrong.append(f"line {e['line']} ({e['id']}): documented {want}, routed {got}")
+        if d["outcome"] == "assigned":
+            rep = d["rep"]
+            sf_hs = [k for k in crm_ids if rep["crm_id"] in k]
+            assert sf_hs and crm_ids[sf_hs[0]] == rep["id"], (e["line"], rep)
+        else:
+            assert d.get("team") is None and d.get("rep") is None
+    assert not wrong, "\n".join(wrong)
+
+
+def test_readme_counts_match_the_policy(policy: dict[str, Any]) -> None:
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"(\d+) teams, (\d+) reps, (\d+) products, (\d+) gates, (\d+) rules, "
+                  r"(\d+) conduct rules, (\d+) cooling-off windows,\s+(\d+) policy tests", readme)
+    assert m, "README lost its counts line"
+    actual = (len(policy["teams"]), len(all_reps(policy)), len(policy["products"]),
+              len(policy["gates"]), len(policy["rules"]), len(policy["conduct"]),
+              len(policy["cooling_off"]), len(policy["tests"]))
+    assert tuple(int(x) for x in m.groups()) == actual
+    assert f"runs the {len(policy['tests'])} tests" in readme
+
+
+# ------------------------------------------------- the checks above can fail (mutations)
+
+
+def _mutations() -> list[tuple[str, Any, Any]]:
+    def drop_team(p: dict[str, Any]) -> None:
+        del p["teams"]["uk_wealth"]
+
+    def unknown_product_in_rule(p: dict[str, Any]) -> None:
+        p["rules"][0]["when"]["all"][1]["eq"] = "crypto_wallet"
+
+    def short_sf_id(p: dict[str, Any]) -> None:
+        m = p["teams"]["uk_retail"]["members"][0]
+        m["crm"]["salesforce"] = m["crm"]["salesforce"][:17]
+
+    def bad_checksum(p: dict[str, Any]) -> None:
+        m = p["teams"]["uk_retail"]["members"][0]
+        m["crm"]["salesforce"] = m["crm"]["salesforce"][:15] + "ZZZ"
+
+    def hubspot_as_int(p: dict[str, Any]) -> None:
+        p["teams"]["uk_retail"]["members"][0]["crm"]["hubspot"] = 71001
+
+    def no_refusal_test(p: dict[str, Any]) -> None:
+        p["tests"] = [t for t in p["tests"] if t["expect"].get("reason") != "no_available_rep"]
+
+    def few_tests(p: dict[str, Any]) -> None:
+        p["tests"] = p["tests"][:24]
+
+    def licence_unknown_product(p: dict[str, Any]) -> None:
+        p["teams"]["uk_retail"]["licenses"][0]["products"].append("crypto_wallet")
+
+    def wrong_expectation(p: dict[str, Any]) -> None:
+        p["tests"][0]["expect"]["team"] = "uk_wealth"
+
+    def expired_licence(p: dict[str, Any]) -> None:
+        p["teams"]["uk_retail"]["licenses"][0]["valid_until"] = __import__("datetime").date(2026, 1, 1)
+
+    return [
+        ("an expectation the spec contradicts", wrong_expectation, test_policy_test_expectations_follow_the_spec),
+        ("UK Retail's licence expires", expired_licence, test_policy_test_expectations_follow_the_spec),
+        ("team referenced by a rule is missing", drop_team, test_rule_teams_exist),
+        ("rule names an unknown product", unknown_product_in_rule, test_condition_values_reference_known_things),
+        ("17-character Salesforce id", short_sf_id, test_rep_shapes),
+        ("wrong Salesforce checksum", bad_checksum, test_rep_shapes),
+        ("HubSpot id not a string", hubspot_as_int, test_rep_shapes),
+        ("a refusal reason without a test", no_refusal_test, test_policy_tests_cover_every_reachable_outcome),
+        ("fewer than 25 tests", few_tests, test_counts),
+        ("licence names an unknown product", licence_unknown_product, test_licence_products_customer_types_and_jurisdictions),
+    ]
+
+
+@pytest.mark.parametrize("name,mutate,check", _mutations(), ids=[m[0] for m in _mutations()])
+def test_structural_checks_catch_mutations(policy: dict[str, Any], name: str, mutate: Any,
+                                           check: Any) -> None:
+    import copy
+
+    broken = copy.deepcopy(policy)
+    check(broken)  # the real policy passes ...
+    mutate(broken)
+    with pytest.raises(AssertionError):
+        check(broken)  # ... and the mutated one does not
+
+
+def test_sample_leads_with_the_real_list_screener() -> None:
+    """With the lists of examples/policy/lists read by the list screener, every sample lead,
+    the screening hits included, gets exactly the outcome of the README table."""
+    screening_lists = pytest.importorskip("sync.screening_lists")
+    from routing_core.engine import decide, refuse_invalid
+    from routing_core.lead import InvalidLead, parse_lead
+    from routing_core.policy import load_policy
+    from routing_core.rotation import InMemoryRotationState
+
+    loaded = load_policy(POLICY_DIR)
+    screener = screening_lists.load_screener(loaded)
+    rotation = InMemoryRotationState()
+    wrong = []
+    for e, raw in zip(expected_outcomes(), jsonl_leads(), strict=True):
+        try:
+            d = decide(parse_lead(raw), loaded, at=_at(), rotation=rotation, screener=screener)
+        except InvalidLead as exc:
+            d = refuse_invalid(raw["source"], raw["id"], exc.problems, loaded, at=_at())
+        got = (d.outcome, d.team_id, d.reason)
+        want = (e["outcome"], e["team"], e["reason"])
+        if got != want:
+            wrong.append(f"line {e['line']} ({e['id']}): documented {want}, decided {got}")
     assert not wrong, "\n".join(wrong)

@@ -484,10 +484,12 @@ def sort_keys(keys: list[Any], order: Sequence[tuple[str, bool, bool]], src: Sou
         f = src.fields[name.lower()]
         get = src.accessor(name)
         norm = _norm(f)
-        present = [k for k in keys if get(k) is not None]
-        absent = [k for k in keys if get(k) is None]
-        present.sort(key=lambda k: norm(get(k)), reverse=desc)
-        keys[:] = absent + present if nulls_first else present + absent
+        values = [(get(k), k) for k in keys]  # one read per record: cold fields are generated
+        present = [(norm(v), k) for v, k in values if v is not None]
+        absent = [k for v, k in values if v is None]
+        present.sort(key=lambda vk: vk[0], reverse=desc)
+        ordered = [k for _, k in present]
+        keys[:] = absent + ordered if nulls_first else ordered + absent
 
 
 def run(query: Query, src: Source, candidates: Iterable[Any]) -> list[Any]:
