@@ -295,7 +295,8 @@ class HubSpotConnector:
                 verdict = writeback.judge(
                     outcome, exists=props is not None,
                     owner_now=(props or {}).get(OWNER) or None,
-                    decision_now=(props or {}).get(self.config.writeback.decision_id) or None)
+                    decision_now=(props or {}).get(self.config.writeback.decision_id) or None,
+                    review_owner=self.config.review_owner_id)
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue

@@ -271,7 +271,7 @@ class SalesforceConnector:
                     outcome, exists=row is not None,
                     owner_now=row.get("OwnerId") if row else None,
                     decision_now=row.get(wb.decision_id) if row else None,
-                    same=lambda a, b: _id15(a) == _id15(b))
+                    review_owner=self.review_queue_id, same=lambda a, b: _id15(a) == _id15(b))
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue

@@ -266,3 +266,14 @@ def test_rate_limits_retries_and_fatal_errors(portal: FakePortal,
     with pytest.raises(BudgetExhausted):
         list(crm2.pull(None))  # owners + one search, then the budget stops it
     assert crm2.api_calls == 2
+
+
+def test_review_action_on_a_record_in_the_review_queue_is_not_a_conflict(
+        portal: FakePortal) -> None:
+    portal.add(2)
+    portal.contacts["1"]["hubspot_owner_id"] = "90001"  # refused earlier: with compliance
+    portal.contacts["2"]["hubspot_owner_id"] = "71001"  # taken by a person
+    crm = connect(portal)
+    results = crm.write_back([Outcome(i, f"review-{i}", "assigned", "71001", None, "1",
+                                      expected_owner=None) for i in ("1", "2")])
+    assert [r.status for r in results] == ["ok", "conflict"]
