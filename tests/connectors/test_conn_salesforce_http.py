@@ -414,3 +414,30 @@ def test_custom_ca_wins_over_requests_ca_bundle(tmp_path: Any,
     assert plain.capture.verify == ["/etc/ssl/env-bundle.pem"]  # type: ignore[attr-defined]
     with pytest.raises(LeadgateError, match="ca_file"):
         make_session(tmp_path / "missing.pem")
+
+
+def test_install_creates_fields_and_the_review_queue_through_rest(org: FakeOrg) -> None:
+    created: list[tuple[str, dict[str, Any]]] = []
+
+    def record(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body or b"{}")
+        created.append((str(request.url).split("/v59.0/")[1], body))
+        return 201, {}, json.dumps({"id": "00G000000000009AAA", "success": True, "errors": []})
+
+    org.rsps.add(responses.GET, f"{API}/sobjects/Lead/describe/",  # type: ignore[attr-defined]
+                 json={"fields": [{"name": "Id"}, {"name": "LeadGate_Status__c"}]})
+    for path in ("tooling/sobjects/CustomField/", "sobjects/Group/", "sobjects/QueueSobject/"):
+        org.rsps.add_callback(responses.POST, f"{API}/{path}", record)  # type: ignore
+    crm = connect(org, review_queue="LeadGate_Review")  # not a queue in this org yet
+    report = crm.install()
+    assert "field Lead.LeadGate_Status__c" in report.existing
+    assert len(report.created) == 6  # five fields and the queue
+    paths = [p for p, _ in created]
+    assert paths.count("tooling/sobjects/CustomField/") == 5
+    assert paths[-2:] == ["sobjects/Group/", "sobjects/QueueSobject/"]
+    assert created[-2][1] == {"Name": "LeadGate_Review", "DeveloperName": "LeadGate_Review",
+                              "Type": "Queue"}
+    assert created[-1][1] == {"QueueId": "00G000000000009AAA", "SobjectType": "Lead"}
+    field = dict(created[0][1])
+    assert field["FullName"] == "Lead.LeadGate_Decision_Id__c"
+    assert field["Metadata"]["type"] == "Text" and field["Metadata"]["externalId"] is True
