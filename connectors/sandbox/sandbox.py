@@ -185,8 +185,19 @@ class Sandbox(SandboxClients):
         self.hubspot_review_owner_id = self.store.review_owner_id
         self.sizes = (self.store.leads.n, self.store.contacts.n)
         self.admin_token = secrets.token_urlsafe(16)
-        self._sf_server = HttpServer(_Admin(self.salesforce, self), salesforce_port, tls)
-        self._hs_server = HttpServer(self.hubspot, hubspot_port, tls if hubspot_tls else None)
+        try:
+            self._sf_server = HttpServer(_Admin(self.salesforce, self), salesforce_port, tls)
+            try:
+                self._hs_server = HttpServer(self.hubspot, hubspot_port,
+                                             tls if hubspot_tls else None)
+            except OSError:
+                self._sf_server.close()
+                raise
+        except OSError as e:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise LeadgateError(f"cannot listen on 127.0.0.1: {e.strerror or e}",
+                                where="--port", fix="pick other ports, or 0 for free ones"
+                                ) from None
         self.salesforce_instance_url = self._sf_server.url
         self.hubspot_base_url = self._hs_server.url
         self.hubspot_token = HUBSPOT_TOKEN

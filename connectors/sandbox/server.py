@@ -140,6 +140,10 @@ class HttpServer:
     def start(self) -> None:
         self._thread.start()
 
+    def close(self) -> None:
+        """Release the port of a server that was never started."""
+        self._server.server_close()
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
