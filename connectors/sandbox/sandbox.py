@@ -276,6 +276,18 @@ class Sandbox(SandboxClients):
         """Create leadgate's fields (Salesforce) and properties (HubSpot) directly."""
         self.store.install_leadgate_fields()
 
+    def register_jwt_certificate(self, pem: str | bytes) -> None:
+        """Trust another key for the JWT bearer flow, as uploading a certificate to a
+        connected app does: an X.509 certificate or a public key, in PEM."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        data = pem.encode() if isinstance(pem, str) else pem
+        key: Any = (x509.load_pem_x509_certificate(data).public_key()
+                    if b"BEGIN CERTIFICATE" in data else serialization.load_pem_public_key(data))
+        self.salesforce.jwt_public_keys.append(key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
     def add_lead(self, **fields: Any) -> str:
         """A new Salesforce lead arrives (web-to-lead): in the intake queue unless `fields`
         say otherwise. Field values as stored (datetimes in epoch ms). Returns its Id."""
