@@ -84,6 +84,7 @@ class SandboxClients:
         return "\n".join([
             f"Salesforce instance URL : {self.salesforce_instance_url}",
             f"  token URL             : {c['token_url']}",
+            f"  simple-salesforce domain: {c['domain']}",
             f"  username              : {c['username']}",
             f"  password              : {c['password']}",
             f"  security token        : {c['security_token']}",
