@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from audit import db
@@ -88,3 +89,19 @@ def test_key_rotation_then_verify(tmp_path: Path) -> None:
                     cwd=tmp_path).exit_code == 0
     proc = cli("audit", "verify", *args, cwd=tmp_path)
     assert proc.exit_code == 0 and "2 signing key(s)" in proc.stdout, proc.stderr
+
+
+def test_config_names_the_database_and_the_key(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEADGATE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("LEADGATE_SIGNING_KEY", raising=False)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "leadgate.yaml").write_text(
+        f"database_url: sqlite:///{tmp_path / 'from-config.db'}\nsigning_key: keys/ledger.key\n")
+    result = cli("db", "upgrade", "--config", str(conf / "leadgate.yaml"), cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-config.db").exists()
+    result = cli("audit", "checkpoint", "--config", str(conf / "leadgate.yaml"), cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (conf / "keys" / "ledger.key").exists()  # relative to the config file's folder
