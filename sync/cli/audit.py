@@ -96,7 +96,13 @@ def open_ledger(database_url: str | None, config_path: str, key_path: str | None
     from audit.keys import signing_key_path
     from audit.ledger import Ledger
 
-    engine = audit_db.make_engine(resolve_url(database_url, config_path))
+    url = resolve_url(database_url, config_path)
+    engine = audit_db.make_engine(url)
+    database = engine.url.database
+    if need_schema and engine.dialect.name == "sqlite" and database and database != ":memory:" \
+            and not Path(database).exists():
+        raise LeadgateError("no database file here", where=database,
+                            fix="run `leadgate db upgrade` (or point --database-url at the ledger)")
     if need_schema:
         audit_db.require_schema(engine)
     key = Path(key_path) if key_path else signing_key_path(_config_value(config_path,

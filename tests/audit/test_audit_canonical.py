@@ -54,3 +54,14 @@ def test_values_outside_json_are_refused() -> None:
         canonical({"x": object()})
     with pytest.raises(NotCanonical):
         canonical({"x": float("nan")})
+
+
+def test_entry_ids_are_ulids() -> None:
+    from ulid import ULID
+
+    from audit.ids import new_ulid
+
+    ids = [new_ulid() for _ in range(200)]
+    assert all(str(ULID.from_str(i)) == i and len(i) == 26 for i in ids)
+    assert len(set(ids)) == 200
+    assert abs(ULID.from_str(ids[0]).timestamp - datetime.now(UTC).timestamp()) < 5

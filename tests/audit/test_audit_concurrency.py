@@ -65,7 +65,9 @@ def test_concurrent_appenders_make_one_chain(backend: str, request: pytest.Fixtu
             seqs = conn.execute(sa.text("SELECT seq, subject FROM ledger_entries ORDER BY seq"))
             runs = [len(list(g)) for _, g in itertools.groupby(seqs, key=lambda r: r[1][:2])]
         assert per_worker == {f"w{w}": count for w in range(workers)}
-        assert all(run % 25 == 0 for run in runs) and len(runs) > workers  # they did interleave
+        assert all(run % 25 == 0 for run in runs)
+        if backend == "postgresql":  # row locks queue fairly: the workers really interleaved
+            assert len(runs) > workers
     finally:
         engine.dispose()
 
