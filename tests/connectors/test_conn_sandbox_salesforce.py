@@ -249,3 +249,20 @@ def test_wrong_password_is_one_clear_error(sandbox: Any, monkeypatch: Any) -> No
         open_connector(sf_source(sb), source="sf").begin_run()
     text = str(err.value)
     assert "invalid_grant" in text and "not-the-password" not in text
+
+
+def test_a_lead_sent_back_to_intake_starts_a_new_episode(sandbox: Any) -> None:
+    sb = sandbox(leads=30)
+    crm = open_connector(sf_source(sb), source="sf")
+    first = pull_all(crm)[0]
+    assert first.episode == ""
+    [done] = crm.write_back(outcomes_for([first], rep(sb)))
+    assert done.status == "ok"
+    # RevOps flags it for re-routing: back to the intake queue, leadgate's status cleared
+    i = sb.store.leads.index_of(first.record_id)
+    sb.store.leads.set(i, {"OwnerId": sb.salesforce_intake_queue_id,
+                           "LeadGate_Status__c": None,
+                           "SystemModstamp": sb.store.stamp(seconds=True)})
+    again = [r for r in pull_all(open_connector(sf_source(sb), source="sf"))
+             if r.record_id == first.record_id]
+    assert again and again[0].episode == outcomes_for([first], rep(sb))[0].decision_id
