@@ -18,8 +18,9 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -75,8 +76,9 @@ class EntryIn:
                               fix=f"use one of {', '.join(sorted(KINDS))}")
 
 
-@dataclass(frozen=True)
-class Appended:
+class Appended(NamedTuple):
+    """What an append produced, per entry (a tuple: made once per entry, so kept cheap)."""
+
     seq: int
     entry_id: str
     kind: str
@@ -149,7 +151,7 @@ class Ledger:
             except NotCanonical as exc:
                 raise LedgerError(f"entry {seq} ({entry.kind}) cannot be stored: {exc}",
                                   fix="pass JSON values; amounts as strings") from exc
-            digest = leaf_hash(body)
+            digest = sha256(b"\x00" + body).digest()  # leaf_hash, inlined: hot loop
             rows.append((seq, entry_id, entry.kind, entry.subject, now, body, prev, digest))
             out.append(Appended(seq, entry_id, entry.kind, entry.subject, now, digest.hex()))
             acc.add(digest)
@@ -163,7 +165,7 @@ class Ledger:
 
     # -- checkpoints and keys ------------------------------------------------------------
 
-    def _key_file(self) -> Path:
+    def key_file(self) -> Path:
         return self.key_path if self.key_path is not None else signing_key_path()
 
     def current_key(self, conn: Connection) -> str | None:
@@ -189,7 +191,7 @@ class Ledger:
             with write_transaction(self.engine) as own:
                 return self.checkpoint(own)
         current = self.current_key(conn)
-        path = self._key_file()
+        path = self.key_file()
         if current is None:
             ensure_signing_key(path)
         key = load_signing_key(path)
@@ -232,11 +234,11 @@ class Ledger:
         new_public = public_bytes(new_key)
         with write_transaction(self.engine) as conn:
             current = self.current_key(conn)
-            old_key = load_signing_key(self._key_file())
+            old_key = load_signing_key(self.key_file())
             old_public = public_bytes(old_key)
             if current is None or fingerprint(old_public) != current:
                 raise LedgerError("the current key file does not hold the ledger's signing key",
-                                  where=str(self._key_file()),
+                                  where=str(self.key_file()),
                                   fix="pass the key file that signed the last checkpoint")
             if fingerprint(new_public) == current:
                 raise LedgerError("the new key is the current key", where=str(new_path),

@@ -133,4 +133,4 @@ def default_reps() -> list[Rep]:
 
 
 def default_review_owner() -> str:
-    return review_owner_from_policy() or "79999"
+    return review_owner_from_policy() or "90001"

@@ -35,7 +35,7 @@ from .wire import now_ms, sf_id, sf_id_number
 SPAN_MS = 90 * 86_400_000  # generated records were created over the 90 days before `anchor`
 HS_ID_BASE = 100_001
 DEFAULT_ANCHOR_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: reproducible timestamps
-REVIEW_OWNER_ID = "79999"
+REVIEW_OWNER_ID = "90001"  # as in examples/policy and connectors.config's default
 _HS_TYPE = {"string": "string", "number": "double", "datetime": "datetime", "date": "date",
             "enumeration": "picklist", "bool": "boolean"}
 

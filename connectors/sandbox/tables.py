@@ -45,6 +45,8 @@ class LazyTable(Source):
         self._ms_to_index = ms_to_index
         self.overrides: dict[int, dict[str, Any]] = {}
         self.touched: set[int] = set()  # records whose modstamp moved since generation
+        self.version = 0  # counts writes; last_write: index -> version of its last write
+        self.last_write: dict[int, int] = {}
         self._cache_i = -1
         self._cache: dict[str, Any] = {}
 
@@ -101,9 +103,15 @@ class LazyTable(Source):
                 out[f] = cold.get(f)
         return out
 
-    def candidates(self, floor: tuple[str, int] | None = None) -> Iterator[int]:
-        """Every index, or, given a lower bound on the modstamp-like field, those that can
-        still match: generated records are in modstamp order, written ones are tracked."""
+    def candidates(self, floor: tuple[str, int] | None = None,
+                   ids: Iterable[str] | None = None) -> Iterator[int]:
+        """The indices that can match: those of `ids` if given; else, given a lower bound on
+        the modstamp-like field, those at or after it (generated records are in modstamp
+        order, written ones are tracked); else all."""
+        if ids is not None:
+            found = {self.index_of(x) for x in ids}
+            yield from sorted(i for i in found if i is not None)
+            return
         if floor is None or floor[0] not in (self.modstamp_field,) or not self.n_base:
             yield from range(self.n)
             return
@@ -115,6 +123,8 @@ class LazyTable(Source):
     def set(self, i: int, values: dict[str, Any]) -> None:
         if i == self._cache_i:
             self._cache_i = -1
+        self.version += 1
+        self.last_write[i] = self.version
         over = None
         for f, v in values.items():
             col = self.cols.get(f)
@@ -130,6 +140,8 @@ class LazyTable(Source):
     def append(self, values: dict[str, Any]) -> int:
         i = self.n
         self.n += 1
+        self.version += 1
+        self.last_write[i] = self.version
         for f, col in self.cols.items():
             col.append(values.get(f))
         self.overrides[i] = {f: v for f, v in values.items() if f not in self.cols}
@@ -171,5 +183,6 @@ class RowTable(Source):
         row = self.rows[k]
         return {f: row.get(f) for f in fields}
 
-    def candidates(self, floor: tuple[str, int] | None = None) -> Iterator[int]:
+    def candidates(self, floor: tuple[str, int] | None = None,
+                   ids: Iterable[str] | None = None) -> Iterator[int]:
         return iter(range(len(self.rows)))

@@ -154,6 +154,10 @@ def test_owners_paging(sb: Sandbox, hs: Any) -> None:
     assert {r.hubspot_id for r in sb.reps} | {sb.hubspot_review_owner_id} == ids
     one = hs.crm.owners.owners_api.get_page(email=sb.reps[0].email)
     assert [o.id for o in one.results] == [sb.reps[0].hubspot_id]
+    # the demo's owners are the example policy's reps, in their policy teams
+    assert sb.hubspot_review_owner_id == "90001"
+    first = next(o for o in every if o.id == sb.reps[0].hubspot_id)
+    assert first.teams and first.teams[0].id == sb.reps[0].hubspot_teams[0][0]
 
 
 def test_properties_and_groups_read_create() -> None:
@@ -276,3 +280,17 @@ def test_filter_on_record_id_compares_numbers(sb: Sandbox, hs: Any) -> None:
                                        "value": t.id_of(t.n - 3)}]}],
         "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]})
     assert [r.id for r in page.results] == [t.id_of(t.n - 2), t.id_of(t.n - 1)]
+
+
+def test_single_contact_read_and_update(sb: Sandbox, hs: Any) -> None:
+    from hubspot.crm.contacts import SimplePublicObjectInput
+    from hubspot.crm.contacts.exceptions import NotFoundException
+
+    t = sb.store.contacts
+    got = hs.crm.contacts.basic_api.get_by_id(t.id_of(4), properties=["email", "country"])
+    assert got.properties["email"] == t.get(4, "email")
+    upd = hs.crm.contacts.basic_api.update(t.id_of(4), SimplePublicObjectInput(
+        properties={"leadgate_status": "review"}))
+    assert upd.properties["leadgate_status"] == "review" == t.get(4, "leadgate_status")
+    with pytest.raises(NotFoundException):
+        hs.crm.contacts.basic_api.get_by_id("1")
