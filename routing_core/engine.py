@@ -114,14 +114,16 @@ def decide(lead: Lead, policy: Policy, *, at: datetime, rotation: RotationState,
             decision.problems.append(f"product: {lead.product!r} is not a product of policy "
                                      f"{policy.id}")
             return _refuse(decision, "invalid_lead", f"unknown product code {lead.product!r}")
+    # Screening runs before the jurisdiction check: a sanctioned or politically exposed party
+    # is recorded as such wherever it writes from, because the firm's screening duty does not
+    # depend on whether it could have done business there.
+    screened = _screen(decision, lead, policy, screener)
+    if isinstance(screened, tuple):
+        return _refuse(decision, *screened)
     code = lead.jurisdiction.code
     if not policy.firm_jurisdictions.contains(code):
         return _refuse(decision, "unlicensed_jurisdiction",
                        f"no firm authorisation covers {code}")
-
-    screened = _screen(decision, lead, policy, screener)
-    if isinstance(screened, tuple):
-        return _refuse(decision, *screened)
     facts = Facts(lead, product, screened)
 
     for gate in policy.gates:
