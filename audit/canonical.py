@@ -1,0 +1,94 @@
+"""Canonical JSON (RFC 8785, JCS) for everything the ledger hashes or signs.
+
+Values are normalised first: no floats in the ledger (a float becomes its shortest decimal
+string, as do Decimals), datetimes become RFC 3339 UTC strings. On that domain (no floats,
+integers within +-2**53-1, keys whose UTF-16 order equals their code-point order) the C JSON
+encoder with sorted keys and no whitespace produces exactly the bytes of `rfc8785.dumps`, and
+about ten times faster; tests check the two agree. Anything outside that domain (keys with
+characters from U+D800 up) goes through the `rfc8785` package itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import rfc8785
+
+MAX_SAFE_INT = 2**53 - 1
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"),
+)
+
+
+class NotCanonical(ValueError):
+    """A value the ledger cannot store as canonical JSON (named by its path)."""
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC, microseconds, 'Z': fixed width so that strings sort as times do."""
+    if moment.tzinfo is None:
+        raise NotCanonical("naive datetime: the ledger stores UTC times only")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def normalise(value: Any, path: str = "$") -> tuple[Any, bool]:
+    """(JSON-safe copy, whether a key needs the rfc8785 package's UTF-16 ordering)."""
+    if value is None or isinstance(value, (str, bool)):
+        return value, False
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INT:
+            raise NotCanonical(f"{path}: integer {value} is outside +-2**53-1; store it as a string")
+        return value, False
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NotCanonical(f"{path}: {value!r} is not a JSON number")
+        return repr(value), False
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise NotCanonical(f"{path}: {value!r} is not a number")
+        return str(value), False
+    if isinstance(value, datetime):
+        return rfc3339(value), False
+    if isinstance(value, date):
+        return value.isoformat(), False
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        wide = False
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise NotCanonical(f"{path}: key {key!r} is not a string")
+            if key and max(key) >= "\ud800":
+                wide = True
+            out[key], sub_wide = normalise(item, f"{path}.{key}")
+            wide = wide or sub_wide
+        return out, wide
+    if isinstance(value, (list, tuple)):
+        items = []
+        wide = False
+        for index, item in enumerate(value):
+            norm, sub_wide = normalise(item, f"{path}[{index}]")
+            items.append(norm)
+            wide = wide or sub_wide
+        return items, wide
+    raise NotCanonical(f"{path}: {type(value).__name__} is not JSON")
+
+
+def dumps_normalised(value: Any, wide: bool) -> bytes:
+    """Canonical bytes of an already normalised value."""
+    if wide:
+        return rfc8785.dumps(value)
+    try:
+        return _ENCODER.encode(value).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate in a string
+        raise NotCanonical(f"not valid Unicode text: {exc.reason}") from exc
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 canonical JSON bytes of `value` (after normalisation)."""
+    norm, wide = normalise(value)
+    return dumps_normalised(norm, wide)

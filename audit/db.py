@@ -1,0 +1,202 @@
+"""Database access for the ledger (and the operational tables that share its schema).
+
+SQLite is the embedded default, PostgreSQL (psycopg 3) the production database. Both get one
+single-writer discipline: `write_transaction` holds the ledger's write lock for the whole
+transaction, so concurrent appenders from several processes produce one unbroken chain.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from audit.errors import LedgerError
+
+DEFAULT_URL = "sqlite:///leadgate.db"
+ENV_URL = "LEADGATE_DATABASE_URL"
+_WRITE_OPTION = "leadgate_write"
+# How long a writer waits for another writer's lock before giving up (seconds).
+SQLITE_BUSY_TIMEOUT = 60.0
+
+
+def database_url(config_value: str | None = None) -> str:
+    """LEADGATE_DATABASE_URL, else the config's `database_url`, else ./leadgate.db."""
+    return os.environ.get(ENV_URL) or config_value or DEFAULT_URL
+
+
+def mask_url(url: str | sa.URL) -> str:
+    """The URL without its password, for messages."""
+    try:
+        parsed = sa.make_url(url) if isinstance(url, str) else url
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown only by its scheme
+        text = str(url)
+        return text.split("://", 1)[0] + "://..." if "://" in text else "<unparsable URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a `sqlite:///...` or `postgresql+psycopg://...` URL."""
+    try:
+        parsed = sa.make_url(url)
+    except Exception as exc:
+        raise LedgerError(
+            "not a database URL", where=mask_url(url),
+            fix="use sqlite:///path/leadgate.db or postgresql+psycopg://user@host:5432/db",
+        ) from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        return _sqlite_engine(parsed)
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    raise LedgerError(
+        f"unsupported database driver {parsed.drivername!r}", where=mask_url(parsed),
+        fix="use sqlite:///path/leadgate.db or postgresql+psycopg://user@host:5432/db",
+    )
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+    file_db = bool(url.database) and url.database != ":memory:"
+
+    # pysqlite's own BEGIN handling defers locks and breaks SAVEPOINT/transactional DDL; the
+    # SQLAlchemy docs' recipe turns it off and lets SQLAlchemy emit BEGIN itself.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if file_db:
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers (verify) never block the writer
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA secure_delete=ON")  # erased subject keys are overwritten on disk
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A writer takes SQLite's RESERVED lock at BEGIN, not at its first write: two writers
+        # can then never both read the same head and append conflicting entries.
+        immediate = conn.get_execution_options().get(_WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
+    return engine_or_conn.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection inside one transaction holding the ledger's single-writer lock.
+
+    SQLite: `BEGIN IMMEDIATE`. PostgreSQL: `SELECT ... FOR UPDATE` on the ledger head row. The
+    transaction commits when the block ends and rolls back (appending nothing) on an exception.
+    """
+    with connect(engine) as conn:
+        conn.execution_options(**{_WRITE_OPTION: True})
+        with conn.begin():
+            if not is_sqlite(engine):
+                row = conn.execute(
+                    sa.text("SELECT id FROM ledger_head WHERE id = 1 FOR UPDATE")
+                ).first()
+                if row is None:
+                    raise LedgerError(
+                        "the ledger head row is missing", where=mask_url(engine.url),
+                        fix="run `leadgate db upgrade` on an empty database",
+                    )
+            yield conn
+
+
+@contextmanager
+def connect(engine: Engine) -> Iterator[Connection]:
+    """engine.connect(), turning an unreachable or missing database into a one-line error."""
+    try:
+        conn = engine.connect()
+    except sa.exc.OperationalError as exc:
+        raise LedgerError(
+            f"cannot connect to the database ({_first_line(exc.orig)})",
+            where=mask_url(engine.url),
+            fix="check that the server runs and the URL (LEADGATE_DATABASE_URL or database_url "
+                "in leadgate.yaml) names it",
+        ) from exc
+    with conn:
+        yield conn
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc or "").strip().splitlines()
+    return text[0] if text else "no detail"
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("path_separator", "os")
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def _as_engine(url_or_engine: str | Engine) -> tuple[Engine, bool]:
+    if isinstance(url_or_engine, Engine):
+        return url_or_engine, False
+    return make_engine(url_or_engine), True
+
+
+def upgrade(url_or_engine: str | Engine, revision: str = "head") -> None:
+    """Bring the schema up to `revision` (Alembic; migrations ship in audit/migrations)."""
+    from alembic import command
+
+    engine, owned = _as_engine(url_or_engine)
+    try:
+        _check_reachable(engine)
+        command.upgrade(_alembic_config(engine), revision)
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def downgrade(url_or_engine: str | Engine, revision: str) -> None:
+    """Take the schema down to `revision` ("base" removes every table)."""
+    from alembic import command
+
+    engine, owned = _as_engine(url_or_engine)
+    try:
+        _check_reachable(engine)
+        command.downgrade(_alembic_config(engine), revision)
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with connect(engine) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def _check_reachable(engine: Engine) -> None:
+    with connect(engine) as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+def require_schema(engine: Engine) -> None:
+    """A one-line error, not a traceback, when the ledger tables do not exist yet."""
+    with connect(engine) as conn:
+        if not sa.inspect(conn).has_table("ledger_head"):
+            raise LedgerError(
+                "the database has no ledger tables", where=mask_url(engine.url),
+                fix="run `leadgate db upgrade` first",
+            )

@@ -1,0 +1,175 @@
+"""Appending to the ledger: canonical envelopes, a hash chain, one writer at a time.
+
+An entry is the envelope
+
+    {"chain": {"prev": HEX, "seq": N}, "id": ULID, "kind": K, "ledger": LEDGER_ID,
+     "payload": {...}, "personal": null | {"alg", "ct", "nonce"}, "subject": S | null,
+     "time": RFC3339, "v": 1}
+
+serialised once to canonical JSON (RFC 8785) and stored as exactly those bytes. Its hash is the
+RFC 6962 leaf hash SHA-256(0x00 || bytes); "prev" is the previous entry's hash (32 zero bytes
+before the first), so the entry hashes form a chain and are also the leaves of the Merkle tree
+that checkpoints sign. "chain" sorts first, so a verifier checks the link without parsing JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from ulid import ULID
+
+from audit import crypto, schema
+from audit.canonical import NotCanonical, dumps_normalised, normalise, rfc3339
+from audit.db import write_transaction
+from audit.errors import LedgerError
+
+KINDS = frozenset({
+    "decision", "writeback", "review_action", "violation", "policy_loaded", "checkpoint",
+    "erasure", "key_rotation",
+})
+ENVELOPE_VERSION = 1
+GENESIS = bytes(32)
+
+
+def leaf_hash(body: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + body).digest()
+
+
+@dataclass(frozen=True)
+class EntryIn:
+    """One entry to append. `personal` (name, email, phone...) is encrypted per subject."""
+
+    kind: str
+    subject: str | None
+    payload: dict[str, Any]
+    personal: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise LedgerError(f"unknown ledger entry kind {self.kind!r}",
+                              fix=f"use one of {', '.join(sorted(KINDS))}")
+
+
+@dataclass(frozen=True)
+class Appended:
+    seq: int
+    entry_id: str
+    kind: str
+    subject: str | None
+    time: str
+    entry_hash: str  # hex
+
+
+@dataclass
+class Head:
+    ledger_id: str
+    size: int
+    last_hash: bytes
+    checkpoints: int
+    last_checkpoint_digest: bytes | None
+
+
+def read_head(conn: Connection) -> Head:
+    row = conn.execute(sa.select(schema.head).where(schema.head.c.id == 1)).first()
+    if row is None:
+        raise LedgerError("the ledger head row is missing",
+                          fix="run `leadgate db upgrade` on an empty database")
+    return Head(row.ledger_id, int(row.size), bytes(row.last_hash), int(row.checkpoints),
+                None if row.last_checkpoint_digest is None else bytes(row.last_checkpoint_digest))
+
+
+@dataclass
+class Ledger:
+    """The ledger in one database. `clock` returns the current UTC time (tests pin it)."""
+
+    engine: Engine
+    key_path: Path | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def append(self, conn: Connection, entries: Sequence[EntryIn]) -> list[Appended]:
+        """Append inside the caller's `write_transaction` (nothing lands if it rolls back)."""
+        if not entries:
+            return []
+        head = read_head(conn)
+        keys = self._subject_keys(conn, [e.subject for e in entries if e.personal and e.subject])
+        now = rfc3339(self.clock())
+        rows: list[dict[str, Any]] = []
+        out: list[Appended] = []
+        prev = head.last_hash
+        seq = head.size
+        for entry in entries:
+            seq += 1
+            entry_id = str(ULID())
+            envelope = {
+                "chain": {"prev": prev.hex(), "seq": seq},
+                "id": entry_id,
+                "kind": entry.kind,
+                "ledger": head.ledger_id,
+                "payload": entry.payload,
+                "personal": self._seal(keys, head.ledger_id, entry),
+                "subject": entry.subject,
+                "time": now,
+                "v": ENVELOPE_VERSION,
+            }
+            try:
+                norm, wide = normalise(envelope)
+                body = dumps_normalised(norm, wide)
+            except NotCanonical as exc:
+                raise LedgerError(f"entry {seq} ({entry.kind}) cannot be stored: {exc}",
+                                  fix="pass JSON values; amounts as strings") from exc
+            digest = leaf_hash(body)
+            rows.append({"seq": seq, "entry_id": entry_id, "kind": entry.kind,
+                         "subject": entry.subject, "time": now, "body": body,
+                         "prev_hash": prev, "entry_hash": digest})
+            out.append(Appended(seq, entry_id, entry.kind, entry.subject, now, digest.hex()))
+            prev = digest
+        conn.execute(schema.entries.insert(), rows)
+        conn.execute(schema.head.update().where(schema.head.c.id == 1)
+                     .values(size=seq, last_hash=prev))
+        return out
+
+    def append_batch(self, entries: Sequence[EntryIn]) -> list[Appended]:
+        """Append in a transaction of its own."""
+        with write_transaction(self.engine) as conn:
+            return self.append(conn, entries)
+
+    def _subject_keys(self, conn: Connection, subjects: list[str]) -> dict[str, bytes | None]:
+        """Each subject's key (None once erased), creating keys for new subjects."""
+        if not subjects:
+            return {}
+        wanted = sorted(set(subjects))
+        table = schema.subject_keys
+        found: dict[str, bytes | None] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for row in conn.execute(sa.select(table.c.subject, table.c.key)
+                                    .where(table.c.subject.in_(chunk))):
+                found[row.subject] = None if row.key is None else bytes(row.key)
+        new = [s for s in wanted if s not in found]
+        if new:
+            now = rfc3339(self.clock())
+            fresh = {s: crypto.new_key() for s in new}
+            conn.execute(table.insert(), [{"subject": s, "key": k, "created_at": now}
+                                          for s, k in fresh.items()])
+            found.update(fresh)
+        return found
+
+    @staticmethod
+    def _seal(keys: dict[str, bytes | None], ledger_id: str,
+              entry: EntryIn) -> dict[str, Any] | None:
+        if not entry.personal:
+            return None
+        if entry.subject is None:
+            raise LedgerError("personal data needs a subject to be encrypted for",
+                              fix="set EntryIn.subject to 'source:record_id'")
+        key = keys[entry.subject]
+        if key is None:  # the subject was erased: never store their data again
+            return {"withheld": "subject erased"}
+        return crypto.seal(key, ledger_id, entry.subject, entry.personal)

@@ -1,0 +1,356 @@
+"""leadgate.yaml: database, policy and CRM sources, validated with pydantic.
+
+Secrets are never written in the file: a secret setting names an environment variable
+(`{env: NAME}`) or a file (`{file: PATH}`) and is read only when a connection is opened.
+Every error names the key (`sources.crm.connection.token`) and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from routing_core.errors import LeadgateError
+
+# Where a secret comes from; the value itself never appears in the config, a log or a result.
+
+
+class SecretRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_inline(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(
+                "secrets may not be written in leadgate.yaml; "
+                "fix: write {env: VARIABLE_NAME} or {file: /path/to/secret}"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env: or file:")
+        return self
+
+    def resolve(self, key: str) -> SecretStr:
+        """Read the secret; `key` is the config key, used in errors (the value never is)."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise LeadgateError(
+                    f"environment variable {self.env} is not set",
+                    where=key,
+                    fix=f"export {self.env}=... before running leadgate, or use {{file: PATH}}",
+                )
+            return SecretStr(value)
+        assert self.file is not None
+        try:
+            value = self.file.read_text().strip()
+        except OSError as exc:
+            raise LeadgateError(
+                f"cannot read secret file {self.file} ({exc.strerror})",
+                where=key,
+                fix="create the file (readable only by leadgate's user) or point file: at it",
+            ) from exc
+        if not value:
+            raise LeadgateError(f"secret file {self.file} is empty", where=key,
+                                fix="put the secret in the file")
+        return SecretStr(value)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- field mapping
+
+#: parse_lead's raw names a mapping may feed (dotted for nested values).
+LEAD_PATHS: frozenset[str] = frozenset({
+    "id", "first_name", "last_name", "email", "phone", "company", "kind", "jurisdiction",
+    "country", "subdivision", "state", "postcode", "customer_type", "product",
+    "investable_assets.amount", "investable_assets.currency", "first_contact_at", "stage",
+    "channel",
+})
+LEAD_PATH_PREFIXES = ("assessments.", "consent.", "attributes.")
+
+
+class FieldMap(_Strict):
+    """One lead value: which CRM field feeds it and how its values translate.
+
+    `values` maps CRM values (picklist labels, country spellings) to leadgate's; a value not in
+    the map is a problem of the record unless `passthrough` is true (then it goes to parse_lead
+    unchanged, which validates it). `type` coerces HubSpot's string properties.
+    """
+
+    field: str = Field(min_length=1)
+    values: dict[str, Any] | None = None
+    passthrough: bool = False
+    type: Literal["string", "boolean", "number", "datetime"] = "string"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"field": data} if isinstance(data, str) else data
+
+
+def _check_paths(mapping: dict[str, FieldMap]) -> dict[str, FieldMap]:
+    for path in mapping:
+        if path not in LEAD_PATHS and not path.startswith(LEAD_PATH_PREFIXES):
+            raise ValueError(
+                f"{path!r} is not a lead field; use one of {sorted(LEAD_PATHS)} or "
+                "assessments.<name>, consent.<channel>, attributes.<name>"
+            )
+    if "id" not in mapping:
+        raise ValueError("the mapping must name the CRM field for 'id'")
+    return mapping
+
+
+class RetrySettings(_Strict):
+    """Backoff for transient failures (429, 5xx, timeouts, dropped connections)."""
+
+    attempts: int = Field(6, ge=1, le=20)
+    initial_wait: float = Field(0.5, ge=0)
+    max_wait: float = Field(30.0, ge=0)
+    #: the longest Retry-After / rate-limit interval honoured before giving up on the call
+    retry_after_cap: float = Field(120.0, ge=0)
+    timeout_seconds: float = Field(60.0, gt=0)
+
+
+class Limits(_Strict):
+    #: HTTP calls one run may make (retries included); the run stops cleanly at the budget
+    api_budget: int = Field(10_000, ge=1)
+    #: stop when the org's remaining daily API allowance falls to this share of its total
+    org_reserve_percent: float = Field(10.0, ge=0, le=100)
+
+
+class _SourceBase(_Strict):
+    kind: str
+    mapping: Annotated[dict[str, FieldMap], Field(default_factory=dict)]
+    limits: Limits = Limits()
+    retry: RetrySettings = RetrySettings()
+    #: re-read records changed up to this long before the stored cursor (clock skew, late commits)
+    overlap_seconds: int = Field(60, ge=0)
+    #: re-read owners just before writing and report a person's change as a conflict
+    conflict_check: bool = True
+
+    @field_validator("mapping")
+    @classmethod
+    def _paths(cls, value: dict[str, FieldMap]) -> dict[str, FieldMap]:
+        return _check_paths(value) if value else value
+
+
+# ---------------------------------------------------------------- Salesforce
+
+class SalesforceConnection(_Strict):
+    """How to reach and authenticate to a Salesforce org.
+
+    auth: `jwt` (connected app + private key: username, client_id, private_key),
+    `client_credentials` (client_id, client_secret), `password` (username, password,
+    security_token, client_id, client_secret; OAuth username-password flow).
+    """
+
+    login_url: str = "https://login.salesforce.com"
+    api_version: str = "59.0"
+    auth: Literal["jwt", "client_credentials", "password"] = "jwt"
+    username: str | None = None
+    client_id: str | SecretRef | None = None
+    client_secret: SecretRef | None = None
+    password: SecretRef | None = None
+    security_token: SecretRef | None = None
+    private_key: SecretRef | None = None
+    #: a CA bundle that must be trusted for this org (wins over REQUESTS_CA_BUNDLE)
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _auth_complete(self) -> SalesforceConnection:
+        needs = {
+            "jwt": ("username", "client_id", "private_key"),
+            "client_credentials": ("client_id", "client_secret"),
+            "password": ("username", "password", "client_id", "client_secret"),
+        }[self.auth]
+        missing = [name for name in needs if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth {self.auth} needs {', '.join(missing)}")
+        if self.api_version.startswith("v"):
+            raise ValueError("api_version is written without 'v', e.g. \"59.0\"")
+        return self
+
+
+class SalesforceIntake(_Strict):
+    #: leads owned by this queue (Name or DeveloperName) are intake...
+    owner_queue: str = "Lead Intake"
+    #: ...while leadgate's status field is empty
+    unstamped_field: str = "LeadGate_Status__c"
+
+
+class SalesforceWriteback(_Strict):
+    status: str = "LeadGate_Status__c"
+    decision_id: str = "LeadGate_Decision_Id__c"
+    reason: str = "LeadGate_Reason__c"
+    policy_version: str = "LeadGate_Policy_Version__c"
+    outreach: str = "LeadGate_Outreach__c"
+    not_before: str = "LeadGate_Not_Before__c"
+
+
+class SalesforceSource(_SourceBase):
+    kind: Literal["salesforce"]
+    connection: SalesforceConnection
+    object: str = Field("Lead", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    intake: SalesforceIntake = SalesforceIntake()
+    #: the Compliance Review queue (DeveloperName or Name) that refusals are assigned to
+    review_queue: str = "Compliance_Review"
+    writeback: SalesforceWriteback = SalesforceWriteback()
+    query_page_size: int = Field(2000, ge=200, le=2000)
+    write_batch_size: int = Field(200, ge=1, le=200)
+
+
+# ---------------------------------------------------------------- HubSpot
+
+class HubSpotConnection(_Strict):
+    base_url: str = "https://api.hubapi.com"
+    token: SecretRef
+    ca_file: Path | None = None
+
+
+class HubSpotIntake(_Strict):
+    lifecyclestage: str = "lead"
+    unstamped_property: str = "leadgate_status"
+
+
+class HubSpotWriteback(_Strict):
+    status: str = "leadgate_status"
+    decision_id: str = "leadgate_decision_id"
+    reason: str = "leadgate_reason"
+    policy_version: str = "leadgate_policy_version"
+    outreach: str = "leadgate_outreach"
+    not_before: str = "leadgate_not_before"
+    group: str = "leadgate"
+
+
+class HubSpotSource(_SourceBase):
+    kind: Literal["hubspot"]
+    connection: HubSpotConnection
+    intake: HubSpotIntake = HubSpotIntake()
+    #: the owner id refusals are assigned to (the compliance review owner)
+    review_owner_id: str = "90001"
+    writeback: HubSpotWriteback = HubSpotWriteback()
+    search_page_size: int = Field(200, ge=10, le=200)
+    write_batch_size: int = Field(100, ge=1, le=100)
+    #: the search API's result cap; windows are re-anchored before reaching it
+    search_cap: int = Field(10_000, ge=100)
+
+
+SourceConfig = Annotated[SalesforceSource | HubSpotSource, Field(discriminator="kind")]
+
+
+class Config(_Strict):
+    database_url: str | None = None
+    policy: Path = Path("policy")
+    sources: dict[str, SourceConfig] = Field(min_length=1)
+    #: where the ledger's Ed25519 signing key lives
+    signing_key: Path = Path("leadgate-signing.key")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Config:
+        from connectors.mapping import default_mapping
+
+        for source in self.sources.values():
+            if not source.mapping:
+                object.__setattr__(source, "mapping", default_mapping(source.kind))
+        return self
+
+    def source(self, name: str) -> SalesforceSource | HubSpotSource:
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise LeadgateError(
+                f"no source named {name!r}", where="sources",
+                fix=f"use one of {', '.join(sorted(self.sources))} or add it to leadgate.yaml",
+            ) from None
+
+    def source_of_kind(self, kind: str) -> tuple[str, SalesforceSource | HubSpotSource]:
+        """The source called `kind`, else the only source of that kind."""
+        if kind in self.sources:
+            return kind, self.sources[kind]
+        found = [(n, s) for n, s in self.sources.items() if s.kind == kind]
+        if len(found) != 1:
+            raise LeadgateError(
+                f"{len(found)} sources of kind {kind}", where="sources",
+                fix="name the source explicitly with --source",
+            )
+        return found[0]
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    items = list(loc)
+    if len(items) >= 3 and items[0] == "sources" and items[2] in ("salesforce", "hubspot"):
+        del items[2]  # pydantic's discriminator tag, not a key of the file
+    parts: list[str] = []
+    for item in items:
+        if isinstance(item, int) and parts:
+            parts[-1] += f"[{item}]"
+        elif not str(item).startswith("function-"):
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def parse_config(data: Any, *, origin: str = "leadgate.yaml") -> Config:
+    if not isinstance(data, dict):
+        raise LeadgateError("must be a YAML mapping", where=origin,
+                            fix="start from `leadgate init`")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            key = _key(err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key (fix: remove it or check its spelling)"
+            elif err["type"] == "missing":
+                message = "required key is missing (fix: add it; see `leadgate init`)"
+            problems.append(f"{key}: {message}" if key else message)
+        raise LeadgateError("; ".join(problems), where=origin,
+                            fix="`leadgate init --print` shows a commented template") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate leadgate.yaml. Raises LeadgateError naming the key and the fix."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise LeadgateError(f"cannot read {path} ({exc.strerror})", where=str(path),
+                            fix="run `leadgate init` to create it, or pass --config") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise LeadgateError(f"not valid YAML ({getattr(exc, 'problem', exc)})", where=where,
+                            fix="correct the YAML syntax at that line") from None
+    config = parse_config(data, origin=str(path))
+    # relative paths in the file are relative to the file, not to the working directory
+    base = path.parent
+    updates: dict[str, Any] = {}
+    if not config.policy.is_absolute():
+        updates["policy"] = base / config.policy
+    if not config.signing_key.is_absolute():
+        updates["signing_key"] = base / config.signing_key
+    return config.model_copy(update=updates)

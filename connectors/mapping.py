@@ -1,0 +1,171 @@
+"""Raw CRM record -> parse_lead's raw dict, driven only by the source's field mapping.
+
+Every problem of a record is collected (not just the first), so that a refusal for invalid_lead
+tells RevOps everything to fix at once. Empty CRM values are left out: parse_lead decides which
+lead fields are required.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connectors.config import FieldMap
+
+_SF_CUSTOMER_TYPES = {
+    "Retail Customer": "retail",
+    "High Net Worth": "high_net_worth",
+    "Professional Client": "professional",
+    "Eligible Counterparty": "eligible_counterparty",
+    "Institutional": "institutional",
+}
+_PRODUCTS = {
+    "Easy Saver": "easy_saver",
+    "Structured Note": "structured_note",
+    "Pension Transfer": "pension_transfer",
+    "Term Life": "term_life",
+    "Private Mandate": "private_mandate",
+    "EU Mortgage": "eu_mortgage",
+}
+_COUNTRIES = {"UK": "GB", "United Kingdom": "GB", "USA": "US", "United States": "US"}
+_APPROPRIATENESS = {"Passed": "passed", "Failed": "failed"}
+
+
+def default_mapping(kind: str) -> dict[str, FieldMap]:
+    """The mapping for the sandbox CRM's seeded fields (what `leadgate init` writes out)."""
+    if kind == "salesforce":
+        raw: dict[str, Any] = {
+            "id": "Id", "first_name": "FirstName", "last_name": "LastName", "email": "Email",
+            "phone": "Phone", "company": "Company",
+            "country": {"field": "Country", "values": _COUNTRIES, "passthrough": True},
+            "state": "State", "postcode": "PostalCode",
+            "customer_type": {"field": "Customer_Type__c", "values": _SF_CUSTOMER_TYPES},
+            "product": {"field": "Product_Interest__c", "values": _PRODUCTS},
+            "investable_assets.amount": {"field": "Investable_Assets__c", "type": "number"},
+            "investable_assets.currency": "CurrencyIsoCode",
+            "assessments.appropriateness": {"field": "Appropriateness__c",
+                                            "values": _APPROPRIATENESS},
+            "consent.phone": {"field": "Phone_Consent__c", "type": "boolean"},
+            "consent.email": {"field": "Email_Consent__c", "type": "boolean"},
+            "first_contact_at": {"field": "First_Contact__c", "type": "datetime"},
+            "stage": "Status",
+            "attributes.lead_source": "LeadSource",
+        }
+    elif kind == "hubspot":
+        raw = {
+            "id": "hs_object_id", "first_name": "firstname", "last_name": "lastname",
+            "email": "email", "phone": "phone", "company": "company",
+            "country": {"field": "country", "values": _COUNTRIES, "passthrough": True},
+            "state": "state", "postcode": "zip",
+            "customer_type": {"field": "customer_type", "values": _SF_CUSTOMER_TYPES},
+            "product": {"field": "product_interest", "values": _PRODUCTS},
+            "investable_assets.amount": {"field": "investable_assets", "type": "number"},
+            "investable_assets.currency": "assets_currency",
+            "assessments.appropriateness": {"field": "appropriateness",
+                                            "values": _APPROPRIATENESS},
+            "consent.phone": {"field": "phone_consent", "type": "boolean"},
+            "consent.email": {"field": "email_consent", "type": "boolean"},
+            "first_contact_at": {"field": "first_contact_date", "type": "datetime"},
+            "stage": "lifecyclestage",
+        }
+    else:
+        raise ValueError(f"unknown CRM kind {kind!r}")
+    return {path: FieldMap.model_validate(spec) for path, spec in raw.items()}
+
+
+def crm_fields(mapping: Mapping[str, FieldMap]) -> list[str]:
+    """The CRM fields the mapping reads, in a stable order without duplicates."""
+    return list(dict.fromkeys(spec.field for spec in mapping.values()))
+
+
+_SF_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
+
+
+def parse_crm_time(value: Any) -> datetime:
+    """A CRM timestamp (ISO 8601 with Z, +0000 or +00:00, or epoch milliseconds) -> aware UTC."""
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+        when = datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    else:
+        text = str(value).strip().replace("Z", "+00:00")
+        text = _SF_OFFSET.sub(r"\1:\2", text)
+        when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def iso_z(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _coerce(value: Any, spec: FieldMap) -> Any:
+    """Convert one CRM value to the mapping's type; raises ValueError with a short reason."""
+    if spec.type == "boolean":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "1"):
+            return True
+        if text in ("false", "no", "0"):
+            return False
+        raise ValueError(f"{value!r} is not a yes/no value")
+    if spec.type == "number":
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        return str(number)
+    if spec.type == "datetime":
+        try:
+            return iso_z(parse_crm_time(value))
+        except (ValueError, OverflowError):
+            raise ValueError(f"{value!r} is not a date and time") from None
+    return value if isinstance(value, str | bool | int | Decimal) else str(value)
+
+
+def _put(target: dict[str, Any], path: str, value: Any) -> None:
+    head, _, rest = path.partition(".")
+    if rest:
+        _put(target.setdefault(head, {}), rest, value)
+    else:
+        target[head] = value
+
+
+def map_record(record: Mapping[str, Any], mapping: Mapping[str, FieldMap], *,
+               source: str, mapping_key: str = "mapping") -> tuple[dict[str, Any], list[str]]:
+    """Apply the mapping to one raw CRM record (a flat dict of field -> value).
+
+    Returns parse_lead's raw dict and the list of problems (empty when the record mapped cleanly).
+    `mapping_key` is the config key shown in fixes, e.g. "sources.crm.mapping".
+    """
+    raw: dict[str, Any] = {"source": source}
+    problems: list[str] = []
+    for path, spec in mapping.items():
+        value = record.get(spec.field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if spec.values is not None:
+            key = str(value).strip() if not isinstance(value, bool) else str(value).lower()
+            if key in spec.values:
+                value = spec.values[key]
+            elif not spec.passthrough:
+                problems.append(
+                    f"{spec.field}: value {str(value)!r} is not mapped for {path} "
+                    f"(fix: add it under {mapping_key}.{path}.values)"
+                )
+                continue
+        try:
+            value = _coerce(value, spec)
+        except ValueError as exc:
+            problems.append(f"{spec.field}: {exc} for {path} (fix: correct the record, or the "
+                            f"type of {mapping_key}.{path})")
+            continue
+        _put(raw, path, value)
+    return raw, problems

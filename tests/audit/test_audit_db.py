@@ -1,0 +1,105 @@
+"""Storage: URLs, migrations, append-only triggers, atomic batches."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from audit import db
+from audit.errors import LedgerError
+from audit.ledger import EntryIn, Ledger
+
+
+def test_database_url_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEADGATE_DATABASE_URL", raising=False)
+    assert db.database_url(None) == "sqlite:///leadgate.db"
+    assert db.database_url("sqlite:///from-config.db") == "sqlite:///from-config.db"
+    monkeypatch.setenv("LEADGATE_DATABASE_URL", "sqlite:///from-env.db")
+    assert db.database_url("sqlite:///from-config.db") == "sqlite:///from-env.db"
+
+
+def test_wrong_url_is_one_line_without_the_password() -> None:
+    with pytest.raises(LedgerError) as info:
+        db.make_engine("mysql://admin:hunter2@db/x")
+    assert "hunter2" not in str(info.value) and "fix:" in str(info.value)
+
+
+def test_unreachable_database_is_one_line(leadgate, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = leadgate("db", "upgrade", "--database-url",
+                    "postgresql+psycopg://u:hunter2@127.0.0.1:1/x", cwd=str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+    assert "hunter2" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_migration_up_and_down_on_an_empty_database(any_url: str, leadgate, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = leadgate("db", "upgrade", "--database-url", any_url, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    engine = db.make_engine(any_url)
+    try:
+        names = set(sa.inspect(engine).get_table_names())
+        assert {"ledger_entries", "ledger_head", "ledger_checkpoints", "ledger_subject_keys",
+                "ledger_signing_keys"} <= names
+        assert db.current_revision(engine) == "0001_ledger"
+        proc = leadgate("db", "upgrade", "--database-url", any_url, cwd=str(tmp_path))
+        assert proc.returncode == 0, proc.stderr  # running it again is harmless
+        proc = leadgate("db", "downgrade", "base", "--database-url", any_url, cwd=str(tmp_path))
+        assert proc.returncode == 0, proc.stderr
+        engine.dispose()
+        names = set(sa.inspect(engine).get_table_names())
+        assert not {n for n in names if n.startswith("ledger_")}
+        assert db.current_revision(engine) is None
+    finally:
+        engine.dispose()
+
+
+def test_triggers_refuse_update_and_delete(engine: Engine) -> None:
+    Ledger(engine).append_batch([EntryIn("decision", "s:1", {"n": 1})])
+    statements = ["UPDATE ledger_entries SET kind = 'x'", "DELETE FROM ledger_entries"]
+    if engine.dialect.name == "postgresql":
+        statements.append("TRUNCATE ledger_entries")
+    for statement in statements:
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            with engine.begin() as conn:
+                conn.execute(sa.text(statement))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM ledger_entries")).scalar() == 1
+
+
+def test_a_failed_batch_appends_nothing(engine: Engine) -> None:
+    ledger = Ledger(engine)
+    ledger.append_batch([EntryIn("decision", "s:1", {"n": 1})])
+    with pytest.raises(LedgerError):
+        ledger.append_batch([EntryIn("decision", "s:2", {"n": 2}),
+                             EntryIn("decision", "s:3", {"bad": object()})])
+    with pytest.raises(RuntimeError):
+        with db.write_transaction(engine) as conn:
+            ledger.append(conn, [EntryIn("decision", "s:4", {"n": 4})])
+            raise RuntimeError("crash after the append, before commit")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT max(seq) FROM ledger_entries")).scalar() == 1
+        assert conn.execute(sa.text("SELECT size FROM ledger_head")).scalar() == 1
+    appended = ledger.append_batch([EntryIn("decision", "s:5", {"n": 5})])
+    assert appended[0].seq == 2
+
+
+def test_append_chains_entries(engine: Engine) -> None:
+    ledger = Ledger(engine)
+    first = ledger.append_batch([EntryIn("decision", "s:1", {"n": 1}),
+                                 EntryIn("writeback", "s:1", {"status": "ok"})])
+    second = ledger.append_batch([EntryIn("review_action", "s:1", {"by": "cco"})])
+    assert [a.seq for a in first + second] == [1, 2, 3]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT body, prev_hash, entry_hash FROM ledger_entries "
+                                    "ORDER BY seq")).all()
+    assert bytes(rows[0].prev_hash) == bytes(32)
+    assert bytes(rows[1].prev_hash) == bytes(rows[0].entry_hash)
+    assert bytes(rows[2].prev_hash) == bytes(rows[1].entry_hash)
+    assert bytes(rows[2].body).startswith(
+        b'{"chain":{"prev":"' + bytes(rows[1].entry_hash).hex().encode() + b'","seq":3}')
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(LedgerError, match="unknown ledger entry kind"):
+        EntryIn("gossip", None, {})

@@ -1,0 +1,131 @@
+"""Configuration, secrets, field mapping and cursors (no network)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors.base import Cursor
+from connectors.config import FieldMap, load_config, parse_config
+from connectors.mapping import default_mapping, map_record, parse_crm_time
+from routing_core.errors import LeadgateError
+
+HS = {"kind": "hubspot", "connection": {"token": {"env": "LG_TEST_HS_TOKEN"}}}
+
+
+def test_defaults_fill_mapping_and_limits() -> None:
+    config = parse_config({"sources": {"crm": HS}})
+    source = config.sources["crm"]
+    assert source.mapping["id"].field == "hs_object_id"
+    assert source.write_batch_size == 100 and source.limits.api_budget == 10_000
+
+
+def test_inline_secret_is_refused_naming_the_key_without_echoing_it() -> None:
+    data = {"sources": {"crm": {"kind": "hubspot", "connection": {"token": "pat-na1-SECRET"}}}}
+    with pytest.raises(LeadgateError) as err:
+        parse_config(data)
+    text = str(err.value)
+    assert "sources.crm.connection.token" in text and "{env: VARIABLE_NAME}" in text
+    assert "SECRET" not in text
+
+
+def test_every_problem_is_reported_with_its_key() -> None:
+    data = {"sources": {"sf": {"kind": "salesforce", "bogus": 1,
+                               "connection": {"auth": "jwt", "username": "u"},
+                               "mapping": {"id": "Id", "prodcut": "X"}}}}
+    with pytest.raises(LeadgateError) as err:
+        parse_config(data)
+    text = str(err.value)
+    assert "sources.sf.bogus: unknown key" in text
+    assert "sources.sf.connection: auth jwt needs client_id, private_key" in text
+    assert "'prodcut' is not a lead field" in text
+
+
+def test_unknown_kind_and_missing_sources() -> None:
+    with pytest.raises(LeadgateError, match="sources"):
+        parse_config({"database_url": "sqlite://"})
+    with pytest.raises(LeadgateError, match="sources.x"):
+        parse_config({"sources": {"x": {"kind": "pipedrive"}}})
+
+
+def test_secret_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = parse_config({"sources": {"crm": HS}})
+    ref = config.sources["crm"].connection.token  # type: ignore[union-attr]
+    monkeypatch.delenv("LG_TEST_HS_TOKEN", raising=False)
+    with pytest.raises(LeadgateError) as err:
+        ref.resolve("sources.crm.connection.token")
+    assert "LG_TEST_HS_TOKEN is not set" in str(err.value)
+    assert "export LG_TEST_HS_TOKEN" in str(err.value)
+    monkeypatch.setenv("LG_TEST_HS_TOKEN", "pat-123")
+    secret = ref.resolve("k")
+    assert secret.get_secret_value() == "pat-123" and "pat-123" not in repr(secret)
+    path = tmp_path / "tok"
+    path.write_text("pat-456\n")
+    data = {"sources": {"crm": {**HS, "connection": {"token": {"file": str(path)}}}}}
+    ref2 = parse_config(data).sources["crm"].connection.token  # type: ignore[union-attr]
+    assert ref2.resolve("k").get_secret_value() == "pat-456"
+
+
+def test_load_config_reports_yaml_line_and_resolves_relative_paths(tmp_path: Path) -> None:
+    bad = tmp_path / "leadgate.yaml"
+    bad.write_text("sources:\n  crm: [\n")
+    with pytest.raises(LeadgateError, match=r"leadgate.yaml:\d+"):
+        load_config(bad)
+    bad.write_text("policy: pol\nsources:\n  crm:\n    kind: hubspot\n    connection:\n"
+                   "      token: {env: X}\n")
+    assert load_config(bad).policy == tmp_path / "pol"
+    with pytest.raises(LeadgateError, match="leadgate init"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_mapping_produces_parse_lead_raw_dict() -> None:
+    record = {
+        "Id": "00Q1", "FirstName": "Ada", "LastName": "Lovelace", "Country": "UK",
+        "State": None, "Customer_Type__c": "Retail Customer", "Product_Interest__c": "Easy Saver",
+        "Investable_Assets__c": 250000.5, "CurrencyIsoCode": "GBP",
+        "Appropriateness__c": "Passed", "Phone_Consent__c": True, "Email_Consent__c": False,
+        "First_Contact__c": "2026-11-20T10:00:00.000+0000", "Status": "Open",
+    }
+    raw, problems = map_record(record, default_mapping("salesforce"), source="sf")
+    assert problems == []
+    assert raw == {
+        "source": "sf", "id": "00Q1", "first_name": "Ada", "last_name": "Lovelace",
+        "country": "GB", "customer_type": "retail", "product": "easy_saver",
+        "investable_assets": {"amount": "250000.5", "currency": "GBP"},
+        "assessments": {"appropriateness": "passed"},
+        "consent": {"phone": True, "email": False},
+        "first_contact_at": "2026-11-20T10:00:00.000Z", "stage": "Open",
+    }
+
+
+def test_mapping_collects_every_problem() -> None:
+    record = {"hs_object_id": "7", "customer_type": "Gold Client", "product_interest": "Crypto",
+              "phone_consent": "maybe", "investable_assets": "lots", "country": "Narnia"}
+    raw, problems = map_record(record, default_mapping("hubspot"), source="hs",
+                               mapping_key="sources.hs.mapping")
+    assert len(problems) == 4, problems
+    assert any("'Gold Client' is not mapped for customer_type" in p and
+               "sources.hs.mapping.customer_type.values" in p for p in problems)
+    assert raw["country"] == "Narnia"  # passthrough: parse_lead validates countries
+
+
+def test_fieldmap_shorthand() -> None:
+    assert FieldMap.model_validate("Email").field == "Email"
+
+
+def test_cursor_round_trip_and_order() -> None:
+    a = Cursor(datetime(2026, 11, 20, 10, 0, tzinfo=UTC), "00QA")
+    b = Cursor(datetime(2026, 11, 20, 10, 0, tzinfo=UTC), "00QB")
+    assert a < b and Cursor.loads(a.dumps()) == a
+    assert a.dumps() == "2026-11-20T10:00:00.000Z|00QA"
+    with pytest.raises(LeadgateError):
+        Cursor.loads("yesterday|x")
+
+
+def test_crm_time_formats() -> None:
+    expected = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    assert parse_crm_time("2026-11-20T10:00:00.000+0000") == expected
+    assert parse_crm_time("2026-11-20T10:00:00Z") == expected
+    assert parse_crm_time(str(int(expected.timestamp() * 1000))) == expected

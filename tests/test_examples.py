@@ -1,0 +1,326 @@
+"""Structural checks of the example policy in examples/policy and the sample leads.
+
+These read the YAML with PyYAML only (no routing core), so they say what the example must
+contain: the counts issue 3 asks for, references that resolve, CRM id shapes, and a policy test
+for every refusal reason that a lead file can reach. Once the routing core is present, the policy
+is also loaded and its tests run with the real engine (see the end of this file).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+POLICY_DIR = EXAMPLES / "policy"
+LEADS_DIR = EXAMPLES / "leads"
+
+SECTIONS = {
+    "policy", "firm", "jurisdiction_groups", "products", "teams", "screening", "gates", "rules",
+    "conduct", "cooling_off", "review", "tests",
+}
+REQUIRED_SECTIONS = {"policy", "firm", "products", "teams", "rules"}
+CUSTOMER_TYPES = {"retail", "high_net_worth", "professional", "eligible_counterparty", "institutional"}
+BUILTIN_GROUPS = {"EU", "EEA", "GCC", "US_STATES"}
+# Refusal reasons a lead file can reach through `tests:` (invalid_lead is a parse failure, the
+# screening reasons need real lists, cooling_off_violation comes from the sync job).
+TESTED_REASONS = {
+    "unlicensed_jurisdiction", "suitability_gate", "no_rule_matched", "no_licensed_team",
+    "no_available_rep",
+}
+ALL_REASONS = TESTED_REASONS | {
+    "sanctions_hit", "pep", "blocklisted", "screening_unavailable", "invalid_lead",
+    "cooling_off_violation",
+}
+SF_USER_ID = re.compile(r"005[A-Za-z0-9]{15}")
+HUBSPOT_OWNER_ID = re.compile(r"7[0-9]{4}")
+REP_ID = re.compile(r"[a-z][a-z0-9_-]{1,15}")
+AT = "2026-11-25T10:00:00Z"
+
+
+def sf_checksum(id15: str) -> str:
+    """The 3-character suffix that makes a 15-character Salesforce id case-insensitive."""
+    out = ""
+    for i in range(3):
+        chunk = id15[i * 5:(i + 1) * 5]
+        flags = sum(1 << j for j, c in enumerate(chunk) if "A" <= c <= "Z")
+        out += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[flags]
+    return out
+
+
+def merge_policy_dir(path: Path) -> dict[str, Any]:
+    """Merge the folder's YAML files in name order: a section split over files must be a mapping
+    with disjoint keys (teams across 20..23-teams-*.yaml); any other repetition is an error."""
+    merged: dict[str, Any] = {}
+    files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+    assert files, f"no YAML files in {path}"
+    for f in files:
+        doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+        assert isinstance(doc, dict), f"{f.name}: top level must be a mapping"
+        for key, value in doc.items():
+            assert key in SECTIONS, f"{f.name}: unknown top-level section {key!r}"
+            if key in merged:
+                assert isinstance(merged[key], dict) and isinstance(value, dict), (
+                    f"{f.name}: section {key!r} repeated and is not a mapping")
+                dup = set(merged[key]) & set(value)
+                assert not dup, f"{f.name}: {key} ids defined twice: {sorted(dup)}"
+                merged[key].update(value)
+            else:
+                merged[key] = value
+    return merged
+
+
+@pytest.fixture(scope="module")
+def policy() -> dict[str, Any]:
+    return merge_policy_dir(POLICY_DIR)
+
+
+def all_reps(policy: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(tid, m) for tid, t in policy["teams"].items() for m in t["members"]]
+
+
+def all_licences(policy: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for tid, t in policy["teams"].items():
+        out += [(f"teams.{tid}", lic) for lic in t.get("licenses", [])]
+        for m in t["members"]:
+            out += [(f"teams.{tid}.{m['id']}", lic) for lic in m.get("licenses", [])]
+    return out
+
+
+def conditions(cond: Any) -> list[dict[str, Any]]:
+    """Every leaf of a condition tree."""
+    if not isinstance(cond, dict):
+        raise AssertionError(f"condition must be a mapping, got {cond!r}")
+    if "all" in cond:
+        return [leaf for c in cond["all"] for leaf in conditions(c)]
+    if "any" in cond:
+        return [leaf for c in cond["any"] for leaf in conditions(c)]
+    if "not" in cond:
+        return conditions(cond["not"])
+    assert "field" in cond, f"leaf without field: {cond!r}"
+    ops = set(cond) - {"field"}
+    assert len(ops) == 1, f"leaf must have exactly one operator: {cond!r}"
+    assert ops <= {"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "within",
+                   "matches"}, cond
+    return [cond]
+
+
+def policy_conditions(policy: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for r in policy["rules"]:
+        out += [(f"rules.{r['id']}", c) for c in conditions(r["when"])]
+    for g in policy.get("gates", []):
+        out += [(f"gates.{g['id']}", c) for c in conditions(g["applies_to"])]
+        out += [(f"gates.{g['id']}", c) for c in conditions(g["require"])]
+    for k in ("conduct", "cooling_off"):
+        for r in policy.get(k, []):
+            out += [(f"{k}.{r['id']}", c) for c in conditions(r["when"])]
+    return out
+
+
+# ----------------------------------------------------------------------------- the counts
+
+
+def test_required_sections_present(policy: dict[str, Any]) -> None:
+    assert REQUIRED_SECTIONS <= set(policy)
+    assert {"screening", "gates", "conduct", "cooling_off", "review", "tests"} <= set(policy)
+
+
+def test_counts(policy: dict[str, Any]) -> None:
+    assert len(policy["teams"]) >= 12
+    assert len(all_reps(policy)) >= 60
+    assert len(policy["products"]) >= 8
+    assert len(policy["tests"]) >= 25
+    assert len(policy["gates"]) >= 3
+    assert len(policy["review"]["officers"]) >= 2
+
+
+def test_firm_has_the_four_entities(policy: dict[str, Any]) -> None:
+    regulators = {a["regulator"] for a in policy["firm"]["authorisations"]}
+    assert {"FCA", "CSSF", "DFSA", "NYDFS"} <= regulators
+
+
+# --------------------------------------------------------------------- references resolve
+
+
+def test_rule_teams_exist(policy: dict[str, Any]) -> None:
+    ids = [r["id"] for r in policy["rules"]]
+    assert len(ids) == len(set(ids)), "duplicate rule id"
+    for r in policy["rules"]:
+        assert r["route_to"], f"rule {r['id']} routes nowhere"
+        for team in r["route_to"]:
+            assert team in policy["teams"], f"rule {r['id']} routes to unknown team {team}"
+        assert r.get("team_choice", "priority") in {"priority", "round_robin"}
+
+
+def test_every_team_is_reachable(policy: dict[str, Any]) -> None:
+    routed = {t for r in policy["rules"] for t in r["route_to"]}
+    assert set(policy["teams"]) == routed
+
+
+def test_licence_products_customer_types_and_jurisdictions(policy: dict[str, Any]) -> None:
+    groups = set(policy.get("jurisdiction_groups", {})) | BUILTIN_GROUPS
+    regulators = {a["regulator"] for a in policy["firm"]["authorisations"]}
+    for where, lic in all_licences(policy):
+        assert set(lic) <= {"id", "regulator", "jurisdictions", "products", "customer_types",
+                            "valid_from", "valid_until"}, (where, lic)
+        for p in lic["products"]:
+            assert p in policy["products"], f"{where}: licence {lic['id']} unknown product {p}"
+        assert set(lic["customer_types"]) <= CUSTOMER_TYPES, (where, lic["customer_types"])
+        assert lic["regulator"] in regulators, f"{where}: no firm authorisation by {lic['regulator']}"
+        for j in lic["jurisdictions"]:
+            if j.startswith("@"):
+                assert j[1:] in groups, f"{where}: unknown group {j}"
+            else:
+                assert re.fullmatch(r"[A-Z]{2}(-[A-Z0-9]{1,3})?", j), (where, j)
+        if lic.get("valid_until") is not None:
+            assert lic["valid_until"] >= lic["valid_from"], where
+
+
+def test_condition_values_reference_known_things(policy: dict[str, Any]) -> None:
+    groups = set(policy.get("jurisdiction_groups", {})) | BUILTIN_GROUPS
+    for where, leaf in policy_conditions(policy):
+        path = leaf["field"]
+        value = next(v for k, v in leaf.items() if k != "field")
+        if path == "product" and not isinstance(value, bool):
+            for p in value if isinstance(value, list) else [value]:
+                assert p in policy["products"], f"{where}: unknown product {p}"
+        if path == "customer_type":
+            for c in value if isinstance(value, list) else [value]:
+                assert c in CUSTOMER_TYPES, f"{where}: unknown customer type {c}"
+        if "within" in leaf:
+            for j in leaf["within"]:
+                assert not j.startswith("@") or j[1:] in groups, f"{where}: unknown group {j}"
+        if "matches" in leaf:
+            re.compile(leaf["matches"])
+
+
+def test_ids_unique_across_the_policy(policy: dict[str, Any]) -> None:
+    reps = [m["id"] for _, m in all_reps(policy)]
+    assert len(reps) == len(set(reps)), "a rep id appears twice"
+    licences = [lic["id"] for _, lic in all_licences(policy)]
+    assert len(licences) == len(set(licences)), "a licence id appears twice"
+    for k in ("gates", "conduct", "cooling_off"):
+        ids = [x["id"] for x in policy[k]]
+        assert len(ids) == len(set(ids)), f"duplicate id in {k}"
+
+
+# --------------------------------------------------------------------------- reps and CRMs
+
+
+def test_rep_shapes(policy: dict[str, Any]) -> None:
+    sf_ids, hs_ids = set(), set()
+    for tid, m in all_reps(policy):
+        assert REP_ID.fullmatch(m["id"]), f"{tid}: rep id {m['id']!r} not short lowercase"
+        assert m.get("name"), f"{tid}.{m['id']}: no name"
+        sf, hs = m["crm"]["salesforce"], m["crm"]["hubspot"]
+        assert isinstance(sf, str) and SF_USER_ID.fullmatch(sf), f"{m['id']}: salesforce {sf!r}"
+        assert len(sf) == 18
+        assert sf[15:] == sf_checksum(sf[:15]), f"{m['id']}: bad 18-char checksum in {sf}"
+        assert isinstance(hs, str) and HUBSPOT_OWNER_ID.fullmatch(hs), f"{m['id']}: hubspot {hs!r}"
+        sf_ids.add(sf)
+        hs_ids.add(hs)
+        assert m.get("weight", 1) >= 1
+        assert m.get("max_per_day", 1) >= 1
+    assert len(sf_ids) == len(all_reps(policy)) == len(hs_ids), "CRM ids must be unique"
+
+
+def test_rep_variety(policy: dict[str, Any]) -> None:
+    reps = [m for _, m in all_reps(policy)]
+    assert any(m.get("available") is False for m in reps)
+    assert any("weight" in m for m in reps)
+    assert any("max_per_day" in m for m in reps)
+    assert any(m.get("licenses") for m in reps)
+    assert {t.get("assignment", "round_robin") for t in policy["teams"].values()} == {
+        "round_robin", "weighted", "least_loaded"}
+
+
+def test_individually_licensed_teams(policy: dict[str, Any]) -> None:
+    teams = [t for t in policy["teams"].values() if t.get("requires_individual_license")]
+    assert teams, "the US producer teams must require individual licences"
+    for t in teams:
+        assert any(m.get("licenses") for m in t["members"]), t["name"]
+
+
+def test_licence_validity_windows(policy: dict[str, Any]) -> None:
+    """Some licence has expired by 2026-11-25 and some only becomes valid later."""
+    import datetime as dt
+
+    day = dt.date(2026, 11, 25)
+    lic = [lic for _, lic in all_licences(policy)]
+    assert any(x.get("valid_until") and x["valid_until"] < day for x in lic)
+    assert any(x["valid_from"] > day for x in lic)
+
+
+# ----------------------------------------------------------------------------- tests section
+
+
+def test_policy_tests_cover_every_reachable_outcome(policy: dict[str, Any]) -> None:
+    reasons = set()
+    teams = set()
+    names = [t["name"] for t in policy["tests"]]
+    assert len(names) == len(set(names)), "duplicate test name"
+    for t in policy["tests"]:
+        assert set(t) == {"name", "lead", "expect"}, t["name"]
+        exp = t["expect"]
+        assert exp["outcome"] in {"assigned", "refused"}, t["name"]
+        if exp["outcome"] == "refused":
+            assert exp["reason"] in ALL_REASONS, t["name"]
+            assert "team" not in exp, t["name"]
+            reasons.add(exp["reason"])
+        else:
+            assert exp["team"] in policy["teams"], t["name"]
+            teams.add(exp["team"])
+    missing = TESTED_REASONS - reasons
+    assert not missing, f"no policy test expects: {sorted(missing)}"
+    regulators_assigned = set()
+    for tid in teams:
+        regulators_assigned |= {lic["regulator"] for lic in policy["teams"][tid]["licenses"]}
+    assert {"FCA", "CSSF", "DFSA", "NYDFS"} <= regulators_assigned, "assign once per entity"
+
+
+def test_review_section(policy: dict[str, Any]) -> None:
+    r = policy["review"]
+    assert r["queue"]["salesforce"] and r["queue"]["hubspot"]["owner_id"]
+    assert r["four_eyes_for_overrides"] is True
+    assert len({o["id"] for o in r["officers"]}) >= 2
+    assert r["notify"]
+
+
+def test_screening_lists_exist(policy: dict[str, Any]) -> None:
+    s = policy["screening"]
+    paths = [x["path"] for x in s["lists"]] + [s["pep"]["path"], s["blocklist"]["path"]]
+    for p in paths:
+        f = POLICY_DIR / p
+        assert f.is_file(), f"screening list {p} missing (relative to the policy folder)"
+        rows = list(csv.reader(f.open(encoding="utf-8")))
+        assert len(rows) >= 2, p
+    for x in s["lists"]:
+        rows = list(csv.reader((POLICY_DIR / x["path"]).open(encoding="utf-8")))
+        if x["format"] == "ofac_sdn_csv":
+            assert all(len(r) == 12 for r in rows), "OFAC sdn.csv rows have 12 columns, no header"
+        elif x["format"] == "opensanctions_simple":
+            assert rows[0][:3] == ["id", "schema", "name"]
+            assert all(len(r) == len(rows[0]) for r in rows)
+
+
+def test_conduct_and_cooling_off_shapes(policy: dict[str, Any]) -> None:
+    for c in policy["conduct"]:
+        assert set(c) <= {"id", "when", "prohibit_channels", "contact_window",
+                          "require_disclosures", "reason"}, c["id"]
+        assert set(c) & {"prohibit_channels", "contact_window", "require_disclosures"}, c["id"]
+        if "contact_window" in c:
+            w = c["contact_window"]
+            assert re.fullmatch(r"\d\d:\d\d", w["start"]) and re.fullmatch(r"\d\d:\d\d", w["end"])
+    assert any(c.get("contact_window") for c in policy["conduct"])
+    for c in policy["cooling_off"]:
+        assert set(c) <= {"id", "when", "hours", "from", "blocks_stage", "reason"}, c["id"]
+        assert c["hours"] > 0 and c["from"] in {"first_contact", "assignment"}
+    assert any(c["hours"] == 168 for c in policy["cooling_off"])
