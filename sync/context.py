@@ -1,0 +1,93 @@
+"""Open what a run needs from leadgate.yaml: config, policy, database, ledger, connector.
+
+Every failure here is a "could not start" (exit 2) with one line naming the thing and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from routing_core.errors import LeadgateError
+
+CONFIG_ENV = "LEADGATE_CONFIG"
+
+
+@dataclass
+class Context:
+    config_path: Path
+    config: Any
+    policy: Any
+    engine: sa.Engine
+    ledger: Any
+    key_path: Path
+
+    def source(self, name: str | None) -> tuple[str, Any]:
+        if name is None:
+            if len(self.config.sources) != 1:
+                raise LeadgateError(
+                    f"{len(self.config.sources)} sources are configured", where="--source",
+                    fix=f"name one of {', '.join(sorted(self.config.sources))} with --source")
+            name = next(iter(self.config.sources))
+        return name, self.config.source(name)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def config_path(value: str | None) -> Path:
+    return Path(value or os.environ.get(CONFIG_ENV) or "leadgate.yaml")
+
+
+def _relative(base: Path, value: Path | str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else base / p
+
+
+def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
+    from routing_core.policy import load_policy
+
+    from audit import db
+    from audit.ledger import Ledger
+    from connectors.config import load_config
+
+    path = config_path(str(config) if config else None)
+    cfg = load_config(path)
+    base = path.resolve().parent
+    policy = load_policy(_relative(base, cfg.policy))
+    url = db.database_url(cfg.database_url)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        # A relative SQLite path is relative to leadgate.yaml, not to wherever cron starts us.
+        rel = url.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            url = "sqlite:///" + str(_relative(base, rel))
+    engine = db.make_engine(url)
+    if migrate:
+        db.upgrade(engine)
+    else:
+        db.require_schema(engine)
+    key_path = _relative(base, cfg.signing_key)
+    return Context(path, cfg, policy, engine, Ledger(engine, key_path=key_path), key_path)
+
+
+def open_source(ctx: Context, name: str | None) -> tuple[str, Any, Any]:
+    """(source name, its config, an opened connector)."""
+    from connectors import open_connector
+
+    source, source_cfg = ctx.source(name)
+    return source, source_cfg, open_connector(source_cfg, source=source)
+
+
+def screener_for(policy: Any, base: Path | None = None) -> Any:
+    """The list screener for the policy's `screening` section (None when there is none)."""
+    from routing_core.screening import NullScreener
+
+    if getattr(policy, "screening", None) is None:
+        return NullScreener()
+    from sync.screening import ListScreener
+
+    return ListScreener.from_policy(policy)
