@@ -29,6 +29,15 @@ from audit import crypto, schema
 from audit.canonical import NotCanonical, dumps_normalised, normalise, rfc3339
 from audit.db import write_transaction
 from audit.errors import LedgerError
+from audit.keys import (
+    ensure_signing_key,
+    fingerprint,
+    load_signing_key,
+    public_bytes,
+    signing_key_path,
+)
+from audit.merkle import Accumulator
+from audit.signing import SignedCheckpoint, rotation_statement, sign_checkpoint
 
 KINDS = frozenset({
     "decision", "writeback", "review_action", "violation", "policy_loaded", "checkpoint",
@@ -72,6 +81,7 @@ class Head:
     ledger_id: str
     size: int
     last_hash: bytes
+    frontier: bytes
     checkpoints: int
     last_checkpoint_digest: bytes | None
 
@@ -81,7 +91,8 @@ def read_head(conn: Connection) -> Head:
     if row is None:
         raise LedgerError("the ledger head row is missing",
                           fix="run `leadgate db upgrade` on an empty database")
-    return Head(row.ledger_id, int(row.size), bytes(row.last_hash), int(row.checkpoints),
+    return Head(row.ledger_id, int(row.size), bytes(row.last_hash), bytes(row.frontier),
+                int(row.checkpoints),
                 None if row.last_checkpoint_digest is None else bytes(row.last_checkpoint_digest))
 
 
@@ -104,6 +115,7 @@ class Ledger:
         out: list[Appended] = []
         prev = head.last_hash
         seq = head.size
+        acc = Accumulator.restore(head.size, head.frontier)
         for entry in entries:
             seq += 1
             entry_id = str(ULID())
@@ -129,11 +141,105 @@ class Ledger:
                          "subject": entry.subject, "time": now, "body": body,
                          "prev_hash": prev, "entry_hash": digest})
             out.append(Appended(seq, entry_id, entry.kind, entry.subject, now, digest.hex()))
+            acc.add(digest)
             prev = digest
         conn.execute(schema.entries.insert(), rows)
         conn.execute(schema.head.update().where(schema.head.c.id == 1)
-                     .values(size=seq, last_hash=prev))
+                     .values(size=seq, last_hash=prev, frontier=acc.frontier()))
         return out
+
+    # -- checkpoints and keys ------------------------------------------------------------
+
+    def _key_file(self) -> Path:
+        return self.key_path if self.key_path is not None else signing_key_path()
+
+    def current_key(self, conn: Connection) -> str | None:
+        """Fingerprint of the key that signs checkpoints now (None before the first one)."""
+        table = schema.signing_keys
+        row = conn.execute(sa.select(table.c.fingerprint)
+                           .order_by(table.c.announced_seq.desc()).limit(1)).first()
+        return None if row is None else str(row.fingerprint)
+
+    def _register_key(self, conn: Connection, public: bytes, payload: dict[str, Any]) -> None:
+        appended = self.append(conn, [EntryIn("key_rotation", None, payload)])
+        conn.execute(schema.signing_keys.insert().values(
+            fingerprint=fingerprint(public), public_key=public,
+            announced_seq=appended[0].seq, created_at=appended[0].time))
+
+    def checkpoint(self, conn: Connection | None = None) -> SignedCheckpoint:
+        """Sign the current tree head (also when nothing was appended) and record it.
+
+        The first checkpoint announces the key (creating the key file on first use); a key
+        file that does not match the ledger's current key is refused.
+        """
+        if conn is None:
+            with write_transaction(self.engine) as own:
+                return self.checkpoint(own)
+        current = self.current_key(conn)
+        path = self._key_file()
+        if current is None:
+            ensure_signing_key(path)
+        key = load_signing_key(path)
+        public = public_bytes(key)
+        if current is None:
+            self._register_key(conn, public, {"public_key": crypto.b64(public),
+                                              "key": fingerprint(public), "previous": None,
+                                              "endorsement": None})
+        elif fingerprint(public) != current:
+            raise LedgerError(
+                f"the signing key file holds key {fingerprint(public)[:19]}..., but the ledger "
+                f"is signed with {current[:19]}...", where=str(path),
+                fix="use the ledger's key file, or rotate with `leadgate audit rotate-key`",
+            )
+        head = read_head(conn)
+        number = head.checkpoints + 1
+        signed = sign_checkpoint(
+            key, ledger_id=head.ledger_id, number=number, size=head.size,
+            root=Accumulator.restore(head.size, head.frontier).root(),
+            last_hash=head.last_hash, time=rfc3339(self.clock()),
+            prev=head.last_checkpoint_digest,
+        )
+        statement = signed.statement
+        conn.execute(schema.checkpoints.insert().values(
+            number=number, size=head.size, time=statement["time"],
+            key_fingerprint=statement["key"], body=signed.body, signature=signed.signature))
+        conn.execute(schema.head.update().where(schema.head.c.id == 1).values(
+            checkpoints=number, last_checkpoint_digest=signed.digest))
+        # The checkpoint is also an entry, so removing a checkpoint row breaks the chain's story.
+        self.append(conn, [EntryIn("checkpoint", None, {
+            "number": number, "size": head.size, "root": statement["root"],
+            "digest": signed.digest.hex()})])
+        return signed
+
+    def rotate_key(self, new_key_path: str | Path) -> str:
+        """Announce a new signing key in an entry endorsed by the current key; returns its
+        fingerprint. Later checkpoints must be signed with the new key."""
+        new_path = ensure_signing_key(new_key_path)
+        new_key = load_signing_key(new_path)
+        new_public = public_bytes(new_key)
+        with write_transaction(self.engine) as conn:
+            current = self.current_key(conn)
+            old_key = load_signing_key(self._key_file())
+            old_public = public_bytes(old_key)
+            if current is None or fingerprint(old_public) != current:
+                raise LedgerError("the current key file does not hold the ledger's signing key",
+                                  where=str(self._key_file()),
+                                  fix="pass the key file that signed the last checkpoint")
+            if fingerprint(new_public) == current:
+                raise LedgerError("the new key is the current key", where=str(new_path),
+                                  fix="name a new key file (it is created if missing)")
+            ledger_id = read_head(conn).ledger_id
+            endorsement = old_key.sign(rotation_statement(ledger_id, new_public))
+            self._register_key(conn, new_public, {
+                "public_key": crypto.b64(new_public), "key": fingerprint(new_public),
+                "previous": current, "endorsement": crypto.b64(endorsement)})
+            self.key_path = Path(new_path)
+            self.checkpoint(conn)
+        return fingerprint(new_public)
+
+    def verify(self, prior_checkpoint: bytes | None = None) -> Any:
+        """Verify the whole ledger; returns a Report or raises VerificationFailed."""
+        return verify(self.engine, prior_checkpoint)
 
     def append_batch(self, entries: Sequence[EntryIn]) -> list[Appended]:
         """Append in a transaction of its own."""
@@ -173,3 +279,10 @@ class Ledger:
         if key is None:  # the subject was erased: never store their data again
             return {"withheld": "subject erased"}
         return crypto.seal(key, ledger_id, entry.subject, entry.personal)
+
+
+def verify(engine: Engine, prior_checkpoint: bytes | None = None) -> Any:
+    """The whole ledger (see audit.verify.verify_database)."""
+    from audit.verify import verify_database
+
+    return verify_database(engine, prior_checkpoint=prior_checkpoint)

@@ -46,6 +46,19 @@ class Accumulator:
             n >>= 1
         self.size += 1
 
+    @classmethod
+    def restore(cls, size: int, frontier: bytes) -> Accumulator:
+        """From `frontier()` bytes (one 32-byte hash per one bit of size, left to right)."""
+        acc = cls()
+        acc.size = size
+        acc._stack = [frontier[i:i + 32] for i in range(0, len(frontier), 32)]
+        if len(acc._stack) != size.bit_count():
+            raise ValueError(f"frontier of {len(acc._stack)} hashes does not fit size {size}")
+        return acc
+
+    def frontier(self) -> bytes:
+        return b"".join(self._stack)
+
     def root(self) -> bytes:
         if not self._stack:
             return EMPTY_ROOT

@@ -12,6 +12,7 @@ head = sa.Table(
     sa.Column("ledger_id", sa.String(64)),
     sa.Column("size", sa.BigInteger),
     sa.Column("last_hash", sa.LargeBinary(32)),
+    sa.Column("frontier", sa.LargeBinary),
     sa.Column("checkpoints", sa.BigInteger),
     sa.Column("last_checkpoint_digest", sa.LargeBinary(32)),
 )

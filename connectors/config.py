@@ -85,7 +85,7 @@ LEAD_PATHS: frozenset[str] = frozenset({
     "id", "first_name", "last_name", "email", "phone", "company", "kind", "jurisdiction",
     "country", "subdivision", "state", "postcode", "customer_type", "product",
     "investable_assets.amount", "investable_assets.currency", "first_contact_at", "stage",
-    "channel",
+    "channel", "timezone",
 })
 LEAD_PATH_PREFIXES = ("assessments.", "consent.", "attributes.")
 

@@ -30,7 +30,9 @@ _PRODUCTS = {
     "Private Mandate": "private_mandate",
     "EU Mortgage": "eu_mortgage",
 }
-_COUNTRIES = {"UK": "GB", "United Kingdom": "GB", "USA": "US", "United States": "US"}
+# spellings the org uses that are not ISO names (ISO names and codes pass through to parse_lead)
+_COUNTRIES = {"UK": "GB", "England": "GB", "Deutschland": "DE", "España": "ES", "Italia": "IT",
+              "Polska": "PL", "Schweiz": "CH", "Brasil": "BR"}
 _APPROPRIATENESS = {"Passed": "passed", "Failed": "failed"}
 
 
@@ -168,4 +170,18 @@ def map_record(record: Mapping[str, Any], mapping: Mapping[str, FieldMap], *,
                             f"type of {mapping_key}.{path})")
             continue
         _put(raw, path, value)
+    if problems:
+        problems.extend(_lead_problems(raw, problems))
     return raw, problems
+
+
+def _lead_problems(raw: dict[str, Any], known: list[str]) -> list[str]:
+    """What parse_lead says about the rest of a record that already failed mapping, so that the
+    refusal lists every problem at once."""
+    from routing_core.lead import InvalidLead, parse_lead
+
+    try:
+        parse_lead(raw)
+    except InvalidLead as exc:
+        return [p for p in exc.problems if p not in known]
+    return []

@@ -125,6 +125,8 @@ class Decision:
     rep: dict[str, Any] | None = None
     outreach: dict[str, Any] | None = None
     cooling_off: dict[str, Any] | None = None
+    conduct_rules: list[RuleTrace] = field(default_factory=list)
+    cooling_off_rules: list[RuleTrace] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -170,6 +172,8 @@ class Decision:
             "outreach": json_safe(self.outreach),
             "cooling_off": json_safe(self.cooling_off),
             "queue": self.queue,
+            "conduct_rules": [rule.to_json() for rule in self.conduct_rules],
+            "cooling_off_rules": [rule.to_json() for rule in self.cooling_off_rules],
         }
         if self.problems:
             out["problems"] = list(self.problems)

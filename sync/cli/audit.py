@@ -81,3 +81,99 @@ def db_downgrade(database_url: str | None, config_path: str, revision: str) -> N
 @click.group()
 def audit() -> None:
     """Verify, export, explain and erase in the audit ledger."""
+
+
+KEY_OPTION = click.option(
+    "--key", "key_path", type=click.Path(dir_okay=False), default=None,
+    help="Signing key file (default: LEADGATE_SIGNING_KEY, signing_key in leadgate.yaml, "
+         "./leadgate-signing.key).",
+)
+
+
+def open_ledger(database_url: str | None, config_path: str, key_path: str | None = None,
+                *, need_schema: bool = True) -> Any:
+    from audit import db as audit_db
+    from audit.keys import signing_key_path
+    from audit.ledger import Ledger
+
+    engine = audit_db.make_engine(resolve_url(database_url, config_path))
+    if need_schema:
+        audit_db.require_schema(engine)
+    key = Path(key_path) if key_path else signing_key_path(_config_value(config_path,
+                                                                          "signing_key"))
+    return Ledger(engine, key_path=key)
+
+
+def _read_file(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise LeadgateError(f"cannot read the {what} ({exc.strerror})", where=path,
+                            fix=f"pass the path of the {what} file") from exc
+
+
+@audit.command("verify")
+@URL_OPTION
+@CONFIG_OPTION
+@click.option("--prior-checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="A checkpoint file saved earlier: prove today's ledger extends it.")
+@click.option("--bundle", type=click.Path(file_okay=False), default=None,
+              help="Verify an exported bundle offline (no database).")
+def verify_cmd(database_url: str | None, config_path: str, prior_checkpoint: str | None,
+               bundle: str | None) -> None:
+    """Check the hash chain, Merkle roots and every checkpoint signature (exit 1 if bad)."""
+    prior = _read_file(prior_checkpoint, "prior checkpoint") if prior_checkpoint else None
+    if bundle:
+        from audit.bundle import verify_bundle
+
+        click.echo(verify_bundle(Path(bundle), prior_checkpoint=prior).summary())
+        return
+    from audit.verify import verify_database
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        report = verify_database(ledger.engine, prior_checkpoint=prior,
+                                 prior_name=prior_checkpoint or "")
+    finally:
+        ledger.engine.dispose()
+    click.echo(report.summary())
+
+
+@audit.command("checkpoint")
+@URL_OPTION
+@CONFIG_OPTION
+@KEY_OPTION
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the signed checkpoint to this file (keep it for --prior-checkpoint).")
+def checkpoint_cmd(database_url: str | None, config_path: str, key_path: str | None,
+                   out: str | None) -> None:
+    """Sign the ledger's current tree head."""
+    from audit.keys import load_signing_key, public_bytes
+
+    ledger = open_ledger(database_url, config_path, key_path)
+    try:
+        signed = ledger.checkpoint()
+    finally:
+        ledger.engine.dispose()
+    st = signed.statement
+    if out:
+        Path(out).write_bytes(signed.to_file(public_bytes(load_signing_key(ledger.key_path))))
+    click.echo(f"checkpoint {st['number']}: {st['size']} entries, root {st['root'][:16]}..., "
+               f"key {st['key'][:19]}...")
+
+
+@audit.command("rotate-key")
+@URL_OPTION
+@CONFIG_OPTION
+@KEY_OPTION
+@click.option("--new-key", type=click.Path(dir_okay=False), required=True,
+              help="File for the new key (created with 0600 if missing).")
+def rotate_key_cmd(database_url: str | None, config_path: str, key_path: str | None,
+                   new_key: str) -> None:
+    """Announce a new signing key, endorsed by the current one."""
+    ledger = open_ledger(database_url, config_path, key_path)
+    try:
+        fp = ledger.rotate_key(new_key)
+    finally:
+        ledger.engine.dispose()
+    click.echo(f"signing key rotated to {fp}; use {new_key} from now on")

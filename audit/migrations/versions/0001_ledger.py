@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column("ledger_id", sa.String(64), nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("last_hash", sa.LargeBinary(32), nullable=False),
+        # The Merkle tree's left-edge perfect subtree hashes, so a checkpoint needs no scan.
+        sa.Column("frontier", sa.LargeBinary, nullable=False),
         sa.Column("checkpoints", sa.BigInteger, nullable=False),
         sa.Column("last_checkpoint_digest", sa.LargeBinary(32), nullable=True),
         sa.CheckConstraint("id = 1", name="ck_ledger_head_single_row"),
@@ -70,10 +72,10 @@ def upgrade() -> None:
     op.bulk_insert(
         sa.table(
             "ledger_head", sa.column("id", sa.Integer), sa.column("ledger_id", sa.String),
-            sa.column("size", sa.BigInteger), sa.column("last_hash", sa.LargeBinary),
+            sa.column("size", sa.BigInteger), sa.column("last_hash", sa.LargeBinary), sa.column("frontier", sa.LargeBinary),
             sa.column("checkpoints", sa.BigInteger),
         ),
-        [{"id": 1, "ledger_id": uuid.uuid4().hex, "size": 0, "last_hash": bytes(32),
+        [{"id": 1, "ledger_id": uuid.uuid4().hex, "size": 0, "last_hash": bytes(32), "frontier": b"",
           "checkpoints": 0}],
     )
     dialect = op.get_bind().dialect.name

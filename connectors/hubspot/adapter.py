@@ -1,0 +1,328 @@
+"""The HubSpot connector: pull intake contacts through search, write outcomes in batches of 100.
+
+Pull pages by keyset, not by offset: every search starts at offset 0 from the last
+lastmodifieddate seen (inclusive, skipping the ids already yielded at that instant). So the
+10,000-result cap of search is never reached however large the backlog, and contacts that leave
+intake while we page (leadgate's own write-backs) cannot shift an offset and make us skip others.
+A run of more contacts than a page sharing one timestamp is read by id within that timestamp.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from connectors import writeback
+from connectors.base import (
+    BudgetExhausted,
+    CheckReport,
+    Cursor,
+    InstallReport,
+    Outcome,
+    Page,
+    PulledRecord,
+    WriteResult,
+)
+from connectors.calls import ApiGate, CallFailed, chunked
+from connectors.config import HubSpotSource
+from connectors.hubspot.errors import classify, rate_headers
+from connectors.mapping import crm_fields, map_record, parse_crm_time
+from routing_core.errors import LeadgateError
+
+MODIFIED = "lastmodifieddate"
+OBJECT_ID = "hs_object_id"
+OWNER = "hubspot_owner_id"
+# per-record error categories a later attempt may get past
+RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT"})
+
+
+def _millis(when: datetime) -> str:
+    return str(int(when.timestamp() * 1000))
+
+
+class HubSpotConnector:
+    kind = "hubspot"
+
+    def __init__(self, config: HubSpotSource, *, source: str,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.config = config
+        self.source = source
+        self.where = f"sources.{source}"
+        self.gate = ApiGate(source=source, limits=config.limits, retry=config.retry,
+                            classify=classify, sleep=sleep)
+        self._client: Any = None
+        self._apis: dict[str, Any] = {}
+        self.owners: set[str] | None = None
+        self._run_ready = False
+
+    # ------------------------------------------------------------ plumbing
+
+    @property
+    def api_calls(self) -> int:
+        return self.gate.calls
+
+    def api(self, name: str) -> Any:
+        """One SDK API object per kind, built once (each property access of the SDK builds a
+        new client with its own connection pool)."""
+        if name not in self._apis:
+            if self._client is None:
+                self._client = self._make_client()
+            crm = self._client.crm
+            self._apis[name] = {
+                "search": lambda: crm.contacts.search_api,
+                "batch": lambda: crm.contacts.batch_api,
+                "owners": lambda: crm.owners.owners_api,
+                "properties": lambda: crm.properties.core_api,
+                "groups": lambda: crm.properties.groups_api,
+            }[name]()
+        return self._apis[name]
+
+    def _make_client(self) -> Any:
+        import os
+
+        from hubspot import HubSpot
+
+        conn = self.config.connection
+        token = conn.token.resolve(f"{self.where}.connection.token").get_secret_value()
+        # urllib3 ignores REQUESTS_CA_BUNDLE: a private CA comes from ca_file, else the
+        # environment's bundle is honoured the way requests would
+        ca = conn.ca_file or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+            "CURL_CA_BUNDLE") or None
+        options: dict[str, Any] = {"access_token": token, "host": conn.base_url.rstrip("/"),
+                                   "retry": False}  # retries are ours (the gate), not urllib3's
+        if ca:
+            options["ssl_ca_cert"] = str(ca)
+        return HubSpot(**options)
+
+    def call(self, what: str, fn: Callable[[], tuple[Any, int, Any]]) -> tuple[Any, int]:
+        """Run an SDK `*_with_http_info` call through the gate; read its rate-limit headers."""
+        data, status, headers = self.gate.call(what, fn)
+        wait, used, total = rate_headers(headers)
+        self.gate.note_org_usage(used, total)
+        if wait:
+            self.gate.pause(wait)
+        return data, status
+
+    @property
+    def timeout(self) -> float:
+        return self.config.retry.timeout_seconds
+
+    def close(self) -> None:
+        self._apis.clear()
+        self._client = None
+
+    # ------------------------------------------------------------ run set-up
+
+    def list_owners(self) -> set[str]:
+        owners: set[str] = set()
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": 500, "_request_timeout": self.timeout}
+            if after:
+                kwargs["after"] = after
+            data, _ = self.call("list owners", lambda kw=kwargs: self.api(  # type: ignore[misc]
+                "owners").get_page_with_http_info(**kw))
+            page = data.to_dict() if data is not None else {}
+            owners.update(str(o["id"]) for o in page.get("results") or [])
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return owners
+
+    def begin_run(self) -> None:
+        """Resolve the portal's owners once for this run."""
+        self.owners = self.list_owners()
+        if self.config.review_owner_id not in self.owners:
+            raise LeadgateError(
+                f"the review owner {self.config.review_owner_id} is not an owner in this portal",
+                where=f"{self.where}.review_owner_id",
+                fix="set review_owner_id to the compliance review owner's id "
+                    "(Settings > Users & Teams)",
+            )
+        self._run_ready = True
+
+    def _ensure_run(self) -> None:
+        if not self._run_ready:
+            self.begin_run()
+
+    # ------------------------------------------------------------ pull
+
+    def _properties(self) -> list[str]:
+        return list(dict.fromkeys([OBJECT_ID, MODIFIED, OWNER, self.config.writeback.decision_id,
+                                   *crm_fields(self.config.mapping)]))
+
+    def _search(self, filters: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+        intake = self.config.intake
+        body = {
+            "filterGroups": [{"filters": [
+                {"propertyName": "lifecyclestage", "operator": "EQ",
+                 "value": intake.lifecyclestage},
+                {"propertyName": intake.unstamped_property, "operator": "NOT_HAS_PROPERTY"},
+                *filters]}],
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+            "properties": self._properties(),
+            "limit": self.config.search_page_size,
+            "after": "0",
+        }
+        data, _ = self.call("search intake contacts", lambda: self.api(
+            "search").do_search_with_http_info(body, _request_timeout=self.timeout))
+        return [{"id": str(r["id"]), **(r.get("properties") or {})}
+                for r in (data.to_dict().get("results") or [])] if data is not None else []
+
+    def _pulled(self, row: dict[str, Any]) -> PulledRecord:
+        raw, problems = map_record(row, self.config.mapping, source=self.source,
+                                   mapping_key=f"{self.where}.mapping")
+        raw["modstamp"] = row.get(MODIFIED)
+        raw["owner"] = row.get(OWNER) or None
+        return PulledRecord(
+            record_id=row["id"], modstamp=parse_crm_time(row[MODIFIED]),
+            episode=row.get(self.config.writeback.decision_id) or "",
+            owner_at_read=row.get(OWNER) or None,
+            lead_input=None if problems else raw, problems=problems)
+
+    def pull(self, cursor: Cursor | None) -> Iterator[Page]:
+        """Intake contacts changed since `cursor` (inclusive of its instant), oldest first."""
+        self._ensure_run()
+        size = self.config.search_page_size
+        anchor: datetime | None = None
+        if cursor is not None:
+            anchor = cursor.modstamp - timedelta(seconds=self.config.overlap_seconds)
+        seen_at_anchor: set[str] = set()  # ids yielded whose timestamp equals `anchor`
+        while True:
+            filters = [] if anchor is None else [
+                {"propertyName": MODIFIED, "operator": "GTE", "value": _millis(anchor)}]
+            rows = self._search(filters, MODIFIED)
+            fresh = [self._pulled(r) for r in rows if r["id"] not in seen_at_anchor]
+            if not fresh and len(rows) == size and anchor is not None:
+                # a full page of one instant already seen: read that instant by id instead
+                yield from self._pull_instant(anchor, seen_at_anchor)
+                anchor += timedelta(milliseconds=1)
+                seen_at_anchor = set()
+                continue
+            if fresh:
+                yield Page(fresh, Cursor(fresh[-1].modstamp, fresh[-1].record_id))
+                last = fresh[-1].modstamp
+                if last != anchor:
+                    anchor, seen_at_anchor = last, set()
+                seen_at_anchor.update(r.record_id for r in fresh if r.modstamp == last)
+            if len(rows) < size:
+                return
+
+    def _pull_instant(self, instant: datetime, seen: set[str]) -> Iterator[Page]:
+        """Every intake contact modified exactly at `instant`, paged by id."""
+        after_id = "0"
+        while True:
+            rows = self._search([
+                {"propertyName": MODIFIED, "operator": "EQ", "value": _millis(instant)},
+                {"propertyName": OBJECT_ID, "operator": "GT", "value": after_id}], OBJECT_ID)
+            fresh = [self._pulled(r) for r in rows if r["id"] not in seen]
+            if fresh:
+                yield Page(fresh, Cursor(instant, fresh[-1].record_id))
+            if len(rows) < self.config.search_page_size:
+                return
+            after_id = rows[-1]["id"]
+
+    # ------------------------------------------------------------ write-back
+
+    def _current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        body = {"inputs": [{"id": i} for i in ids],
+                "properties": [OWNER, self.config.writeback.decision_id]}
+        data, _ = self.call("re-read owners before writing", lambda: self.api(
+            "batch").read_with_http_info(body, _request_timeout=self.timeout))
+        found = data.to_dict().get("results") if data is not None else None
+        if found is None:
+            raise CallFailed("batch read answered without results", where=self.where,
+                             retryable=True)
+        return {str(r["id"]): r.get("properties") or {} for r in found}
+
+    def _properties_for(self, outcome: Outcome, owner: str) -> dict[str, str]:
+        wb = self.config.writeback
+        values = writeback.fields(outcome)
+        props = {OWNER: owner}
+        for key in ("status", "decision_id", "reason", "policy_version", "outreach",
+                    "not_before"):
+            value = values[key]
+            props[getattr(wb, key)] = "" if value is None else str(value)  # "" clears it
+        return props
+
+    def write_back(self, outcomes: Sequence[Outcome]) -> list[WriteResult]:
+        """Batch updates of up to 100; 207 multi-status errors become per-record results."""
+        results: dict[str, WriteResult] = {}
+        for chunk in chunked(list(outcomes), self.config.write_batch_size):
+            try:
+                self._ensure_run()
+                results.update(self._write_chunk(chunk))
+            except (CallFailed, BudgetExhausted) as exc:
+                retryable = isinstance(exc, BudgetExhausted) or getattr(exc, "retryable", False)
+                for outcome in chunk:
+                    results.setdefault(outcome.record_id, WriteResult(
+                        outcome.record_id, "error", exc.message, retryable))
+        return [results[o.record_id] for o in outcomes]
+
+    def _owner_for(self, outcome: Outcome) -> tuple[str | None, str | None]:
+        if outcome.owner_crm_id is None or outcome.outcome == "refused":
+            return self.config.review_owner_id, None
+        if self.owners is not None and str(outcome.owner_crm_id) not in self.owners:
+            return None, (f"owner {outcome.owner_crm_id} is not a HubSpot owner in this portal "
+                          "(fix: correct the rep's crm.hubspot id in the policy)")
+        return str(outcome.owner_crm_id), None
+
+    def _write_chunk(self, chunk: list[Outcome]) -> dict[str, WriteResult]:
+        results: dict[str, WriteResult] = {}
+        current = self._current([o.record_id for o in chunk]) if self.config.conflict_check \
+            else None
+        inputs: list[dict[str, Any]] = []
+        for outcome in chunk:
+            owner, problem = self._owner_for(outcome)
+            if owner is None:
+                results[outcome.record_id] = WriteResult(outcome.record_id, "error",
+                                                         problem or "no owner")
+                continue
+            if current is not None:
+                props = current.get(outcome.record_id)
+                verdict = writeback.judge(
+                    outcome, exists=props is not None,
+                    owner_now=(props or {}).get(OWNER) or None,
+                    decision_now=(props or {}).get(self.config.writeback.decision_id) or None)
+                if verdict is not None:
+                    results[outcome.record_id] = verdict
+                    continue
+            inputs.append({"id": outcome.record_id,
+                           "properties": self._properties_for(outcome, owner)})
+        if not inputs:
+            return results
+        data, status = self.call("update contacts (batch)", lambda: self.api(
+            "batch").update_with_http_info({"inputs": inputs}, _request_timeout=self.timeout))
+        if data is None:
+            raise CallFailed(f"batch update answered HTTP {status} without a readable body",
+                             where=self.where, retryable=True)
+        answer = data.to_dict()
+        for item in answer.get("results") or []:
+            results[str(item["id"])] = WriteResult(str(item["id"]), "ok")
+        for error in answer.get("errors") or []:
+            message = f"{error.get('category', '')}: {error.get('message', '')}".strip(": ")
+            retryable = error.get("category") in RETRYABLE_CATEGORIES
+            for key, ids in (error.get("context") or {}).items():
+                if "id" not in key.lower():
+                    continue
+                for record_id in ids or []:
+                    results[str(record_id)] = WriteResult(str(record_id), "error", message,
+                                                          retryable)
+        for item in inputs:
+            results.setdefault(item["id"], WriteResult(
+                item["id"], "error", f"HubSpot's answer (HTTP {status}) did not mention this "
+                                     "contact", retryable=True))
+        return results
+
+    # ------------------------------------------------------------ connect / install
+
+    def check(self) -> CheckReport:
+        from connectors.hubspot.install import check
+
+        return check(self)
+
+    def install(self, dry_run: bool = False) -> InstallReport:
+        from connectors.hubspot.install import install
+
+        return install(self, dry_run=dry_run)

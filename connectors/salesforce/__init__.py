@@ -1,0 +1,1 @@
+"""Salesforce adapter (simple-salesforce over a requests.Session)."""

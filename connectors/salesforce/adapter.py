@@ -1,0 +1,315 @@
+"""The Salesforce connector: pull intake leads by SystemModstamp, write outcomes in collections."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import requests
+from simple_salesforce import Salesforce
+
+from connectors import writeback
+from connectors.base import (
+    BudgetExhausted,
+    CheckReport,
+    Cursor,
+    InstallReport,
+    Outcome,
+    Page,
+    PulledRecord,
+    WriteResult,
+)
+from connectors.calls import ApiGate, CallFailed, Failure, chunked
+from connectors.config import SalesforceSource
+from connectors.mapping import crm_fields, map_record, parse_crm_time
+from connectors.salesforce import soql
+from connectors.salesforce.errors import RETRYABLE_RECORD_CODES, classify
+from connectors.salesforce.session import login, make_session
+from routing_core.errors import LeadgateError
+
+
+def _id15(record_id: str | None) -> str | None:
+    """Salesforce ids compare on their case-sensitive 15-character form (18 adds a checksum)."""
+    return record_id[:15] if record_id else record_id
+
+
+class SalesforceConnector:
+    kind = "salesforce"
+
+    def __init__(self, config: SalesforceSource, *, source: str,
+                 sleep: Callable[[float], None] = time.sleep,
+                 session_factory: Callable[[], requests.Session] | None = None) -> None:
+        self.config = config
+        self.source = source
+        self.where = f"sources.{source}"
+        self.session = (session_factory or (lambda: make_session(config.connection.ca_file)))()
+        self.session.hooks["response"].append(self._on_response)
+        self._last_headers: dict[str, str] = {}
+        self.gate = ApiGate(source=source, limits=config.limits, retry=config.retry,
+                            classify=self._classify, reauth=self._relogin, sleep=sleep)
+        self._sf: Salesforce | None = None
+        self._run_ready = False
+        self.intake_queue_id: str | None = None
+        self.review_queue_id: str | None = None
+        self.active_users: set[str] | None = None
+
+    # ------------------------------------------------------------ plumbing
+
+    @property
+    def api_calls(self) -> int:
+        return self.gate.calls
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last_headers = dict(response.headers)
+        info = response.headers.get("Sforce-Limit-Info")
+        if info:
+            usage = Salesforce.parse_api_usage(info).get("api-usage")
+            if usage is not None:
+                self.gate.note_org_usage(usage.used, usage.total)
+
+    def _classify(self, exc: BaseException) -> Failure:
+        return classify(exc, self._last_headers)
+
+    @property
+    def timeout(self) -> float:
+        return self.config.retry.timeout_seconds
+
+    def _connect(self) -> Salesforce:
+        conn = self.config.connection
+        found = self.gate.call("log in", lambda: login(
+            self.session, conn, where=f"{self.where}.connection", timeout=self.timeout))
+        return Salesforce(instance_url=found.instance_url, session_id=found.access_token,
+                          session=self.session, version=conn.api_version, parse_float=Decimal)
+
+    def _relogin(self) -> None:
+        self._sf = None
+        self._sf = self._connect()
+
+    @property
+    def sf(self) -> Salesforce:
+        if self._sf is None:
+            self._sf = self._connect()
+        return self._sf
+
+    def query(self, what: str, text: str, **kwargs: Any) -> dict[str, Any]:
+        headers = {"Sforce-Query-Options": f"batchSize={self.config.query_page_size}"}
+        return self.gate.call(what, lambda: self.sf.query(  # type: ignore[no-any-return]
+            text, headers=headers, timeout=self.timeout, **kwargs))
+
+    def query_more(self, what: str, url: str) -> dict[str, Any]:
+        return self.gate.call(what, lambda: self.sf.query_more(  # type: ignore[no-any-return]
+            url, identifier_is_url=True, timeout=self.timeout))
+
+    def query_all(self, what: str, text: str) -> Iterator[dict[str, Any]]:
+        result = self.query(what, text)
+        while True:
+            yield from result["records"]
+            if result.get("done", True):
+                return
+            result = self.query_more(what, result["nextRecordsUrl"])
+
+    def rest(self, what: str, path: str, method: str = "GET", **kwargs: Any) -> Any:
+        headers = {"Sforce-Call-Options": "client=leadgate"}
+        return self.gate.call(what, lambda: self.sf.restful(
+            path, method=method, headers=headers, timeout=self.timeout, **kwargs))
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ------------------------------------------------------------ run set-up
+
+    def read_limits(self) -> dict[str, Any]:
+        limits = self.rest("read API limits", "limits/") or {}
+        daily = limits.get("DailyApiRequests") or {}
+        if "Max" in daily and "Remaining" in daily:
+            self.gate.note_org_usage(int(daily["Max"]) - int(daily["Remaining"]),
+                                     int(daily["Max"]))
+        return limits  # type: ignore[no-any-return]
+
+    def find_queues(self, names: Sequence[str]) -> dict[str, str]:
+        """Queue name or DeveloperName -> Group Id."""
+        found: dict[str, str] = {}
+        for row in self.query_all("look up queues", soql.queues_query(names)):
+            found[row["DeveloperName"]] = row["Id"]
+            found[row["Name"]] = row["Id"]
+        return found
+
+    def begin_run(self) -> None:
+        """Read the org's limits, resolve the intake and review queues and the active users."""
+        self.read_limits()
+        queues = self.find_queues([self.config.intake.owner_queue, self.config.review_queue])
+        self.intake_queue_id = queues.get(self.config.intake.owner_queue)
+        self.review_queue_id = queues.get(self.config.review_queue)
+        for label, value, key in (("intake", self.intake_queue_id, "intake.owner_queue"),
+                                  ("review", self.review_queue_id, "review_queue")):
+            if value is None:
+                raise LeadgateError(
+                    f"the {label} queue is not a queue in this org",
+                    where=f"{self.where}.{key}",
+                    fix="correct the queue name, or run `leadgate install salesforce` to create "
+                        "the Compliance Review queue",
+                )
+        self.active_users = {
+            _id15(row["Id"]) or "" for row in self.query_all(
+                "look up active users", "SELECT Id FROM User WHERE IsActive = true")}
+        self._run_ready = True
+
+    def _ensure_run(self) -> None:
+        if not self._run_ready:
+            self.begin_run()
+
+    # ------------------------------------------------------------ pull
+
+    def _pull_fields(self) -> list[str]:
+        wb = self.config.writeback
+        return ["Id", "OwnerId", "SystemModstamp", wb.decision_id,
+                *crm_fields(self.config.mapping)]
+
+    def _pulled(self, row: dict[str, Any]) -> PulledRecord:
+        raw, problems = map_record(row, self.config.mapping, source=self.source,
+                                   mapping_key=f"{self.where}.mapping")
+        modstamp = parse_crm_time(row["SystemModstamp"])
+        raw["modstamp"] = row["SystemModstamp"]
+        raw["owner"] = row.get("OwnerId")
+        return PulledRecord(
+            record_id=row["Id"], modstamp=modstamp,
+            episode=row.get(self.config.writeback.decision_id) or "",
+            owner_at_read=row.get("OwnerId"),
+            lead_input=None if problems else raw, problems=problems)
+
+    def pull(self, cursor: Cursor | None) -> Iterator[Page]:
+        """Intake leads changed since `cursor`, a query batch (up to 2,000) per page."""
+        self._ensure_run()
+        assert self.intake_queue_id is not None
+        overlap = timedelta(seconds=self.config.overlap_seconds)
+
+        def first(after: Cursor | None, window: timedelta) -> dict[str, Any]:
+            text = soql.pull_query(fields=self._pull_fields(), sobject=self.config.object,
+                                   intake_queue_id=self.intake_queue_id or "",
+                                   unstamped_field=self.config.intake.unstamped_field,
+                                   after=after, overlap=window)
+            return self.query("query intake leads", text)
+
+        result = first(cursor, overlap)
+        last = cursor
+        while True:
+            records = [self._pulled(row) for row in result["records"]]
+            if records:
+                last = Cursor(records[-1].modstamp, records[-1].record_id)
+                yield Page(records, last)
+            if result.get("done", True):
+                return
+            try:
+                result = self.query_more("query more intake leads", result["nextRecordsUrl"])
+            except CallFailed as exc:
+                # a query locator expires when a page is held too long: start again after the
+                # last record yielded (strictly, so nothing is read twice within the run)
+                if "INVALID_QUERY_LOCATOR" not in exc.message:
+                    raise
+                result = first(last, timedelta(0))
+
+    # ------------------------------------------------------------ write-back
+
+    def _owner_for(self, outcome: Outcome) -> tuple[str | None, str | None]:
+        """(OwnerId to write, or None with the reason it cannot be written)."""
+        if outcome.owner_crm_id is None or outcome.outcome == "refused":
+            return self.review_queue_id, None
+        if self.active_users is not None and _id15(outcome.owner_crm_id) not in self.active_users:
+            return None, f"owner {outcome.owner_crm_id} is not an active Salesforce user " \
+                         "(fix: correct the rep's crm.salesforce id in the policy)"
+        return outcome.owner_crm_id, None
+
+    def _record(self, outcome: Outcome, owner: str) -> dict[str, Any]:
+        wb = self.config.writeback
+        fields = writeback.fields(outcome)
+        return {
+            "attributes": {"type": self.config.object}, "id": outcome.record_id,
+            "OwnerId": owner, wb.status: fields["status"], wb.decision_id: fields["decision_id"],
+            wb.reason: fields["reason"], wb.policy_version: fields["policy_version"],
+            wb.outreach: fields["outreach"], wb.not_before: fields["not_before"],
+        }
+
+    def _current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        fields = ["Id", "OwnerId", self.config.writeback.decision_id]
+        rows = self.query_all("re-read owners before writing",
+                              soql.by_ids_query(fields=fields, sobject=self.config.object,
+                                                ids=ids))
+        return {_id15(row["Id"]) or "": row for row in rows}
+
+    def write_back(self, outcomes: Sequence[Outcome]) -> list[WriteResult]:
+        """Write outcomes in collections of up to 200 (allOrNone=false); one result per outcome."""
+        results: dict[str, WriteResult] = {}
+        for chunk in chunked(list(outcomes), self.config.write_batch_size):
+            try:
+                self._ensure_run()
+                results.update(self._write_chunk(chunk))
+            except (CallFailed, BudgetExhausted) as exc:
+                retryable = isinstance(exc, BudgetExhausted) or getattr(exc, "retryable", False)
+                for outcome in chunk:
+                    results.setdefault(outcome.record_id, WriteResult(
+                        outcome.record_id, "error", exc.message, retryable))
+        return [results[o.record_id] for o in outcomes]
+
+    def _write_chunk(self, chunk: list[Outcome]) -> dict[str, WriteResult]:
+        results: dict[str, WriteResult] = {}
+        current = self._current([o.record_id for o in chunk]) if self.config.conflict_check \
+            else None
+        to_send: list[tuple[Outcome, dict[str, Any]]] = []
+        wb = self.config.writeback
+        for outcome in chunk:
+            owner, problem = self._owner_for(outcome)
+            if problem or owner is None:
+                results[outcome.record_id] = WriteResult(
+                    outcome.record_id, "error", problem or "the review queue is not resolved")
+                continue
+            if current is not None:
+                row = current.get(_id15(outcome.record_id) or "")
+                verdict = writeback.judge(
+                    outcome, exists=row is not None,
+                    owner_now=row.get("OwnerId") if row else None,
+                    decision_now=row.get(wb.decision_id) if row else None,
+                    same=lambda a, b: _id15(a) == _id15(b))
+                if verdict is not None:
+                    results[outcome.record_id] = verdict
+                    continue
+            to_send.append((outcome, self._record(outcome, owner)))
+        if not to_send:
+            return results
+        body = {"allOrNone": False, "records": [record for _, record in to_send]}
+        answer = self.rest("update leads (sObject Collection)", "composite/sobjects",
+                           method="PATCH", json=body)
+        if not isinstance(answer, list) or len(answer) != len(to_send):
+            raise CallFailed("the sObject Collection answer does not list one result per record",
+                             where=self.where, retryable=True)
+        for (outcome, _), item in zip(to_send, answer, strict=True):
+            results[outcome.record_id] = self._result(outcome.record_id, item)
+        return results
+
+    @staticmethod
+    def _result(record_id: str, item: dict[str, Any]) -> WriteResult:
+        if item.get("success"):
+            return WriteResult(record_id, "ok")
+        errors = item.get("errors") or []
+        codes = [str(e.get("statusCode", "")) for e in errors]
+        message = "; ".join(
+            f"{e.get('statusCode', '')}: {e.get('message', '')}"
+            + (f" ({', '.join(e['fields'])})" if e.get("fields") else "") for e in errors
+        ) or "Salesforce reported failure without a reason"
+        return WriteResult(record_id, "error", message,
+                           retryable=any(code in RETRYABLE_RECORD_CODES for code in codes))
+
+    # ------------------------------------------------------------ connect / install
+
+    def check(self) -> CheckReport:
+        from connectors.salesforce.install import check
+
+        return check(self)
+
+    def install(self, dry_run: bool = False) -> InstallReport:
+        from connectors.salesforce.install import install
+
+        return install(self, dry_run=dry_run)
+

@@ -1,0 +1,82 @@
+"""SOQL built only from the mapping, with every value escaped.
+
+Identifiers (object and field names) come from configuration and are checked against the API-name
+grammar, never quoted into place; values (queue names, record ids) are always string literals
+escaped per the SOQL reference (backslash escapes for quote, backslash and control characters);
+timestamps are formatted from datetime objects. Nothing from a record or a config value can end a
+literal or add a clause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from connectors.base import Cursor
+from connectors.mapping import iso_z
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
+_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t",
+            "\b": "\\b", "\f": "\\f"}
+
+
+class UnsafeName(ValueError):
+    pass
+
+
+def name(identifier: str) -> str:
+    """An object or field API name, or UnsafeName."""
+    if not _NAME.match(identifier):
+        raise UnsafeName(f"{identifier!r} is not a Salesforce API name")
+    return identifier
+
+
+def literal(value: str) -> str:
+    """A quoted, escaped SOQL string literal."""
+    return "'" + "".join(_ESCAPES.get(ch, ch) for ch in str(value)) + "'"
+
+
+def in_list(values: Iterable[str]) -> str:
+    return "(" + ", ".join(literal(v) for v in values) + ")"
+
+
+def when(value: datetime) -> str:
+    """A SOQL dateTime literal (unquoted, UTC)."""
+    return iso_z(value)
+
+
+def select(fields: Sequence[str], sobject: str) -> str:
+    # names pass name(), values pass literal(): this module is the one place SOQL is assembled
+    columns = ", ".join(dict.fromkeys(name(f) for f in fields))
+    return f"SELECT {columns} FROM {name(sobject)}"  # noqa: S608
+
+
+def pull_query(*, fields: Sequence[str], sobject: str, intake_queue_id: str,
+               unstamped_field: str, after: Cursor | None, overlap: timedelta) -> str:
+    """Intake records changed after the cursor, oldest first, ties broken by Id.
+
+    With an overlap window the lower bound moves back by the window and is inclusive (records a
+    late commit stamped just before the cursor are read again; the sync job's idempotency key
+    makes that harmless). Without one, the (SystemModstamp, Id) pair is compared strictly.
+    """
+    where = [f"OwnerId = {literal(intake_queue_id)}", f"{name(unstamped_field)} = null"]
+    if after is not None:
+        if overlap > timedelta(0):
+            where.append(f"SystemModstamp >= {when(after.modstamp - overlap)}")
+        else:
+            stamp = when(after.modstamp)
+            where.append(f"(SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND "
+                         f"Id > {literal(after.record_id)}))")
+    return (f"{select(fields, sobject)} WHERE {' AND '.join(where)} "
+            "ORDER BY SystemModstamp ASC, Id ASC")
+
+
+def by_ids_query(*, fields: Sequence[str], sobject: str, ids: Iterable[str]) -> str:
+    return f"{select(fields, sobject)} WHERE Id IN {in_list(ids)}"
+
+
+def queues_query(names: Iterable[str]) -> str:
+    listed = in_list(names)
+    return ("SELECT Id, Name, DeveloperName FROM Group WHERE Type = 'Queue' AND "  # noqa: S608
+            f"(DeveloperName IN {listed} OR Name IN {listed})")

@@ -1,0 +1,45 @@
+"""What leadgate writes on a record, and the conflict rule; shared by both adapters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from connectors.base import Outcome, WriteResult
+from connectors.mapping import iso_z
+
+
+def fields(outcome: Outcome) -> dict[str, Any]:
+    """leadgate's values in neutral names (each adapter maps them to its field names)."""
+    outreach = None if outcome.outreach is None else json.dumps(
+        outcome.outreach, sort_keys=True, separators=(",", ":"), default=str)
+    return {
+        "status": outcome.outcome,
+        "decision_id": outcome.decision_id,
+        "reason": outcome.reason,
+        "policy_version": outcome.policy_version,
+        "outreach": outreach,
+        "not_before": iso_z(outcome.not_before) if outcome.not_before else None,
+    }
+
+
+def judge(outcome: Outcome, *, exists: bool, owner_now: str | None, decision_now: str | None,
+          same: Callable[[str | None, str | None], bool] = lambda a, b: a == b,
+          ) -> WriteResult | None:
+    """Decide from a fresh read whether to write: None = write; else the result to report.
+
+    A record already stamped with this decision was written before (a retried run): ok, and not
+    written again. A record whose owner differs from the owner leadgate read was reassigned by a
+    person in between: conflict, not overwritten.
+    """
+    if not exists:
+        return WriteResult(outcome.record_id, "error",
+                           "the record no longer exists in the CRM (deleted or merged)")
+    if decision_now and decision_now == outcome.decision_id:
+        return WriteResult(outcome.record_id, "ok", "already written by an earlier attempt")
+    if outcome.expected_owner is not None and not same(owner_now, outcome.expected_owner):
+        return WriteResult(outcome.record_id, "conflict",
+                           f"owner changed to {owner_now} after leadgate read the record "
+                           f"(owner then: {outcome.expected_owner}); not overwritten")
+    return None

@@ -1,0 +1,71 @@
+"""Authority: may this team (and this rep) serve this lead, and under which licence?
+
+A team holds authority when one of its licences, valid on the decision day, covers the lead's
+jurisdiction, product and customer type, and the firm is authorised by that licence's regulator
+in the lead's jurisdiction. An individual licence (for teams with
+`requires_individual_license`) must be valid and cover the lead; it is the person's own
+licence, so the firm-authorisation test applies to the team licence, not to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from routing_core.lead import Lead
+from routing_core.policy.model import License, Policy, Team
+
+
+def _what(lead: Lead) -> str:
+    return (f"{lead.jurisdiction.code} / {lead.product or 'no product'} / "
+            f"{lead.customer_type or 'unknown customer type'}")
+
+
+def _gap(lic: License, lead: Lead) -> str | None:
+    """Why `lic` does not cover the lead, or None when it does."""
+    missing = []
+    if not lic.jurisdictions.contains(lead.jurisdiction.code):
+        missing.append(f"jurisdiction {lead.jurisdiction.code}")
+    if lead.product not in lic.products:
+        missing.append(f"product {lead.product or '(none)'}")
+    if lead.customer_type not in lic.customer_types:
+        missing.append(f"customer type {lead.customer_type or '(unknown)'}")
+    return f"licence {lic.id} does not cover {', '.join(missing)}" if missing else None
+
+
+def _validity(lic: License, day: date) -> str | None:
+    if day < lic.valid_from:
+        return f"licence {lic.id} is not valid before {lic.valid_from.isoformat()}"
+    if lic.valid_until is not None and day > lic.valid_until:
+        return f"licence {lic.id} expired {lic.valid_until.isoformat()}"
+    return None
+
+
+def _until(lic: License) -> str:
+    return f"valid until {lic.valid_until.isoformat()}" if lic.valid_until else "open-ended"
+
+
+def team_authority(team: Team, lead: Lead, day: date, policy: Policy
+                   ) -> tuple[License | None, str]:
+    """(the licence giving authority, why) or (None, why not, naming each licence)."""
+    if not team.licenses:
+        return None, "team holds no licences"
+    reasons = []
+    for lic in team.licenses:
+        why_not = _gap(lic, lead) or _validity(lic, day)
+        if why_not is None:
+            authorised = policy.regulator_jurisdictions.get(lic.regulator)
+            if authorised is None or not authorised.contains(lead.jurisdiction.code):
+                why_not = (f"licence {lic.id}: the firm holds no {lic.regulator} "
+                           f"authorisation for {lead.jurisdiction.code}")
+        if why_not is None:
+            return lic, f"{lic.regulator} licence {lic.id} covers {_what(lead)}, {_until(lic)}"
+        reasons.append(why_not)
+    return None, "; ".join(reasons)
+
+
+def individual_licence(licenses: Iterable[License], lead: Lead, day: date) -> License | None:
+    for lic in licenses:
+        if _gap(lic, lead) is None and _validity(lic, day) is None:
+            return lic
+    return None

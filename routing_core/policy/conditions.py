@@ -1,0 +1,468 @@
+"""The condition language, compiled once at load into closures.
+
+A compiled condition is `fn(facts, trace) -> bool`. Each leaf it evaluates appends one
+`Leaf` tuple (path, op, expected, actual, result, note) to `trace`, so the decision records every
+leaf that ran at the cost of one tuple. Paths are checked at load against what a lead can hold
+(`prodcut` is an error), and the expected value against the path's type (`gte: 1000000` on a
+string path, `eq: retial` on customer_type) where the type is known; where it is not known
+(`attributes.*`), a mismatch at run time makes the leaf false with a note.
+
+Semantics (policy-spec.md): a path missing from the lead makes its leaf false for every
+operator, `ne` and `not_in` included, and makes `exists: false` true.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from routing_core import jurisdictions
+from routing_core.decision import MISSING, Leaf
+from routing_core.jurisdictions import JurisdictionSet
+from routing_core.lead import CUSTOMER_TYPES, Lead
+
+Trace = list[Leaf]
+Condition = Callable[["Facts", Trace], bool]
+Getter = Callable[["Facts"], Any]
+
+OPERATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "within",
+             "matches")
+COMBINATORS = ("all", "any", "not")
+SCREENING_CHECKS = ("sanctions", "pep", "blocklist")
+
+
+class ConditionError(Exception):
+    """A condition that cannot be compiled; `path` is the YAML path below the condition."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+
+class Facts:
+    """What conditions read: the lead, its product's attributes, screening results."""
+
+    __slots__ = ("lead", "product", "screening")
+
+    def __init__(self, lead: Lead, product: Mapping[str, Any] | None,
+                 screening: Mapping[str, bool] | None = None) -> None:
+        self.lead = lead
+        self.product = product
+        self.screening = screening or {}
+
+
+# --- path types -----------------------------------------------------------------------------
+# A path's kind decides which operators and values make sense:
+# "str" free text, "enum" a closed set (values checked), "number", "bool", "datetime",
+# "jurisdiction", "country", "currency", "any" (unknown until run time).
+
+class PathType:
+    __slots__ = ("kind", "choices")
+
+    def __init__(self, kind: str, choices: frozenset[Any] | None = None) -> None:
+        self.kind = kind
+        self.choices = choices
+
+
+def _attr(name: str) -> Getter:
+    def get(facts: Facts) -> Any:
+        value = getattr(facts.lead, name)
+        return MISSING if value is None else value
+    return get
+
+
+def _mapping_item(name: str, key: str) -> Getter:
+    def get(facts: Facts) -> Any:
+        return getattr(facts.lead, name).get(key, MISSING)
+    return get
+
+
+def _get_jurisdiction(facts: Facts) -> Any:
+    return facts.lead.jurisdiction.code
+
+
+def _get_country(facts: Facts) -> Any:
+    return facts.lead.jurisdiction.country
+
+
+def _get_subdivision(facts: Facts) -> Any:
+    return facts.lead.jurisdiction.subdivision or MISSING
+
+
+def _get_amount(facts: Facts) -> Any:
+    money = facts.lead.investable_assets
+    return MISSING if money is None else money.amount
+
+
+def _get_currency(facts: Facts) -> Any:
+    money = facts.lead.investable_assets
+    return MISSING if money is None else money.currency
+
+
+def _get_assets(facts: Facts) -> Any:
+    return facts.lead.investable_assets or MISSING
+
+
+def _product_attr(key: str) -> Getter:
+    def get(facts: Facts) -> Any:
+        product = facts.product
+        return MISSING if product is None else product.get(key, MISSING)
+    return get
+
+
+def _screening(check: str) -> Getter:
+    def get(facts: Facts) -> Any:
+        return facts.screening.get(check, MISSING)
+    return get
+
+
+_TEXT_FIELDS = ("source", "id", "first_name", "last_name", "email", "phone", "company",
+                "postcode", "timezone", "stage", "owner", "channel", "modstamp")
+
+
+class PathCatalog:
+    """Which paths a lead can have under one policy, their getters and types."""
+
+    def __init__(self, products: Mapping[str, Mapping[str, Any]]) -> None:
+        self.fixed: dict[str, tuple[Getter, PathType]] = {
+            name: (_attr(name), PathType("str")) for name in _TEXT_FIELDS}
+        self.fixed.update({
+            "kind": (_attr("kind"), PathType("enum", frozenset({"person", "organisation"}))),
+            "customer_type": (_attr("customer_type"),
+                              PathType("enum", frozenset(CUSTOMER_TYPES))),
+            "product": (_attr("product"), PathType("enum", frozenset(products))),
+            "jurisdiction": (_get_jurisdiction, PathType("jurisdiction")),
+            "jurisdiction.country": (_get_country, PathType("country")),
+            "jurisdiction.subdivision": (_get_subdivision, PathType("jurisdiction")),
+            "investable_assets": (_get_assets, PathType("any")),
+            "investable_assets.amount": (_get_amount, PathType("number")),
+            "investable_assets.currency": (_get_currency, PathType("currency")),
+            "first_contact_at": (_attr("first_contact_at"), PathType("datetime")),
+            "timezone_guessed": (_attr("timezone_guessed"), PathType("bool")),
+        })
+        # product.<attr>: the attribute's type is what the products declare for it.
+        self.product_attrs: dict[str, PathType] = {}
+        values: dict[str, list[Any]] = {}
+        for attrs in products.values():
+            for key, value in attrs.items():
+                values.setdefault(key, []).append(value)
+        for key, seen in values.items():
+            if all(isinstance(v, bool) for v in seen):
+                self.product_attrs[key] = PathType("bool")
+            elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
+                self.product_attrs[key] = PathType("number")
+            elif all(isinstance(v, str) for v in seen):
+                self.product_attrs[key] = PathType("enum", frozenset(seen))
+            else:
+                self.product_attrs[key] = PathType("any")
+
+    def resolve(self, path: str) -> tuple[Getter, PathType]:
+        if not isinstance(path, str) or not path:
+            raise ConditionError("`field` must be a dotted path such as customer_type", "field")
+        if path in self.fixed:
+            return self.fixed[path]
+        head, _, rest = path.partition(".")
+        if rest and "." not in rest:
+            if head == "product":
+                if rest not in self.product_attrs:
+                    known = ", ".join(sorted(self.product_attrs)) or "none"
+                    raise ConditionError(f"products have no attribute {rest!r} "
+                                         f"(attributes: {known})", "field")
+                return _product_attr(rest), self.product_attrs[rest]
+            if head == "assessments":
+                return _mapping_item("assessments", rest), PathType("str")
+            if head == "consent":
+                return _mapping_item("consent", rest), PathType("bool")
+            if head == "attributes":
+                return _mapping_item("attributes", rest), PathType("any")
+            if head == "screening":
+                if rest not in SCREENING_CHECKS:
+                    raise ConditionError(f"screening has no check {rest!r} "
+                                         f"(checks: {', '.join(SCREENING_CHECKS)})", "field")
+                return _screening(rest), PathType("bool")
+        roots = sorted({p.split(".")[0] for p in self.fixed} |
+                       {"product.<attr>", "assessments.<name>", "consent.<channel>",
+                        "attributes.<name>", "screening.<check>"})
+        raise ConditionError(f"{path!r} is not a lead path (paths: {', '.join(roots)})",
+                             "field")
+
+
+# --- value checking at load -----------------------------------------------------------------
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return None
+    return Decimal(str(value))
+
+
+def _check_scalar(ptype: PathType, value: Any, op: str, groups: Mapping[str, Sequence[str]]
+                  ) -> Any:
+    """Return the compiled comparison value for one scalar, or raise ConditionError."""
+    kind = ptype.kind
+    if kind == "any":
+        number = _number(value)
+        if number is not None:
+            return number
+        if isinstance(value, datetime):
+            return value
+        return value
+    if kind == "number":
+        number = _number(value)
+        if number is None:
+            raise ConditionError(f"{op}: {value!r} is not a number, but the path holds "
+                                 "numbers", op)
+        return number
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConditionError(f"{op}: {value!r} is not true or false, but the path holds "
+                                 "true/false", op)
+        return value
+    if kind == "datetime":
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ConditionError(f"{op}: {value} has no time zone (add Z)", op)
+            return value
+        raise ConditionError(f"{op}: {value!r} is not a date-time such as "
+                             "2026-01-01T00:00:00Z", op)
+    if not isinstance(value, str):
+        raise ConditionError(f"{op}: {value!r} is not text, but the path holds text", op)
+    if kind == "enum" and ptype.choices is not None and value not in ptype.choices:
+        raise ConditionError(f"{op}: {value!r} is not a possible value "
+                             f"(possible: {', '.join(sorted(map(str, ptype.choices)))})", op)
+    if kind in ("jurisdiction", "country"):
+        if not jurisdictions.is_valid_code(value):
+            raise ConditionError(f"{op}: {value!r} is not an ISO 3166 code such as GB or "
+                                 "US-NY", op)
+    if kind == "currency" and not (len(value) == 3 and value.isupper()):
+        raise ConditionError(f"{op}: {value!r} is not an ISO 4217 code such as GBP", op)
+    return value
+
+
+def expand_jurisdictions(items: Any, groups: Mapping[str, Sequence[str]], where: str
+                         ) -> list[str]:
+    """Expand `@GROUP` references and check every code; raise ConditionError naming the item."""
+    if not isinstance(items, list):
+        raise ConditionError("expected a list of jurisdictions such as [GB, US-NY, \"@EU\"]",
+                             where)
+    out: list[str] = []
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]" if where else f"[{i}]"
+        if not isinstance(item, str):
+            raise ConditionError(f"{item!r} is not a jurisdiction code", at)
+        if item.startswith("@"):
+            name = item[1:]
+            if name not in groups:
+                raise ConditionError(f"unknown jurisdiction group {item!r} (groups: "
+                                     f"{', '.join('@' + g for g in sorted(groups))})", at)
+            out.extend(groups[name])
+        elif jurisdictions.is_valid_code(item):
+            out.append(item)
+        else:
+            raise ConditionError(f"{item!r} is not an ISO 3166 code such as GB or US-NY "
+                                 "(or a group such as \"@EU\")", at)
+    return out
+
+
+# --- compiling ------------------------------------------------------------------------------
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
+                  groups: Mapping[str, Sequence[str]]) -> Condition:
+    unknown = set(spec) - {"field", *OPERATORS}
+    if unknown:
+        raise ConditionError(f"unknown key {sorted(unknown)[0]!r} in a condition (operators: "
+                             f"{', '.join(OPERATORS)}; combinators: all, any, not)",
+                             sorted(unknown)[0])
+    ops = [k for k in spec if k in OPERATORS]
+    if len(ops) != 1:
+        raise ConditionError(f"a condition leaf needs exactly one operator, found "
+                             f"{len(ops)} ({', '.join(ops) or 'none'})")
+    path = spec["field"]
+    op = ops[0]
+    expected = spec[op]
+    get, ptype = catalog.resolve(path)
+
+    if op == "exists":
+        if not isinstance(expected, bool):
+            raise ConditionError("exists: must be true or false", op)
+        want = expected
+
+        def exists(facts: Facts, trace: Trace) -> bool:
+            actual = get(facts)
+            result = (actual is not MISSING) is want
+            trace.append((path, op, want, actual, result, None))
+            return result
+        return exists
+
+    if op == "within":
+        if ptype.kind not in ("jurisdiction", "country"):
+            raise ConditionError(f"within: applies to jurisdiction paths, not {path!r}", op)
+        members = JurisdictionSet(expand_jurisdictions(expected, groups, op))
+        contains = members.contains
+
+        def within(facts: Facts, trace: Trace) -> bool:
+            actual = get(facts)
+            result = actual is not MISSING and contains(actual)
+            trace.append((path, op, expected, actual, result, None))
+            return result
+        return within
+
+    if op == "matches":
+        if ptype.kind not in ("str", "enum", "any", "jurisdiction", "country", "currency"):
+            raise ConditionError(f"matches: applies to text paths, not {path!r}", op)
+        if not isinstance(expected, str):
+            raise ConditionError("matches: must be a regular expression in quotes", op)
+        try:
+            pattern = re.compile(expected)
+        except re.error as exc:
+            raise ConditionError(f"matches: invalid regular expression: {exc}", op) from exc
+        fullmatch = pattern.fullmatch
+
+        def matches(facts: Facts, trace: Trace) -> bool:
+            actual = get(facts)
+            if actual is MISSING:
+                trace.append((path, op, expected, actual, False, None))
+                return False
+            if not isinstance(actual, str):
+                trace.append((path, op, expected, actual, False,
+                              f"type mismatch: {_type_name(actual)} is not text"))
+                return False
+            result = fullmatch(actual) is not None
+            trace.append((path, op, expected, actual, result, None))
+            return result
+        return matches
+
+    if op in ("in", "not_in"):
+        if not isinstance(expected, list):
+            raise ConditionError(f"{op}: expected a list of values", op)
+        values: list[Any] = []
+        for i, item in enumerate(expected):
+            try:
+                values.append(_check_scalar(ptype, item, op, groups))
+            except ConditionError as exc:
+                raise ConditionError(exc.message, f"{op}[{i}]") from exc
+        choices = frozenset(values)
+        negate = op == "not_in"
+
+        def member(facts: Facts, trace: Trace) -> bool:
+            actual = get(facts)
+            if actual is MISSING:
+                trace.append((path, op, expected, actual, False, None))
+                return False
+            try:
+                result = (actual in choices) is not negate
+            except TypeError:  # unhashable value from attributes
+                trace.append((path, op, expected, actual, False, "type mismatch"))
+                return False
+            trace.append((path, op, expected, actual, result, None))
+            return result
+        return member
+
+    if isinstance(expected, (list, dict)):
+        raise ConditionError(f"{op}: expected a single value, not a "
+                             f"{'list' if isinstance(expected, list) else 'mapping'}", op)
+    if op in ("gt", "gte", "lt", "lte"):
+        if ptype.kind not in ("number", "datetime", "any"):
+            raise ConditionError(f"{op}: compares numbers or times, but {path!r} holds "
+                                 f"{ptype.kind} values", op)
+        if ptype.kind == "any" and isinstance(expected, (str, bool, date)) and not isinstance(
+                expected, datetime):
+            raise ConditionError(f"{op}: {expected!r} is not a number or date-time", op)
+    value = _check_scalar(ptype, expected, op, groups)
+
+    if op in ("eq", "ne"):
+        negate = op == "ne"
+
+        def equal(facts: Facts, trace: Trace) -> bool:
+            actual = get(facts)
+            if actual is MISSING:
+                trace.append((path, op, expected, actual, False, None))
+                return False
+            result = (actual == value) is not negate
+            trace.append((path, op, expected, actual, result, None))
+            return result
+        return equal
+
+    compare: Callable[[Any, Any], Any] = {
+        "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}[op]
+
+    def ordered(facts: Facts, trace: Trace) -> bool:
+        actual = get(facts)
+        if actual is MISSING:
+            trace.append((path, op, expected, actual, False, None))
+            return False
+        try:
+            if isinstance(actual, bool) or isinstance(actual, str):
+                raise TypeError
+            result = bool(compare(actual, value))
+        except TypeError:
+            trace.append((path, op, expected, actual, False,
+                          f"type mismatch: {_type_name(actual)} against "
+                          f"{_type_name(expected)}"))
+            return False
+        trace.append((path, op, expected, actual, result, None))
+        return result
+    return ordered
+
+
+def compile_condition(spec: Any, catalog: PathCatalog, groups: Mapping[str, Sequence[str]]
+                      ) -> Condition:
+    """Compile one condition; ConditionError.path is relative to `spec`."""
+    if not isinstance(spec, Mapping):
+        raise ConditionError("a condition is a mapping: {all: [...]}, {any: [...]}, "
+                             "{not: ...} or {field: PATH, OP: VALUE}")
+    combinators = [k for k in spec if k in COMBINATORS]
+    if not combinators:
+        return _compile_leaf(spec, catalog, groups)
+    if len(spec) != 1:
+        extra = sorted(k for k in spec if k != combinators[0])[0]
+        raise ConditionError(f"{combinators[0]!r} cannot be combined with {extra!r} in one "
+                             "mapping; nest them", extra)
+    key = combinators[0]
+    body = spec[key]
+    if key == "not":
+        try:
+            inner = compile_condition(body, catalog, groups)
+        except ConditionError as exc:
+            raise ConditionError(exc.message, _join("not", exc.path)) from exc
+
+        def negation(facts: Facts, trace: Trace) -> bool:
+            return not inner(facts, trace)
+        return negation
+    if not isinstance(body, list):
+        raise ConditionError(f"{key}: expected a list of conditions", key)
+    parts: list[Condition] = []
+    for i, item in enumerate(body):
+        try:
+            parts.append(compile_condition(item, catalog, groups))
+        except ConditionError as exc:
+            raise ConditionError(exc.message, _join(f"{key}[{i}]", exc.path)) from exc
+    members = tuple(parts)
+    if key == "all":
+        def every(facts: Facts, trace: Trace) -> bool:
+            for part in members:
+                if not part(facts, trace):
+                    return False
+            return True
+        return every
+
+    def some(facts: Facts, trace: Trace) -> bool:
+        for part in members:
+            if part(facts, trace):
+                return True
+        return False
+    return some
+
+
+def _join(head: str, tail: str) -> str:
+    if not tail:
+        return head
+    return head + tail if tail.startswith("[") else f"{head}.{tail}"

@@ -1,0 +1,179 @@
+"""The policy document's shape (policy-spec.md), with its defaults.
+
+Every model forbids unknown keys. Conditions are kept as plain data here and compiled by
+`conditions.py`, which knows the lead's paths. Cross-references (teams, products, groups) are
+checked by `loader.py`, which has the whole document.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = str | int | float | bool
+DEFAULT_CHANNELS = ["email", "phone", "sms", "post"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Header(Strict):
+    id: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    effective_from: datetime | None = None
+    timezone: str = "UTC"
+
+
+class Authorisation(Strict):
+    entity: str
+    regulator: str
+    jurisdictions: list[str] = Field(min_length=1)
+
+
+class Firm(Strict):
+    name: str
+    authorisations: list[Authorisation] = Field(min_length=1)
+
+
+class License(Strict):
+    id: str
+    regulator: str
+    jurisdictions: list[str] = Field(min_length=1)
+    products: list[str] = Field(min_length=1)
+    customer_types: list[str] = Field(min_length=1)
+    valid_from: date
+    valid_until: date | None = None
+
+
+class Member(Strict):
+    id: str
+    name: str
+    email: str | None = None
+    crm: dict[str, str] = {}
+    weight: int = Field(default=1, ge=1)
+    max_per_day: int | None = Field(default=None, ge=0)
+    available: bool = True
+    licenses: list[License] = []
+
+
+class Team(Strict):
+    name: str
+    crm: dict[str, Any] = {}
+    licenses: list[License] = []
+    assignment: Literal["round_robin", "weighted", "least_loaded"] = "round_robin"
+    requires_individual_license: bool = False
+    members: list[Member] = Field(min_length=1)
+
+
+class ListSource(Strict):
+    id: str
+    format: str
+    path: str
+
+
+class FileSource(Strict):
+    format: str
+    path: str
+
+
+class Screening(Strict):
+    lists: list[ListSource] = []
+    pep: FileSource | None = None
+    blocklist: FileSource | None = None
+    match_threshold: float = Field(default=0.9, gt=0, le=1)
+    on_error: Literal["refuse"] = "refuse"
+
+
+class Gate(Strict):
+    id: str
+    applies_to: Any
+    require: Any
+    reason: str
+
+
+class Rule(Strict):
+    id: str
+    when: Any
+    route_to: list[str] = Field(min_length=1)
+    team_choice: Literal["priority", "round_robin"] = "priority"
+
+
+class ContactWindow(Strict):
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+    timezone: str = "lead_local"
+
+
+class Conduct(Strict):
+    id: str
+    when: Any
+    prohibit_channels: list[str] = []
+    contact_window: ContactWindow | None = None
+    require_disclosures: list[str] = []
+    reason: str | None = None
+
+
+class CoolingOff(Strict):
+    id: str
+    when: Any
+    hours: int | float = Field(gt=0)
+    from_: Literal["first_contact", "assignment"] = Field(default="first_contact", alias="from")
+    blocks_stage: str | None = None
+    reason: str | None = None
+
+
+class Officer(Strict):
+    id: str
+    name: str
+    email: str | None = None
+
+
+class Notify(Strict):
+    kind: Literal["webhook", "email"]
+    url: str | None = None
+    to: list[str] | None = None
+
+
+class Review(Strict):
+    queue: dict[str, Any] = {}
+    officers: list[Officer] = []
+    four_eyes_for_overrides: bool = False
+    notify: list[Notify] = []
+
+
+class Expect(Strict):
+    outcome: Literal["assigned", "refused"]
+    reason: str | None = None
+    team: str | None = None
+    rep: str | None = None
+    rule: str | None = None
+    gate: str | None = None
+    allowed_channels: list[str] | None = None
+    disclosures: list[str] | None = None
+    cooling_off: str | None = None
+
+
+class PolicyTest(Strict):
+    name: str
+    lead: dict[str, Any]
+    expect: Expect
+    at: datetime | None = None
+
+
+class Document(Strict):
+    policy: Header
+    firm: Firm
+    jurisdiction_groups: dict[str, list[str]] = {}
+    products: dict[str, dict[str, Scalar]] = Field(min_length=1)
+    teams: dict[str, Team] = Field(min_length=1)
+    channels: list[str] = Field(default_factory=lambda: list(DEFAULT_CHANNELS), min_length=1)
+    screening: Screening | None = None
+    gates: list[Gate] = []
+    rules: list[Rule] = Field(min_length=1)
+    conduct: list[Conduct] = []
+    cooling_off: list[CoolingOff] = []
+    review: Review = Review()
+    tests: list[PolicyTest] = []

@@ -1,0 +1,226 @@
+"""Tamper tests: an attacker with DBA rights edits the ledger below the triggers; verification
+must fail and name the right entry. Run on SQLite and on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from audit import schema
+from audit.errors import VerificationFailed
+from audit.keys import load_signing_key, public_bytes
+from audit.ledger import EntryIn, Ledger
+from audit.merkle import Accumulator
+from audit.verify import verify_database
+
+
+def decision(n: int) -> EntryIn:
+    return EntryIn("decision", f"salesforce:00Q{n:012d}",
+                   {"decision_id": f"D{n}", "outcome": "assigned", "team": {"id": "uk_retail"}},
+                   {"name": f"Lead {n}", "email": f"lead{n}@example.com"})
+
+
+@pytest.fixture
+def built(engine: Engine, tmp_path: Path) -> Iterator[tuple[Ledger, Path]]:
+    """28 entries: decisions 1-10, key 11, checkpoint 12 (size 11), decisions 13-22,
+    checkpoint 23 (size 22), decisions 24-28. Returns the ledger and checkpoint 2's file."""
+    ledger = Ledger(engine, key_path=tmp_path / "signing.key")
+    ledger.append_batch([decision(n) for n in range(1, 11)])
+    ledger.checkpoint()
+    ledger.append_batch([decision(n) for n in range(13, 23)])
+    signed = ledger.checkpoint()
+    ledger.append_batch([decision(n) for n in range(24, 29)])
+    saved = tmp_path / "checkpoint-2.json"
+    saved.write_bytes(signed.to_file(public_bytes(load_signing_key(ledger.key_path))))
+    assert verify_database(engine).entries == 28
+    yield ledger, saved
+
+
+def below_triggers(engine: Engine) -> Connection:
+    """A connection that can change ledger rows, as a DBA could."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn.execute(sa.text("SET session_replication_role = replica"))  # triggers off
+    else:
+        for table in ("ledger_entries", "ledger_checkpoints"):
+            for action in ("update", "delete"):
+                conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_no_{action}"))
+    conn.commit()
+    return conn
+
+
+def failure(engine: Engine, **kwargs: bytes) -> VerificationFailed:
+    with pytest.raises(VerificationFailed) as info:
+        verify_database(engine, **kwargs)  # type: ignore[arg-type]
+    return info.value
+
+
+def body_of(conn: Connection, seq: int) -> bytes:
+    return bytes(conn.execute(sa.text("SELECT body FROM ledger_entries WHERE seq = :s"),
+                              {"s": seq}).scalar_one())
+
+
+def test_alter_a_payload_byte(built: tuple[Ledger, Path]) -> None:
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        body = body_of(conn, 15).replace(b'"assigned"', b'"assignee"')
+        conn.execute(sa.text("UPDATE ledger_entries SET body = :b WHERE seq = 15"), {"b": body})
+        conn.commit()
+    err = failure(engine)
+    assert err.seq == 15 and "hash does not match" in str(err)
+
+
+def test_alter_a_payload_byte_and_recompute_its_hash(built: tuple[Ledger, Path]) -> None:
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        body = body_of(conn, 15).replace(b'"assigned"', b'"assignee"')
+        digest = hashlib.sha256(b"\x00" + body).digest()
+        conn.execute(sa.text("UPDATE ledger_entries SET body = :b, entry_hash = :h "
+                             "WHERE seq = 15"), {"b": body, "h": digest})
+        conn.commit()
+    err = failure(engine)
+    assert err.seq == 15 and "altered" in str(err)
+
+
+def test_alter_a_hash(built: tuple[Ledger, Path]) -> None:
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("UPDATE ledger_entries SET entry_hash = :h WHERE seq = 7"),
+                     {"h": bytes(32)})
+        conn.commit()
+    assert failure(engine).seq == 7
+
+
+def test_delete_an_entry(built: tuple[Ledger, Path]) -> None:
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq = 15"))
+        conn.commit()
+    err = failure(engine)
+    assert err.seq == 15 and "missing" in str(err)
+
+
+def _rows(conn: Connection, from_seq: int) -> list[dict[str, object]]:
+    return [dict(r._mapping) for r in conn.execute(
+        sa.select(schema.entries).where(schema.entries.c.seq >= from_seq)
+        .order_by(schema.entries.c.seq))]
+
+
+def test_insert_an_entry(built: tuple[Ledger, Path]) -> None:
+    """A well-formed forged entry at 15 that links to 14; the rest shifted up by one."""
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        later = _rows(conn, 15)
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq >= 15"))
+        for row in later:
+            row["seq"] = int(row["seq"]) + 1  # type: ignore[call-overload]
+        forged = dict(later[0])
+        prev = bytes(conn.execute(sa.text("SELECT entry_hash FROM ledger_entries "
+                                          "WHERE seq = 14")).scalar_one())
+        old_prefix = bytes(forged["body"]).split(b',"id"', 1)  # type: ignore[call-overload]
+        body = (b'{"chain":{"prev":"' + prev.hex().encode() + b'","seq":15}'
+                + b',"id"' + old_prefix[1].replace(b"Lead", b"Forg"))
+        forged.update(seq=15, body=body, prev_hash=prev, entry_id="01FORGED0000000000000000000",
+                      entry_hash=hashlib.sha256(b"\x00" + body).digest())
+        conn.execute(schema.entries.insert(), [forged, *later])
+        conn.commit()
+    err = failure(engine)
+    assert err.seq == 15
+
+
+def test_swap_two_entries(built: tuple[Ledger, Path]) -> None:
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("UPDATE ledger_entries SET seq = -1 WHERE seq = 15"))
+        conn.execute(sa.text("UPDATE ledger_entries SET seq = 15 WHERE seq = 16"))
+        conn.execute(sa.text("UPDATE ledger_entries SET seq = 16 WHERE seq = -1"))
+        conn.commit()
+    err = failure(engine)
+    assert err.seq == 15 and "reordered" in str(err)
+
+
+def test_truncate_the_tail(built: tuple[Ledger, Path]) -> None:
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq >= 20"))
+        conn.commit()
+    err = failure(engine)
+    assert err.seq == 20 and "truncated" in str(err)
+
+
+def test_truncate_after_the_last_checkpoint(built: tuple[Ledger, Path]) -> None:
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq >= 25"))
+        conn.commit()
+    err = failure(engine)
+    assert err.seq == 25 and "truncated" in str(err)
+
+
+def test_replace_a_checkpoint_signature(built: tuple[Ledger, Path]) -> None:
+    ledger = built[0]
+    engine = ledger.engine
+    forged = load_signing_key(ledger.key_path).sign(b"something else")  # a real signature
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("UPDATE ledger_checkpoints SET signature = :s WHERE number = 1"),
+                     {"s": forged})
+        conn.commit()
+    err = failure(engine)
+    assert "checkpoint 1" in str(err) and "signature" in str(err)
+
+
+def test_delete_the_last_checkpoint(built: tuple[Ledger, Path]) -> None:
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_checkpoints WHERE number = 2"))
+        conn.commit()
+    err = failure(engine)
+    assert err.seq == 23 and "checkpoint 2" in str(err)
+
+
+def test_key_holder_rewriting_the_tail_is_caught_only_by_a_prior_checkpoint(
+        built: tuple[Ledger, Path]) -> None:
+    """An insider with the signing key rewrites entries 15.. and re-signs fresh checkpoints:
+    the database alone verifies; the checkpoint file kept from an earlier export does not."""
+    ledger, saved = built
+    engine = ledger.engine
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq >= 15"))
+        conn.execute(sa.text("DELETE FROM ledger_checkpoints WHERE number >= 2"))
+        kept = [bytes(r[0]) for r in conn.execute(sa.text(
+            "SELECT entry_hash FROM ledger_entries ORDER BY seq"))]
+        acc = Accumulator()
+        for leaf in kept:
+            acc.add(leaf)
+        cp1 = bytes(conn.execute(sa.text("SELECT body FROM ledger_checkpoints")).scalar_one())
+        conn.execute(schema.head.update().values(
+            size=14, last_hash=kept[-1], frontier=acc.frontier(), checkpoints=1,
+            last_checkpoint_digest=hashlib.sha256(cp1).digest()))
+        conn.commit()
+    ledger.append_batch([EntryIn("decision", "salesforce:00Q000000000015",
+                                 {"outcome": "refused", "reason": "no_rule_matched"})])
+    ledger.append_batch([decision(n) for n in range(16, 30)])
+    ledger.checkpoint()
+    assert verify_database(engine).entries >= 28  # self-consistent, freshly signed
+    err = failure(engine, prior_checkpoint=saved.read_bytes())
+    assert "does not extend prior checkpoint 2" in str(err)
+
+
+def test_verify_cli_names_the_entry_and_exits_1(built: tuple[Ledger, Path], leadgate,  # type: ignore[no-untyped-def]
+                                                 tmp_path: Path) -> None:
+    engine = built[0].engine
+    url = engine.url.render_as_string(hide_password=False)
+    ok = leadgate("audit", "verify", "--database-url", url, cwd=str(tmp_path))
+    assert ok.returncode == 0, ok.stderr
+    assert "28 entries" in ok.stdout
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq = 9"))
+        conn.commit()
+    bad = leadgate("audit", "verify", "--database-url", url, cwd=str(tmp_path))
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: entry 9: entry 9 is missing")

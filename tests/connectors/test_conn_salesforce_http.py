@@ -1,0 +1,415 @@
+"""Salesforce adapter request/response mapping and error handling, against `responses` mocks.
+
+The mocks answer in the REST API's documented shapes (REST API Developer Guide: query with
+nextRecordsUrl, sObject Collections update answering 200 with per-record {id, success, errors},
+errors as a JSON list of {message, errorCode}, Sforce-Limit-Info).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+import responses
+
+from connectors import open_connector
+from connectors.base import BudgetExhausted, Cursor, Outcome
+from connectors.calls import CallFailed
+from connectors.config import parse_config
+from connectors.salesforce import soql
+from connectors.salesforce.session import PinnedCASession, make_session
+from routing_core.errors import LeadgateError
+
+LOGIN = "https://login.example.test"
+ORG = "https://org.example.test"
+API = f"{ORG}/services/data/v59.0"
+INTAKE_Q, REVIEW_Q = "00G000000000001AAA", "00G000000000002AAA"
+USERS = ["005000000000001AAA", "005000000000002AAA"]
+
+
+def make_config(**overrides: Any) -> Any:
+    source = {
+        "kind": "salesforce",
+        "connection": {"login_url": LOGIN, "auth": "password", "username": "int@example.test",
+                       "client_id": "cid", "client_secret": {"env": "LG_SF_SECRET"},
+                       "password": {"env": "LG_SF_PASSWORD"},
+                       "security_token": {"env": "LG_SF_TOKEN"}},
+        "retry": {"attempts": 4, "initial_wait": 0, "max_wait": 0},
+        **overrides,
+    }
+    return parse_config({"sources": {"sf": source}}).sources["sf"]
+
+
+@pytest.fixture(autouse=True)
+def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LG_SF_SECRET", "s3cret")
+    monkeypatch.setenv("LG_SF_PASSWORD", "pw")
+    monkeypatch.setenv("LG_SF_TOKEN", "tok")
+
+
+def lead(i: int, stamp: str = "2026-11-20T10:00:00.000+0000", **extra: Any) -> dict[str, Any]:
+    return {"attributes": {"type": "Lead"}, "Id": f"00Q{i:012d}AAA", "OwnerId": INTAKE_Q,
+            "SystemModstamp": stamp, "LeadGate_Decision_Id__c": None, "FirstName": "Ada",
+            "LastName": f"L{i}", "Country": "UK", "Customer_Type__c": "Retail Customer",
+            "Product_Interest__c": "Easy Saver", **extra}
+
+
+class FakeOrg:
+    """Routes mocked calls: login, limits, queries (by what they select), collections."""
+
+    def __init__(self, rsps: responses.RequestsMock) -> None:
+        self.queries: list[str] = []
+        self.updates: list[dict[str, Any]] = []
+        self.logins = 0
+        self.lead_pages: list[list[dict[str, Any]]] = [[lead(1), lead(2)]]
+        self.current: dict[str, dict[str, Any]] = {}
+        self.update_answer: Any = None
+        self.sleeps: list[float] = []
+        rsps.add_callback(responses.POST, f"{LOGIN}/services/oauth2/token", self._login)
+        rsps.add(responses.GET, f"{API}/limits/",
+                 json={"DailyApiRequests": {"Max": 15000, "Remaining": 14000}})
+        rsps.add_callback(responses.GET, f"{API}/query/", self._query)
+        rsps.add_callback(responses.GET, f"{API}/query/01gMORE-2000", self._more)
+        rsps.add_callback(responses.PATCH, f"{API}/composite/sobjects", self._update)
+
+    def _login(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        self.logins += 1
+        form = parse_qs(str(request.body))
+        assert form["password"] == ["pwtok"] and form["grant_type"] == ["password"]
+        return 200, {}, json.dumps({"access_token": f"00D!session{self.logins}",
+                                    "instance_url": ORG})
+
+    def _query(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        q = parse_qs(urlparse(str(request.url)).query)["q"][0]
+        self.queries.append(q)
+        if "FROM Group" in q:
+            records = [{"Id": INTAKE_Q, "Name": "Lead Intake", "DeveloperName": "Lead_Intake"},
+                       {"Id": REVIEW_Q, "Name": "Compliance Review",
+                        "DeveloperName": "Compliance_Review"}]
+        elif "FROM User" in q:
+            records = [{"Id": u} for u in USERS]
+        elif "WHERE Id IN" in q:
+            records = [row for rid, row in self.current.items() if f"'{rid}'" in q]
+        else:
+            pages = self.lead_pages
+            body = {"totalSize": sum(map(len, pages)), "done": len(pages) == 1,
+                    "records": pages[0]}
+            if len(pages) > 1:
+                body["nextRecordsUrl"] = "/services/data/v59.0/query/01gMORE-2000"
+            return 200, {"Sforce-Limit-Info": "api-usage=1000/15000"}, json.dumps(body)
+        return 200, {}, json.dumps({"totalSize": len(records), "done": True, "records": records})
+
+    def _more(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        return 200, {}, json.dumps({"totalSize": 0, "done": True, "records": self.lead_pages[1]})
+
+    def _update(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body or b"{}")
+        self.updates.append(body)
+        if self.update_answer is not None:
+            return 200, {}, json.dumps(self.update_answer(body))
+        return 200, {}, json.dumps([{"id": r["id"], "success": True, "errors": []}
+                                    for r in body["records"]])
+
+
+@pytest.fixture
+def org() -> Any:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = FakeOrg(rsps)
+        fake.rsps = rsps  # type: ignore[attr-defined]
+        yield fake
+
+
+def connect(org: FakeOrg, **overrides: Any) -> Any:
+    return open_connector(make_config(**overrides), source="sf", sleep=org.sleeps.append)
+
+
+def outcome(i: int, *, owner: str | None = USERS[0], expected: str | None = INTAKE_Q,
+            decision: str | None = None) -> Outcome:
+    return Outcome(record_id=f"00Q{i:012d}AAA", decision_id=decision or f"01JD{i:022d}",
+                   outcome="assigned" if owner else "refused", owner_crm_id=owner,
+                   reason=None if owner else "no_rule_matched", policy_version="2026.11.2",
+                   outreach={"allowed_channels": ["email"]},
+                   not_before=datetime(2026, 12, 1, tzinfo=UTC), expected_owner=expected)
+
+
+# ---------------------------------------------------------------- pull
+
+
+def test_pull_pages_through_next_records_url_and_maps(org: FakeOrg) -> None:
+    org.lead_pages = [[lead(1), lead(2, Customer_Type__c="Gold")],
+                      [lead(3, "2026-11-20T10:00:01.000+0000")]]
+    crm = connect(org)
+    pages = list(crm.pull(None))
+    assert [len(p.records) for p in pages] == [2, 1]
+    first = pages[0].records[0]
+    assert first.lead_input is not None and first.lead_input["customer_type"] == "retail"
+    assert first.lead_input["country"] == "GB" and first.owner_at_read == INTAKE_Q
+    assert first.episode == ""
+    bad = pages[0].records[1]
+    assert bad.lead_input is None and "'Gold' is not mapped" in bad.problems[0]
+    assert pages[1].cursor == Cursor(datetime(2026, 11, 20, 10, 0, 1, tzinfo=UTC),
+                                     "00Q000000000003AAA")
+    pull_q = org.queries[-1]
+    assert f"OwnerId = '{INTAKE_Q}'" in pull_q and "LeadGate_Status__c = null" in pull_q
+    assert pull_q.endswith("ORDER BY SystemModstamp ASC, Id ASC")
+    # begin_run: login + limits + queues + users, then query + query_more
+    assert crm.api_calls == 6 and org.logins == 1
+
+
+def test_cursor_is_tie_safe_and_overlap_moves_it_back(org: FakeOrg) -> None:
+    at = Cursor(datetime(2026, 11, 20, 10, 0, tzinfo=UTC), "00Q000000000002AAA")
+    list(connect(org, overlap_seconds=0).pull(at))
+    assert ("(SystemModstamp > 2026-11-20T10:00:00.000Z OR (SystemModstamp = "
+            "2026-11-20T10:00:00.000Z AND Id > '00Q000000000002AAA'))") in org.queries[-1]
+    list(connect(org, overlap_seconds=90).pull(at))
+    assert "SystemModstamp >= 2026-11-20T09:58:30.000Z" in org.queries[-1]
+
+
+def test_soql_injection_through_config_and_record_values_is_inert(org: FakeOrg) -> None:
+    evil = "Lead Intake' OR Name != 'x"
+    text = soql.queues_query([evil])
+    assert "'Lead Intake\\' OR Name != \\'x'" in text
+    at = Cursor(datetime(2026, 11, 20, tzinfo=UTC), "x' OR Id != '")
+    q = soql.pull_query(fields=["Id"], sobject="Lead", intake_queue_id="q\\' OR 1=1",
+                        unstamped_field="LeadGate_Status__c", after=at, overlap=timedelta(0))
+    assert "Id > 'x\\' OR Id != \\''" in q and "OwnerId = 'q\\\\\\' OR 1=1'" in q
+    # every quote inside a literal is escaped: stripping escapes leaves balanced literals only
+    assert q.replace("\\\\", "").replace("\\'", "").count("'") % 2 == 0
+    assert soql.literal("a\nb\\") == "'a\\nb\\\\'"
+    with pytest.raises(soql.UnsafeName):
+        soql.select(["Id FROM User --"], "Lead")
+    with pytest.raises(soql.UnsafeName):
+        soql.select(["Id"], "Lead WHERE Name != null")
+    # a mapping naming an unsafe field fails before anything is sent
+    crm = connect(org, mapping={"id": "Id", "email": "Email, (SELECT Id FROM Users)"})
+    with pytest.raises(soql.UnsafeName):
+        next(iter(crm.pull(None)))
+    assert not any("SELECT Id FROM Users" in q for q in org.queries)
+
+
+# ---------------------------------------------------------------- write-back
+
+
+def test_write_back_in_collections_of_200_with_conflicts_and_mixed_results(
+        org: FakeOrg) -> None:
+    outcomes = [outcome(i) for i in range(250)]
+    outcomes[5] = outcome(5, owner=None)  # refusal -> review queue
+    for o in outcomes:
+        org.current[o.record_id] = {"Id": o.record_id, "OwnerId": INTAKE_Q,
+                                    "LeadGate_Decision_Id__c": None}
+    org.current[outcomes[7].record_id]["OwnerId"] = USERS[1]  # a person took it meanwhile
+    org.current[outcomes[8].record_id]["LeadGate_Decision_Id__c"] = outcomes[8].decision_id
+    del org.current[outcomes[9].record_id]  # deleted meanwhile
+
+    def answer(body: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for r in body["records"]:
+            if r["id"] == outcomes[10].record_id:
+                out.append({"success": False, "errors": [{
+                    "statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                    "message": "Phone required", "fields": ["Phone"]}]})
+            elif r["id"] == outcomes[11].record_id:
+                out.append({"success": False, "errors": [
+                    {"statusCode": "UNABLE_TO_LOCK_ROW", "message": "locked", "fields": []}]})
+            else:
+                out.append({"id": r["id"], "success": True, "errors": []})
+        return out
+
+    org.update_answer = answer
+    crm = connect(org)
+    results = crm.write_back(outcomes)
+    assert [r.record_id for r in results] == [o.record_id for o in outcomes]
+    status = {f"{i:02d}": r for i, r in enumerate(results)}
+    assert status["07"].status == "conflict" and USERS[1] in status["07"].message
+    assert status["08"].status == "ok" and "already written" in status["08"].message
+    assert status["09"].status == "error" and not status["09"].retryable
+    assert status["10"].status == "error" and "FIELD_CUSTOM_VALIDATION_EXCEPTION" in \
+        status["10"].message and not status["10"].retryable
+    assert status["11"].status == "error" and status["11"].retryable
+    assert sum(r.status == "ok" for r in results) == 250 - 4  # 07 conflict, 09-11 errors
+    assert [len(u["records"]) for u in org.updates] == [200 - 3, 50]
+    assert all(u["allOrNone"] is False for u in org.updates)
+    sent = {r["id"]: r for u in org.updates for r in u["records"]}
+    assert outcomes[7].record_id not in sent
+    refused = sent[outcomes[5].record_id]
+    assert refused["OwnerId"] == REVIEW_Q and refused["LeadGate_Status__c"] == "refused"
+    assert refused["LeadGate_Reason__c"] == "no_rule_matched"
+    assigned = sent[outcomes[0].record_id]
+    assert assigned == {
+        "attributes": {"type": "Lead"}, "id": outcomes[0].record_id, "OwnerId": USERS[0],
+        "LeadGate_Status__c": "assigned", "LeadGate_Decision_Id__c": outcomes[0].decision_id,
+        "LeadGate_Reason__c": None, "LeadGate_Policy_Version__c": "2026.11.2",
+        "LeadGate_Outreach__c": '{"allowed_channels":["email"]}',
+        "LeadGate_Not_Before__c": "2026-12-01T00:00:00.000Z"}
+    # one re-read query per collection
+    assert sum("WHERE Id IN" in q for q in org.queries) == 2
+
+
+def test_unknown_owner_is_a_result_not_a_call(org: FakeOrg) -> None:
+    crm = connect(org, conflict_check=False)
+    [result] = crm.write_back([outcome(1, owner="005999999999999ZZZ")])
+    assert result.status == "error" and "not an active Salesforce user" in result.message
+    assert org.updates == []
+
+
+# ---------------------------------------------------------------- errors, retries, limits
+
+
+def _fail_then(org: FakeOrg, status: int, body: Any, headers: dict[str, str] | None = None,
+               times: int = 1) -> None:
+    state = {"n": 0}
+    original = org._update
+
+    def flaky(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        if state["n"] < times:
+            state["n"] += 1
+            return status, headers or {}, json.dumps(body)
+        return original(request)
+
+    org.rsps.replace(responses.PATCH, f"{API}/composite/sobjects")  # type: ignore[attr-defined]
+    org.rsps.remove(responses.PATCH, f"{API}/composite/sobjects")  # type: ignore[attr-defined]
+    org.rsps.add_callback(responses.PATCH, f"{API}/composite/sobjects",  # type: ignore
+                          flaky)
+
+
+def test_503_and_429_are_retried_honouring_retry_after(org: FakeOrg) -> None:
+    crm = connect(org, conflict_check=False)
+    crm.begin_run()
+    _fail_then(org, 503, [{"errorCode": "SERVER_UNAVAILABLE", "message": "down"}])
+    assert crm.write_back([outcome(1)])[0].status == "ok"
+    _fail_then(org, 429, [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "slow"}],
+               headers={"Retry-After": "7"})
+    assert crm.write_back([outcome(2)])[0].status == "ok"
+    assert org.sleeps == [7.0]  # backoff is 0 here: the wait is the Retry-After
+    assert len(org.updates) == 2
+
+
+def test_expired_session_logs_in_again(org: FakeOrg) -> None:
+    crm = connect(org, conflict_check=False)
+    crm.begin_run()
+    _fail_then(org, 401, [{"errorCode": "INVALID_SESSION_ID", "message": "expired"}])
+    assert crm.write_back([outcome(1)])[0].status == "ok"
+    assert org.logins == 2
+
+
+def test_4xx_that_cannot_succeed_is_not_retried(org: FakeOrg) -> None:
+    crm = connect(org, conflict_check=False)
+    crm.begin_run()
+    before = crm.api_calls
+    _fail_then(org, 400, [{"errorCode": "JSON_PARSER_ERROR", "message": "bad"}], times=5)
+    [result] = crm.write_back([outcome(1)])
+    assert result.status == "error" and "JSON_PARSER_ERROR" in result.message
+    assert not result.retryable and crm.api_calls == before + 1
+
+
+def test_persistent_5xx_gives_retryable_results_not_exceptions(org: FakeOrg) -> None:
+    crm = connect(org, conflict_check=False)
+    crm.begin_run()
+    _fail_then(org, 500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": "x"}], times=99)
+    results = crm.write_back([outcome(1), outcome(2)])
+    assert {r.status for r in results} == {"error"} and all(r.retryable for r in results)
+    assert "gave up after 4 attempts" in results[0].message
+
+
+def test_dropped_connection_is_retried(org: FakeOrg) -> None:
+    crm = connect(org, conflict_check=False)
+    crm.begin_run()
+    calls = {"n": 0}
+    original = org._update
+
+    def drop(request: requests.PreparedRequest) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise requests.ConnectionError("connection reset by peer")
+        return original(request)
+
+    org.rsps.remove(responses.PATCH, f"{API}/composite/sobjects")  # type: ignore[attr-defined]
+    org.rsps.add_callback(responses.PATCH, f"{API}/composite/sobjects", drop)  # type: ignore
+    assert crm.write_back([outcome(1)])[0].status == "ok" and calls["n"] == 2
+
+
+def test_malformed_query_fails_at_once_naming_the_fix(org: FakeOrg) -> None:
+    org.rsps.replace(responses.GET, f"{API}/limits/", status=400,  # type: ignore[attr-defined]
+                     json=[{"errorCode": "INVALID_FIELD", "message": "No such column"}])
+    crm = connect(org)
+    with pytest.raises(CallFailed) as err:
+        crm.begin_run()
+    assert "INVALID_FIELD" in str(err.value) and "leadgate connect" in str(err.value)
+    assert crm.api_calls == 2  # login + one attempt
+
+
+def test_api_budget_stops_pull_cleanly(org: FakeOrg) -> None:
+    org.lead_pages = [[lead(1)], [lead(2)]]
+    crm = connect(org, limits={"api_budget": 5})
+    pages = crm.pull(None)
+    assert len(next(pages).records) == 1  # calls 1-5: login, limits, queues, users, query
+    with pytest.raises(BudgetExhausted) as err:
+        next(pages)
+    assert "limits.api_budget" in str(err.value) and crm.api_calls == 5
+
+
+def test_org_daily_limit_reserve_from_sforce_limit_info(org: FakeOrg) -> None:
+    org.rsps.replace(responses.GET, f"{API}/limits/",  # type: ignore[attr-defined]
+                     json={"DailyApiRequests": {"Max": 15000, "Remaining": 1502}})
+    crm = connect(org, limits={"org_reserve_percent": 10})
+    with pytest.raises(BudgetExhausted, match="reserve"):
+        list(crm.pull(None))
+    results = crm.write_back([outcome(1)])
+    assert results[0].status == "error" and results[0].retryable
+
+
+def test_request_limit_exceeded_stops_the_run(org: FakeOrg) -> None:
+    org.rsps.replace(responses.GET, f"{API}/limits/", status=403,  # type: ignore[attr-defined]
+                     json=[{"errorCode": "REQUEST_LIMIT_EXCEEDED",
+                            "message": "TotalRequests Limit exceeded."}])
+    with pytest.raises(BudgetExhausted):
+        connect(org).begin_run()
+
+
+def test_bad_credentials_name_the_setting_not_the_secret(org: FakeOrg) -> None:
+    org.rsps.replace(responses.POST, f"{LOGIN}/services/oauth2/token",  # type: ignore
+                     status=400, json={"error": "invalid_grant",
+                                       "error_description": "authentication failure"})
+    with pytest.raises(LeadgateError) as err:
+        connect(org).begin_run()
+    text = str(err.value)
+    assert "invalid_grant" in text and "sources.sf.connection.auth" in text
+    assert "pw" not in text.replace("password", "") and "s3cret" not in text
+
+
+# ---------------------------------------------------------------- TLS trust
+
+
+class _Capture(requests.adapters.HTTPAdapter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.verify: list[Any] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.verify.append(kwargs.get("verify"))
+        response = requests.Response()
+        response.status_code, response._content = 200, b"{}"
+        return response
+
+
+def test_custom_ca_wins_over_requests_ca_bundle(tmp_path: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/env-bundle.pem")
+    pinned = make_session(ca)
+    assert isinstance(pinned, PinnedCASession)
+    plain = make_session(None)
+    for session in (pinned, plain):
+        session.mount("https://", capture := _Capture())
+        session.get("https://org.example.test/")
+        session.capture = capture  # type: ignore[attr-defined]
+    assert pinned.capture.verify == [str(ca)]  # type: ignore[attr-defined]
+    # production: no custom CA, the environment's bundle is honoured
+    assert plain.capture.verify == ["/etc/ssl/env-bundle.pem"]  # type: ignore[attr-defined]
+    with pytest.raises(LeadgateError, match="ca_file"):
+        make_session(tmp_path / "missing.pem")
