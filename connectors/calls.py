@@ -134,8 +134,8 @@ class ApiGate:
             self._spend(what)
             try:
                 return fn()
-            except BudgetExhausted:
-                raise
+            except LeadgateError:
+                raise  # already says what and how to fix (budget, credentials, config)
             except Exception as exc:  # classified below: SDK, requests and urllib3 errors
                 failure = self.classify(exc)
                 if failure.kind == "reauth" and self.reauth is not None and not reauthed:

@@ -29,16 +29,15 @@ SECTIONS = {
 REQUIRED_SECTIONS = {"policy", "firm", "products", "teams", "rules"}
 CUSTOMER_TYPES = {"retail", "high_net_worth", "professional", "eligible_counterparty", "institutional"}
 BUILTIN_GROUPS = {"EU", "EEA", "GCC", "US_STATES"}
-# Refusal reasons a lead file can reach through `tests:` (invalid_lead is a parse failure, the
-# screening reasons need real lists, cooling_off_violation comes from the sync job).
+# Refusal reasons that `tests:` must expect: every reason of policy-spec.md except invalid_lead
+# (a lead that does not parse is not a policy test; the sample leads cover it). The screening
+# reasons use the test lead's simulated `screening:` result.
 TESTED_REASONS = {
     "unlicensed_jurisdiction", "suitability_gate", "no_rule_matched", "no_licensed_team",
-    "no_available_rep",
-}
-ALL_REASONS = TESTED_REASONS | {
-    "sanctions_hit", "pep", "blocklisted", "screening_unavailable", "invalid_lead",
+    "no_available_rep", "sanctions_hit", "pep", "blocklisted", "screening_unavailable",
     "cooling_off_violation",
 }
+ALL_REASONS = TESTED_REASONS | {"invalid_lead"}
 SF_USER_ID = re.compile(r"005[A-Za-z0-9]{15}")
 HUBSPOT_OWNER_ID = re.compile(r"7[0-9]{4}")
 REP_ID = re.compile(r"[a-z][a-z0-9_-]{1,15}")
@@ -269,7 +268,7 @@ def test_policy_tests_cover_every_reachable_outcome(policy: dict[str, Any]) -> N
     names = [t["name"] for t in policy["tests"]]
     assert len(names) == len(set(names)), "duplicate test name"
     for t in policy["tests"]:
-        assert set(t) == {"name", "lead", "expect"}, t["name"]
+        assert {"name", "lead", "expect"} <= set(t) <= {"name", "lead", "expect", "at"}, t["name"]
         exp = t["expect"]
         assert exp["outcome"] in {"assigned", "refused"}, t["name"]
         if exp["outcome"] == "refused":
@@ -336,6 +335,7 @@ LEAD_KEYS = {
     "source", "id", "first_name", "last_name", "email", "phone", "company", "kind",
     "jurisdiction", "country", "state", "subdivision", "postcode", "customer_type", "product",
     "investable_assets", "assessments", "consent", "first_contact_at", "channel", "attributes",
+    "stage",
 }
 
 
@@ -394,7 +394,7 @@ def test_expected_outcomes_cover_every_outcome(policy: dict[str, Any]) -> None:
     leads = jsonl_leads()
     assert [(e["source"], e["id"]) for e in exp] == [(x["source"], x["id"]) for x in leads]
     reasons = {e["reason"] for e in exp if e["outcome"] == "refused"}
-    assert ALL_REASONS - {"screening_unavailable", "cooling_off_violation"} <= reasons
+    assert ALL_REASONS - {"screening_unavailable"} <= reasons
     for e in exp:
         assert (e["outcome"] == "assigned") == (e["team"] is not None)
         if e["team"]:
@@ -538,13 +538,37 @@ def _covers(policy: dict[str, Any], lic: dict[str, Any], lead: dict[str, Any], d
                for a in policy["firm"]["authorisations"])
 
 
-def reference_decide(policy: dict[str, Any], raw: dict[str, Any], day: Any) -> tuple[str, str | None]:
+def _cooling_off_violated(policy: dict[str, Any], lead: dict[str, Any], at: Any) -> bool:
+    import datetime as dt
+
+    matching = [c for c in policy.get("cooling_off", []) if _holds(policy, lead, c["when"])]
+    if not matching:
+        return False
+    best = max(matching, key=lambda c: c["hours"])
+    if lead.get("stage") != best.get("blocks_stage"):
+        return False
+    anchor = at
+    if best.get("from", "first_contact") == "first_contact":
+        if "first_contact_at" not in lead:
+            return True  # the window's end is unknown: the stage is entered too early
+        anchor = dt.datetime.fromisoformat(lead["first_contact_at"].replace("Z", "+00:00"))
+    return bool(at < anchor + dt.timedelta(hours=best["hours"]))
+
+
+def reference_decide(policy: dict[str, Any], raw: dict[str, Any], at: Any) -> tuple[str, str | None]:
+    day = at.date()
     lead = dict(raw)
+    screening = lead.pop("screening", None)
     if "jurisdiction" not in lead:
         lead["jurisdiction"] = lead["country"] + (f"-{lead['state']}" if lead.get("state") else "")
     if not any(_within(policy, lead["jurisdiction"], a["jurisdictions"])
                for a in policy["firm"]["authorisations"]):
         return "refused", "unlicensed_jurisdiction"
+    if screening == "unavailable":
+        return "refused", "screening_unavailable"
+    for check, reason in (("sanctions", "sanctions_hit"), ("pep", "pep"), ("blocklist", "blocklisted")):
+        if (screening or {}).get(check):
+            return "refused", reason
     for g in policy.get("gates", []):
         if _holds(policy, lead, g["applies_to"]) and not _holds(policy, lead, g["require"]):
             return "refused", "suitability_gate"
@@ -563,6 +587,8 @@ def reference_decide(policy: dict[str, Any], raw: dict[str, Any], day: Any) -> t
                 if team.get("requires_individual_license") and not any(
                         _covers(policy, x, lead, day) for x in m.get("licenses", [])):
                     continue
+                if _cooling_off_violated(policy, lead, at):
+                    return "refused", "cooling_off_violation"
                 return "assigned", t
         return "refused", "no_available_rep"
     return "refused", "no_rule_matched"
@@ -573,11 +599,13 @@ def test_policy_test_expectations_follow_the_spec(policy: dict[str, Any]) -> Non
 
     wrong = []
     for t in policy["tests"]:
-        got = reference_decide(policy, t["lead"], dt.date(2026, 11, 25))
-        exp = t["expect"]
-        want = (exp["outcome"], exp.get("team") if exp["outcome"] == "assigned" else exp["reason"])
-        if got != want:
-            wrong.append(f"{t['name']}: expected {want}, the spec gives {got}")
+        for at in ([t["at"]] if "at" in t else [dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC),
+                                               dt.datetime(2031, 1, 1, 10, tzinfo=dt.UTC)]):
+            got = reference_decide(policy, t["lead"], at)
+            exp = t["expect"]
+            want = (exp["outcome"], exp.get("team") if exp["outcome"] == "assigned" else exp["reason"])
+            if got != want:
+                wrong.append(f"{t['name']} at {at}: expected {want}, the spec gives {got}")
     assert not wrong, "\n".join(wrong)
 
 
@@ -592,8 +620,84 @@ def test_sample_lead_expectations_follow_the_spec(policy: dict[str, Any]) -> Non
             continue  # an alias ("United States"); the reference reader does not resolve them
         if lead.get("country") == "UK":
             lead = {**lead, "country": "GB"}
-        got = reference_decide(policy, lead, dt.date(2026, 11, 25))
+        got = reference_decide(policy, lead, dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC))
         want = (e["outcome"], e["team"] if e["outcome"] == "assigned" else e["reason"])
         if got != want:
             wrong.append(f"line {e['line']}: expected {want}, the spec gives {got}")
+    assert not wrong, "\n".join(wrong)
+
+
+# ------------------------------------------------------------ with the real routing core
+
+AT_DT = "2026-11-25T10:00:00+00:00"
+
+
+def _at() -> Any:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(AT_DT)
+
+
+def test_policy_loads_with_the_routing_core() -> None:
+    from routing_core.policy import load_policy
+
+    p = load_policy(POLICY_DIR)
+    assert p.id == "northwind-routing" and p.version == "2026.11.2"
+    assert p.digest.startswith("sha256:")
+    assert len(p.teams) >= 12
+    assert p.review is not None
+
+
+@pytest.mark.parametrize("when", ["2026-11-25T10:00:00+00:00", "2031-06-01T10:00:00+00:00"])
+def test_policy_tests_pass_with_the_routing_core(when: str) -> None:
+    """Every test in 90-tests.yaml passes with the real engine, today and in five years (the
+    date-dependent tests pin their own `at`)."""
+    import datetime as dt
+
+    from routing_core.policy import load_policy
+    from routing_core.policy_tests import run_tests
+
+    results = run_tests(load_policy(POLICY_DIR), dt.datetime.fromisoformat(when))
+    failed = [f"{r.name}: {r.diffs}" for r in results if not r.passed]
+    assert not failed, "\n".join(failed)
+    assert len(results) >= 25
+
+
+def test_leadgate_policy_test_command(leadgate: Any) -> None:
+    done = leadgate("policy", "test", str(POLICY_DIR), cwd=str(ROOT))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 failed" in done.stdout
+
+
+def _route_file(leadgate: Any, name: str) -> list[dict[str, Any]]:
+    done = leadgate("route", "--policy", str(POLICY_DIR), "--lead", str(LEADS_DIR / name),
+                    "--at", AT_DT, "--json", "--no-screening", cwd=str(ROOT))
+    assert done.returncode in (0, 1), done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("name", ["sample-leads.jsonl", "sample-leads.csv"])
+def test_sample_leads_route_as_documented(leadgate: Any, name: str) -> None:
+    """`leadgate route` gives each sample lead the outcome of examples/README.md's table
+    (screening hits are routed as if their names were clean: this run checks no lists)."""
+    decisions = _route_file(leadgate, name)
+    expected = expected_outcomes()
+    assert len(decisions) == len(expected)
+    crm_ids = {(m["crm"]["salesforce"], m["crm"]["hubspot"]): m["id"]
+               for _, m in all_reps(merge_policy_dir(POLICY_DIR))}
+    wrong = []
+    for e, d in zip(expected, decisions, strict=True):
+        want = (e["outcome"], e["team"], e["reason"])
+        if "team_if_not_screened" in e:
+            want = ("assigned", e["team_if_not_screened"], None)
+        team = (d.get("team") or {}).get("id")
+        got = (d["outcome"], team, d["reason"])
+        if got != want:
+            wrong.append(f"line {e['line']} ({e['id']}): documented {want}, routed {got}")
+        if d["outcome"] == "assigned":
+            rep = d["rep"]
+            sf_hs = [k for k in crm_ids if rep["crm_id"] in k]
+            assert sf_hs and crm_ids[sf_hs[0]] == rep["id"], (e["line"], rep)
+        else:
+            assert d.get("team") is None and d.get("rep") is None
     assert not wrong, "\n".join(wrong)

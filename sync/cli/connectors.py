@@ -1,0 +1,125 @@
+"""`leadgate init`, `leadgate install` and `leadgate connect` (CLI glue over connectors/)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from routing_core.errors import LeadgateError
+
+CRMS = click.Choice(["salesforce", "hubspot"])
+
+
+def _config_option(f):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+        default=lambda: os.environ.get("LEADGATE_CONFIG", "leadgate.yaml"), show_default=True,
+        help="leadgate.yaml to use (env LEADGATE_CONFIG).")(f)
+
+
+def _source_option(f):  # type: ignore[no-untyped-def]
+    return click.option("--source", default=None,
+                        help="Source name in leadgate.yaml (default: the one of this kind).")(f)
+
+
+def _open(config_path: Path, kind: str, source: str | None):  # type: ignore[no-untyped-def]
+    from connectors import open_connector
+    from connectors.config import load_config
+
+    config = load_config(config_path)
+    if source is not None:
+        name, settings = source, config.source(source)
+        if settings.kind != kind:
+            raise LeadgateError(f"source {source!r} is a {settings.kind} source, not {kind}",
+                                where=f"{config_path}: sources.{source}.kind",
+                                fix=f"run `leadgate ... {settings.kind} --source {source}`")
+    else:
+        name, settings = config.source_of_kind(kind)
+    return open_connector(settings, source=name)
+
+
+@click.command()
+@click.option("--path", "path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("leadgate.yaml"), show_default=True, help="Where to write it.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--print", "print_only", is_flag=True, help="Print the template; write nothing.")
+def init(path: Path, force: bool, print_only: bool) -> None:
+    """Create leadgate.yaml (commented) and the ledger signing key."""
+    from connectors.template import TEMPLATE
+
+    if print_only:
+        click.echo(TEMPLATE, nl=False)
+        return
+    if path.exists() and not force:
+        raise LeadgateError("the file already exists", where=str(path),
+                            fix="edit it, or pass --force to overwrite it with the template")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TEMPLATE)
+    click.echo(f"wrote {path}")
+    from audit.keys import ensure_signing_key, signing_key_path
+
+    key = ensure_signing_key(signing_key_path(str(path.parent / "leadgate-signing.key")))
+    click.echo(f"signing key: {key} (keep it secret and backed up)")
+    click.echo("next: set the environment variables it names, then "
+               "`leadgate connect salesforce|hubspot`")
+
+
+@click.command()
+@click.argument("crm", type=CRMS)
+@_config_option
+@_source_option
+@click.option("--dry-run", is_flag=True, help="Say what would be created; change nothing.")
+@click.option("--print-metadata", is_flag=True,
+              help="Salesforce: print an sfdx source package instead of creating anything.")
+def install(crm: str, config_path: Path, source: str | None, dry_run: bool,
+            print_metadata: bool) -> None:
+    """Create leadgate's fields (and the Compliance Review queue) in a CRM. Idempotent."""
+    connector = _open(config_path, crm, source)
+    try:
+        if print_metadata:
+            if crm != "salesforce":
+                raise LeadgateError("--print-metadata is for Salesforce only", where="install",
+                                    fix="run `leadgate install hubspot` without it")
+            from connectors.salesforce.install import metadata_package
+
+            for name, content in metadata_package(connector).items():  # type: ignore[arg-type]
+                click.echo(f"==> {name} <==\n{content}")
+            click.echo("# deploy with: sf project deploy start --manifest manifest/package.xml")
+            return
+        report = connector.install(dry_run=dry_run)
+    finally:
+        connector.close()
+    verb = "would create" if dry_run else "created"
+    for item in report.created:
+        click.echo(f"{verb}: {item}")
+    for item in report.existing:
+        click.echo(f"exists: {item}")
+    if not report.created:
+        click.echo(f"nothing to do: leadgate is already installed in {crm}")
+    elif crm == "salesforce" and not dry_run:
+        click.echo("next: give the integration user edit access to the new fields "
+                   "(permission set), then `leadgate connect salesforce`")
+    click.echo(f"({connector.api_calls} API calls)")
+
+
+@click.command()
+@click.argument("crm", type=CRMS)
+@_config_option
+@_source_option
+def connect(crm: str, config_path: Path, source: str | None) -> None:
+    """Check credentials, API version and the field mapping against the CRM."""
+    connector = _open(config_path, crm, source)
+    try:
+        report = connector.check()
+    finally:
+        connector.close()
+    for fact in report.facts:
+        click.echo(f"ok: {fact}")
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+    if report.problems:
+        click.echo(f"{len(report.problems)} problem(s) found", err=True)
+        raise SystemExit(1)
+    click.echo(f"{crm}: connection and mapping are in order")

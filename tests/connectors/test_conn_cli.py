@@ -1,0 +1,55 @@
+"""`leadgate init`, `install --print-metadata` and `connect` through the real command."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+from connectors.config import load_config
+from connectors.mapping import default_mapping
+
+
+def test_init_writes_a_template_that_loads_and_a_signing_key(leadgate: Any,
+                                                             tmp_path: Path) -> None:
+    done = leadgate("init", cwd=str(tmp_path), env={"LEADGATE_SIGNING_KEY": ""})
+    assert done.returncode == 0, done.stderr
+    config = load_config(tmp_path / "leadgate.yaml")
+    assert {s.kind for s in config.sources.values()} == {"salesforce", "hubspot"}
+    # the template targets the sandbox's seeded field names: the same as the default mapping
+    for name, source in config.sources.items():
+        assert source.mapping == default_mapping(source.kind), name
+    key = tmp_path / "leadgate-signing.key"
+    assert key.exists() and stat.S_IMODE(key.stat().st_mode) == 0o600
+    again = leadgate("init", cwd=str(tmp_path))
+    assert again.returncode == 2 and "already exists" in again.stderr and "--force" in \
+        again.stderr
+
+
+def test_print_metadata_is_an_sfdx_package(leadgate: Any, tmp_path: Path) -> None:
+    leadgate("init", cwd=str(tmp_path))
+    done = leadgate("install", "salesforce", "--print-metadata", cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "==> manifest/package.xml <==" in out and "<members>Lead.LeadGate_Status__c" in out
+    assert "force-app/main/default/queues/Compliance_Review.queue-meta.xml" in out
+    assert out.count(".field-meta.xml <==") == 6
+
+
+def test_connect_names_the_missing_secret_without_a_traceback(leadgate: Any,
+                                                              tmp_path: Path) -> None:
+    leadgate("init", cwd=str(tmp_path))
+    done = leadgate("connect", "hubspot", cwd=str(tmp_path),
+                    env={"LEADGATE_HUBSPOT_TOKEN": ""})
+    assert done.returncode == 1
+    assert "LEADGATE_HUBSPOT_TOKEN is not set" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_config_is_one_line_naming_the_key(leadgate: Any, tmp_path: Path) -> None:
+    (tmp_path / "leadgate.yaml").write_text(
+        "sources:\n  crm:\n    kind: hubspot\n    connection: {token: pat-na1-XYZ}\n")
+    done = leadgate("connect", "hubspot", cwd=str(tmp_path))
+    assert done.returncode == 2
+    assert "sources.crm.connection.token" in done.stderr and "XYZ" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

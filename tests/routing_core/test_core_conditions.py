@@ -1,0 +1,224 @@
+"""The condition language: every operator, combinator and path rule (policy-spec.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from routing_core.decision import MISSING
+from routing_core.jurisdictions import BUILTIN_GROUPS
+from routing_core.lead import parse_lead
+from routing_core.policy.conditions import (
+    ConditionError,
+    Facts,
+    PathCatalog,
+    compile_condition,
+)
+
+PRODUCTS = {
+    "easy_saver": {"category": "deposit", "complexity": "non_complex", "risk": 1},
+    "structured_note": {"category": "investment", "complexity": "complex", "risk": 5},
+}
+CATALOG = PathCatalog(PRODUCTS)
+GROUPS = {**BUILTIN_GROUPS, "TRISTATE": ["US-NY", "US-NJ", "US-CT"]}
+
+LEAD = parse_lead({
+    "id": "L1", "source": "salesforce", "jurisdiction": "US-NY", "customer_type": "retail",
+    "product": "structured_note", "investable_assets": {"amount": "250000", "currency": "USD"},
+    "assessments": {"appropriateness": "Passed"}, "consent": {"phone": True, "email": False},
+    "attributes": {"introducer": "PB-0042", "score": 7, "label": "seven"},
+    "first_contact_at": "2026-11-01T09:00:00Z", "email": "a@example.com",
+})
+
+
+def run(cond: dict[str, Any], lead: Any = LEAD, screening: dict[str, bool] | None = None
+        ) -> tuple[bool, list[Any]]:
+    compiled = compile_condition(cond, CATALOG, GROUPS)
+    trace: list[Any] = []
+    product = PRODUCTS.get(lead.product) if lead.product else None
+    return compiled(Facts(lead, product, screening), trace), trace
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        ({"field": "customer_type", "eq": "retail"}, True),
+        ({"field": "customer_type", "eq": "professional"}, False),
+        ({"field": "customer_type", "ne": "professional"}, True),
+        ({"field": "customer_type", "ne": "retail"}, False),
+        ({"field": "product", "in": ["easy_saver", "structured_note"]}, True),
+        ({"field": "product", "in": ["easy_saver"]}, False),
+        ({"field": "product", "not_in": ["easy_saver"]}, True),
+        ({"field": "product", "not_in": ["structured_note"]}, False),
+        ({"field": "investable_assets.amount", "gt": 249999.99}, True),
+        ({"field": "investable_assets.amount", "gt": 250000}, False),
+        ({"field": "investable_assets.amount", "gte": 250000}, True),
+        ({"field": "investable_assets.amount", "gte": 250000.01}, False),
+        ({"field": "investable_assets.amount", "lt": 250001}, True),
+        ({"field": "investable_assets.amount", "lt": 250000}, False),
+        ({"field": "investable_assets.amount", "lte": 250000}, True),
+        ({"field": "investable_assets.amount", "lte": 1}, False),
+        ({"field": "product.risk", "gte": 5}, True),
+        ({"field": "product.complexity", "eq": "complex"}, True),
+        ({"field": "consent.phone", "eq": True}, True),
+        ({"field": "consent.email", "eq": True}, False),
+        ({"field": "consent.sms", "exists": False}, True),
+        ({"field": "consent.phone", "exists": True}, True),
+        ({"field": "consent.phone", "exists": False}, False),
+        ({"field": "jurisdiction", "within": ["US"]}, True),
+        ({"field": "jurisdiction", "within": ["US-NY"]}, True),
+        ({"field": "jurisdiction", "within": ["US-NJ"]}, False),
+        ({"field": "jurisdiction", "within": ["@TRISTATE"]}, True),
+        ({"field": "jurisdiction", "within": ["@EU"]}, False),
+        ({"field": "jurisdiction", "eq": "US-NY"}, True),
+        ({"field": "jurisdiction.country", "eq": "US"}, True),
+        ({"field": "jurisdiction.country", "within": ["US"]}, True),
+        ({"field": "attributes.introducer", "matches": "PB-\\d{4}"}, True),
+        ({"field": "attributes.introducer", "matches": "PB"}, False),   # anchored
+        ({"field": "email", "matches": ".*@example\\.com"}, True),
+        ({"field": "assessments.appropriateness", "eq": "passed"}, True),
+        ({"field": "attributes.score", "gt": 5}, True),
+        ({"field": "first_contact_at", "lt": "2026-11-02T00:00:00Z"}, None),  # str: load error
+        ({"field": "source", "eq": "salesforce"}, True),
+        ({"field": "kind", "eq": "person"}, True),
+        ({"field": "investable_assets", "exists": True}, True),
+    ],
+)
+def test_operators(cond: dict[str, Any], expected: bool | None) -> None:
+    if expected is None:
+        with pytest.raises(ConditionError):
+            run(cond)
+        return
+    result, trace = run(cond)
+    assert result is expected
+    assert len(trace) == 1
+    path, op, _, _, leaf_result, _ = trace[0]
+    assert (path, leaf_result) == (cond["field"], expected)
+    assert op in cond
+
+
+def test_datetime_comparison() -> None:
+    from datetime import UTC, datetime
+
+    assert run({"field": "first_contact_at", "lt": datetime(2026, 11, 2, tzinfo=UTC)})[0]
+    assert not run({"field": "first_contact_at", "gt": datetime(2026, 11, 2, tzinfo=UTC)})[0]
+
+
+BARE = parse_lead({"id": "L2", "jurisdiction": "US"})
+
+
+@pytest.mark.parametrize("op,value", [
+    ("eq", "retail"), ("ne", "retail"), ("in", ["retail"]), ("not_in", ["retail"]),
+])
+def test_missing_path_makes_every_leaf_false(op: str, value: Any) -> None:
+    result, trace = run({"field": "customer_type", op: value}, BARE)
+    assert result is False
+    assert trace[0][3] is MISSING
+
+
+@pytest.mark.parametrize("cond", [
+    {"field": "investable_assets.amount", "gte": 0},
+    {"field": "investable_assets.amount", "lt": 10**12},
+    {"field": "product.risk", "ne": 3},
+    {"field": "consent.phone", "ne": True},
+    {"field": "jurisdiction.subdivision", "not_in": ["US-NY"]},
+    {"field": "jurisdiction", "within": ["US-NY"]},
+    {"field": "attributes.anything", "matches": ".*"},
+])
+def test_missing_paths_more(cond: dict[str, Any]) -> None:
+    assert run(cond, BARE)[0] is False
+
+
+def test_exists_false_on_missing_is_true() -> None:
+    assert run({"field": "product", "exists": False}, BARE)[0] is True
+    assert run({"field": "product", "exists": True}, BARE)[0] is False
+
+
+def test_not_known_to_have_consented() -> None:
+    cond = {"not": {"field": "consent.phone", "eq": True}}
+    assert run(cond, BARE)[0] is True
+    assert run(cond)[0] is False
+
+
+def test_country_level_lead_is_not_inside_a_subdivision() -> None:
+    assert run({"field": "jurisdiction", "within": ["US"]}, BARE)[0] is True
+    assert run({"field": "jurisdiction", "within": ["US-NY", "US-NJ"]}, BARE)[0] is False
+
+
+def test_subdivision_hierarchy_containment() -> None:
+    london = parse_lead({"id": "L3", "jurisdiction": "GB-LND"})
+    assert run({"field": "jurisdiction", "within": ["GB-ENG"]}, london)[0] is True
+    assert run({"field": "jurisdiction", "within": ["GB-SCT"]}, london)[0] is False
+    assert run({"field": "jurisdiction", "within": ["GB"]}, london)[0] is True
+
+
+@pytest.mark.parametrize(("cond", "expected", "leaves"), [
+    ({"all": []}, True, 0),
+    ({"any": []}, False, 0),
+    ({"all": [{"field": "customer_type", "eq": "retail"},
+              {"field": "product", "eq": "structured_note"}]}, True, 2),
+    ({"all": [{"field": "customer_type", "eq": "professional"},
+              {"field": "product", "eq": "structured_note"}]}, False, 1),  # short-circuit
+    ({"any": [{"field": "customer_type", "eq": "professional"},
+              {"field": "product", "eq": "structured_note"}]}, True, 2),
+    ({"any": [{"field": "customer_type", "eq": "retail"},
+              {"field": "product", "eq": "x_never_reached"}]}, None, 0),
+    ({"not": {"field": "customer_type", "eq": "retail"}}, False, 1),
+    ({"not": {"not": {"field": "customer_type", "eq": "retail"}}}, True, 1),
+    ({"all": [{"any": [{"field": "jurisdiction", "within": ["GB"]},
+                       {"field": "jurisdiction", "within": ["US"]}]},
+              {"not": {"field": "consent.phone", "eq": False}}]}, True, 3),
+])
+def test_combinators(cond: dict[str, Any], expected: bool | None, leaves: int) -> None:
+    if expected is None:  # unknown product value: caught at load
+        with pytest.raises(ConditionError):
+            run(cond)
+        return
+    result, trace = run(cond)
+    assert result is expected
+    assert len(trace) == leaves
+
+
+def test_screening_paths() -> None:
+    assert run({"field": "screening.pep", "eq": False}, screening={"pep": False})[0] is True
+    assert run({"field": "screening.pep", "eq": False})[0] is False  # not screened: missing
+
+
+def test_runtime_type_mismatch_is_false_with_a_note() -> None:
+    result, trace = run({"field": "attributes.label", "gt": 5})
+    assert result is False
+    assert "type mismatch" in trace[0][5]
+
+
+@pytest.mark.parametrize(("cond", "path", "fragment"), [
+    ({"field": "prodcut", "eq": "x"}, "field", "not a lead path"),
+    ({"field": "product.complexty", "eq": "x"}, "field", "no attribute 'complexty'"),
+    ({"field": "screening.fraud", "eq": True}, "field", "no check"),
+    ({"field": "customer_type", "eq": "retial"}, "eq", "not a possible value"),
+    ({"field": "product", "in": ["easy_saver", "nope"]}, "in[1]", "not a possible value"),
+    ({"field": "investable_assets.amount", "gte": "1000000"}, "gte", "not a number"),
+    ({"field": "customer_type", "gte": 1000000}, "gte", "compares numbers"),
+    ({"field": "consent.phone", "eq": "yes"}, "eq", "true or false"),
+    ({"field": "jurisdiction", "within": ["XX"]}, "within[0]", "ISO 3166"),
+    ({"field": "jurisdiction", "within": ["@NOPE"]}, "within[0]", "unknown jurisdiction group"),
+    ({"field": "jurisdiction", "within": "GB"}, "within", "list"),
+    ({"field": "product", "within": ["GB"]}, "within", "jurisdiction paths"),
+    ({"field": "email", "matches": "("}, "matches", "regular expression"),
+    ({"field": "email", "exists": "yes"}, "exists", "true or false"),
+    ({"field": "email", "eq": "a", "ne": "b"}, "", "exactly one operator"),
+    ({"field": "email"}, "", "exactly one operator"),
+    ({"field": "email", "equals": "a"}, "equals", "unknown key"),
+    ({"all": [{"field": "email", "eq": 1}]}, "all[0].eq", "not text"),
+    ({"any": [{"all": [{"field": "x", "eq": 1}]}]}, "any[0].all[0].field", "not a lead path"),
+    ({"not": {"field": "customer_type", "in": "retail"}}, "not.in", "list"),
+    ({"all": {"field": "email", "eq": "a"}}, "all", "list of conditions"),
+    ({"all": [], "any": []}, "any", "nest them"),
+    (["field"], "", "a condition is a mapping"),
+    ({"field": "investable_assets.currency", "eq": "pounds"}, "eq", "ISO 4217"),
+])
+def test_load_errors_name_the_path(cond: Any, path: str, fragment: str) -> None:
+    with pytest.raises(ConditionError) as info:
+        compile_condition(cond, CATALOG, GROUPS)
+    assert info.value.path == path
+    assert fragment in info.value.message

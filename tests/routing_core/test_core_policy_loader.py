@@ -1,0 +1,193 @@
+"""Loading policies: strict schema, errors with file, line and YAML path, folders, digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from routing_core.policy import PolicyError, load_policy
+
+HERE = Path(__file__).parent
+BASIC = HERE / "policies" / "basic.yaml"
+EXAMPLE = HERE.parent.parent / "examples" / "policy"
+
+MINIMAL = """\
+policy: { id: p, version: "1" }
+firm:
+  name: F
+  authorisations:
+    - { entity: E, regulator: FCA, jurisdictions: [GB, NO] }
+products:
+  saver: { complexity: simple, risk: 1 }
+teams:
+  t1:
+    name: Team 1
+    licenses:
+      - id: L1
+        regulator: FCA
+        jurisdictions: [GB]
+        products: [saver]
+        customer_types: [retail]
+        valid_from: 2024-01-01
+    members:
+      - { id: a, name: A }
+rules:
+  - id: r1
+    when: { field: product, eq: saver }
+    route_to: [t1]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "policy.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> PolicyError:
+    with pytest.raises(PolicyError) as info:
+        load_policy(write(tmp_path, text))
+    return info.value
+
+
+def test_minimal_policy_loads_with_defaults(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, MINIMAL))
+    team = policy.raw["teams"]["t1"]
+    assert team["assignment"] == "round_robin"
+    assert team["requires_individual_license"] is False
+    member = team["members"][0]
+    assert (member["weight"], member["available"], member["max_per_day"], member["licenses"]) == (
+        1, True, None, [])
+    assert team["licenses"][0]["valid_until"] is None
+    assert policy.raw["rules"][0]["team_choice"] == "priority"
+    assert policy.raw["gates"] == [] and policy.raw["tests"] == []
+    assert policy.digest.startswith("sha256:") and len(policy.digest) == 71
+    assert any("screening" in w for w in policy.warnings)
+    # NO is Norway here, not YAML 1.1's false
+    assert policy.raw["firm"]["authorisations"][0]["jurisdictions"] == ["GB", "NO"]
+
+
+@pytest.mark.parametrize(("old", "new", "path", "line", "fragment"), [
+    ("      - { id: a, name: A }", "      - { id: a, name: A, wieght: 2 }",
+     "teams.t1.members[0].wieght", 19, "unknown key 'wieght'"),
+    ("        products: [saver]", "        products: [saver, svaer]",
+     "teams.t1.licenses[0].products[1]", 15, "unknown product 'svaer'"),
+    ("    route_to: [t1]", "    route_to: [t2]", "rules[0].route_to[0]", 23, "unknown team 't2'"),
+    ("    when: { field: product, eq: saver }", "    when: { field: prodcut, eq: saver }",
+     "rules[0].when.field", 22, "not a lead path"),
+    ("        valid_from: 2024-01-01", "        valid_from: 2024-01-01\n"
+     "        valid_until: 2023-01-01", "teams.t1.licenses[0].valid_until", 18, "before"),
+    ("      - { id: a, name: A }", "      - { id: a, name: A, max_per_day: -1 }",
+     "teams.t1.members[0].max_per_day", 19, "greater than or equal to 0"),
+    ("      - { id: a, name: A }", "      - { id: a, name: A }\n      - { id: a, name: B }",
+     "teams.t1.members[1].id", 20, "duplicate member 'a'"),
+    ("        customer_types: [retail]", "        customer_types: [retail, whales]",
+     "teams.t1.licenses[0].customer_types[1]", 16, "not a customer type"),
+    ("        jurisdictions: [GB]", "        jurisdictions: [\"@EUROPE\"]",
+     "teams.t1.licenses[0].jurisdictions[0]", 14, "unknown jurisdiction group"),
+    ('policy: { id: p, version: "1" }', "policy: { id: p }", "policy.version", 1,
+     "required key 'version' is missing"),
+    ("    name: Team 1", "    name: Team 1\n    assignment: random",
+     "teams.t1.assignment", 11, "'random' is not allowed"),
+    ("    when: { field: product, eq: saver }",
+     "    when: { field: investable_assets.amount, gte: \"lots\" }",
+     "rules[0].when.gte", 22, "not a number"),
+    ('policy: { id: p, version: "1" }', 'policy: { id: p, version: "1", timezone: Mars/Base }',
+     "policy.timezone", 1, "not an IANA time zone"),
+])
+def test_errors_name_file_line_and_path(tmp_path: Path, old: str, new: str, path: str,
+                                        line: int, fragment: str) -> None:
+    assert old in MINIMAL
+    error = error_of(tmp_path, MINIMAL.replace(old, new))
+    first = error.problems[0]
+    assert f"policy.yaml:{line}: {path}: " in first, first
+    assert fragment in first
+    assert "\n" not in str(error)
+
+
+def test_every_problem_is_listed(tmp_path: Path) -> None:
+    text = (MINIMAL.replace("products: [saver]", "products: [nope]")
+            .replace("route_to: [t1]", "route_to: [t9]")
+            .replace("{ id: a, name: A }", "{ id: a, name: A, colour: red }"))
+    error = error_of(tmp_path, text)
+    assert len(error.problems) == 1  # schema errors stop before cross-references...
+    error = error_of(tmp_path, text.replace(", colour: red", ""))
+    assert len(error.problems) == 2  # ...which are all reported together
+    assert "and 1 more problem" in str(error)
+
+
+def test_duplicate_yaml_key_is_an_error(tmp_path: Path) -> None:
+    text = MINIMAL.replace("  saver: { complexity: simple, risk: 1 }",
+                           "  saver: { complexity: simple, risk: 1 }\n  saver: { risk: 2 }")
+    error = error_of(tmp_path, text)
+    assert "policy.yaml:8: products.saver: duplicate key 'saver'" in error.problems[0]
+
+
+def test_broken_yaml_and_missing_file(tmp_path: Path) -> None:
+    error = error_of(tmp_path, MINIMAL + "  - [unclosed\n")
+    assert "not valid YAML" in str(error) and "policy.yaml:" in str(error)
+    with pytest.raises(PolicyError, match="no such file"):
+        load_policy(tmp_path / "absent.yaml")
+    with pytest.raises(PolicyError, match="must be a mapping"):
+        load_policy(write(tmp_path, "- a\n- b\n"))
+
+
+def test_required_sections(tmp_path: Path) -> None:
+    error = error_of(tmp_path, "policy: { id: p, version: '1' }\n")
+    assert {"firm", "products", "teams", "rules"} <= {
+        p.split("required key '")[1].split("'")[0] for p in error.problems if "required" in p}
+
+
+def test_folder_merges_in_name_order_with_locations(tmp_path: Path) -> None:
+    head, rules = MINIMAL.split("rules:\n")
+    folder = tmp_path / "pol"
+    folder.mkdir()
+    write(folder, head, "00-main.yaml")
+    write(folder, "rules:\n" + rules, "10-rules.yaml")
+    write(folder, "rules:\n  - id: r2\n    when: { field: prodct, eq: saver }\n"
+                  "    route_to: [t1]\n", "20-more.yaml")
+    with pytest.raises(PolicyError) as info:
+        load_policy(folder)
+    assert "20-more.yaml:3: rules[1].when.field" in info.value.problems[0]
+    (folder / "20-more.yaml").write_text(
+        "rules:\n  - id: r2\n    when: { field: product, eq: saver }\n    route_to: [t1]\n")
+    merged = load_policy(folder)
+    assert [r.id for r in merged.rules] == ["r1", "r2"]
+    single = load_policy(write(tmp_path, MINIMAL + "  - id: r2\n    when: { field: product, eq: "
+                               "saver }\n    route_to: [t1]\n"))
+    assert merged.digest == single.digest
+
+
+def test_folder_rejects_a_block_defined_twice(tmp_path: Path) -> None:
+    folder = tmp_path / "pol"
+    folder.mkdir()
+    write(folder, MINIMAL, "a.yaml")
+    write(folder, "teams:\n  t1: { name: again, members: [{id: z, name: Z}] }\n", "b.yaml")
+    with pytest.raises(PolicyError, match="b.yaml:2: teams.t1: 't1' is defined in both"):
+        load_policy(folder)
+    (folder / "b.yaml").write_text("firm: { name: X, authorisations: [] }\n")
+    with pytest.raises(PolicyError, match="already defined in"):
+        load_policy(folder)
+
+
+def test_policy_tests_expectations_are_checked(tmp_path: Path) -> None:
+    text = MINIMAL + ("tests:\n  - name: x\n    lead: { jurisdiction: GB }\n"
+                      "    expect: { outcome: refused, reason: no_such_reason, team: t1 }\n")
+    error = error_of(tmp_path, text)
+    joined = "\n".join(error.problems)
+    assert "tests[0].expect.reason" in joined and "a refused lead has no team" in joined
+
+
+def test_example_policy_loads() -> None:
+    if not EXAMPLE.exists():
+        pytest.skip("examples/policy not merged into this branch")
+    policy = load_policy(EXAMPLE)
+    assert len(policy.teams) >= 12 and len(policy.tests) >= 25
+
+
+def test_builtin_groups_expand(tmp_path: Path) -> None:
+    text = MINIMAL.replace("jurisdictions: [GB, NO]", "jurisdictions: [GB, \"@EEA\", \"@GCC\"]")
+    policy = load_policy(write(tmp_path, text))
+    codes = policy.firm_jurisdictions.codes
+    assert {"DE", "NO", "IS", "LI", "AE", "SA", "GB"} <= codes and "CH" not in codes
