@@ -150,6 +150,12 @@ class ListScreener:
             best = 0.0
             if query and lst.names:
                 found = process.extractOne(query, lst.names, scorer=fuzz.token_sort_ratio)
+                if len(query.split()) >= 2:
+                    # A listed name with a middle name or patronymic the lead left out
+                    # ("Taras Karvossen" / "Taras Ilvenovich Karvossen") is still the person.
+                    subset = process.extractOne(query, lst.names, scorer=fuzz.token_set_ratio)
+                    if subset is not None and (found is None or subset[1] > found[1]):
+                        found = subset
                 if found is not None:
                     best = round(found[1] / 100.0, 4)
                     if best >= self.threshold:
