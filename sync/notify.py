@@ -3,7 +3,7 @@
 The digest carries ids, reasons and counts only (no names, emails or phones): the officer opens
 the lead in the CRM or `leadgate review list`. Webhooks are POSTed as JSON with `requests`;
 email goes through SMTP when LEADGATE_SMTP_HOST is set, otherwise it is written as an .eml file
-to the outbox folder (LEADGATE_OUTBOX, default ./leadgate-outbox) for the host's mailer.
+to the outbox folder (LEADGATE_OUTBOX, default leadgate-outbox/ next to leadgate.yaml) for the host's mailer.
 A target that fails is reported in the run summary; it never fails the run.
 """
 
@@ -50,7 +50,8 @@ def _text(body: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def send(policy: Any, body: dict[str, Any]) -> tuple[list[str], list[str]]:
+def send(policy: Any, body: dict[str, Any], *,
+         outbox: Path | None = None) -> tuple[list[str], list[str]]:
     """Send to every target; (targets reached, problems)."""
     sent: list[str] = []
     problems: list[str] = []
@@ -64,7 +65,7 @@ def send(policy: Any, body: dict[str, Any]) -> tuple[list[str], list[str]]:
                 sent.append(f"webhook {url.split('?')[0]}")
             elif kind == "email":
                 to = [str(a) for a in target.get("to") or []]
-                sent.append(_email(to, body))
+                sent.append(_email(to, body, outbox))
             else:
                 problems.append(f"unknown notify kind {kind!r}")
         except (requests.RequestException, OSError, KeyError) as exc:
@@ -72,7 +73,7 @@ def send(policy: Any, body: dict[str, Any]) -> tuple[list[str], list[str]]:
     return sent, problems
 
 
-def _email(to: list[str], body: dict[str, Any]) -> str:
+def _email(to: list[str], body: dict[str, Any], outbox: Path | None) -> str:
     msg = EmailMessage()
     msg["Subject"] = (f"leadgate: {body['new_refusals']} new refusals, "
                       f"{len(body['write_failures'])} failed writes ({body['source']})")
@@ -87,7 +88,7 @@ def _email(to: list[str], body: dict[str, Any]) -> str:
                           timeout=WEBHOOK_TIMEOUT) as smtp:
             smtp.send_message(msg)
         return f"email via {host}"
-    outbox = Path(os.environ.get("LEADGATE_OUTBOX", "leadgate-outbox"))
+    outbox = Path(os.environ.get("LEADGATE_OUTBOX") or outbox or "leadgate-outbox")
     outbox.mkdir(parents=True, exist_ok=True)
     path = outbox / f"{body['source']}-{body['run_id']}.eml"
     path.write_bytes(bytes(msg))

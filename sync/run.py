@@ -14,6 +14,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -81,6 +82,7 @@ class SyncJob:
         self.summary = RunSummary(source=source, run_id=self.run_id,
                                   dry_run=self.options.dry_run)
         self._new_refusals: list[dict[str, Any]] = []
+        self.outbox: Path | None = None
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -251,7 +253,7 @@ class SyncJob:
         if not (self._new_refusals or self.summary.failed) or not notify.targets(self.policy):
             return
         body = notify.digest(self.source, self.run_id, self._new_refusals, self.summary.failed)
-        sent, problems = notify.send(self.policy, body)
+        sent, problems = notify.send(self.policy, body, outbox=self.outbox)
         self.summary.notified, self.summary.notify_errors = sent, problems
         if sent and not problems:
             ids = [r["decision_id"] for r in self._new_refusals]
