@@ -1,7 +1,8 @@
 """One active run per source: a lease row in the database, taken over when it expires.
 
 A run holds its lease by heartbeating (renewing `expires_at`); a run that dies stops
-heartbeating and the next run takes the lease over once it has expired. Taking and renewing are
+heartbeating and the next run takes the lease over once it has expired, or at once when the
+holder ran on the same host and its process is gone (cron on one machine after a crash). Taking and renewing are
 single conditional UPDATE/INSERT statements, so two runs starting at once cannot both win, on
 SQLite or PostgreSQL.
 """
@@ -34,6 +35,32 @@ def default_holder(run_id: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
 
 
+def _dead_here(holder: str) -> bool:
+    """The holder ran on this host and its process no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists (another user's process)
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return False
+
+
 class Lease:
     def __init__(self, engine: sa.Engine, name: str, holder: str, run_id: str,
                  ttl: float = DEFAULT_TTL) -> None:
@@ -45,6 +72,7 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False
+        self.taken_over: str | None = None  # run id of a dead run whose lease we took
 
     def acquire(self) -> LeaseHeld | None:
         """Take the lease; return None on success, or who holds it."""
@@ -65,6 +93,17 @@ class Lease:
                 sa.select(sync_leases).where(sync_leases.c.name == self.name)
             ).first()
             if row is not None:
+                if _dead_here(row.holder):
+                    # Its process is gone (killed, crashed) on this very host: no need to
+                    # wait for the expiry. Only this exact holder's row is replaced.
+                    taken = conn.execute(
+                        sa.update(sync_leases)
+                        .where(sync_leases.c.name == self.name,
+                               sync_leases.c.holder == row.holder)
+                        .values(**values)).rowcount
+                    if taken == 1:
+                        self.taken_over = row.run_id
+                        return None
                 return LeaseHeld(self.name, row.holder, row.expires_at)
         try:
             with self.engine.begin() as conn:

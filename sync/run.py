@@ -83,6 +83,7 @@ class SyncJob:
                                   dry_run=self.options.dry_run)
         self._new_refusals: list[dict[str, Any]] = []
         self.outbox: Path | None = None
+        self.write_chunk = 200  # the CRM's batch size (build_job sets the source's)
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -104,6 +105,10 @@ class SyncJob:
         lease.start_heartbeat()
         self._lease = lease
         with self.engine.begin() as conn:
+            if lease.taken_over:
+                conn.execute(sa.update(sync_runs).where(sync_runs.c.run_id == lease.taken_over,
+                                                        sync_runs.c.status == "running")
+                             .values(status="died", finished_at=utcnow()))
             conn.execute(sa.insert(sync_runs).values(
                 run_id=self.run_id, source=self.name, holder=lease.holder,
                 started_at=utcnow(), status="running"))
@@ -237,6 +242,13 @@ class SyncJob:
             self.progress(self.summary)
 
     def _write_back(self, items: Sequence[ToWrite]) -> None:
+        # One CRM batch at a time, each recorded before the next is sent: a crash loses at
+        # most one batch's outcomes, which the next run re-sends with the same decisions.
+        size = self.write_chunk
+        for start in range(0, len(items), size):
+            self._write_chunk(items[start:start + size])
+
+    def _write_chunk(self, items: Sequence[ToWrite]) -> None:
         if not items:
             return
         results = writeback.send(self.connector, items)

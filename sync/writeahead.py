@@ -98,7 +98,8 @@ class Decider:
         return routing_engine.decide(lead, self.policy, at=at, rotation=rotation,
                                      screener=self.screener)
 
-    def outcome_for(self, decision: Decision, cand: Candidate) -> dict[str, Any]:
+    def outcome_for(self, decision: Decision, cand: Candidate,
+                    payload: dict[str, Any]) -> dict[str, Any]:
         """The write-back (connectors.base.Outcome fields) for a decision, as JSON."""
         return {
             "record_id": cand.record_id,
@@ -108,7 +109,7 @@ class Decider:
             else None,
             "reason": decision.reason,
             "policy_version": str(decision.policy.get("version", "")),
-            "outreach": decision.to_json().get("outreach"),
+            "outreach": payload.get("outreach"),
             "not_before": decision.not_before,
             "expected_owner": cand.owner_at_read if cand.cause == "intake" else None,
         }
@@ -191,7 +192,7 @@ def _decide_batch(conn: sa.Connection, ledger: Ledger | None, decider: Decider,
         elif not dry_run:
             returned.append(cand.record_id)  # a new intake episode ends any older review item
         payload = decision.to_json()
-        writeback = decider.outcome_for(decision, cand)
+        writeback = decider.outcome_for(decision, cand, payload)
         if dry_run:
             result.decisions.append({"record_id": cand.record_id, "episode": cand.episode,
                                      "cause": cand.cause, "decision": payload,
@@ -241,13 +242,17 @@ def _decide_batch(conn: sa.Connection, ledger: Ledger | None, decider: Decider,
     if entries:
         assert ledger is not None
         ledger.append(conn, entries)
-    for cand, decision in review_rows:
-        transient = decision.reason in TRANSIENT_REASONS
-        subject = f"{decider.source}:{cand.record_id}"
-        keep = sealed.seal(conn, subject, cand.lead_input) \
-            if transient and cand.lead_input else None
-        conn.execute(sa.insert(sync_review_queue).values(
-            source=decider.source, record_id=cand.record_id,
-            episode=cand.episode, decision_id=decision.decision_id,
-            reason=decision.reason or "unknown", transient=transient, status="open",
-            lead_input=keep, created_at=at, last_evaluated_at=at, evaluations=1))
+    if review_rows:
+        keep: dict[str, str | None] = {}
+        transient_rows = [(c, d) for c, d in review_rows
+                          if d.reason in TRANSIENT_REASONS and c.lead_input]
+        if transient_rows:
+            keep = sealed.seal_many(conn, {f"{decider.source}:{c.record_id}": c.lead_input or {}
+                                           for c, _ in transient_rows})
+        conn.execute(sa.insert(sync_review_queue), [{
+            "source": decider.source, "record_id": cand.record_id, "episode": cand.episode,
+            "decision_id": decision.decision_id, "reason": decision.reason or "unknown",
+            "transient": decision.reason in TRANSIENT_REASONS, "status": "open",
+            "lead_input": keep.get(f"{decider.source}:{cand.record_id}"), "created_at": at,
+            "last_evaluated_at": at, "evaluations": 1,
+        } for cand, decision in review_rows])

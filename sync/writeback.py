@@ -63,31 +63,35 @@ def record(engine: sa.Engine, ledger: Ledger, source: str, crm: str, run_id: str
         return out
     now = utcnow()
     entries: list[EntryIn] = []
+    updates: list[dict[str, Any]] = []
+    for item, res in zip(items, results, strict=True):
+        status = {"ok": OK, "conflict": CONFLICT}.get(res.status, ERROR)
+        if status == OK:
+            out.ok += 1
+        elif status == CONFLICT:
+            out.conflicts += 1
+        else:
+            out.errors += 1
+            out.failed.append({"record_id": item.record_id, "decision_id": item.decision_id,
+                               "message": res.message[:200], "retryable": res.retryable})
+        if item.retry:
+            out.retried += 1
+        updates.append({"d_id": item.decision_id, "st": status,
+                        "msg": res.message[:500] or None})
+        entries.append(EntryIn("writeback", f"{source}:{item.record_id}", {
+            "decision_id": item.decision_id, "crm": crm, "source": source,
+            "record_id": item.record_id, "status": res.status,
+            "message": res.message[:500], "retryable": res.retryable,
+            "retry": item.retry, "run_id": run_id,
+        }))
     with write_transaction(engine) as conn:
-        for item, res in zip(items, results, strict=True):
-            status = {"ok": OK, "conflict": CONFLICT}.get(res.status, ERROR)
-            if status == OK:
-                out.ok += 1
-            elif status == CONFLICT:
-                out.conflicts += 1
-            else:
-                out.errors += 1
-                out.failed.append({"record_id": item.record_id, "decision_id": item.decision_id,
-                                   "message": res.message[:200], "retryable": res.retryable})
-            if item.retry:
-                out.retried += 1
-            conn.execute(
-                sa.update(sync_decisions)
-                .where(sync_decisions.c.decision_id == item.decision_id)
-                .values(writeback_status=status, writeback_message=res.message[:500] or None,
-                        writeback_at=now,
-                        writeback_attempts=sync_decisions.c.writeback_attempts + 1))
-            entries.append(EntryIn("writeback", f"{source}:{item.record_id}", {
-                "decision_id": item.decision_id, "crm": crm, "source": source,
-                "record_id": item.record_id, "status": res.status,
-                "message": res.message[:500], "retryable": res.retryable,
-                "retry": item.retry, "run_id": run_id,
-            }))
+        conn.execute(
+            sa.update(sync_decisions)
+            .where(sync_decisions.c.decision_id == sa.bindparam("d_id"))
+            .values(writeback_status=sa.bindparam("st"), writeback_message=sa.bindparam("msg"),
+                    writeback_at=now,
+                    writeback_attempts=sync_decisions.c.writeback_attempts + 1),
+            updates)
         ledger.append(conn, entries)
         crashpoints.reached("ledger")
     crashpoints.reached("committed")
