@@ -65,8 +65,15 @@ def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
         if rel and rel != ":memory:":
             url = "sqlite:///" + str(_relative(base, rel))
     engine = db.make_engine(url)
-    if migrate and not schema_is_current(engine):
-        db.upgrade(engine)
+    try:
+        if migrate and not schema_is_current(engine):
+            migrate_serialised(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        raise LeadgateError(f"database error: {str(exc.orig or exc).splitlines()[0]}",
+                            where=db.mask_url(url),
+                            fix="check the database is reachable and `leadgate db upgrade` "
+                                "runs") from exc
     else:
         db.require_schema(engine)
     key_path = _relative(base, cfg.signing_key)
@@ -90,6 +97,34 @@ def _head_revisions() -> set[str]:
         if down:
             downs.add(down.group(1))
     return revs - downs
+
+
+def migrate_serialised(engine: sa.Engine) -> None:
+    """Alembic upgrade, one process at a time: workers started together on a fresh database
+    would otherwise race to create the same tables (PostgreSQL advisory lock; a lock file
+    next to a SQLite database)."""
+    from audit import db
+
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(724911003)"))
+            try:
+                if not schema_is_current(engine):
+                    db.upgrade(engine)
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(724911003)"))
+                conn.commit()
+        return
+    import fcntl
+
+    database = engine.url.database
+    if not database or database == ":memory:":
+        db.upgrade(engine)
+        return
+    with open(f"{database}.migrate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not schema_is_current(engine):
+            db.upgrade(engine)
 
 
 def schema_is_current(engine: sa.Engine) -> bool:
