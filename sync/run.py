@@ -23,6 +23,7 @@ from ulid import ULID
 from audit.ledger import Ledger
 from connectors.base import Connector
 from connectors.base import Cursor as PullCursor
+from routing_core.errors import LeadgateError
 from sync import crashpoints, cursor, notify, sealed, writeback
 from sync.lease import DEFAULT_TTL, Lease, default_holder
 from sync.state import (
@@ -83,6 +84,7 @@ class SyncJob:
                                   dry_run=self.options.dry_run)
         self._new_refusals: list[dict[str, Any]] = []
         self.outbox: Path | None = None
+        self._working = False
         self.write_chunk = 200  # the CRM's batch size (build_job sets the source's)
 
     # -- the run --------------------------------------------------------------------------
@@ -114,8 +116,16 @@ class SyncJob:
                 started_at=utcnow(), status="running"))
         status = "failed"
         try:
-            self._work()
-            self.summary.status = "partial" if self.summary.write_errors else "done"
+            try:
+                self._work()
+                self.summary.status = "partial" if self.summary.write_errors else "done"
+            except LeadgateError as exc:
+                if not self._working:
+                    raise  # could not start (credentials, CRM unreachable): exit 2
+                # Stopped part-way (CRM down, API budget spent): everything decided so far is
+                # written ahead; the next run finishes it with the same decisions.
+                self.summary.status = "failed"
+                self.summary.error = str(exc)
             status = self.summary.status
             if self.options.notify:
                 self._notify()
@@ -133,6 +143,7 @@ class SyncJob:
 
     def _work(self) -> None:
         self.connector.begin_run()
+        self._working = True
         if not self.options.dry_run:
             self._finish_earlier()
         self._reevaluate()

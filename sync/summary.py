@@ -22,6 +22,7 @@ class RunSummary:
     dry_run: bool = False
     status: str = "done"  # done | partial (write-backs to retry) | lease_held | dry_run
     lease_held_by: str | None = None
+    error: str | None = None  # why a run stopped part-way (status "failed")
     pulled: int = 0
     decided: int = 0
     assigned_by_team: Counter[str] = field(default_factory=Counter)
@@ -57,6 +58,8 @@ class RunSummary:
     def exit_code(self) -> int:
         if self.status == "lease_held":
             return EXIT_DONE
+        if self.status == "failed":
+            return EXIT_WRITE_FAILED
         return EXIT_WRITE_FAILED if self.write_errors else EXIT_DONE
 
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +80,8 @@ class RunSummary:
         head = "dry run (nothing written)" if self.dry_run else f"run {self.run_id}"
         lines = [f"{self.source}: {head}, {self.seconds:.1f}s, "
                  f"{self.leads_per_second} leads/s, {self.api_calls} API calls"]
+        if self.error:
+            lines.append(f"  stopped part-way (the next run resumes): {self.error}")
         lines.append(f"  pulled {self.pulled}, decided {self.decided}: assigned {self.assigned}, "
                      f"refused {self.refused}")
         for team, n in sorted(self.assigned_by_team.items()):

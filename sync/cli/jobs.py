@@ -2,7 +2,8 @@
 
 Exit codes of `leadgate sync run` (schedulers rely on them):
   0  done (also: another run holds the lease, without --strict-lease)
-  1  some write-backs failed; they are retried with the same decision by the next run
+  1  some write-backs failed, or the run stopped part-way (CRM down, API budget spent);
+     the next run finishes them with the same decisions
   2  the run could not start (configuration, credentials, database): one line with the fix
   3  another run holds the lease (only with --strict-lease)
 """
