@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,9 +21,47 @@ from typing import Any
 import rfc8785
 
 MAX_SAFE_INT = 2**53 - 1
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(value)
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise NotCanonical(f"{type(value).__name__} is not JSON")
+
+
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"),
+    default=_default,
 )
+# The C encoder made once (JSONEncoder.encode builds a new one per call, which costs as much as
+# encoding a small object); no circular-reference markers: ledger values are trees.
+_C_ENCODE: Any = None
+if json.encoder.c_make_encoder is not None:  # type: ignore[attr-defined]
+    _C_ENCODE = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, _default, json.encoder.encode_basestring, None, ":", ",", True, False, False)
+
+
+def _encode(value: Any) -> str:
+    if _C_ENCODE is not None:
+        return "".join(_C_ENCODE(value, 0))
+    return _ENCODER.encode(value)
+# Output the fast path must not keep: a number token (after '":', ',' or '[') that is a float
+# (Python's float repr always has '.', 'e' or 'E') or has 16+ digits, or any character from
+# U+D800 up (where UTF-16 key order may differ). Look-alikes inside strings only cost the slow
+# path; a real token always matches. Separate literal-led patterns search much faster than one
+# alternation.
+_SUSPECT = tuple(re.compile(p + "-?[0-9]+(?:[.eE]|[0-9]{15})") for p in ('":', ",", "\\["))
+_WIDE = re.compile('[\\ud800-\\U0010ffff]')
+
+
+def _suspect(text: str) -> bool:
+    if not text.isascii() and _WIDE.search(text):
+        return True
+    return any(p.search(text) for p in _SUSPECT)
 
 
 class NotCanonical(ValueError):
@@ -90,5 +129,13 @@ def dumps_normalised(value: Any, wide: bool) -> bytes:
 
 def canonical(value: Any) -> bytes:
     """RFC 8785 canonical JSON bytes of `value` (after normalisation)."""
-    norm, wide = normalise(value)
-    return dumps_normalised(norm, wide)
+    text: str | None = None
+    if isinstance(value, (dict, list)):  # a bare scalar has no token before it: slow path
+        try:
+            text = _encode(value)
+        except (TypeError, ValueError, RecursionError):
+            text = None  # let the walk name the offending path
+    if text is None or _suspect(text):
+        norm, wide = normalise(value)
+        return dumps_normalised(norm, wide)
+    return text.encode("utf-8")

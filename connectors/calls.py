@@ -104,7 +104,7 @@ class ApiGate:
             )
         if self.remaining() <= 0:
             raise BudgetExhausted(
-                f"the org has {self.org_total - (self.org_used or 0)} of {self.org_total} daily "
+                f"the org has {(self.org_total or 0) - (self.org_used or 0)} of {self.org_total} daily "
                 f"API calls left, inside the {self.limits.org_reserve_percent:g}% reserve",
                 where=f"sources.{self.source}.limits.org_reserve_percent",
                 fix="the next run continues once the daily allowance recovers",
@@ -144,6 +144,9 @@ class ApiGate:
                     raise _Retry(failure) from exc
                 if failure.kind == "transient":
                     raise _Retry(failure) from exc
+                if failure.kind == "reauth":
+                    failure = Failure("fatal", failure.message + " (again after logging in "
+                                      "anew)", failure.status, fix=failure.fix)
                 if failure.kind == "limit":
                     raise BudgetExhausted(f"{what}: {failure.message}",
                                           where=f"sources.{self.source}",

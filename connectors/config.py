@@ -174,6 +174,8 @@ class SalesforceConnection(_Strict):
     password: SecretRef | None = None
     security_token: SecretRef | None = None
     private_key: SecretRef | None = None
+    #: the JWT audience (default: https://login.salesforce.com, or test. for sandbox orgs)
+    jwt_audience: str | None = None
     #: a CA bundle that must be trusted for this org (wins over REQUESTS_CA_BUNDLE)
     ca_file: Path | None = None
 
@@ -251,6 +253,8 @@ class HubSpotSource(_SourceBase):
     review_owner_id: str = "90001"
     writeback: HubSpotWriteback = HubSpotWriteback()
     search_page_size: int = Field(200, ge=10, le=200)
+    #: search has its own per-second limit (5 for private apps) and no rate-limit headers
+    search_per_second: float = Field(4.0, gt=0)
     write_batch_size: int = Field(100, ge=1, le=100)
     #: the search API's result cap; windows are re-anchored before reaching it
     search_cap: int = Field(10_000, ge=100)

@@ -18,7 +18,7 @@ from routing_core.policy.model import Policy, Window
 
 
 def _hhmm(moment: time) -> str:
-    return "24:00" if moment == time.max else moment.strftime("%H:%M")
+    return "24:00" if moment == time.max else f"{moment.hour:02d}:{moment.minute:02d}"
 
 
 def _local_window(window: Window, lead_zone: str | None, at: datetime
@@ -53,7 +53,7 @@ def merge_conduct(policy: Policy, lead: Lead, facts: Facts, at: datetime
     for rule in policy.conduct:
         trace: list[Any] = []
         matched = rule.when(facts, trace)
-        tried.append(RuleTrace(rule.id, matched, trace))
+        tried.append((rule.id, matched, trace))
         if not matched:
             continue
         applied.append(rule.id)
@@ -97,7 +97,7 @@ def select_cooling_off(policy: Policy, lead: Lead, facts: Facts, at: datetime
     for rule in policy.cooling_off:
         trace: list[Any] = []
         hit = rule.when(facts, trace)
-        tried.append(RuleTrace(rule.id, hit, trace))
+        tried.append((rule.id, hit, trace))
         if hit:
             matched.append(rule.id)
             if best is None or rule.hours > best.hours:

@@ -404,60 +404,6 @@ def test_expected_outcomes_cover_every_outcome(policy: dict[str, Any]) -> None:
         assert e["id"] in readme, f"README table lacks lead {e['id']}"
 
 
-# ------------------------------------------------- the checks above can fail (mutations)
-
-
-def _mutations() -> list[tuple[str, Any, Any]]:
-    def drop_team(p: dict[str, Any]) -> None:
-        del p["teams"]["uk_wealth"]
-
-    def unknown_product_in_rule(p: dict[str, Any]) -> None:
-        p["rules"][0]["when"]["all"][1]["eq"] = "crypto_wallet"
-
-    def short_sf_id(p: dict[str, Any]) -> None:
-        m = p["teams"]["uk_retail"]["members"][0]
-        m["crm"]["salesforce"] = m["crm"]["salesforce"][:17]
-
-    def bad_checksum(p: dict[str, Any]) -> None:
-        m = p["teams"]["uk_retail"]["members"][0]
-        m["crm"]["salesforce"] = m["crm"]["salesforce"][:15] + "ZZZ"
-
-    def hubspot_as_int(p: dict[str, Any]) -> None:
-        p["teams"]["uk_retail"]["members"][0]["crm"]["hubspot"] = 71001
-
-    def no_refusal_test(p: dict[str, Any]) -> None:
-        p["tests"] = [t for t in p["tests"] if t["expect"].get("reason") != "no_available_rep"]
-
-    def few_tests(p: dict[str, Any]) -> None:
-        p["tests"] = p["tests"][:24]
-
-    def licence_unknown_product(p: dict[str, Any]) -> None:
-        p["teams"]["uk_retail"]["licenses"][0]["products"].append("crypto_wallet")
-
-    return [
-        ("team referenced by a rule is missing", drop_team, test_rule_teams_exist),
-        ("rule names an unknown product", unknown_product_in_rule, test_condition_values_reference_known_things),
-        ("17-character Salesforce id", short_sf_id, test_rep_shapes),
-        ("wrong Salesforce checksum", bad_checksum, test_rep_shapes),
-        ("HubSpot id not a string", hubspot_as_int, test_rep_shapes),
-        ("a refusal reason without a test", no_refusal_test, test_policy_tests_cover_every_reachable_outcome),
-        ("fewer than 25 tests", few_tests, test_counts),
-        ("licence names an unknown product", licence_unknown_product, test_licence_products_customer_types_and_jurisdictions),
-    ]
-
-
-@pytest.mark.parametrize("name,mutate,check", _mutations(), ids=[m[0] for m in _mutations()])
-def test_structural_checks_catch_mutations(policy: dict[str, Any], name: str, mutate: Any,
-                                           check: Any) -> None:
-    import copy
-
-    broken = copy.deepcopy(policy)
-    check(broken)  # the real policy passes ...
-    mutate(broken)
-    with pytest.raises(AssertionError):
-        check(broken)  # ... and the mutated one does not
-
-
 # ------------------------------------- a reading of the spec, to check the tests' expectations
 # A deliberately small, independent interpreter of policy-spec.md (conditions, pre-screen,
 # gates, first-match rules, licence filter, rep availability) used ONLY to check that every
@@ -700,4 +646,103 @@ def test_sample_leads_route_as_documented(leadgate: Any, name: str) -> None:
             assert sf_hs and crm_ids[sf_hs[0]] == rep["id"], (e["line"], rep)
         else:
             assert d.get("team") is None and d.get("rep") is None
+    assert not wrong, "\n".join(wrong)
+
+
+def test_readme_counts_match_the_policy(policy: dict[str, Any]) -> None:
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"(\d+) teams, (\d+) reps, (\d+) products, (\d+) gates, (\d+) rules, "
+                  r"(\d+) conduct rules, (\d+) cooling-off windows,\s+(\d+) policy tests", readme)
+    assert m, "README lost its counts line"
+    actual = (len(policy["teams"]), len(all_reps(policy)), len(policy["products"]),
+              len(policy["gates"]), len(policy["rules"]), len(policy["conduct"]),
+              len(policy["cooling_off"]), len(policy["tests"]))
+    assert tuple(int(x) for x in m.groups()) == actual
+    assert f"runs the {len(policy['tests'])} tests" in readme
+
+
+# ------------------------------------------------- the checks above can fail (mutations)
+
+
+def _mutations() -> list[tuple[str, Any, Any]]:
+    def drop_team(p: dict[str, Any]) -> None:
+        del p["teams"]["uk_wealth"]
+
+    def unknown_product_in_rule(p: dict[str, Any]) -> None:
+        p["rules"][0]["when"]["all"][1]["eq"] = "crypto_wallet"
+
+    def short_sf_id(p: dict[str, Any]) -> None:
+        m = p["teams"]["uk_retail"]["members"][0]
+        m["crm"]["salesforce"] = m["crm"]["salesforce"][:17]
+
+    def bad_checksum(p: dict[str, Any]) -> None:
+        m = p["teams"]["uk_retail"]["members"][0]
+        m["crm"]["salesforce"] = m["crm"]["salesforce"][:15] + "ZZZ"
+
+    def hubspot_as_int(p: dict[str, Any]) -> None:
+        p["teams"]["uk_retail"]["members"][0]["crm"]["hubspot"] = 71001
+
+    def no_refusal_test(p: dict[str, Any]) -> None:
+        p["tests"] = [t for t in p["tests"] if t["expect"].get("reason") != "no_available_rep"]
+
+    def few_tests(p: dict[str, Any]) -> None:
+        p["tests"] = p["tests"][:24]
+
+    def licence_unknown_product(p: dict[str, Any]) -> None:
+        p["teams"]["uk_retail"]["licenses"][0]["products"].append("crypto_wallet")
+
+    def wrong_expectation(p: dict[str, Any]) -> None:
+        p["tests"][0]["expect"]["team"] = "uk_wealth"
+
+    def expired_licence(p: dict[str, Any]) -> None:
+        p["teams"]["uk_retail"]["licenses"][0]["valid_until"] = __import__("datetime").date(2026, 1, 1)
+
+    return [
+        ("an expectation the spec contradicts", wrong_expectation, test_policy_test_expectations_follow_the_spec),
+        ("UK Retail's licence expires", expired_licence, test_policy_test_expectations_follow_the_spec),
+        ("team referenced by a rule is missing", drop_team, test_rule_teams_exist),
+        ("rule names an unknown product", unknown_product_in_rule, test_condition_values_reference_known_things),
+        ("17-character Salesforce id", short_sf_id, test_rep_shapes),
+        ("wrong Salesforce checksum", bad_checksum, test_rep_shapes),
+        ("HubSpot id not a string", hubspot_as_int, test_rep_shapes),
+        ("a refusal reason without a test", no_refusal_test, test_policy_tests_cover_every_reachable_outcome),
+        ("fewer than 25 tests", few_tests, test_counts),
+        ("licence names an unknown product", licence_unknown_product, test_licence_products_customer_types_and_jurisdictions),
+    ]
+
+
+@pytest.mark.parametrize("name,mutate,check", _mutations(), ids=[m[0] for m in _mutations()])
+def test_structural_checks_catch_mutations(policy: dict[str, Any], name: str, mutate: Any,
+                                           check: Any) -> None:
+    import copy
+
+    broken = copy.deepcopy(policy)
+    check(broken)  # the real policy passes ...
+    mutate(broken)
+    with pytest.raises(AssertionError):
+        check(broken)  # ... and the mutated one does not
+
+
+def test_sample_leads_with_the_real_list_screener() -> None:
+    """With the lists of examples/policy/lists read by the list screener, every sample lead,
+    the screening hits included, gets exactly the outcome of the README table."""
+    screening_lists = pytest.importorskip("sync.screening_lists")
+    from routing_core.engine import decide, refuse_invalid
+    from routing_core.lead import InvalidLead, parse_lead
+    from routing_core.policy import load_policy
+    from routing_core.rotation import InMemoryRotationState
+
+    loaded = load_policy(POLICY_DIR)
+    screener = screening_lists.load_screener(loaded)
+    rotation = InMemoryRotationState()
+    wrong = []
+    for e, raw in zip(expected_outcomes(), jsonl_leads(), strict=True):
+        try:
+            d = decide(parse_lead(raw), loaded, at=_at(), rotation=rotation, screener=screener)
+        except InvalidLead as exc:
+            d = refuse_invalid(raw["source"], raw["id"], exc.problems, loaded, at=_at())
+        got = (d.outcome, d.team_id, d.reason)
+        want = (e["outcome"], e["team"], e["reason"])
+        if got != want:
+            wrong.append(f"line {e['line']} ({e['id']}): documented {want}, decided {got}")
     assert not wrong, "\n".join(wrong)

@@ -35,7 +35,7 @@ MODIFIED = "lastmodifieddate"
 OBJECT_ID = "hs_object_id"
 OWNER = "hubspot_owner_id"
 # per-record error categories a later attempt may get past
-RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT"})
+RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT", "CONFLICT"})
 
 
 def _millis(when: datetime) -> str:
@@ -51,7 +51,8 @@ class HubSpotConnector:
         self.source = source
         self.where = f"sources.{source}"
         self.gate = ApiGate(source=source, limits=config.limits, retry=config.retry,
-                            classify=classify, sleep=sleep)
+                            classify=classify, reauth=self._reconnect, sleep=sleep)
+        self._last_search = 0.0
         self._client: Any = None
         self._apis: dict[str, Any] = {}
         self.owners: set[str] | None = None
@@ -78,6 +79,11 @@ class HubSpotConnector:
                 "groups": lambda: crm.properties.groups_api,
             }[name]()
         return self._apis[name]
+
+    def _reconnect(self) -> None:
+        """Read the token again (it may have been rotated) and rebuild the SDK clients."""
+        self._client = None
+        self._apis.clear()
 
     def _make_client(self) -> Any:
         import os
@@ -165,6 +171,11 @@ class HubSpotConnector:
             "limit": self.config.search_page_size,
             "after": "0",
         }
+        # search answers without rate-limit headers and has its own per-second limit: pace it
+        gap = 1 / self.config.search_per_second - (time.monotonic() - self._last_search)
+        if gap > 0:
+            self.gate.sleep(gap)
+        self._last_search = time.monotonic()
         data, _ = self.call("search intake contacts", lambda: self.api(
             "search").do_search_with_http_info(body, _request_timeout=self.timeout))
         return [{"id": str(r["id"]), **(r.get("properties") or {})}
@@ -257,7 +268,7 @@ class HubSpotConnector:
                 retryable = isinstance(exc, BudgetExhausted) or getattr(exc, "retryable", False)
                 for outcome in chunk:
                     results.setdefault(outcome.record_id, WriteResult(
-                        outcome.record_id, "error", exc.message, retryable))
+                        outcome.record_id, "error", str(exc), retryable))
         return [results[o.record_id] for o in outcomes]
 
     def _owner_for(self, outcome: Outcome) -> tuple[str | None, str | None]:
@@ -284,7 +295,8 @@ class HubSpotConnector:
                 verdict = writeback.judge(
                     outcome, exists=props is not None,
                     owner_now=(props or {}).get(OWNER) or None,
-                    decision_now=(props or {}).get(self.config.writeback.decision_id) or None)
+                    decision_now=(props or {}).get(self.config.writeback.decision_id) or None,
+                    review_owner=self.config.review_owner_id)
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue

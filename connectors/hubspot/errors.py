@@ -34,11 +34,17 @@ def classify(exc: BaseException) -> Failure:
     from hubspot.crm.owners.exceptions import ApiException as OwnersError
     from hubspot.crm.properties.exceptions import ApiException as PropertiesError
 
-    if isinstance(exc, ContactsError | OwnersError | PropertiesError):
+    errors = (ContactsError, OwnersError, PropertiesError)
+    if isinstance(exc, AttributeError) and isinstance(exc.__context__, errors):
+        # hubspot-api-client 12 fails on `e.body.decode()` of its own status-0 (TLS) error
+        exc = exc.__context__
+    if isinstance(exc, errors):
         status = int(exc.status or 0)
         body = _body(exc)
         headers = exc.headers or {}
-        text = f"HTTP {status} {body.get('category', '')}: {body.get('message', '')}".strip()
+        kind = body.get("category") or body.get("errorType") or ""
+        policy = f" ({body['policyName']})" if body.get("policyName") else ""
+        text = f"HTTP {status} {kind}{policy}: {body.get('message', '')}".strip(" :")
         if status == 0:
             return Failure("fatal", f"TLS or connection set-up failed ({exc.reason})",
                            fix="check connection.base_url, and connection.ca_file for a "
@@ -54,8 +60,11 @@ def classify(exc: BaseException) -> Failure:
             return Failure("transient", text, status,
                            retry_after=parse_retry_after(headers.get("Retry-After")))
         if status == 401:
-            return Failure("fatal", text, status,
-                           fix="check the private app token named by connection.token")
+            # an expired token may have been rotated in the env/file: read it again, once
+            fix = "check the private app token named by connection.token"
+            if body.get("category") == "EXPIRED_AUTHENTICATION":
+                return Failure("reauth", text, status, fix=fix)
+            return Failure("fatal", text, status, fix=fix)
         if status == 403:
             return Failure("fatal", text, status,
                            fix="give the private app the crm.objects.contacts.read/write, "

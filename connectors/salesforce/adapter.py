@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 
 from connectors import writeback
 from connectors.base import (
@@ -96,11 +96,11 @@ class SalesforceConnector:
 
     def query(self, what: str, text: str, **kwargs: Any) -> dict[str, Any]:
         headers = {"Sforce-Query-Options": f"batchSize={self.config.query_page_size}"}
-        return self.gate.call(what, lambda: self.sf.query(  # type: ignore[no-any-return]
+        return self.gate.call(what, lambda: self.sf.query(
             text, headers=headers, timeout=self.timeout, **kwargs))
 
     def query_more(self, what: str, url: str) -> dict[str, Any]:
-        return self.gate.call(what, lambda: self.sf.query_more(  # type: ignore[no-any-return]
+        return self.gate.call(what, lambda: self.sf.query_more(
             url, identifier_is_url=True, timeout=self.timeout))
 
     def query_all(self, what: str, text: str) -> Iterator[dict[str, Any]]:
@@ -127,7 +127,7 @@ class SalesforceConnector:
         if "Max" in daily and "Remaining" in daily:
             self.gate.note_org_usage(int(daily["Max"]) - int(daily["Remaining"]),
                                      int(daily["Max"]))
-        return limits  # type: ignore[no-any-return]
+        return limits
 
     def find_queues(self, names: Sequence[str]) -> dict[str, str]:
         """Queue name or DeveloperName -> Group Id."""
@@ -250,7 +250,7 @@ class SalesforceConnector:
                 retryable = isinstance(exc, BudgetExhausted) or getattr(exc, "retryable", False)
                 for outcome in chunk:
                     results.setdefault(outcome.record_id, WriteResult(
-                        outcome.record_id, "error", exc.message, retryable))
+                        outcome.record_id, "error", str(exc), retryable))
         return [results[o.record_id] for o in outcomes]
 
     def _write_chunk(self, chunk: list[Outcome]) -> dict[str, WriteResult]:
@@ -271,7 +271,7 @@ class SalesforceConnector:
                     outcome, exists=row is not None,
                     owner_now=row.get("OwnerId") if row else None,
                     decision_now=row.get(wb.decision_id) if row else None,
-                    same=lambda a, b: _id15(a) == _id15(b))
+                    review_owner=self.review_queue_id, same=lambda a, b: _id15(a) == _id15(b))
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue

@@ -24,7 +24,10 @@ class Rep:
 
 
 def _email(name: str) -> str:
-    local = ".".join(p for p in "".join(c if c.isalnum() else " " for c in name.lower()).split())
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    local = ".".join(p for p in "".join(c if c.isalnum() else " " for c in folded).split())
     return f"{local}@northwind.example"
 
 
@@ -48,12 +51,27 @@ def from_policy(folder: Path = EXAMPLE_POLICY) -> list[Rep]:
     """Reps (team members with CRM ids) of a policy folder; [] if absent or unreadable."""
     if not folder.is_dir():
         return []
+    files = sorted(folder.glob("*.y*ml"))
+    key = tuple((str(p), p.stat().st_mtime_ns) for p in files)
+    if key not in _CACHE:
+        _CACHE[key] = _read(files)
+    return list(_CACHE[key])
+
+
+_CACHE: dict[tuple[tuple[str, int], ...], list[Rep]] = {}  # parsing YAML is slow; once per process
+
+
+def _read(files: list[Path]) -> list[Rep]:
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     reps: dict[str, Rep] = {}
-    for path in sorted(folder.glob("*.y*ml")):
+    for path in files:
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            if "teams:" not in text:
+                continue  # only team files name reps
+            doc = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
         except (OSError, yaml.YAMLError):
             continue
         teams = doc.get("teams") if isinstance(doc, dict) else None

@@ -69,6 +69,7 @@ class SalesforceApp:
 
     # -- dispatch
     def handle(self, req: Request) -> Response:
+        req.started = time.perf_counter()
         endpoint, handler = self._route(req)
         name = f"salesforce.{endpoint}"
         delay = 0.0
@@ -111,7 +112,7 @@ class SalesforceApp:
         if req.path.startswith("/services/data"):
             resp.headers.append(("Sforce-Limit-Info",
                                  f"api-usage={self.api_used}/{self.api_limit}"))
-        self.accounting.status(name, resp.status)
+        self.accounting.status(name, resp.status, _elapsed_us(req))
         return resp
 
     def _fault_response(self, rule: Rule) -> Response:
@@ -156,6 +157,8 @@ class SalesforceApp:
             return "limits", self.limits
         if m == "PATCH" and parts == ["composite", "sobjects"]:
             return "collections_update", self.collections_update
+        if m == "POST" and len(parts) == 2 and parts[0] == "sobjects":
+            return "sobject_create", self.sobject_create
         if len(parts) >= 2 and parts[0] == "sobjects":
             if m == "GET" and len(parts) == 3 and parts[2] == "describe":
                 return "describe", self.describe
@@ -413,6 +416,7 @@ class SalesforceApp:
             if isinstance(src, LazyTable):
                 key = src.index_of(rid)
             else:
+                assert isinstance(src, RowTable)
                 row = src.find(rid)
                 key = None if row is None else src.rows.index(row)
             if key is None:
@@ -422,6 +426,7 @@ class SalesforceApp:
                       if f.strip().lower() in src.fields] if wanted else \
                 [f.name for f in src.fields.values()]
             types = {f: src.fields[f.lower()].type for f in fields}
+            assert isinstance(src, LazyTable | RowTable)
             return Response.json(200, self._render(src, src.name, ver, key, fields, types))
 
     # -- writes
@@ -451,6 +456,32 @@ class SalesforceApp:
         self.accounting.add(name, "records_written")
         return Response(204)
 
+    def sobject_create(self, req: Request, name: str) -> Response:
+        sobject = req.path.rstrip("/").rsplit("/", 1)[1]
+        if sobject.lower() != "lead":
+            return sf_error(400, "INVALID_TYPE", f"The leadgate sandbox creates Lead records "
+                                                 f"only, not {sobject}")
+        body = _json_body(req)
+        if not isinstance(body, dict):
+            return sf_error(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        with self.store.lock:
+            fields = self._check_fields(body)
+            missing = [f for f in ("LastName", "Company") if not fields.get(f)]
+            if missing:
+                return Response.json(400, [{"message": "Required fields are missing: "
+                                            f"[{', '.join(missing)}]",
+                                            "errorCode": "REQUIRED_FIELD_MISSING",
+                                            "fields": missing}])
+            errors = self._validate(-1, {k: v for k, v in fields.items()}, locked=False)
+            if errors:
+                return Response.json(400, [{"message": e["message"], "errorCode":
+                                            e["statusCode"], "fields": e["fields"]}
+                                           for e in errors])
+            i = self.store.new_lead(fields, _origin(req))
+        self.accounting.add(name, "records_written")
+        return Response.json(201, {"id": self.store.leads.id_of(i), "success": True,
+                                   "errors": []})
+
     def collections_update(self, req: Request, name: str) -> Response:
         body = _json_body(req)
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
@@ -478,8 +509,9 @@ class SalesforceApp:
                 fields = self._check_fields(rec)
                 parsed.append((leads.index_of(rid) if rid else None, rid, fields))
             for pos in sorted(self.faults().record_faults(name, len(parsed), "owner_change")):
-                if parsed[pos][0] is not None:
-                    self.store.person_changes_owner("salesforce", parsed[pos][0])
+                hit = parsed[pos][0]
+                if hit is not None:
+                    self.store.person_changes_owner("salesforce", hit)
             locked = self.faults().record_faults(name, len(parsed), "record_error")
             outcome: list[list[dict[str, Any]]] = []
             for pos, (i, rid, fields) in enumerate(parsed):
@@ -686,3 +718,7 @@ def _json_body(req: Request) -> Any:
 
 def _not_found(req: Request, name: str) -> Response:
     return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+def _elapsed_us(req: Request) -> int:
+    return int((time.perf_counter() - req.started) * 1e6)

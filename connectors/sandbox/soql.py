@@ -82,6 +82,10 @@ class Source:
     def accessor(self, field: str) -> Callable[[Any], Any]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def sort_accessor(self, field: str) -> Callable[[Any], Any]:
+        """Values to sort by (a table may know a cheaper equivalent, e.g. its key for Id)."""
+        return self.accessor(field)
+
 
 def _where(text: str, pos: int) -> str:
     row = text.count("\n", 0, pos) + 1
@@ -302,10 +306,10 @@ class _Parser:
         if len(parts) == 1:
             return parts[0]
         if joiner == "and":
-            return lambda key: all(p(key) for p in parts)
+            return _chain(parts, conj=True)
         if top:
             self.floor = None  # an OR at the top level voids any bound found in it
-        return lambda key: any(p(key) for p in parts)
+        return _chain(parts, conj=False)
 
     def unary(self, top: bool) -> Callable[[Any], bool]:
         if self.kw("not"):
@@ -416,6 +420,20 @@ _DATE_LITERALS = {"TODAY", "YESTERDAY", "TOMORROW", "LAST_WEEK", "THIS_WEEK", "L
                   "THIS_MONTH", "LAST_N_DAYS", "NEXT_N_DAYS", "LAST_90_DAYS", "THIS_YEAR"}
 
 
+def _chain(parts: list[Callable[[Any], bool]], conj: bool) -> Callable[[Any], bool]:
+    """AND/OR of predicates as nested two-way closures: no generator per record."""
+    def both(a: Callable[[Any], bool], b: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        return lambda key: a(key) and b(key)
+
+    def either(a: Callable[[Any], bool], b: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        return lambda key: a(key) or b(key)
+
+    fn = parts[0]
+    for nxt in parts[1:]:
+        fn = both(fn, nxt) if conj else either(fn, nxt)
+    return fn
+
+
 def _norm(f: SfField) -> Callable[[Any], Any]:
     if f.type in _TEXT_TYPES:
         return lambda v: v.casefold() if isinstance(v, str) else v
@@ -432,6 +450,9 @@ def _compare(get: Callable[[Any], Any], op: str, value: Any, f: SfField
             return lambda key: get(key) is None
         return lambda key: get(key) is not None
     v = norm(value)
+    if op == "=" and f.type in ("id", "reference"):
+        v15 = v[:15]  # ids compare on their 15-character form; most values are 18 long
+        return lambda key: (x := get(key)) is not None and x[:15] == v15
     if op == "=":
         return lambda key: norm(get(key)) == v
     if op == "!=":
@@ -482,12 +503,14 @@ def sort_keys(keys: list[Any], order: Sequence[tuple[str, bool, bool]], src: Sou
     """Sort in place by ORDER BY clauses (stable sorts from the last clause to the first)."""
     for name, desc, nulls_first in reversed(order):
         f = src.fields[name.lower()]
-        get = src.accessor(name)
-        norm = _norm(f)
-        present = [k for k in keys if get(k) is not None]
-        absent = [k for k in keys if get(k) is None]
-        present.sort(key=lambda k: norm(get(k)), reverse=desc)
-        keys[:] = absent + present if nulls_first else present + absent
+        get = src.sort_accessor(name)
+        norm = _norm(f)  # (leaves a table's integer sort keys for Id as they are)
+        values = [(get(k), k) for k in keys]  # one read per record: cold fields are generated
+        present = [(norm(v), k) for v, k in values if v is not None]
+        absent = [k for v, k in values if v is None]
+        present.sort(key=lambda vk: vk[0], reverse=desc)
+        ordered = [k for _, k in present]
+        keys[:] = absent + ordered if nulls_first else ordered + absent
 
 
 def run(query: Query, src: Source, candidates: Iterable[Any]) -> list[Any]:

@@ -23,7 +23,7 @@ class LazyTable(Source):
         fields: Sequence[SfField],
         n: int,
         *,
-        hot: dict[str, Callable[[int], Any]],
+        hot: dict[str, list[Any]],
         cold: Callable[[int], dict[str, Any]],
         id_of: Callable[[int], str],
         index_of: Callable[[str], int | None],
@@ -35,7 +35,7 @@ class LazyTable(Source):
         super().__init__(name, fields)
         self.n_base = n
         self.n = n
-        self.cols: dict[str, list[Any]] = {f: [fn(i) for i in range(n)] for f, fn in hot.items()}
+        self.cols: dict[str, list[Any]] = hot  # one list per hot field, len n
         self._cold = cold
         self.id_of = id_of
         self._index_of = index_of
@@ -79,6 +79,12 @@ class LazyTable(Source):
         if f == self.id_field:
             return self.id_of
         return lambda i: self.cold(i).get(f)
+
+    def sort_accessor(self, field: str) -> Callable[[int], Any]:
+        # generated ids sort in index order: sorting by Id needs no id strings at all
+        if self.fields[field.lower()].name == self.id_field and self.id_field == "Id":
+            return _identity
+        return self.accessor(field)
 
     def record(self, i: int, fields: Iterable[str]) -> dict[str, Any]:
         cold = None
@@ -129,6 +135,10 @@ class LazyTable(Source):
         self.overrides[i] = {f: v for f, v in values.items() if f not in self.cols}
         self.touched.add(i)
         return i
+
+
+def _identity(i: int) -> int:
+    return i
 
 
 class RowTable(Source):

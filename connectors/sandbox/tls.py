@@ -70,17 +70,23 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return ctx
 
 
+_JWT_KEY: list[bytes] = []  # one RSA key per process: generating one costs ~0.1 s
+
+
 def make_jwt_keypair(folder: Path) -> tuple[Path, bytes]:
     """An RSA key for the sandbox connected app's JWT bearer flow: (private key file,
-    public key PEM the token endpoint verifies against)."""
+    public key PEM the token endpoint verifies against). Fake; opens nothing elsewhere."""
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if not _JWT_KEY:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        _JWT_KEY.append(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    private = serialization.load_pem_private_key(_JWT_KEY[0], password=None)
     path = folder / "jwt-private-key.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(_JWT_KEY[0])
     path.chmod(0o600)
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
     return path, public

@@ -26,7 +26,7 @@ class SourceError(Exception):
         self.path = path
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """SafeLoader whose booleans are only true/false (so NO, ON, Y stay strings)."""
 
 
@@ -114,6 +114,8 @@ def read_file(file: Path) -> tuple[dict[str, Any], dict[str, tuple[str, int]]]:
         raise SourceError(f"not valid YAML: {exc.problem or exc}", name, line) from exc
     except yaml.YAMLError as exc:
         raise SourceError(f"not valid YAML: {exc}", name, None) from exc
+    except (ValueError, TypeError, AttributeError) as exc:  # PyYAML constructor edge cases
+        raise SourceError(f"a value cannot be read ({exc})", name, None) from exc
     finally:
         loader.dispose()
     if not isinstance(data, dict):

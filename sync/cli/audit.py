@@ -96,7 +96,13 @@ def open_ledger(database_url: str | None, config_path: str, key_path: str | None
     from audit.keys import signing_key_path
     from audit.ledger import Ledger
 
-    engine = audit_db.make_engine(resolve_url(database_url, config_path))
+    url = resolve_url(database_url, config_path)
+    engine = audit_db.make_engine(url)
+    database = engine.url.database
+    if need_schema and engine.dialect.name == "sqlite" and database and database != ":memory:" \
+            and not Path(database).exists():
+        raise LeadgateError("no database file here", where=database,
+                            fix="run `leadgate db upgrade` (or point --database-url at the ledger)")
     if need_schema:
         audit_db.require_schema(engine)
     key = Path(key_path) if key_path else signing_key_path(_config_value(config_path,
@@ -177,3 +183,90 @@ def rotate_key_cmd(database_url: str | None, config_path: str, key_path: str | N
     finally:
         ledger.engine.dispose()
     click.echo(f"signing key rotated to {fp}; use {new_key} from now on")
+
+
+@audit.command("erase")
+@URL_OPTION
+@CONFIG_OPTION
+@click.argument("subject")
+@click.option("--reason", required=True, help="Why (e.g. the erasure request reference).")
+@click.option("--by", default=None, help="Who asked or approved (recorded in the entry).")
+def erase_cmd(database_url: str | None, config_path: str, subject: str, reason: str,
+              by: str | None) -> None:
+    """Destroy SUBJECT's personal-data key and record the erasure (the chain still verifies)."""
+    from audit.erasure import erase_subject
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        appended = erase_subject(ledger, subject, reason, by=by)
+    finally:
+        ledger.engine.dispose()
+    click.echo(f"erased {subject}: key destroyed, erasure recorded as entry {appended.seq} "
+               f"({appended.entry_hash[:16]}...)")
+
+
+@audit.command("retention")
+@URL_OPTION
+@CONFIG_OPTION
+@click.option("--years", type=int, required=True, help="Retention period in years.")
+def retention_cmd(database_url: str | None, config_path: str, years: int) -> None:
+    """Report what is past retention (nothing is deleted)."""
+    from audit.erasure import retention_report
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        click.echo(retention_report(ledger, years).summary())
+    finally:
+        ledger.engine.dispose()
+
+
+@audit.command("explain")
+@URL_OPTION
+@CONFIG_OPTION
+@click.argument("subject")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write a self-contained, printable HTML page.")
+def explain_cmd(database_url: str | None, config_path: str, subject: str,
+                html_path: str | None) -> None:
+    """Every ledger entry about SUBJECT (source:record_id), in order, and whether it verifies."""
+    from audit.explain import explain_subject, render_html, render_text
+
+    ledger = open_ledger(database_url, config_path)
+    try:
+        explanation = explain_subject(ledger.engine, subject)
+    finally:
+        ledger.engine.dispose()
+    click.echo(render_text(explanation))
+    if html_path:
+        Path(html_path).write_text(render_html(explanation), encoding="utf-8")
+        click.echo(f"wrote {html_path}")
+
+
+@audit.command("export")
+@URL_OPTION
+@CONFIG_OPTION
+@KEY_OPTION
+@click.option("--from", "start", default=None, help="First day (YYYY-MM-DD), inclusive.")
+@click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD), inclusive.")
+@click.option("--subject", default=None, help="Only entries about this source:record_id.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="A new or empty folder for the bundle.")
+def export_cmd(database_url: str | None, config_path: str, key_path: str | None,
+               start: str | None, end: str | None, subject: str | None, fmt: str,
+               out: str) -> None:
+    """Write a bundle a regulator verifies offline with `leadgate audit verify --bundle`."""
+    from audit.export import export
+
+    ledger = open_ledger(database_url, config_path, key_path)
+    try:
+        result = export(ledger, Path(out), start=start, end=end, subject=subject, fmt=fmt)
+    finally:
+        ledger.engine.dispose()
+    span = (f"entries {result.first_seq}..{result.last_seq}" if result.entries
+            else "no entries")
+    click.echo(f"exported {result.entries} entries ({span}; "
+               f"{'complete' if result.complete else 'partial, with inclusion proofs'}) to {out}; "
+               f"signed checkpoint {result.checkpoint_number} covers {result.tree_size} entries. "
+               f"Keep {Path(out) / 'checkpoint.json'} for --prior-checkpoint.")

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from routing_core.errors import LeadgateError
 
+if TYPE_CHECKING:
+    from connectors.base import Connector
+
 CRMS = click.Choice(["salesforce", "hubspot"])
 
 
-def _config_option(f):  # type: ignore[no-untyped-def]
+def _config_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
         default=lambda: os.environ.get("LEADGATE_CONFIG", "leadgate.yaml"), show_default=True,
         help="leadgate.yaml to use (env LEADGATE_CONFIG).")(f)
 
 
-def _source_option(f):  # type: ignore[no-untyped-def]
+def _source_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--source", default=None,
                         help="Source name in leadgate.yaml (default: the one of this kind).")(f)
 
 
-def _open(config_path: Path, kind: str, source: str | None):  # type: ignore[no-untyped-def]
+def _open(config_path: Path, kind: str, source: str | None) -> Connector:
     from connectors import open_connector
     from connectors.config import load_config
 
@@ -82,9 +87,11 @@ def install(crm: str, config_path: Path, source: str | None, dry_run: bool,
             if crm != "salesforce":
                 raise LeadgateError("--print-metadata is for Salesforce only", where="install",
                                     fix="run `leadgate install hubspot` without it")
+            from connectors.salesforce.adapter import SalesforceConnector
             from connectors.salesforce.install import metadata_package
 
-            for name, content in metadata_package(connector).items():  # type: ignore[arg-type]
+            assert isinstance(connector, SalesforceConnector)
+            for name, content in metadata_package(connector).items():
                 click.echo(f"==> {name} <==\n{content}")
             click.echo("# deploy with: sf project deploy start --manifest manifest/package.xml")
             return

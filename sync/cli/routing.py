@@ -171,6 +171,7 @@ def route(policy_path: str, lead_path: str, at_text: str | None, as_json: bool,
         raise click.UsageError("choose one of --json and --explain")
     at = _at(at_text)
     policy = _load(policy_path)
+    rows = read_leads(lead_path)
     screener: Screener | None = None
     if no_screening or policy.screening is None:
         screener = NullScreener()
@@ -180,7 +181,7 @@ def route(policy_path: str, lead_path: str, at_text: str | None, as_json: bool,
                    "--no-screening to rehearse the rules", err=True)
     rotation = InMemoryRotationState()
     counts = {"assigned": 0, "refused": 0}
-    for index, row in enumerate(read_leads(lead_path)):
+    for index, row in enumerate(rows):
         decision = _route_row(row, index, policy, at, rotation, screener)
         counts[decision.outcome] += 1
         if as_json:
@@ -208,6 +209,8 @@ def _route_row(row: Row, index: int, policy: Policy, at: datetime,
         return refuse_invalid(source, record_id, [f"{row.label}: {p}" for p in exc.problems],
                               policy, at=at)
     decision = decide(lead, policy, at=at, rotation=rotation, screener=screener)
+    if decision.reason == "invalid_lead":  # e.g. a product code the policy does not know
+        decision.problems = [f"{row.label}: {p}" for p in decision.problems]
     if policy.screening is not None and isinstance(screener, NullScreener):
         decision.notes.append("screening lists were not checked (--no-screening rehearsal)")
     return decision
@@ -269,8 +272,8 @@ def test(path: str, at_text: str | None) -> None:
                     click.echo(f"      problem: {problem}")
             else:
                 click.echo(f"      decision: assigned {decision.team_id}/{decision.rep_id}")
-            if decision.rule:
-                click.echo(f"      rule: {decision.rule.id}")
+            if decision.rule_id:
+                click.echo(f"      rule: {decision.rule_id}")
             for team in decision.teams_considered:
                 click.echo(f"      team {team['team']}: {team['why']}")
     failed = sum(not r.passed for r in results)

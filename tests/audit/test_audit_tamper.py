@@ -224,3 +224,30 @@ def test_verify_cli_names_the_entry_and_exits_1(built: tuple[Ledger, Path], lead
     bad = leadgate("audit", "verify", "--database-url", url, cwd=str(tmp_path))
     assert bad.returncode == 1
     assert bad.stderr.startswith("error: entry 9: entry 9 is missing")
+
+
+def test_parallel_verification_agrees_with_sequential(sqlite_engine: Engine, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import audit.verify_parallel as vp
+
+    monkeypatch.setattr(vp, "MIN_ENTRIES", 0)
+    ledger = Ledger(sqlite_engine, key_path=tmp_path / "k.key")
+    for start in range(0, 300, 50):
+        ledger.append_batch([decision(n) for n in range(start, start + 50)])
+        ledger.checkpoint()
+    path = str(sqlite_engine.url.database)
+    chunks = vp.parallel_chunks(path, _ledger_id(sqlite_engine), 307, workers=3)
+    assert chunks is not None and len(chunks) == 3  # the parallel path really ran
+    parallel = verify_database(sqlite_engine)
+    sequential = verify_database(sqlite_engine, parallel=False)
+    assert parallel == sequential and parallel.checkpoints == 6
+    with below_triggers(sqlite_engine) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq = 200"))
+        conn.commit()
+    assert vp.parallel_chunks(path, _ledger_id(sqlite_engine), 307, workers=3) is None
+    assert failure(sqlite_engine).seq == 200
+
+
+def _ledger_id(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(sa.text("SELECT ledger_id FROM ledger_head")).scalar_one())

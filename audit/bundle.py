@@ -1,0 +1,223 @@
+"""Offline verification of an export bundle: no database, only the files (audit/README.md)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from audit.crypto import unb64
+from audit.errors import LedgerError, VerificationFailed
+from audit.export import CSV_COLUMNS, ENTRIES_CSV, ENTRIES_JSONL, FORMAT
+from audit.keys import fingerprint
+from audit.merkle import Tree, verify_consistency, verify_inclusion
+from audit.signing import SignedCheckpoint, parse_checkpoint_file, verify_signature
+from audit.verify import ChainVerifier, Report, fail
+
+REQUIRED = ["manifest.json", "manifest.sig", "checkpoint.json", "checkpoints.jsonl",
+            "public_keys.json", "key_entries.jsonl", "inclusion_proofs.jsonl",
+            "consistency_proofs.jsonl"]
+
+
+def _read(folder: Path, name: str) -> bytes:
+    path = folder / name
+    if not path.is_file():
+        raise LedgerError(f"the bundle has no {name}", where=str(folder),
+                          fix="copy the whole export folder: every file it was written with "
+                              "is needed to verify it")
+    return path.read_bytes()
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return [line for line in data.split(b"\n") if line]
+
+
+def _entries(folder: Path, fmt: str) -> list[tuple[int, bytes, dict[str, Any]]]:
+    """(seq, stored bytes, envelope) per exported entry."""
+    out: list[tuple[int, bytes, dict[str, Any]]] = []
+    if fmt == "csv":
+        text = _read(folder, ENTRIES_CSV).decode("utf-8")
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if header != CSV_COLUMNS:
+            raise fail(f"{ENTRIES_CSV} does not have the columns {','.join(CSV_COLUMNS)}")
+        for number, row in enumerate(reader, start=1):
+            body = row[6].encode("utf-8")
+            env = _envelope(body, f"{ENTRIES_CSV} row {number}")
+            seq = env["chain"]["seq"]
+            if hashlib.sha256(b"\x00" + body).hexdigest() != row[5] or str(seq) != row[0]:
+                raise fail(f"{ENTRIES_CSV}: the seq or hash column of entry {seq} was changed",
+                           seq)
+            out.append((seq, body, env))
+    else:
+        for number, body in enumerate(_lines(_read(folder, ENTRIES_JSONL)), start=1):
+            env = _envelope(body, f"{ENTRIES_JSONL} line {number}")
+            out.append((env["chain"]["seq"], body, env))
+    return out
+
+
+def _envelope(body: bytes, where: str) -> dict[str, Any]:
+    try:
+        env = json.loads(body)
+        if not isinstance(env["chain"]["seq"], int):
+            raise TypeError("seq")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerificationFailed("not a ledger entry (edited or corrupted)", where=where) from exc
+    assert isinstance(env, dict)
+    return env
+
+
+def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Report:
+    if not folder.is_dir():
+        raise LedgerError("no such export folder", where=str(folder),
+                          fix="pass the folder `leadgate audit export --out` wrote")
+    blobs = {name: _read(folder, name) for name in REQUIRED}
+    manifest_body = blobs["manifest.json"].rstrip(b"\n")
+    manifest = json.loads(manifest_body)
+    if manifest.get("format") != FORMAT:
+        raise fail(f"manifest.json is not a {FORMAT} manifest")
+    ledger_id = manifest["ledger"]
+    fmt = manifest["selection"]["format"]
+    final, final_key = parse_checkpoint_file(blobs["checkpoint.json"])
+    cps: list[SignedCheckpoint] = []
+    for line in _lines(blobs["checkpoints.jsonl"]):
+        cp, _public = parse_checkpoint_file(line)
+        cps.append(cp)
+    if not cps or cps[-1].body != final.body:
+        raise fail("checkpoint.json is not the last of checkpoints.jsonl")
+    st = final.statement
+    size, root = int(st["size"]), bytes.fromhex(st["root"])
+    entries = _entries(folder, fmt)
+
+    if manifest["complete"]:
+        verifier = ChainVerifier(ledger_id, cps, keep_leaves=True)
+        verifier.feed((seq, env["id"], env["kind"], env["subject"], env["time"], body,
+                       hashlib.sha256(b"\x00" + body).digest()) for seq, body, env in entries)
+        report = verifier.finish()
+        if report.entries != size:
+            raise fail(f"the bundle holds {report.entries} entries but checkpoint "
+                       f"{st['number']} covers {size}: entries were removed", report.entries + 1)
+        assert verifier.leaves is not None
+        tree: Tree | None = Tree(verifier.leaves)
+        keys = verifier.keys
+    else:
+        tree = None
+        report, keys = _verify_partial(blobs, ledger_id, cps, entries, size, root)
+
+    # Every earlier checkpoint is consistent with the final one (RFC 6962 proofs).
+    proofs = {int(p["from"]): [bytes.fromhex(h) for h in p["path"]]
+              for p in map(json.loads, _lines(blobs["consistency_proofs.jsonl"]))}
+    for cp in cps[:-1]:
+        old = cp.statement
+        path = proofs.get(int(old["size"]))
+        if path is None or not verify_consistency(int(old["size"]), size,
+                                                  bytes.fromhex(old["root"]), root, path):
+            raise fail(f"checkpoint {old['number']} is not consistent with checkpoint "
+                       f"{st['number']} (consistency proof missing or wrong)")
+
+    if not verify_signature(final_key, manifest_body, unb64(_read(folder, "manifest.sig")
+                                                               .decode("ascii").strip())) \
+            or fingerprint(final_key) != st["key"]:
+        raise fail("manifest.sig does not verify: the manifest was changed after export")
+    if manifest["checkpoint"]["digest"] != final.digest.hex() or manifest["entries"] != len(entries):
+        raise fail("the manifest does not describe this bundle's checkpoint and entries")
+    for name, expected in manifest["files"].items():
+        data = _read(folder, name)
+        if hashlib.sha256(data).hexdigest() != expected["sha256"]:
+            raise VerificationFailed("the file was changed after export (digest differs from "
+                                     "the signed manifest)", where=str(folder / name))
+
+    if prior_checkpoint is not None:
+        report.prior = _check_prior(prior_checkpoint, ledger_id, keys, size, root, proofs, tree)
+    report.entries = len(entries)
+    if entries:
+        report.first_seq, report.last_seq = entries[0][0], entries[-1][0]
+    return report
+
+
+def _verify_partial(blobs: dict[str, bytes], ledger_id: str, cps: list[SignedCheckpoint],
+                    entries: list[tuple[int, bytes, dict[str, Any]]], size: int,
+                    root: bytes) -> tuple[Report, dict[str, bytes]]:
+    proofs = {int(p["seq"]): [bytes.fromhex(h) for h in p["path"]]
+              for p in map(json.loads, _lines(blobs["inclusion_proofs.jsonl"]))}
+
+    def included(seq: int, body: bytes) -> bytes:
+        digest = hashlib.sha256(b"\x00" + body).digest()
+        path = proofs.get(seq)
+        if path is None or not verify_inclusion(digest, seq - 1, size, path, root):
+            raise fail(f"entry {seq} is not in the tree checkpoint {len(cps)} signed: the entry "
+                       "or its inclusion proof was altered", seq)
+        return digest
+
+    checker = ChainVerifier(ledger_id, cps)  # validates the checkpoints' own chain
+    key_seqs: list[tuple[int, str]] = []
+    for body in _lines(blobs["key_entries.jsonl"]):
+        env = _envelope(body, "key_entries.jsonl")
+        seq = env["chain"]["seq"]
+        included(seq, body)
+        if env.get("kind") != "key_rotation" or env.get("ledger") != ledger_id:
+            raise fail("key_entries.jsonl holds an entry that is not a key rotation", seq)
+        checker._key_rotation(seq, env["payload"])
+        key_seqs.append((seq, str(checker.current_key)))
+    for cp in cps:
+        st = cp.statement
+        current = [fp for seq, fp in key_seqs if seq <= int(st["size"])]
+        if not current or current[-1] != st["key"]:
+            raise fail(f"checkpoint {st['number']} is signed by a key that was not the ledger's "
+                       "current key")
+        if not verify_signature(checker.keys[st["key"]], cp.body, cp.signature):
+            raise fail(f"checkpoint {st['number']}: the signature does not verify")
+    previous: tuple[int, bytes] | None = None
+    kinds: dict[str, int] = {}
+    for seq, body, env in entries:
+        digest = included(seq, body)
+        if env.get("ledger") != ledger_id:
+            raise fail(f"entry {seq} belongs to another ledger", seq)
+        if previous is not None:
+            if seq <= previous[0]:
+                raise fail(f"entry {seq} comes after entry {previous[0]}: reordered", seq)
+            if seq == previous[0] + 1 and env["chain"]["prev"] != previous[1].hex():
+                raise fail(f"entry {seq} does not link to entry {previous[0]}", seq)
+        kinds[env["kind"]] = kinds.get(env["kind"], 0) + 1
+        previous = (seq, digest)
+    report = Report(entries=len(entries), checkpoints=len(cps), keys=list(checker.keys),
+                    kinds=kinds, root=root.hex(),
+                    last_hash=previous[1].hex() if previous else "")
+    return report, checker.keys
+
+
+def _check_prior(data: bytes, ledger_id: str, keys: dict[str, bytes], size: int, root: bytes,
+                 proofs: dict[int, list[bytes]], tree: Tree | None) -> str:
+    try:
+        cp, public = parse_checkpoint_file(data)
+        st = cp.statement
+        old_size, old_root = int(st["size"]), bytes.fromhex(st["root"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerificationFailed(f"not a leadgate checkpoint file ({exc})",
+                                 where="--prior-checkpoint") from exc
+    if st.get("ledger") != ledger_id:
+        raise fail(f"the prior checkpoint is of ledger {st.get('ledger')}, not {ledger_id}")
+    if fingerprint(public) != st.get("key") or not verify_signature(public, cp.body,
+                                                                       cp.signature):
+        raise fail("the prior checkpoint's signature does not verify")
+    if st["key"] not in keys:
+        raise fail("the prior checkpoint is signed by a key this ledger never announced: its "
+                   "history was replaced")
+    if old_size > size:
+        raise fail(f"the bundle's ledger has {size} entries but prior checkpoint {st['number']} "
+                   f"covered {old_size}: the tail was truncated", size + 1)
+    if old_size == size:
+        path: list[bytes] = []
+    elif tree is not None:
+        path = tree.consistency_proof(old_size, size)
+    elif old_size in proofs:
+        path = proofs[old_size]
+    else:
+        raise fail(f"the bundle has no consistency proof from size {old_size}")
+    if not verify_consistency(old_size, size, old_root, root, path):
+        raise fail(f"the ledger does not extend prior checkpoint {st['number']} (size {old_size}):"
+                   " history up to it was rewritten")
+    return f"extends prior checkpoint {st['number']} (size {old_size}, consistency proof verified)"

@@ -1,0 +1,223 @@
+"""`leadgate audit explain`: everything the ledger knows about one lead, for a regulator.
+
+Every entry about the subject, in order, with its sequence number and hash; a decision is shown
+as the facts the routing core recorded (policy version and digest, screening, gates, the rule
+and its evaluated conditions, the teams considered with their licences, the team and rep chosen
+and why, outreach and cooling-off); write-backs and review actions follow. Personal fields are
+decrypted with the subject's key, or marked erased. The whole chain is verified, and each entry
+is located in the latest signed checkpoint with an inclusion proof.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from audit import crypto, schema
+from audit.db import connect, require_schema
+from audit.erasure import subject_key
+from audit.errors import LedgerError, VerificationFailed
+from audit.merkle import Tree, verify_inclusion
+from audit.verify import ChainVerifier, Report, _stream_entries
+
+
+@dataclass
+class ExplainedEntry:
+    seq: int
+    kind: str
+    time: str
+    entry_hash: str
+    payload: dict[str, Any]
+    personal: dict[str, Any] | str | None  # dict, "erased", "withheld", or None
+    included_in: str | None = None
+
+
+@dataclass
+class Explanation:
+    subject: str
+    entries: list[ExplainedEntry] = field(default_factory=list)
+    chain_ok: bool = False
+    chain_message: str = ""
+    erased_at: str | None = None
+
+
+def explain_subject(engine: Engine, subject: str) -> Explanation:
+    require_schema(engine)
+    out = Explanation(subject)
+    with connect(engine) as conn:
+        e = schema.entries
+        rows = conn.execute(sa.select(e.c.seq, e.c.kind, e.c.time, e.c.body, e.c.entry_hash)
+                            .where(e.c.subject == subject).order_by(e.c.seq)).all()
+        if not rows:
+            raise LedgerError(f"no ledger entries about {subject!r}",
+                              fix="give the subject as source:record_id (e.g. salesforce:00Q...)")
+        key, out.erased_at = subject_key(conn, subject)
+        head = conn.execute(sa.select(schema.head.c.ledger_id)).scalar_one()
+        for row in rows:
+            env = json.loads(bytes(row.body))
+            sealed = env.get("personal")
+            personal: dict[str, Any] | str | None = None
+            if isinstance(sealed, dict) and "ct" in sealed:
+                if key is None:
+                    personal = "erased"
+                else:
+                    try:
+                        personal = crypto.unseal(key, head, subject, sealed)
+                    except ValueError:
+                        personal = "undecryptable"
+            elif isinstance(sealed, dict):
+                personal = "withheld"
+            out.entries.append(ExplainedEntry(int(row.seq), str(row.kind), str(row.time),
+                                              bytes(row.entry_hash).hex(), env["payload"],
+                                              personal))
+        _verify_and_locate(conn, head, out)
+    return out
+
+
+def _verify_and_locate(conn: Any, ledger_id: str, out: Explanation) -> None:
+    from audit.signing import SignedCheckpoint
+
+    cps = [SignedCheckpoint(bytes(r.body), bytes(r.signature)) for r in conn.execute(
+        sa.select(schema.checkpoints.c.body, schema.checkpoints.c.signature)
+        .order_by(schema.checkpoints.c.number))]
+    verifier = ChainVerifier(ledger_id, cps, keep_leaves=True)
+    rows = _stream_entries(conn)
+    try:
+        verifier.feed(rows)
+        report: Report = verifier.finish()
+    except VerificationFailed as exc:
+        out.chain_ok = False
+        out.chain_message = f"THE LEDGER DOES NOT VERIFY: {exc}"
+        return
+    finally:
+        rows.close()
+    out.chain_ok = True
+    out.chain_message = report.summary()
+    if not cps or verifier.leaves is None:
+        return
+    last = cps[-1].statement
+    size, root = int(last["size"]), bytes.fromhex(last["root"])
+    tree = Tree(verifier.leaves[:size])
+    for entry in out.entries:
+        if entry.seq <= size:
+            proof = tree.inclusion_proof(entry.seq - 1, size)
+            ok = verify_inclusion(bytes.fromhex(entry.entry_hash), entry.seq - 1, size, proof, root)
+            entry.included_in = (f"included in signed checkpoint {last['number']} "
+                                 f"({last['time']}, {size} entries)" if ok
+                                 else "NOT included in the latest checkpoint")
+        else:
+            entry.included_in = "after the latest checkpoint (not yet signed)"
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def _decision_lines(p: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    pol = p.get("policy") or {}
+    lines.append(f"decision {p.get('decision_id')} at {p.get('decided_at')}: "
+                 f"{str(p.get('outcome', '?')).upper()}"
+                 + (f" (reason: {p['reason']})" if p.get("reason") else ""))
+    lines.append(f"policy {pol.get('id')} version {pol.get('version')}, digest {pol.get('digest')}")
+    lead = p.get("lead") or {}
+    if lead:
+        lines.append("lead facts: " + ", ".join(f"{k}={_fmt(v)}" for k, v in lead.items()))
+    for s in p.get("screening") or []:
+        lines.append(f"screening {s.get('check')} list {s.get('list')} ({s.get('list_digest')}): "
+                     f"hit={s.get('hit')} best score {s.get('best_score')}")
+    for g in p.get("gates") or []:
+        lines.append(f"gate {g.get('id')}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in g.items()
+                                                      if k != "id"))
+    for r in p.get("rules_tried") or []:
+        lines.append(f"rule tried {r.get('id')}: {r.get('result')}")
+    rule = p.get("rule") or {}
+    if rule:
+        lines.append(f"rule {rule.get('id')} matched; conditions evaluated:")
+        for c in rule.get("conditions") or []:
+            lines.append(f"  {c.get('path')} {c.get('op')} {_fmt(c.get('expected'))}: actual "
+                         f"{_fmt(c.get('actual'))} -> {c.get('result')}")
+    for t in p.get("teams_considered") or []:
+        lines.append(f"team considered {t.get('team')}: eligible={t.get('eligible')}, licence "
+                     f"{t.get('license')}: {t.get('why')}")
+    team, rep = p.get("team"), p.get("rep")
+    if team:
+        lines.append(f"team chosen {team.get('id')}: {team.get('why')}")
+    if rep:
+        lines.append(f"rep chosen {rep.get('id')} (CRM {rep.get('crm_id')}): {rep.get('why')}")
+    if p.get("queue"):
+        lines.append(f"sent to queue {p.get('queue')}")
+    lines.append(f"outreach: {_fmt(p.get('outreach'))}")
+    lines.append(f"cooling-off: {_fmt(p.get('cooling_off'))}")
+    return lines
+
+
+def entry_lines(entry: ExplainedEntry) -> list[str]:
+    if entry.kind == "decision":
+        lines = _decision_lines(entry.payload)
+    else:
+        lines = [f"{k}: {_fmt(v)}" for k, v in sorted(entry.payload.items())]
+    if isinstance(entry.personal, dict):
+        lines.append("personal data: " + ", ".join(f"{k}={_fmt(v)}"
+                                                   for k, v in sorted(entry.personal.items())))
+    elif entry.personal == "erased":
+        lines.append("personal data: [erased: the subject's key was destroyed]")
+    elif entry.personal:
+        lines.append(f"personal data: [{entry.personal}]")
+    return lines
+
+
+def render_text(ex: Explanation) -> str:
+    out = [f"Ledger entries about {ex.subject}: {len(ex.entries)}"
+           + (f" (personal data erased {ex.erased_at})" if ex.erased_at else ""),
+           f"Chain: {ex.chain_message}", ""]
+    for entry in ex.entries:
+        out.append(f"#{entry.seq} {entry.kind} at {entry.time}  hash {entry.entry_hash}")
+        if entry.included_in:
+            out.append(f"    {entry.included_in}")
+        out.extend("    " + line for line in entry_lines(entry))
+        out.append("")
+    return "\n".join(out)
+
+
+_CSS = """
+body{font:11pt/1.45 Georgia,serif;max-width:60em;margin:2em auto;color:#111}
+h1{font-size:16pt}h2{font-size:12pt;margin:1.2em 0 .3em;border-bottom:1px solid #999}
+code,.mono{font-family:Menlo,Consolas,monospace;font-size:9pt;word-break:break-all}
+.ok{color:#064}.bad{color:#a00;font-weight:bold}ul{margin:.2em 0 .6em 1.2em;padding:0}
+.entry{page-break-inside:avoid}@media print{body{margin:0}}
+"""
+
+
+def render_html(ex: Explanation) -> str:
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>leadgate ledger: {esc(ex.subject)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Audit ledger extract for {esc(ex.subject)}</h1>",
+        f"<p class='{'ok' if ex.chain_ok else 'bad'}'>{esc(ex.chain_message)}</p>",
+    ]
+    if ex.erased_at:
+        parts.append(f"<p>Personal data of this subject was erased on {esc(ex.erased_at)}.</p>")
+    for entry in ex.entries:
+        parts.append("<div class='entry'>")
+        parts.append(f"<h2>#{entry.seq} {esc(entry.kind)} &middot; {esc(entry.time)}</h2>")
+        parts.append(f"<p>entry hash <code>{esc(entry.entry_hash)}</code>"
+                     + (f"<br>{esc(entry.included_in)}" if entry.included_in else "") + "</p>")
+        parts.append("<ul>" + "".join(f"<li>{esc(line.strip())}</li>"
+                                       for line in entry_lines(entry)) + "</ul></div>")
+    parts.append("<p><small>Generated by leadgate audit explain. Verify independently with "
+                 "<code>leadgate audit verify</code> on an export bundle.</small></p>")
+    parts.append("</body></html>\n")
+    return "".join(parts)

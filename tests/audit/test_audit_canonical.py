@@ -1,0 +1,67 @@
+"""Canonical JSON: the fast encoder path must give exactly the bytes of the rfc8785 package."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audit.canonical import NotCanonical, canonical, normalise
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_fast_path_equals_rfc8785(value: Any) -> None:
+    try:
+        expected = rfc8785.dumps(normalise(value)[0])
+    except UnicodeEncodeError:  # lone surrogates are refused by both
+        with pytest.raises(NotCanonical):
+            canonical(value)
+        return
+    assert canonical(value) == expected
+
+
+def test_floats_and_decimals_become_strings() -> None:
+    assert canonical({"b": 0.41, "a": [5.0, Decimal("1.10")]}) == b'{"a":["5.0","1.10"],"b":"0.41"}'
+    assert canonical({"t": datetime(2026, 11, 24, 10, 15, 2, tzinfo=UTC)}) == \
+        b'{"t":"2026-11-24T10:15:02.000000Z"}'
+
+
+def test_keys_sort_by_utf16_code_units() -> None:
+    # U+FF61 sorts after U+1F600 by code point but before it in UTF-16 (surrogates D83D...).
+    value = {"\uff61": 1, "\U0001f600": 2}
+    assert canonical(value) == rfc8785.dumps(value)
+    assert canonical(value).index("\U0001f600".encode()) < canonical(value).index("\uff61".encode())
+
+
+def test_values_outside_json_are_refused() -> None:
+    with pytest.raises(NotCanonical, match="outside"):
+        canonical({"n": 2**60})
+    with pytest.raises(NotCanonical):
+        canonical({"x": object()})
+    with pytest.raises(NotCanonical):
+        canonical({"x": float("nan")})
+
+
+def test_entry_ids_are_ulids() -> None:
+    from ulid import ULID
+
+    from audit.ids import new_ulid
+
+    ids = [new_ulid() for _ in range(200)]
+    assert all(str(ULID.from_str(i)) == i and len(i) == 26 for i in ids)
+    assert len(set(ids)) == 200
+    assert abs(ULID.from_str(ids[0]).timestamp - datetime.now(UTC).timestamp()) < 5

@@ -1,0 +1,146 @@
+"""Personal data encryption, erasure (crypto-shredding), retention, and `audit explain`."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from audit.erasure import erase_subject, retention_report
+from audit.errors import LedgerError
+from audit.explain import explain_subject, render_html, render_text
+from audit.ledger import EntryIn, Ledger
+from audit.verify import verify_database
+
+SUBJECT = "salesforce:00Q5g00000ABCDE"
+DECISION: dict[str, Any] = {
+    "decision_id": "01JD8Z6Q3W4XKQ0S0M5VJ3B1AA", "decided_at": "2026-11-24T10:15:02Z",
+    "lead": {"source": "salesforce", "id": "00Q5g00000ABCDE", "jurisdiction": "GB",
+             "customer_type": "retail", "product": "easy_saver"},
+    "policy": {"id": "northwind-routing", "version": "2026.11.2", "digest": "sha256:" + "ab" * 32},
+    "outcome": "assigned", "reason": None,
+    "screening": [{"check": "sanctions", "list": "ofac_sdn", "list_digest": "sha256:" + "cd" * 32,
+                   "hit": False, "best_score": 0.41}],
+    "gates": [{"id": "complex-needs-appropriateness", "applied": False}],
+    "rule": {"id": "uk-retail", "conditions": [
+        {"path": "jurisdiction", "op": "within", "expected": ["GB"], "actual": "GB",
+         "result": True}]},
+    "rules_tried": [{"id": "difc-professional", "result": False}],
+    "teams_considered": [
+        {"team": "uk_retail", "eligible": True, "license": "FCA-FRN-123456-retail",
+         "why": "FCA licence covers GB / easy_saver / retail, valid until 2027-06-30"},
+        {"team": "uk_direct", "eligible": False, "license": None,
+         "why": "licence FCA-FRN-123456-direct expired 2026-10-31"}],
+    "team": {"id": "uk_retail", "why": "first eligible team of rule uk-retail"},
+    "rep": {"id": "alice", "crm_id": "005000000000001AAA",
+            "why": "round robin: next after bob; carol skipped (unavailable)"},
+    "outreach": {"allowed_channels": ["email", "phone"], "contact_window": None,
+                 "disclosures": [], "applied": ["uk-pension-cold-call-ban"]},
+    "cooling_off": None,
+}
+PERSONAL = {"name": "Ada Lovelace-Byron", "email": "ada.lovelace@example.org",
+            "phone": "+44 20 7946 0958"}
+
+
+def _seed(engine: Engine, tmp_path: Path) -> Ledger:
+    ledger = Ledger(engine, key_path=tmp_path / "signing.key")
+    ledger.append_batch([
+        EntryIn("decision", "hubspot:901", copy.deepcopy(DECISION), {"name": "Other Person"}),
+        EntryIn("decision", SUBJECT, copy.deepcopy(DECISION), PERSONAL),
+    ])
+    ledger.checkpoint()
+    ledger.append_batch([
+        EntryIn("writeback", SUBJECT, {"decision_id": DECISION["decision_id"], "status": "ok",
+                                       "owner": "005000000000001AAA", "crm": "salesforce"}),
+        EntryIn("review_action", SUBJECT, {"action": "confirmed", "by": "cco-jane"}),
+    ])
+    return ledger
+
+
+def _database_bytes(engine: Engine) -> bytes:
+    path = Path(str(engine.url.database))
+    return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def test_personal_data_is_encrypted_and_hashes_cover_ciphertext(engine: Engine,
+                                                                 tmp_path: Path) -> None:
+    _seed(engine, tmp_path)
+    with engine.connect() as conn:
+        bodies = b"".join(bytes(r[0]) for r in conn.execute(sa.text(
+            "SELECT body FROM ledger_entries")))
+    assert b"ada.lovelace" not in bodies and b'"ct":' in bodies
+    if engine.dialect.name == "sqlite":
+        assert b"ada.lovelace" not in _database_bytes(engine)
+    explained = explain_subject(engine, SUBJECT)
+    assert explained.entries[0].personal == PERSONAL
+
+
+def test_erasure_shreds_the_key_and_the_chain_still_verifies(engine: Engine,
+                                                             tmp_path: Path) -> None:
+    ledger = _seed(engine, tmp_path)
+    with engine.connect() as conn:
+        key = bytes(conn.execute(sa.text("SELECT key FROM ledger_subject_keys WHERE subject = :s"),
+                                 {"s": SUBJECT}).scalar_one())
+        before = [bytes(r[0]) for r in conn.execute(sa.text(
+            "SELECT body FROM ledger_entries ORDER BY seq"))]
+    appended = erase_subject(ledger, SUBJECT, "GDPR art. 17 request #4711", by="cco-jane")
+    assert appended.kind == "erasure"
+    report = verify_database(engine)
+    assert report.kinds["erasure"] == 1
+    with engine.connect() as conn:
+        after = [bytes(r[0]) for r in conn.execute(sa.text(
+            "SELECT body FROM ledger_entries ORDER BY seq"))]
+        assert conn.execute(sa.text("SELECT key FROM ledger_subject_keys WHERE subject = :s"),
+                            {"s": SUBJECT}).scalar_one() is None
+    assert after[:len(before)] == before  # nothing rewritten: the ciphertext stays, unreadable
+    if engine.dialect.name == "sqlite":
+        assert key not in _database_bytes(engine)  # overwritten, not merely unlinked
+    explained = explain_subject(engine, SUBJECT)
+    assert explained.chain_ok and explained.erased_at
+    assert [e.personal for e in explained.entries][:1] == ["erased"]
+    text = render_text(explained)
+    assert "[erased" in text and "Ada" not in text
+    assert "uk-retail" in text and "FCA-FRN-123456-retail" in text  # the facts remain
+    # Other subjects are untouched; new personal data for the erased subject is never stored.
+    assert explain_subject(engine, "hubspot:901").entries[0].personal == {"name": "Other Person"}
+    ledger.append_batch([EntryIn("writeback", SUBJECT, {"status": "ok"}, {"email": "x@y.z"})])
+    assert explain_subject(engine, SUBJECT).entries[-1].personal == "withheld"
+    with pytest.raises(LedgerError, match="already erased"):
+        erase_subject(ledger, SUBJECT, "again")
+
+
+def test_explain_shows_every_entry_with_sequence_hash_and_proof(sqlite_engine: Engine,
+                                                                tmp_path: Path, leadgate) -> None:  # type: ignore[no-untyped-def]
+    _seed(sqlite_engine, tmp_path)
+    explained = explain_subject(sqlite_engine, SUBJECT)
+    assert [e.kind for e in explained.entries] == ["decision", "writeback", "review_action"]
+    assert explained.chain_ok
+    assert "included in signed checkpoint 1" in str(explained.entries[0].included_in)
+    assert "not yet signed" in str(explained.entries[1].included_in)
+    page = render_html(explained)
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "http" not in page
+    assert "round robin: next after bob" in page and explained.entries[0].entry_hash in page
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    out = tmp_path / "explain.html"
+    proc = leadgate("audit", "explain", SUBJECT, "--html", str(out), "--database-url", url,
+                    cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "#2 decision" in proc.stdout and "rep chosen alice" in proc.stdout
+    assert "policy northwind-routing version 2026.11.2" in proc.stdout
+    assert out.read_text().count("<h2>") == 3
+    proc = leadgate("audit", "explain", "salesforce:nope", "--database-url", url,
+                    cwd=str(tmp_path))
+    assert proc.returncode == 2 and "no ledger entries" in proc.stderr
+
+
+def test_retention_reports_and_deletes_nothing(sqlite_engine: Engine, tmp_path: Path) -> None:
+    ledger = _seed(sqlite_engine, tmp_path)
+    later = retention_report(ledger, 7, now=datetime(2040, 1, 1, tzinfo=UTC))
+    assert later.past == later.total == 6 and "Nothing was deleted" in later.summary()
+    assert retention_report(ledger, 7).past == 0
+    assert verify_database(sqlite_engine).entries == 6

@@ -1,0 +1,140 @@
+"""Export bundles and their offline verification (no database)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from audit.bundle import verify_bundle
+from audit.errors import LedgerError, VerificationFailed
+from audit.export import export
+from audit.ledger import EntryIn, Ledger
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _ledger(engine: Engine, tmp_path: Path) -> tuple[Ledger, Clock]:
+    clock = Clock()
+    ledger = Ledger(engine, key_path=tmp_path / "signing.key", clock=clock)
+    for day in range(4):  # 20..23 November, 6 decisions and a write-back a day
+        ledger.append_batch([EntryIn("decision", f"salesforce:00Q{day}{n}", {"n": n, "day": day},
+                                     {"email": f"p{day}{n}@example.com"}) for n in range(6)])
+        ledger.append_batch([EntryIn("writeback", f"salesforce:00Q{day}0", {"status": "ok"})])
+        ledger.checkpoint()  # a sync run ends
+        clock.now += timedelta(days=1)
+    return ledger, clock
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_complete_export_verifies_offline(sqlite_engine: Engine, tmp_path: Path,
+                                          fmt: str) -> None:
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    out = tmp_path / "bundle"
+    result = export(ledger, out, fmt=fmt)
+    assert result.complete and result.first_seq == 1 and result.last_seq == result.tree_size
+    sqlite_engine.dispose()
+    shutil.move(str(Path(str(sqlite_engine.url.database))), str(tmp_path / "gone.db"))
+    report = verify_bundle(out)  # the database is not there any more
+    assert report.entries == result.tree_size and report.checkpoints == 5
+
+
+def test_partial_exports_carry_inclusion_proofs(sqlite_engine: Engine, tmp_path: Path,
+                                                leadgate) -> None:  # type: ignore[no-untyped-def]
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    by_day = export(ledger, tmp_path / "day", start="2026-11-21", end="2026-11-22")
+    assert not by_day.complete and by_day.entries == 16  # 2 days x (6 + write-back + checkpoint)
+    report = verify_bundle(tmp_path / "day")
+    assert report.entries == by_day.entries
+    lines = (tmp_path / "day" / "entries.jsonl").read_bytes().splitlines()
+    assert all(b'"time":"2026-11-2' in line for line in lines)
+    assert not any(b'"time":"2026-11-20' in line or b'"time":"2026-11-23' in line
+                   for line in lines)
+    one = export(ledger, tmp_path / "one", subject="salesforce:00Q10", fmt="csv")
+    assert one.entries == 2  # its decision and its write-back
+    proc = leadgate("audit", "verify", "--bundle", str(tmp_path / "one"), cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "ok: 2 entries" in proc.stdout
+
+
+def test_edited_bundle_file_names_the_entry(sqlite_engine: Engine, tmp_path: Path) -> None:
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    for name, start in (("full", None), ("part", "2026-11-21")):
+        out = tmp_path / name
+        export(ledger, out, start=start)
+        entries = out / "entries.jsonl"
+        lines = entries.read_bytes().splitlines(keepends=True)
+        seq = json.loads(lines[3])["chain"]["seq"]
+        lines[3] = lines[3].replace(b'"n":', b'"n":1', 1)
+        entries.write_bytes(b"".join(lines))
+        with pytest.raises(VerificationFailed) as info:
+            verify_bundle(out)
+        assert info.value.seq == seq, (name, str(info.value))
+
+
+def test_edited_manifest_or_proof_is_refused(sqlite_engine: Engine, tmp_path: Path) -> None:
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    out = tmp_path / "b"
+    export(ledger, out, subject="salesforce:00Q20")
+    manifest = out / "manifest.json"
+    original = manifest.read_bytes()
+    manifest.write_bytes(original.replace(b'"entries":2', b'"entries":3'))
+    with pytest.raises(VerificationFailed, match="manifest"):
+        verify_bundle(out)
+    manifest.write_bytes(original)
+    proofs = out / "inclusion_proofs.jsonl"
+    rows = [json.loads(line) for line in proofs.read_bytes().splitlines()]
+    rows[-1]["path"][0] = rows[-2]["path"][0] if rows[-2]["path"][0] != rows[-1]["path"][0] \
+        else "00" * 32
+    proofs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(VerificationFailed) as info:
+        verify_bundle(out)
+    assert info.value.seq == rows[-1]["seq"]
+
+
+def test_bundle_missing_a_file_is_one_line(sqlite_engine: Engine, tmp_path: Path,
+                                           leadgate) -> None:  # type: ignore[no-untyped-def]
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    out = tmp_path / "b"
+    export(ledger, out)
+    (out / "checkpoints.jsonl").unlink()
+    with pytest.raises(LedgerError, match="no checkpoints.jsonl"):
+        verify_bundle(out)
+    proc = leadgate("audit", "verify", "--bundle", str(out), cwd=str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "checkpoints.jsonl" in proc.stderr and "fix:" in proc.stderr
+
+
+def test_prior_checkpoint_against_a_later_bundle(sqlite_engine: Engine, tmp_path: Path) -> None:
+    ledger, clock = _ledger(sqlite_engine, tmp_path)
+    first = tmp_path / "march"
+    export(ledger, first, subject="salesforce:00Q00")
+    kept = (first / "checkpoint.json").read_bytes()
+    ledger.append_batch([EntryIn("review_action", "salesforce:00Q00", {"action": "ok"})])
+    later = tmp_path / "april"
+    export(ledger, later, subject="salesforce:00Q00")
+    assert "extends prior checkpoint" in str(verify_bundle(later, prior_checkpoint=kept).prior)
+    # A bundle from another ledger (same key, rewritten history) does not extend it.
+    other, _ = _ledger(_fresh_engine(tmp_path), tmp_path)
+    rewritten = tmp_path / "rewritten"
+    export(other, rewritten)
+    with pytest.raises(VerificationFailed, match="ledger"):
+        verify_bundle(rewritten, prior_checkpoint=kept)
+
+
+def _fresh_engine(tmp_path: Path) -> Engine:
+    from audit import db
+
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    db.upgrade(url)
+    return db.make_engine(url)
