@@ -102,6 +102,8 @@ def _prepare(folder: Path) -> None:
 
 def run_demo(folder: str | Path, *, leads: int = 300,
              echo: Callable[[str], None] = print) -> int:
+    import os
+
     from audit.db import make_engine
     from audit.ledger import Ledger
     from connectors import open_connector
@@ -109,6 +111,9 @@ def run_demo(folder: str | Path, *, leads: int = 300,
     from connectors.sandbox import Sandbox
     from sync.job import build_job
 
+    # The demo uses only its own folder: never a production database named in the environment.
+    for name in ("LEADGATE_DATABASE_URL", "LEADGATE_CONFIG", "LEADGATE_OUTBOX"):
+        os.environ.pop(name, None)
     started = time.monotonic()
     folder = Path(folder)
     _prepare(folder)
