@@ -70,7 +70,7 @@ def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
             migrate_serialised(engine)
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
-        raise LeadgateError(f"database error: {str(exc.orig or exc).splitlines()[0]}",
+        raise LeadgateError(f"database error: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}",
                             where=db.mask_url(url),
                             fix="check the database is reachable and `leadgate db upgrade` "
                                 "runs") from exc
@@ -146,12 +146,9 @@ def open_source(ctx: Context, name: str | None) -> tuple[str, Any, Any]:
     return source, source_cfg, open_connector(source_cfg, source=source)
 
 
-def screener_for(policy: Any, base: Path | None = None) -> Any:
-    """The list screener for the policy's `screening` section (None when there is none)."""
-    from routing_core.screening import NullScreener
+def screener_for(policy: Any) -> Any:
+    """The list screener for the policy's `screening` section (NullScreener when none; a
+    screener that refuses every lead `screening_unavailable` when a list cannot be read)."""
+    from sync.screening_lists import load_screener
 
-    if getattr(policy, "screening", None) is None:
-        return NullScreener()
-    from sync.screening import ListScreener
-
-    return ListScreener.from_policy(policy)
+    return load_screener(policy)

@@ -50,7 +50,7 @@ class DbRotationState:
             if self._lock:
                 query = query.with_for_update()
             row = self.conn.execute(query).first()
-            self._counts[k] = 0 if row is None else int(row.count)
+            self._counts[k] = 0 if row is None else int(row[0])
             if row is not None:
                 self._count_known.add(k)
         return self._counts[k]

@@ -49,12 +49,12 @@ def gather_from(engine: sa.Engine, sources: list[str]) -> dict[str, Any]:
                         sa.or_(sync_runs.c.source == source,
                                sync_runs.c.source.like(f"{source}#%")))
                         .order_by(sync_runs.c.started_at.desc()).limit(5))]
-            backlog = dict(conn.execute(
+            backlog: dict[str, int] = dict(conn.execute(
                 sa.select(sync_decisions.c.writeback_status, sa.func.count())
                 .where(sync_decisions.c.source == source,
                        sync_decisions.c.writeback_status.in_((PENDING, ERROR)))
                 .group_by(sync_decisions.c.writeback_status)).all())
-            review = dict(conn.execute(
+            review: dict[str, int] = dict(conn.execute(
                 sa.select(sync_review_queue.c.status, sa.func.count())
                 .where(sync_review_queue.c.source == source)
                 .group_by(sync_review_queue.c.status)).all())

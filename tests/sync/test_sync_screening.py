@@ -1,4 +1,4 @@
-"""The list screener on the example policy's lists: every sample lead gets its expected outcome,
+"""The sync job's screener (sync.screening_lists) on the example policy's lists: every sample lead gets its expected outcome,
 and an unreadable list refuses every lead (fail closed)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from routing_core.engine import decide, refuse_invalid
 from routing_core.lead import InvalidLead, parse_lead
 from routing_core.policy import load_policy
 from routing_core.rotation import InMemoryRotationState
-from sync.screening import ListScreener
+from sync.context import screener_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -20,7 +20,7 @@ AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 def _route(policy_dir: Path) -> dict[str, tuple[str, str | None]]:
     policy = load_policy(policy_dir)
-    screener = ListScreener.from_policy(policy)
+    screener = screener_for(policy)
     rotation = InMemoryRotationState()
     out = {}
     for line in (EXAMPLES / "leads" / "sample-leads.jsonl").read_text().splitlines():
