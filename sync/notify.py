@@ -28,12 +28,13 @@ def targets(policy: Any) -> list[dict[str, Any]]:
 
 
 def digest(source: str, run_id: str, refusals: list[dict[str, Any]],
-           failures: list[dict[str, Any]]) -> dict[str, Any]:
-    by_reason: dict[str, int] = {}
-    for item in refusals:
-        by_reason[item["reason"]] = by_reason.get(item["reason"], 0) + 1
+           failures: list[dict[str, Any]], *, refused_by_reason: dict[str, int],
+           write_failures: int) -> dict[str, Any]:
+    """Counts are complete; the id lists are the first 500 of each."""
     return {"kind": "leadgate.sync.digest", "source": source, "run_id": run_id,
-            "new_refusals": len(refusals), "refused_by_reason": by_reason,
+            "new_refusals": sum(refused_by_reason.values()),
+            "refused_by_reason": dict(sorted(refused_by_reason.items())),
+            "write_failures_total": write_failures,
             "refusals": refusals[:500], "write_failures": failures[:500],
             "next": "leadgate review list"}
 
@@ -42,8 +43,8 @@ def _text(body: dict[str, Any]) -> str:
     lines = [f"leadgate sync {body['source']} run {body['run_id']}",
              f"{body['new_refusals']} new refusals in the compliance review queue"]
     lines += [f"  {reason}: {n}" for reason, n in sorted(body["refused_by_reason"].items())]
-    if body["write_failures"]:
-        lines.append(f"{len(body['write_failures'])} write-backs failed (retried next run)")
+    if body["write_failures_total"]:
+        lines.append(f"{body['write_failures_total']} write-backs failed (retried next run)")
     lines += [f"  {r['record_id']} {r['reason']} decision {r['decision_id']}"
               for r in body["refusals"][:200]]
     lines.append("Work the queue with: leadgate review list")
@@ -76,7 +77,7 @@ def send(policy: Any, body: dict[str, Any], *,
 def _email(to: list[str], body: dict[str, Any], outbox: Path | None) -> str:
     msg = EmailMessage()
     msg["Subject"] = (f"leadgate: {body['new_refusals']} new refusals, "
-                      f"{len(body['write_failures'])} failed writes ({body['source']})")
+                      f"{body['write_failures_total']} failed writes ({body['source']})")
     msg["From"] = os.environ.get("LEADGATE_MAIL_FROM", "leadgate@localhost")
     msg["To"] = ", ".join(to)
     msg.set_content(_text(body))

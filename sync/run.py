@@ -40,6 +40,7 @@ from sync.summary import RunSummary
 from sync.writeahead import OPEN_STATUSES, Candidate, Decider, ToWrite, write_ahead
 
 RETRY_CHUNK = 500
+KEEP_IDS = 1000  # ids kept in memory for the digest/summary: memory must not grow with leads
 REEVALUATE_CHUNK = 200
 
 Progress = Callable[[RunSummary], None]
@@ -151,7 +152,8 @@ class SyncJob:
 
     # -- 1. the crash rule: decisions with no recorded write-back outcome -------------------
     def _finish_earlier(self) -> None:
-        while True:
+        last_id = 0
+        while True:  # in chunks, so that a large backlog does not sit in memory at once
             with self.engine.connect() as conn:
                 rows = conn.execute(
                     sa.select(sync_decisions.c.record_id, sync_decisions.c.decision_id,
@@ -160,14 +162,15 @@ class SyncJob:
                               sync_decisions.c.id)
                     .where(sync_decisions.c.source == self.source,
                            sync_decisions.c.writeback_status.in_((PENDING, ERROR)),
-                           sync_decisions.c.run_id != self.run_id)
-                    .order_by(sync_decisions.c.id)).all()
-            items = [ToWrite(r.record_id, r.decision_id, r.outcome, r.reason, r.team_id,
-                             loads(r.writeback), retry=True)
-                     for r in rows if in_shard(r.record_id, self.options.shard)]
-            for start in range(0, len(items), RETRY_CHUNK):
-                self._write_back(items[start:start + RETRY_CHUNK])
-            return
+                           sync_decisions.c.run_id != self.run_id,
+                           sync_decisions.c.id > last_id)
+                    .order_by(sync_decisions.c.id).limit(RETRY_CHUNK)).all()
+            if not rows:
+                return
+            last_id = rows[-1].id
+            self._write_back([ToWrite(r.record_id, r.decision_id, r.outcome, r.reason,
+                                      r.team_id, loads(r.writeback), retry=True)
+                              for r in rows if in_shard(r.record_id, self.options.shard)])
 
     # -- 2. transient refusals, re-evaluated until an officer acts -------------------------
     def _reevaluate(self) -> None:
@@ -224,7 +227,8 @@ class SyncJob:
             with self.engine.begin() as conn:
                 cursor.save(conn, self.name, self.source, page.cursor.dumps(), self.run_id)
             if getattr(self, "_lease", None) is not None and self._lease.lost:
-                raise LeaseLost(self.name)
+                raise LeaseLost(f"the lease of {self.name} expired and another run took it",
+                                fix="raise the lease ttl if runs stall this long")
 
     def _decide_and_write(self, cands: Sequence[Candidate]) -> None:
         if not cands:
@@ -243,10 +247,12 @@ class SyncJob:
                 self.summary.assigned_by_team[w.team_id or "?"] += 1
             else:
                 self.summary.refused_by_reason[w.reason or "?"] += 1
-                self._new_refusals.append({"record_id": w.record_id, "reason": w.reason,
-                                           "decision_id": w.decision_id})
+                if len(self._new_refusals) < KEEP_IDS:  # the digest lists the first ones
+                    self._new_refusals.append({"record_id": w.record_id, "reason": w.reason,
+                                               "decision_id": w.decision_id})
         if self.options.dry_run:
-            self.summary.would_write.extend(w.writeback for w in result.to_write)
+            room = max(0, 10 * KEEP_IDS - len(self.summary.would_write))
+            self.summary.would_write.extend(w.writeback for w in result.to_write[:room])
         else:
             self._write_back(result.to_write)
         if self.progress is not None:
@@ -269,26 +275,27 @@ class SyncJob:
         self.summary.write_errors += rec.errors
         self.summary.conflicts += rec.conflicts
         self.summary.retried += rec.retried
-        self.summary.failed.extend(rec.failed)
+        self.summary.failed.extend(rec.failed[:max(0, KEEP_IDS - len(self.summary.failed))])
 
     # -- 4. notify -------------------------------------------------------------------------
     def _notify(self) -> None:
         if not (self._new_refusals or self.summary.failed) or not notify.targets(self.policy):
             return
-        body = notify.digest(self.source, self.run_id, self._new_refusals, self.summary.failed)
+        body = notify.digest(self.source, self.run_id, self._new_refusals, self.summary.failed,
+                             refused_by_reason=dict(self.summary.refused_by_reason),
+                             write_failures=self.summary.write_errors)
         sent, problems = notify.send(self.policy, body, outbox=self.outbox)
         self.summary.notified, self.summary.notify_errors = sent, problems
         if sent and not problems:
-            ids = [r["decision_id"] for r in self._new_refusals]
             with self.engine.begin() as conn:
-                for start in range(0, len(ids), 500):
-                    conn.execute(sa.update(sync_review_queue)
-                                 .where(sync_review_queue.c.decision_id.in_(
-                                     ids[start:start + 500]))
-                                 .values(notified=True))
+                conn.execute(sa.update(sync_review_queue)
+                             .where(sync_review_queue.c.decision_id.in_(
+                                 sa.select(sync_decisions.c.decision_id)
+                                 .where(sync_decisions.c.run_id == self.run_id)))
+                             .values(notified=True))
 
 
-class LeaseLost(Exception):
+class LeaseLost(LeadgateError):
     """Another run took the lease over (ours expired): stop before doing more work."""
 
 
