@@ -23,7 +23,7 @@ from audit.db import connect, require_schema
 from audit.erasure import subject_key
 from audit.errors import LedgerError, VerificationFailed
 from audit.merkle import Tree, verify_inclusion
-from audit.verify import ChainVerifier, Report, _stream_entries
+from audit.verify import ChainVerifier, Report, stream_entries
 
 
 @dataclass
@@ -86,7 +86,7 @@ def _verify_and_locate(conn: Any, ledger_id: str, out: Explanation) -> None:
         sa.select(schema.checkpoints.c.body, schema.checkpoints.c.signature)
         .order_by(schema.checkpoints.c.number))]
     verifier = ChainVerifier(ledger_id, cps, keep_leaves=True)
-    rows = _stream_entries(conn)
+    rows = stream_entries(conn)
     try:
         verifier.feed(rows)
         report: Report = verifier.finish()

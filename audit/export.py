@@ -28,7 +28,7 @@ from audit.keys import load_signing_key, public_bytes
 from audit.ledger import Ledger
 from audit.merkle import Tree
 from audit.signing import SignedCheckpoint
-from audit.verify import ChainVerifier, _stream_entries
+from audit.verify import ChainVerifier, stream_entries
 
 FORMAT = "leadgate-export/v1"
 ENTRIES_JSONL = "entries.jsonl"
@@ -70,7 +70,7 @@ def export(ledger: Ledger, out: Path, *, start: str | None = None, end: str | No
         raise LedgerError("the export folder is not empty", where=str(out),
                           fix="name a new or empty folder")
     signed = ledger.checkpoint()
-    key = load_signing_key(ledger._key_file())
+    key = load_signing_key(ledger.key_file())
     final = signed.statement
     size = int(final["size"])
     with connect(ledger.engine) as conn:
@@ -83,7 +83,7 @@ def export(ledger: Ledger, out: Path, *, start: str | None = None, end: str | No
         verifier = ChainVerifier(ledger_id, cps, keep_leaves=True)
         selected: list[tuple[Any, ...]] = []
         key_entries: list[tuple[Any, ...]] = []
-        rows = _stream_entries(conn)
+        rows = stream_entries(conn)
         try:
             verifier.feed(_select(rows, size, lo, hi, subject, selected, key_entries))
         finally:

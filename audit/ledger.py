@@ -163,7 +163,7 @@ class Ledger:
 
     # -- checkpoints and keys ------------------------------------------------------------
 
-    def _key_file(self) -> Path:
+    def key_file(self) -> Path:
         return self.key_path if self.key_path is not None else signing_key_path()
 
     def current_key(self, conn: Connection) -> str | None:
@@ -189,7 +189,7 @@ class Ledger:
             with write_transaction(self.engine) as own:
                 return self.checkpoint(own)
         current = self.current_key(conn)
-        path = self._key_file()
+        path = self.key_file()
         if current is None:
             ensure_signing_key(path)
         key = load_signing_key(path)
@@ -232,11 +232,11 @@ class Ledger:
         new_public = public_bytes(new_key)
         with write_transaction(self.engine) as conn:
             current = self.current_key(conn)
-            old_key = load_signing_key(self._key_file())
+            old_key = load_signing_key(self.key_file())
             old_public = public_bytes(old_key)
             if current is None or fingerprint(old_public) != current:
                 raise LedgerError("the current key file does not hold the ledger's signing key",
-                                  where=str(self._key_file()),
+                                  where=str(self.key_file()),
                                   fix="pass the key file that signed the last checkpoint")
             if fingerprint(new_public) == current:
                 raise LedgerError("the new key is the current key", where=str(new_path),

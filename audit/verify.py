@@ -378,7 +378,7 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
             for chunk in chunks:
                 verifier.feed_checked(chunk.leaves, chunk.specials, chunk.kinds)
         else:
-            rows = _stream_entries(conn)
+            rows = stream_entries(conn)
             try:
                 verifier.feed(rows)
             finally:
@@ -405,7 +405,7 @@ def _linked(chunks: list[Any]) -> bool:
     return True
 
 
-def _stream_entries(conn: Any) -> Generator[Row, None, None]:
+def stream_entries(conn: Any) -> Generator[Row, None, None]:
     """Entries in sequence order, streamed in chunks through the driver's own cursor."""
     query = ("SELECT seq, entry_id, kind, subject, time, body, entry_hash "
              "FROM ledger_entries ORDER BY seq")

@@ -152,12 +152,44 @@ def bench(leads: int) -> dict[str, Any]:
     return out
 
 
+def sync_like(leads: int) -> dict[str, Any]:
+    """What a leadgate Salesforce sync of `leads` costs the sandbox: every intake page read,
+    every record written back in collections of 200 (no leadgate code: only the SDK)."""
+    with SandboxProcess(seed=1, leads=leads, install_leadgate_fields=True) as sp:
+        sf = sp.salesforce_client()
+        rep = _first_user(sf)
+        sp.reset_counts()
+        t0 = time.perf_counter()
+        res = sf.query(f"SELECT {SF_FIELDS} FROM Lead WHERE OwnerId = "  # noqa: S608
+                       f"'{sp.salesforce_intake_queue_id}' AND LeadGate_Status__c = null "
+                       "ORDER BY SystemModstamp, Id")
+        n = 0
+        while True:
+            ids = [r["Id"] for r in res["records"]]
+            n += len(ids)
+            for k in range(0, len(ids), 200):
+                sf.restful("composite/sobjects", method="PATCH", json={"records": [
+                    {"attributes": {"type": "Lead"}, "id": rid, "OwnerId": rep,
+                     "LeadGate_Status__c": "assigned"} for rid in ids[k:k + 200]]})
+            if res["done"]:
+                break
+            res = sf.query_more(res["nextRecordsUrl"], identifier_is_url=True)
+        wall = time.perf_counter() - t0
+        c = sp.counts()["salesforce"]
+    return {"sync_like_leads": leads, "sync_like_intake_records": n,
+            "sync_like_wall_s": round(wall, 1),
+            "sync_like_sandbox_s": round(c["server_us"] / 1e6, 1),
+            "sync_like_calls": c["calls"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--leads", type=int, default=20_000)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--sync-like", type=int, default=0, metavar="N",
+                    help="instead: the sandbox's cost of a Salesforce sync of N leads")
     args = ap.parse_args()
-    result = bench(args.leads)
+    result = sync_like(args.sync_like) if args.sync_like else bench(args.leads)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -103,11 +103,12 @@ def test_explain_reads_like_an_account(tmp_path: Path) -> None:
     assert "Rule uk-retail: HOLDS" in text
 
 
-def test_screening_declared_but_no_screener_refuses(tmp_path: Path) -> None:
+def test_unreadable_screening_list_refuses_every_lead(tmp_path: Path) -> None:
     lead = write(tmp_path, "lead.json", json.dumps(
         {"id": "E1", "jurisdiction": "GB", "customer_type": "retail", "product": "easy_saver"}))
     result = cli("route", "--policy", BASIC, "--lead", lead, "--at", AT, "--json")
     assert decisions(result)[0]["reason"] == "screening_unavailable"
+    assert "lists/sdn.csv" in result.stderr and "unusable" in result.stderr
     assert "--no-screening" in result.stderr
 
 
@@ -200,3 +201,19 @@ def test_real_process(leadgate, tmp_path: Path) -> None:  # type: ignore[no-unty
     bad = leadgate("policy", "validate", str(tmp_path / "missing.yaml"), cwd=str(tmp_path))
     assert bad.returncode == 2 and "no such file or folder" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.skipif(not EXAMPLE.exists(), reason="examples/policy not merged")
+def test_example_sample_leads_get_their_expected_outcomes() -> None:
+    leads = ROOT / "examples" / "leads" / "sample-leads.jsonl"
+    expected = json.loads((ROOT / "examples" / "leads" / "expected-outcomes.json").read_text())
+    result = cli("route", "--policy", str(EXAMPLE), "--lead", str(leads), "--at",
+                 "2026-11-25T10:00:00Z", "--json")
+    assert result.exit_code == 0, result.stderr
+    got = decisions(result)
+    assert len(got) == len(expected)
+    for decision, want in zip(got, expected, strict=True):
+        assert (decision["outcome"], decision["reason"]) == (want["outcome"], want["reason"]), (
+            want)
+        if want.get("team"):
+            assert decision["team"]["id"] == want["team"], want

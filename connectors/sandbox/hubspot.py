@@ -43,13 +43,18 @@ class _Reply(Exception):
 
 class RateLimits:
     """HubSpot's private-app limits: a 10-second burst window and a daily count per token,
-    and the search API's own per-second limit. Counted always (for the headers); enforced
-    only when asked, so that benchmarks measure leadgate, not the throttle."""
+    and the search API's own per-second limit. Enforced only when asked, so that benchmarks
+    measure leadgate, not the throttle. The headers always state the limits in force: a
+    Professional portal's (190 per 10 s, 1,000,000 a day, search 5/s) when enforced, and
+    generous ones otherwise (so that a client pacing itself by the headers is not slowed by
+    limits nobody applies)."""
 
-    def __init__(self, *, enforce: bool, burst: int = 190, daily: int = 1_000_000,
+    def __init__(self, *, enforce: bool, burst: int | None = None, daily: int | None = None,
                  search_per_second: int = 5) -> None:
         self.enforce = enforce
-        self.burst, self.daily, self.search_per_second = burst, daily, search_per_second
+        self.burst = burst or (190 if enforce else 100_000)
+        self.daily = daily or (1_000_000 if enforce else 100_000_000)
+        self.search_per_second = search_per_second
         self._lock = threading.Lock()
         self._window = (0, 0)  # (10-second window number, calls in it)
         self._second = (0, 0)

@@ -322,7 +322,10 @@ class SalesforceApp:
                 query = soql.parse(q or "", sources)
                 src = sources[query.sobject.lower()]
                 assert isinstance(src, LazyTable | RowTable)
-                keys = soql.run(query, src, src.candidates(query.modstamp_floor))
+                floor = None
+                if isinstance(src, LazyTable) and src.modstamp_field in query.floors:
+                    floor = (src.modstamp_field, query.floors[src.modstamp_field])
+                keys = soql.run(query, src, src.candidates(floor, query.ids))
         except soql.SoqlError as e:
             return sf_error(400, e.code, e.message)
         if query.count_only:
@@ -360,8 +363,11 @@ class SalesforceApp:
         end = min(start + batch, len(keys))
         page = keys[start:end]
         with self.store.lock:
-            types = {f: src.fields[f.lower()].type for f in fields}
-            records = [self._render(src, sobject, ver, k, fields, types) for k in page]
+            if isinstance(src, LazyTable):
+                records = _render_lazy(src, sobject, ver, page, fields)
+            else:
+                types = {f: src.fields[f.lower()].type for f in fields}
+                records = [self._render(src, sobject, ver, k, fields, types) for k in page]
         body: dict[str, Any] = {"totalSize": len(keys), "done": end >= len(keys)}
         if end < len(keys):
             body["nextRecordsUrl"] = f"/services/data/v{ver}/query/{locator}-{end}"
@@ -537,8 +543,8 @@ class SalesforceApp:
                         [])]})
                 else:
                     assert i is not None
-                    self._apply(i, fields, origin)
-                    results.append({"id": leads.id_of(i), "success": True, "errors": []})
+                    results.append({"id": self._apply(i, fields, origin), "success": True,
+                                    "errors": []})
         n_err = sum(1 for r in results if not r["success"])
         self.accounting.add(name, "records_written", len(results) - n_err)
         if n_err:
@@ -620,10 +626,12 @@ class SalesforceApp:
                                        ["OwnerId"]))
         return errors
 
-    def _apply(self, i: int, fields: dict[str, Any], origin: str) -> None:
+    def _apply(self, i: int, fields: dict[str, Any], origin: str) -> str:
         t = self.store.stamp(seconds=True)
         self.store.leads.set(i, {**fields, "SystemModstamp": t, "LastModifiedDate": t})
-        self.store.record_change("salesforce", self.store.leads.id_of(i), origin, list(fields))
+        rid = self.store.leads.id_of(i)
+        self.store.record_change("salesforce", rid, origin, list(fields))
+        return rid
 
     def tooling_create(self, req: Request, name: str) -> Response:
         body = _json_body(req)
@@ -656,6 +664,35 @@ class SalesforceApp:
             fid = self.store.install_salesforce_field(field)
         return Response.json(201, {"id": fid, "success": True, "errors": [], "warnings": [],
                                    "infos": []})
+
+
+def _render_lazy(t: LazyTable, sobject: str, ver: str, page: Any, fields: list[str]
+                 ) -> list[dict[str, Any]]:
+    """A query page of a generated table: per-field readers decided once per page, the cold
+    (generated) part of each record built once, datetimes formatted on the way."""
+    url = f"/services/data/v{ver}/sobjects/{sobject}/"
+    plan: list[tuple[str, int, Any, bool]] = []  # (field, source, column, is datetime)
+    for f in fields:
+        is_dt = t.fields[f.lower()].type == "datetime"
+        if f in t.cols:
+            plan.append((f, 0, t.cols[f], is_dt))
+        elif f == t.id_field:
+            plan.append((f, 1, None, False))
+        else:
+            plan.append((f, 2, None, is_dt))
+    need_cold = any(src == 2 for _, src, _, _ in plan)
+    out = []
+    for i in page:
+        rid = t.id_of(i)
+        cold = t.cold(i) if need_cold else None
+        rec: dict[str, Any] = {"attributes": {"type": sobject, "url": url + rid}}
+        for f, src, col, is_dt in plan:
+            v: Any = col[i] if src == 0 else rid if src == 1 else cold.get(f)  # type: ignore[union-attr]
+            if is_dt and v is not None:
+                v = ms_to_sf(v)
+            rec[f] = v
+        out.append(rec)
+    return out
 
 
 class _Reply(Exception):

@@ -17,7 +17,7 @@ from routing_core.errors import LeadgateError
 from .accounting import Accounting
 from .faults import Faults
 from .hubspot import HubSpotApp, RateLimits
-from .reps import Rep, coerce, default_reps
+from .reps import Rep, coerce, default_reps, default_review_owner
 from .salesforce import SalesforceApp
 from .server import HttpServer, Request, Response
 from .store import DEFAULT_ANCHOR_MS, Store
@@ -141,7 +141,8 @@ class Sandbox(SandboxClients):
                  reps: Iterable[Any] | None = None, install_leadgate_fields: bool = False,
                  api_limit: int = 100_000, enforce_rate_limits: bool = False,
                  salesforce_port: int = 0, hubspot_port: int = 0, hubspot_tls: bool = False,
-                 anchor: datetime | None = None) -> None:
+                 anchor: datetime | None = None,
+                 hubspot_review_owner_id: str | None = None) -> None:
         if leads < 0 or (contacts is not None and contacts < 0):
             raise LeadgateError("the number of leads cannot be negative", where="--leads",
                                 fix="pass 0 or more")
@@ -155,7 +156,8 @@ class Sandbox(SandboxClients):
             contacts, anchor_ms = int(saved["contacts"]), int(saved["anchor_ms"])
             self.seed = seed
         self.store = Store(seed=seed, leads=leads, contacts=contacts, reps=self.reps,
-                           anchor_ms=anchor_ms)
+                           anchor_ms=anchor_ms, review_owner_id=hubspot_review_owner_id
+                           or (default_review_owner() if reps is None else None))
         if saved:
             self.store.load(saved)
         if install_leadgate_fields:

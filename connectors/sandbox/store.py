@@ -35,7 +35,7 @@ from .wire import now_ms, sf_id, sf_id_number
 SPAN_MS = 90 * 86_400_000  # generated records were created over the 90 days before `anchor`
 HS_ID_BASE = 100_001
 DEFAULT_ANCHOR_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: reproducible timestamps
-REVIEW_OWNER_ID = "79999"
+REVIEW_OWNER_ID = "90001"  # as in examples/policy and connectors.config's default
 _HS_TYPE = {"string": "string", "number": "double", "datetime": "datetime", "date": "date",
             "enumeration": "picklist", "bool": "boolean"}
 
@@ -47,7 +47,8 @@ def hs_field(p: HsProperty) -> SfField:
 
 class Store:
     def __init__(self, *, seed: int, leads: int, contacts: int | None, reps: Sequence[Rep],
-                 anchor_ms: int = DEFAULT_ANCHOR_MS) -> None:
+                 anchor_ms: int = DEFAULT_ANCHOR_MS, review_owner_id: str | None = None) -> None:
+        self.review_owner_param = review_owner_id
         self.lock = threading.RLock()
         self.seed = seed
         self.n_leads = leads
@@ -202,9 +203,12 @@ class Store:
         self.owners: list[dict[str, Any]] = []
         for k, rep in enumerate(self.reps):
             self._add_owner(rep.hubspot_id, rep.name, rep.email, 9_000_001 + k)
-        self._add_owner(REVIEW_OWNER_ID, "Compliance Review", "compliance.review@northwind.example",
-                        9_000_999)
-        self.review_owner_id = REVIEW_OWNER_ID
+        self.review_owner_id = self.review_owner_param or REVIEW_OWNER_ID
+        self._add_owner(self.review_owner_id, "Compliance Review",
+                        "compliance.review@northwind.example", 9_000_999)
+        for owner, rep in zip(self.owners, self.reps, strict=False):
+            owner["teams"] = [{"id": tid, "name": tname, "primary": n == 0}
+                              for n, (tid, tname) in enumerate(rep.hubspot_teams)]
         stages = ("subscriber", "marketingqualifiedlead", "customer", "opportunity")
 
         def created(i: int) -> int:

@@ -101,9 +101,15 @@ class LazyTable(Source):
                 out[f] = cold.get(f)
         return out
 
-    def candidates(self, floor: tuple[str, int] | None = None) -> Iterator[int]:
-        """Every index, or, given a lower bound on the modstamp-like field, those that can
-        still match: generated records are in modstamp order, written ones are tracked."""
+    def candidates(self, floor: tuple[str, int] | None = None,
+                   ids: Iterable[str] | None = None) -> Iterator[int]:
+        """The indices that can match: those of `ids` if given; else, given a lower bound on
+        the modstamp-like field, those at or after it (generated records are in modstamp
+        order, written ones are tracked); else all."""
+        if ids is not None:
+            found = {self.index_of(x) for x in ids}
+            yield from sorted(i for i in found if i is not None)
+            return
         if floor is None or floor[0] not in (self.modstamp_field,) or not self.n_base:
             yield from range(self.n)
             return
@@ -171,5 +177,6 @@ class RowTable(Source):
         row = self.rows[k]
         return {f: row.get(f) for f in fields}
 
-    def candidates(self, floor: tuple[str, int] | None = None) -> Iterator[int]:
+    def candidates(self, floor: tuple[str, int] | None = None,
+                   ids: Iterable[str] | None = None) -> Iterator[int]:
         return iter(range(len(self.rows)))

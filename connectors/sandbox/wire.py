@@ -86,9 +86,17 @@ def _stamp(ms: int) -> str:
     return f"{date}T{h:02d}:{m:02d}:{s:02d}.{milli:03d}"
 
 
+_SF_SEEN: dict[int, str] = {}  # records carry the same stamp in 3 fields: format it once
+
+
 def ms_to_sf(ms: int) -> str:
     """Salesforce dateTime on the wire: 2026-01-01T10:00:00.000+0000."""
-    return _stamp(ms) + "+0000"
+    text = _SF_SEEN.get(ms)
+    if text is None:
+        if len(_SF_SEEN) > 50_000:
+            _SF_SEEN.clear()
+        text = _SF_SEEN[ms] = _stamp(ms) + "+0000"
+    return text
 
 
 def ms_to_iso(ms: int) -> str:

@@ -24,6 +24,7 @@ from routing_core.policy import Policy, PolicyError, load_policy
 from routing_core.policy_tests import run_tests
 from routing_core.rotation import InMemoryRotationState
 from routing_core.screening import NullScreener, Screener
+from sync.screening_lists import UnavailableScreener, load_screener
 
 
 @dataclass
@@ -159,7 +160,7 @@ def _summary(decision: Decision, label: str) -> str:
 @click.option("--explain", "as_explain", is_flag=True,
               help="Print a readable account of each decision.")
 @click.option("--no-screening", is_flag=True,
-              help="Rehearse without screening lists (decisions record that none were checked).")
+              help="Rehearse without the policy's screening lists (decisions note it).")
 def route(policy_path: str, lead_path: str, at_text: str | None, as_json: bool,
           as_explain: bool, no_screening: bool) -> None:
     """Route leads through a policy and print the decisions.
@@ -172,13 +173,13 @@ def route(policy_path: str, lead_path: str, at_text: str | None, as_json: bool,
     at = _at(at_text)
     policy = _load(policy_path)
     rows = read_leads(lead_path)
-    screener: Screener | None = None
-    if no_screening or policy.screening is None:
-        screener = NullScreener()
-    else:
-        click.echo("warning: the policy declares screening lists and `leadgate route` has no "
-                   "list screener, so every lead is refused screening_unavailable; use "
-                   "--no-screening to rehearse the rules", err=True)
+    screener: Screener | None = NullScreener()
+    if policy.screening is not None and not no_screening:
+        screener = load_screener(policy)
+        if isinstance(screener, UnavailableScreener):
+            click.echo(f"warning: {screener.reason}; every lead is refused "
+                       "screening_unavailable (use --no-screening to rehearse the rules "
+                       "without lists)", err=True)
     rotation = InMemoryRotationState()
     counts = {"assigned": 0, "refused": 0}
     for index, row in enumerate(rows):

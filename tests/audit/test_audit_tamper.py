@@ -251,3 +251,16 @@ def test_parallel_verification_agrees_with_sequential(sqlite_engine: Engine, tmp
 def _ledger_id(engine: Engine) -> str:
     with engine.connect() as conn:
         return str(conn.execute(sa.text("SELECT ledger_id FROM ledger_head")).scalar_one())
+
+
+def test_an_unendorsed_signing_key_is_refused(built: tuple[Ledger, Path], tmp_path: Path) -> None:
+    """Someone without the key empties the key table and signs with a key of their own."""
+    ledger = built[0]
+    engine = ledger.engine
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM ledger_signing_keys"))
+    intruder = Ledger(engine, key_path=tmp_path / "intruder.key")
+    intruder.append_batch([EntryIn("decision", "salesforce:x", {"outcome": "assigned"})])
+    intruder.checkpoint()
+    err = failure(engine)
+    assert err.seq == 30 and "not endorsed" in str(err)

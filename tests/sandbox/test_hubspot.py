@@ -141,7 +141,9 @@ def test_batch_update_statuses_and_validation(sb: Sandbox, hs: Any) -> None:
                        for i in range(101)]})
     assert e.value.status == 400
     headers = {k.lower(): v for k, v in e.value.headers.items()}
-    assert headers["x-hubspot-ratelimit-max"] == "190"
+    for name in ("daily", "daily-remaining", "interval-milliseconds", "max", "remaining",
+                 "secondly", "secondly-remaining"):
+        assert headers[f"x-hubspot-ratelimit-{name}"].isdigit(), name
 
 
 def test_owners_paging(sb: Sandbox, hs: Any) -> None:
@@ -152,6 +154,10 @@ def test_owners_paging(sb: Sandbox, hs: Any) -> None:
     assert {r.hubspot_id for r in sb.reps} | {sb.hubspot_review_owner_id} == ids
     one = hs.crm.owners.owners_api.get_page(email=sb.reps[0].email)
     assert [o.id for o in one.results] == [sb.reps[0].hubspot_id]
+    # the demo's owners are the example policy's reps, in their policy teams
+    assert sb.hubspot_review_owner_id == "90001"
+    first = next(o for o in every if o.id == sb.reps[0].hubspot_id)
+    assert first.teams and first.teams[0].id == sb.reps[0].hubspot_teams[0][0]
 
 
 def test_properties_and_groups_read_create() -> None:
@@ -198,6 +204,10 @@ def test_401_body(sb: Sandbox) -> None:
 def test_rate_limits_when_enforced() -> None:
     with Sandbox(seed=5, leads=3, enforce_rate_limits=True) as box:
         hs = box.hubspot_client()
+        _, _, headers = hs.crm.owners.owners_api.get_page_with_http_info()
+        assert headers["X-HubSpot-RateLimit-Max"] == "190"  # a Professional portal's limits
+        assert headers["X-HubSpot-RateLimit-Daily"] == "1000000"
+        assert headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
         box.rate_limits.search_per_second = 2
         box.rate_limits.burst = 3
         import json

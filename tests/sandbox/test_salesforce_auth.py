@@ -123,3 +123,18 @@ def test_request_limit_exceeded_is_403() -> None:
 def test_versions_resource(sb: Sandbox) -> None:
     r = requests.get(f"{sb.salesforce_instance_url}/services/data/", verify=str(sb.ca_file))
     assert {"label", "url", "version"} <= set(r.json()[0])
+
+
+def test_unknown_resources_and_grants(sb: Sandbox) -> None:
+    s = sb.requests_session()
+    auth = {"Authorization": f"Bearer {sb.salesforce_session_id}"}
+    r = s.get(f"{sb.salesforce_instance_url}/services/data/v59.0/sobjects/Lead/00Q5g0000099999AAA",
+              headers=auth)
+    assert r.status_code == 404 and r.json() == [
+        {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
+    r = s.post(sb.salesforce_credentials["token_url"], data={"grant_type": "authorization_code"})
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+    r = requests.get(f"{sb.hubspot_base_url}/crm/v3/objects/deals/1",
+                     headers={"Authorization": f"Bearer {sb.hubspot_token}"})
+    assert r.status_code == 404 and r.json()["status"] == "error"
+    assert sb.counts()["hubspot.not_found"]["status.404"] == 1
