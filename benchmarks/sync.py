@@ -10,7 +10,8 @@ Side by side, on the same seeded Salesforce org (the sandbox in its own process)
   postgres  `leadgate sync run` with PostgreSQL (LEADGATE_BENCH_DATABASE_URL or
             LEADGATE_TEST_DATABASE_URL: a fresh database is created and dropped).
 Each runs in its own process; leads/s = intake leads routed and written / wall time of that
-process (start-up included). Peak memory is the sync process's max RSS (wait4), at each size
+process (start-up included); leads per CPU-second = the same over that process's own CPU time
+(user + system), the fair figure on a shared machine. Peak memory is the sync process's max RSS (wait4), at each size
 given to --memory (the sandbox generates the leads lazily, in its own process).
 Target: leadgate >= 50% of the bare floor; peak memory growth <= 1.2x from 100k to 500k.
 """
@@ -89,13 +90,22 @@ def bare_worker(args: argparse.Namespace) -> None:
         if len(batch) == 200:
             flush()
     flush()
-    print(json.dumps({"written": done, "maxrss_kib": _maxrss()}))
+    print(json.dumps({"written": done, "maxrss_kib": _maxrss(), "cpu_s": _cpu()}))
 
 
 def _maxrss() -> int:
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process: a fair figure when the machine is shared (wall time then
+    measures the other tenants as much as the code)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return round(r.ru_utime + r.ru_stime, 2)
 
 
 def leadgate_worker(args: argparse.Namespace) -> None:
@@ -114,7 +124,7 @@ def leadgate_worker(args: argparse.Namespace) -> None:
     print(json.dumps({"written": data["written"], "decided": data["decided"],
                       "assigned": data["assigned"], "refused": data["refused"],
                       "write_errors": data["write_errors"], "api_calls": data["api_calls"],
-                      "maxrss_kib": _maxrss()}))
+                      "maxrss_kib": _maxrss(), "cpu_s": _cpu()}))
 
 
 def _pg_database() -> tuple[str, Any] | None:
@@ -179,7 +189,8 @@ def one(mode: str, leads: int, work: Path) -> dict[str, Any]:
     result = json.loads(out.strip().splitlines()[-1])
     result.update(mode=mode, leads=leads, seconds=round(seconds, 2),
                   leads_per_s=round(result["written"] / seconds, 1),
-                  peak_rss_mib=round(result["maxrss_kib"] / 1024, 1))
+                  peak_rss_mib=round(result["maxrss_kib"] / 1024, 1),
+                  leads_per_cpu_s=round(result["written"] / max(result["cpu_s"], 0.01), 1))
     return result
 
 
@@ -215,6 +226,8 @@ def main() -> None:
         for r in results["throughput"]:
             if "leads_per_s" in r:
                 r["share_of_floor"] = round(r["leads_per_s"] / floor["leads_per_s"], 3)
+                r["cpu_share_of_floor"] = round(r["leads_per_cpu_s"]
+                                                / floor["leads_per_cpu_s"], 3)
     if len(results["memory"]) >= 2:
         results["memory_growth"] = round(results["memory"][-1]["peak_rss_mib"]
                                          / results["memory"][0]["peak_rss_mib"], 3)
