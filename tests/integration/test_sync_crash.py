@@ -10,8 +10,9 @@ CRM stamp backed by a ledger decision, the ledger verifies.
 
 Sizing (CI budget ~8 minutes for both databases on 2 shared cores): each database gets
 LEADGATE_CRASH_POINTS pairs (default 15, from a different random plan per database, so 30
-different kill points in all). `LEADGATE_CRASH_POINTS=30` runs 30 per database: measured
-444 s (SQLite) + 789 s (PostgreSQL) on the shared 2-core machine under load (both passed). The first pair of each CRM works through the whole
+different kill points in all). Measured on the shared 2-core machine under load (load average 4-6):
+default 327 s (SQLite) + 227 s (PostgreSQL); `LEADGATE_CRASH_POINTS=30` (30 per database)
+444 s + 789 s. All passed. The first pair of each CRM works through the whole
 backlog of LEADGATE_CRASH_LEADS seeded leads (default 5,000: ~4,250 Salesforce intake leads and
 the HubSpot intake contacts), killed part-way; every later pair first sends
 LEADGATE_CRASH_SLICE routed leads (default 150) back to intake (new episodes), so each pair costs
