@@ -11,7 +11,7 @@ with and without the owner re-read that conflict detection costs (one read per w
 The sandbox generates more leads than N; the figures use n, the intake leads actually pulled.
 
     python benchmarks/connectors.py                 # N = 10,000 and 100,000, both CRMs
-    python benchmarks/connectors.py --n 10000 --crm salesforce
+    python benchmarks/connectors.py --n 10000 --crm salesforce --conflict-check on
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--crm", choices=["salesforce", "hubspot", "both"], default="both")
+    parser.add_argument("--conflict-check", choices=["on", "off", "both"], default="both")
     args = parser.parse_args()
     crms = ["salesforce", "hubspot"] if args.crm == "both" else [args.crm]
     print("| CRM | N | conflict check | API calls | minimum | over minimum | naive (1 call/record)"
@@ -103,7 +104,8 @@ def main() -> None:
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in args.n:
         for crm in crms:
-            for check in (False, True):
+            for check in {"off": [False], "on": [True], "both": [False, True]}[
+                    args.conflict_check]:
                 r = run(crm, n, check)
                 print(f"| {r['crm']} | {r['n']:,} | {'on' if check else 'off'} | "
                       f"{r['calls']:,} | {r['minimum']:,} | +{r['overhead']:,} | "

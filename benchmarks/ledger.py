@@ -18,6 +18,7 @@ import argparse
 import copy
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -88,7 +89,7 @@ def raw_rows(batch: list[EntryIn], seq: int) -> list[tuple[Any, ...]]:
     return rows
 
 
-def append_vs_raw(url: str, total: int, batch: int, key: Path) -> tuple[float, float]:
+def append_vs_raw(url: str, total: int, batch: int, key: Path) -> dict[str, float]:
     db.upgrade(url)
     engine = db.make_engine(url)
     blob = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
@@ -98,24 +99,29 @@ def append_vs_raw(url: str, total: int, batch: int, key: Path) -> tuple[float, f
     raw_insert = (f"INSERT INTO bench_raw ({', '.join(ENTRY_COLUMNS)}) "  # noqa: S608
                   f"VALUES ({', '.join([marker] * len(ENTRY_COLUMNS))})")
     ledger = Ledger(engine, key_path=key)
-    raw_time = ledger_time = 0.0
+    wall = {"raw": 0.0, "ledger": 0.0}
+    cpu = {"raw": 0.0, "ledger": 0.0}
     for start in range(0, total, batch):
         work = entries(start, batch)
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         with engine.begin() as conn:
             conn.exec_driver_sql(raw_insert, raw_rows(work, start))  # same driver path
-        t1 = time.perf_counter()
+        w1, c1 = time.perf_counter(), time.process_time()
         ledger.append_batch(work)
-        t2 = time.perf_counter()
-        raw_time += t1 - t0
-        ledger_time += t2 - t1
+        w2, c2 = time.perf_counter(), time.process_time()
+        wall["raw"] += w1 - w0
+        wall["ledger"] += w2 - w1
+        cpu["raw"] += c1 - c0
+        cpu["ledger"] += c2 - c1
     ledger.checkpoint()
     assert verify_database(engine).entries == total + 2
     engine.dispose()
-    return total / raw_time, total / ledger_time
+    return {"raw": total / wall["raw"], "ledger": total / wall["ledger"],
+            "raw_cpu": total / cpu["raw"], "ledger_cpu": total / cpu["ledger"]}
 
 
-def verify_rate(path: Path, total: int, key: Path) -> tuple[float, float]:
+def build_ledger(path: Path, total: int, key: Path) -> float:
+    """A ledger of `total` decision entries (checkpoint every 100,000); entries/s to build."""
     url = f"sqlite:///{path}"
     db.upgrade(url)
     engine = db.make_engine(url)
@@ -127,14 +133,21 @@ def verify_rate(path: Path, total: int, key: Path) -> tuple[float, float]:
         if start % 100_000 == 0:
             ledger.checkpoint()  # a sync run ends now and then
     ledger.checkpoint()
-    build = time.perf_counter() - t0
     engine.dispose()
-    engine = db.make_engine(url)  # a fresh process-like start: nothing cached in Python
-    t0 = time.perf_counter()
-    report = verify_database(engine)
-    elapsed = time.perf_counter() - t0
+    return total / (time.perf_counter() - t0)
+
+
+def verify_rate(path: Path, *, parallel: bool) -> tuple[int, float, float]:
+    """(entries, entries per wall second, entries per CPU second of all processes)."""
+    engine = db.make_engine(f"sqlite:///{path}")  # a fresh engine: nothing cached
+    w0, c0 = time.perf_counter(), time.process_time()
+    k0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = verify_database(engine, parallel=parallel)
+    k1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter() - w0
+    cpu = time.process_time() - c0 + (k1.ru_utime + k1.ru_stime - k0.ru_utime - k0.ru_stime)
     engine.dispose()
-    return report.entries / elapsed, report.entries / build
+    return report.entries, report.entries / wall, report.entries / cpu
 
 
 def pg_database() -> tuple[str, Any] | None:
@@ -160,32 +173,42 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--verify-entries", type=int, default=1_000_000)
-    parser.add_argument("--skip-verify", action="store_true")
+    parser.add_argument("--verify-db", default=None,
+                        help="Reuse (or create) the verification ledger at this path.")
     args = parser.parse_args()
     size = len(json.dumps(DECISION))
     print(f"decision payload {size} bytes of JSON, plus encrypted name/email/phone")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         results = []
-        raw, led = append_vs_raw(f"sqlite:///{folder / 'append.db'}", args.entries, args.batch,
-                                 folder / "k1.key")
-        results.append(("SQLite", raw, led))
-        pg = pg_database()
-        if pg is not None:
-            url, drop = pg
-            try:
-                raw, led = append_vs_raw(url, args.entries, args.batch, folder / "k2.key")
-                results.append(("PostgreSQL", raw, led))
-            finally:
-                drop()
-        print(f"\nappend, {args.entries:,} entries in batches of {args.batch}:")
-        print(f"{'database':<12}{'raw rows/s':>12}{'ledger entries/s':>18}{'ratio':>8}")
-        for name, raw, led in results:
-            print(f"{name:<12}{raw:>12,.0f}{led:>18,.0f}{led / raw:>8.0%}")
-        if not args.skip_verify:
-            rate, build = verify_rate(folder / "verify.db", args.verify_entries, folder / "k3.key")
-            print(f"\nverify, SQLite, {args.verify_entries:,} entries (+ checkpoints): "
-                  f"{rate:,.0f} entries/s (built at {build:,.0f} entries/s)")
+        if args.entries:
+            results.append(("SQLite", append_vs_raw(f"sqlite:///{folder / 'append.db'}",
+                                                    args.entries, args.batch, folder / "k1.key")))
+            pg = pg_database()
+            if pg is not None:
+                url, drop = pg
+                try:
+                    results.append(("PostgreSQL", append_vs_raw(url, args.entries, args.batch,
+                                                                folder / "k2.key")))
+                finally:
+                    drop()
+            print(f"\nappend, {args.entries:,} entries in batches of {args.batch} "
+                  "(wall clock; CPU-time rates of this process in brackets):")
+            print(f"{'database':<12}{'raw rows/s':>20}{'ledger entries/s':>22}{'ratio':>14}")
+            for name, r in results:
+                print(f"{name:<12}{r['raw']:>10,.0f} [{r['raw_cpu']:>7,.0f}]"
+                      f"{r['ledger']:>12,.0f} [{r['ledger_cpu']:>7,.0f}]"
+                      f"{r['ledger'] / r['raw']:>6.0%} [{r['ledger_cpu'] / r['raw_cpu']:>4.0%}]")
+        if args.verify_entries:
+            path = Path(args.verify_db) if args.verify_db else folder / "verify.db"
+            if not path.exists():
+                rate = build_ledger(path, args.verify_entries, path.with_suffix(".key"))
+                print(f"\nbuilt a {args.verify_entries:,}-entry SQLite ledger at {rate:,.0f} "
+                      "entries/s")
+            for parallel in (False, True):
+                n, wall, cpu = verify_rate(path, parallel=parallel)
+                print(f"verify, SQLite, {n:,} entries, {'parallel' if parallel else 'one process'}"
+                      f": {wall:,.0f} entries/s ({cpu:,.0f} per CPU-second)")
 
 
 if __name__ == "__main__":

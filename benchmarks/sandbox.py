@@ -175,10 +175,15 @@ def sync_like(leads: int) -> dict[str, Any]:
                 break
             res = sf.query_more(res["nextRecordsUrl"], identifier_is_url=True)
         wall = time.perf_counter() - t0
-        c = sp.counts()["salesforce"]
+        counts = sp.counts()
+        c = counts["salesforce"]
     return {"sync_like_leads": leads, "sync_like_intake_records": n,
             "sync_like_wall_s": round(wall, 1),
             "sync_like_sandbox_s": round(c["server_us"] / 1e6, 1),
+            "sync_like_sandbox_background_s": round(c.get("prefetch_us", 0) / 1e6, 1),
+            "sync_like_sandbox_s_by_endpoint": {
+                ep: round(v["server_us"] / 1e6, 1) for ep, v in counts.items()
+                if ep.startswith("salesforce.")},
             "sync_like_calls": c["calls"]}
 
 

@@ -48,9 +48,9 @@ def _until(lic: License) -> str:
 _MEMO_LIMIT = 200_000
 
 
-def _memo_key(kind: str, owner: str, lead: Lead, day: date) -> tuple[str, ...]:
-    return (kind, owner, lead.jurisdiction.code, lead.product or "", lead.customer_type or "",
-            day.isoformat())
+def _memo_key(kind: str, owner: str, lead: Lead, day: date) -> tuple[object, ...]:
+    return (kind, owner, lead.jurisdiction.subdivision or lead.jurisdiction.country,
+            lead.product, lead.customer_type, day)
 
 
 def team_authority(team: Team, lead: Lead, day: date, policy: Policy

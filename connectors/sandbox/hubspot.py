@@ -183,6 +183,8 @@ class HubSpotApp:
                 return "batch_update", self.batch_update
             if m == "GET" and len(rest) == 1:
                 return "contact_get", self.contact_get
+            if m == "PATCH" and len(rest) == 1:
+                return "contact_update", self.contact_update
         if parts[:3] == ["crm", "v3", "owners"] and m == "GET":
             return "owners", self.owners
         if parts[:3] == ["crm", "v3", "properties"] and len(parts) >= 4:
@@ -557,6 +559,28 @@ class HubSpotApp:
             props = req.query.get("properties")
             names = self._names(",".join(props) if props else None, DEFAULT_SEARCH_PROPERTIES)
             return Response.json(200, self._object(i, names))
+
+    def contact_update(self, req: Request, name: str) -> Response:
+        rid = req.path.rstrip("/").rsplit("/", 1)[1]
+        body = _body(req)
+        props = body.get("properties")
+        if not isinstance(props, dict):
+            return hs_error(400, "properties must be an object", "VALIDATION_ERROR")
+        with self.store.lock:
+            i = self.store.contacts.index_of(rid)
+            if i is None:
+                return hs_error(404, "Object not found.  objectId are usually numeric.",
+                                "OBJECT_NOT_FOUND")
+            if self.faults().record_faults(name, 1, "owner_change"):
+                self.store.person_changes_owner("hubspot", i)
+            values = self._coerce(props)
+            self.store.contacts.set(i, {**values,
+                                        "lastmodifieddate": self.store.stamp(seconds=False)})
+            self.store.note_email(i, values.get("email"))
+            self.store.record_change("hubspot", rid, "api", list(values))
+            result = self._object(i, [*values, *(n for n in ALWAYS if n not in values)])
+        self.accounting.add(name, "records_written")
+        return Response.json(200, result)
 
     def owners(self, req: Request, name: str) -> Response:
         parts = req.path.rstrip("/").split("/")

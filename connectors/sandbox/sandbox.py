@@ -84,6 +84,7 @@ class SandboxClients:
         return "\n".join([
             f"Salesforce instance URL : {self.salesforce_instance_url}",
             f"  token URL             : {c['token_url']}",
+            f"  simple-salesforce domain: {c['domain']}",
             f"  username              : {c['username']}",
             f"  password              : {c['password']}",
             f"  security token        : {c['security_token']}",
@@ -185,8 +186,19 @@ class Sandbox(SandboxClients):
         self.hubspot_review_owner_id = self.store.review_owner_id
         self.sizes = (self.store.leads.n, self.store.contacts.n)
         self.admin_token = secrets.token_urlsafe(16)
-        self._sf_server = HttpServer(_Admin(self.salesforce, self), salesforce_port, tls)
-        self._hs_server = HttpServer(self.hubspot, hubspot_port, tls if hubspot_tls else None)
+        try:
+            self._sf_server = HttpServer(_Admin(self.salesforce, self), salesforce_port, tls)
+            try:
+                self._hs_server = HttpServer(self.hubspot, hubspot_port,
+                                             tls if hubspot_tls else None)
+            except OSError:
+                self._sf_server.close()
+                raise
+        except OSError as e:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise LeadgateError(f"cannot listen on 127.0.0.1: {e.strerror or e}",
+                                where="--port", fix="pick other ports, or 0 for free ones"
+                                ) from None
         self.salesforce_instance_url = self._sf_server.url
         self.hubspot_base_url = self._hs_server.url
         self.hubspot_token = HUBSPOT_TOKEN
@@ -218,6 +230,7 @@ class Sandbox(SandboxClients):
             other.start()
             self._sf_server.stop()
             other.join()
+            self.salesforce.close()
             self._started = False
             if self.persist:
                 self.store.save(self.persist)
@@ -263,6 +276,18 @@ class Sandbox(SandboxClients):
     def install_leadgate_fields(self) -> None:
         """Create leadgate's fields (Salesforce) and properties (HubSpot) directly."""
         self.store.install_leadgate_fields()
+
+    def register_jwt_certificate(self, pem: str | bytes) -> None:
+        """Trust another key for the JWT bearer flow, as uploading a certificate to a
+        connected app does: an X.509 certificate or a public key, in PEM."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        data = pem.encode() if isinstance(pem, str) else pem
+        key: Any = (x509.load_pem_x509_certificate(data).public_key()
+                    if b"BEGIN CERTIFICATE" in data else serialization.load_pem_public_key(data))
+        self.salesforce.jwt_public_keys.append(key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
     def add_lead(self, **fields: Any) -> str:
         """A new Salesforce lead arrives (web-to-lead): in the intake queue unless `fields`

@@ -45,6 +45,8 @@ class LazyTable(Source):
         self._ms_to_index = ms_to_index
         self.overrides: dict[int, dict[str, Any]] = {}
         self.touched: set[int] = set()  # records whose modstamp moved since generation
+        self.version = 0  # counts writes; last_write: index -> version of its last write
+        self.last_write: dict[int, int] = {}
         self._cache_i = -1
         self._cache: dict[str, Any] = {}
 
@@ -121,6 +123,8 @@ class LazyTable(Source):
     def set(self, i: int, values: dict[str, Any]) -> None:
         if i == self._cache_i:
             self._cache_i = -1
+        self.version += 1
+        self.last_write[i] = self.version
         over = None
         for f, v in values.items():
             col = self.cols.get(f)
@@ -136,6 +140,8 @@ class LazyTable(Source):
     def append(self, values: dict[str, Any]) -> int:
         i = self.n
         self.n += 1
+        self.version += 1
+        self.last_write[i] = self.version
         for f, col in self.cols.items():
             col.append(values.get(f))
         self.overrides[i] = {f: v for f, v in values.items() if f not in self.cols}

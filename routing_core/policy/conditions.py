@@ -454,6 +454,17 @@ def compile_condition(spec: Any, catalog: PathCatalog, groups: Mapping[str, Sequ
         except ConditionError as exc:
             raise ConditionError(exc.message, _join(f"{key}[{i}]", exc.path)) from exc
     members = tuple(parts)
+    # Short lists are unrolled: most rules are an `all` of two to four leaves.
+    if key == "all" and len(members) == 2:
+        a, b = members
+        return lambda facts, trace: a(facts, trace) and b(facts, trace)
+    if key == "all" and len(members) == 3:
+        a, b, c = members
+        return lambda facts, trace: a(facts, trace) and b(facts, trace) and c(facts, trace)
+    if key == "all" and len(members) == 4:
+        a, b, c, d = members
+        return lambda facts, trace: (a(facts, trace) and b(facts, trace) and c(facts, trace)
+                                     and d(facts, trace))
     if key == "all":
         def every(facts: Facts, trace: Trace) -> bool:
             for part in members:

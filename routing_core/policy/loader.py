@@ -236,6 +236,10 @@ def load_policy(path: str | Path) -> model.Policy:
                           first_message=exc.message,
                           fix="check the path and the YAML syntax there") from None
     problems = _Problems(located)
+    # Top-level `x-...` keys hold YAML anchors for reuse (`<<: *defaults`); they mean nothing
+    # by themselves, so they are dropped before validation and are not part of the digest.
+    for key in [k for k in located.data if k.startswith("x-")]:
+        del located.data[key]
     try:
         doc = schema.Document.model_validate(located.data)
     except ValidationError as exc:

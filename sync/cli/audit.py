@@ -105,8 +105,10 @@ def open_ledger(database_url: str | None, config_path: str, key_path: str | None
                             fix="run `leadgate db upgrade` (or point --database-url at the ledger)")
     if need_schema:
         audit_db.require_schema(engine)
-    key = Path(key_path) if key_path else signing_key_path(_config_value(config_path,
-                                                                          "signing_key"))
+    configured = _config_value(config_path, "signing_key")
+    if configured and not Path(configured).is_absolute():  # relative to leadgate.yaml's folder
+        configured = str(Path(config_path).parent / configured)
+    key = Path(key_path) if key_path else signing_key_path(configured)
     return Ledger(engine, key_path=key)
 
 

@@ -22,7 +22,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(json_values)
 def test_fast_path_equals_rfc8785(value: Any) -> None:
     try:

@@ -149,3 +149,13 @@ def test_sandbox_process_runs_out_of_process_with_admin_control() -> None:
 
     with pytest.raises(LeadgateError):
         SandboxProcess(faults="nonsense")
+
+
+def test_a_busy_port_is_one_line_with_the_fix() -> None:
+    from routing_core.errors import LeadgateError
+
+    with Sandbox(seed=1, leads=1) as box:
+        port = int(box.salesforce_instance_url.rsplit(":", 1)[1])
+        with pytest.raises(LeadgateError) as e:
+            Sandbox(seed=1, leads=1, salesforce_port=port)
+        assert "cannot listen on 127.0.0.1" in str(e.value) and "fix:" in str(e.value)

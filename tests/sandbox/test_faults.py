@@ -164,3 +164,28 @@ def test_faults_switch_at_runtime_per_endpoint(sb: Sandbox, sf: Any) -> None:
     assert sf.query("SELECT Id FROM Lead LIMIT 1")["totalSize"] == 1  # other endpoints fine
     sb.faults = None
     assert sf.limits()["DailyApiRequests"]["Max"] == 100_000
+
+
+def test_hubspot_slow_response_passes_a_timeout(sb: Sandbox, hs: Any) -> None:
+    import urllib3
+
+    sb.faults = "hubspot.search:slow=1.5@call=1"
+    with pytest.raises(urllib3.exceptions.HTTPError):  # ReadTimeoutError
+        hs.crm.contacts.search_api.do_search(public_object_search_request={"limit": 1},
+                                             _request_timeout=0.5)
+    assert hs.crm.contacts.search_api.do_search(public_object_search_request={"limit": 1},
+                                                _request_timeout=5).total == 2500
+
+
+def test_same_seed_same_failing_records_across_sandboxes() -> None:
+    def failed_ids(seed: int) -> list[str]:
+        with Sandbox(seed=seed, leads=300, install_leadgate_fields=True,
+                     faults="salesforce.collections_update:record_error@0.2") as box:
+            t = box.store.leads
+            res = box.salesforce_client().restful("composite/sobjects", method="PATCH", json={
+                "records": [{"attributes": {"type": "Lead"}, "id": t.id_of(i),
+                             "LeadGate_Status__c": "x"} for i in range(200)]})
+            return [t.id_of(i) for i, r in enumerate(res) if not r["success"]]
+
+    first = failed_ids(11)
+    assert first == failed_ids(11) and first != failed_ids(12) and first

@@ -280,3 +280,17 @@ def test_filter_on_record_id_compares_numbers(sb: Sandbox, hs: Any) -> None:
                                        "value": t.id_of(t.n - 3)}]}],
         "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]})
     assert [r.id for r in page.results] == [t.id_of(t.n - 2), t.id_of(t.n - 1)]
+
+
+def test_single_contact_read_and_update(sb: Sandbox, hs: Any) -> None:
+    from hubspot.crm.contacts import SimplePublicObjectInput
+    from hubspot.crm.contacts.exceptions import NotFoundException
+
+    t = sb.store.contacts
+    got = hs.crm.contacts.basic_api.get_by_id(t.id_of(4), properties=["email", "country"])
+    assert got.properties["email"] == t.get(4, "email")
+    upd = hs.crm.contacts.basic_api.update(t.id_of(4), SimplePublicObjectInput(
+        properties={"leadgate_status": "review"}))
+    assert upd.properties["leadgate_status"] == "review" == t.get(4, "leadgate_status")
+    with pytest.raises(NotFoundException):
+        hs.crm.contacts.basic_api.get_by_id("1")

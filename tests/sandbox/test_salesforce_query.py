@@ -196,3 +196,17 @@ def test_id_lookups_do_not_scan_a_big_table() -> None:
             r = sf.query(f"SELECT Id, OwnerId FROM Lead WHERE Id IN ({ids})")  # noqa: S608
         assert r["totalSize"] == 200
         assert (time.perf_counter() - t0) / 5 < 0.5  # a scan of 200,000 ids takes seconds
+
+
+def test_next_page_shows_writes_made_after_the_previous_page(sb: Sandbox, sf: Any) -> None:
+    """The sandbox renders page 2 ahead while the client reads page 1; a write in between
+    must still show (Salesforce returns current values on queryMore)."""
+    first = sf.query("SELECT Id, City FROM Lead ORDER BY Id")
+    t = sb.store.leads
+    target = t.id_of(2100)
+    sf.Lead.update(target, {"City": "Written Between Pages"})
+    second = sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
+    got = {r["Id"]: r["City"] for r in second["records"]}
+    assert got[target] == "Written Between Pages"
+    untouched = t.id_of(2200)
+    assert got[untouched] == t.get(2200, "City")
