@@ -55,7 +55,15 @@ def _unflatten(row: dict[str, str | None]) -> dict[str, Any]:
 
 def _csv_rows(text: str, name: str) -> Iterator[Row]:
     reader = csv.DictReader(io.StringIO(text))
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the rest of the file cannot be split into rows
+            yield Row(f"{name} row {reader.line_num}", None, [f"not valid CSV: {exc}"])
+            return
         label = f"{name} row {reader.line_num}"
         extra = row.get(None)  # type: ignore[call-overload]
         if extra:

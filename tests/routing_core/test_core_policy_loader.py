@@ -204,3 +204,11 @@ def test_anchors_under_x_keys_are_reusable_and_not_part_of_the_digest(tmp_path: 
         "      - { id: a, name: A }", "      - { id: a, name: A, weight: 3, max_per_day: 7 }"),
         "inline.yaml"))
     assert inline.digest == policy.digest
+
+
+def test_a_value_of_no_allowed_type_is_one_problem(tmp_path: Path) -> None:
+    error = error_of(tmp_path, MINIMAL.replace("  saver: { complexity: simple, risk: 1 }",
+                                               "  saver: { complexity: [simple] }"))
+    assert error.problems == [
+        f"{tmp_path / 'policy.yaml'}:7: products.saver.complexity: Input should be a valid "
+        "string, integer, number or boolean (got a list or mapping)"]
