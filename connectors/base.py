@@ -86,7 +86,8 @@ class Outcome:
     `owner_crm_id` is the CRM user/owner id of the chosen rep, or None for the review queue (the
     adapter resolves the queue/owner itself). `expected_owner` must be the owner leadgate read
     (PulledRecord.owner_at_read; None = the record had no owner): if the CRM shows another owner
-    now, a person changed it since and the write is a `conflict` (with conflict_check on).
+    now, a person changed it since and the write is a `conflict` (with conflict_check on). A
+    record owned by the review queue/owner is never a conflict (review actions pass None).
     """
 
     record_id: str

@@ -174,6 +174,8 @@ class SalesforceConnection(_Strict):
     password: SecretRef | None = None
     security_token: SecretRef | None = None
     private_key: SecretRef | None = None
+    #: the JWT audience (default: https://login.salesforce.com, or test. for sandbox orgs)
+    jwt_audience: str | None = None
     #: a CA bundle that must be trusted for this org (wins over REQUESTS_CA_BUNDLE)
     ca_file: Path | None = None
 

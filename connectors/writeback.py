@@ -25,20 +25,24 @@ def fields(outcome: Outcome) -> dict[str, Any]:
 
 
 def judge(outcome: Outcome, *, exists: bool, owner_now: str | None, decision_now: str | None,
+          review_owner: str | None,
           same: Callable[[str | None, str | None], bool] = lambda a, b: a == b,
           ) -> WriteResult | None:
     """Decide from a fresh read whether to write: None = write; else the result to report.
 
     A record already stamped with this decision was written before (a retried run): ok, and not
     written again. A record whose owner differs from the owner leadgate read (None = it had no
-    owner) was reassigned by a person in between: conflict, not overwritten.
+    owner) was reassigned by a person in between: conflict, not overwritten. The review
+    queue/owner is leadgate's own, so a record sitting there (a refusal an officer now approves)
+    is not a conflict.
     """
     if not exists:
         return WriteResult(outcome.record_id, "error",
                            "the record no longer exists in the CRM (deleted or merged)")
     if decision_now and decision_now == outcome.decision_id:
         return WriteResult(outcome.record_id, "ok", "already written by an earlier attempt")
-    if not same(owner_now or None, outcome.expected_owner or None):
+    if not same(owner_now or None, outcome.expected_owner or None) and not (
+            review_owner and same(owner_now, review_owner)):
         return WriteResult(outcome.record_id, "conflict",
                            f"owner changed to {owner_now} after leadgate read the record "
                            f"(owner then: {outcome.expected_owner}); not overwritten")

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from routing_core.lead import Lead
-from routing_core.licensing import individual_licence
-from routing_core.policy.model import License, Member, Team
+from routing_core.licensing import rep_licence
+from routing_core.policy.model import License, Member, Policy, Team
 from routing_core.rotation import Cursor, RotationState
 
 
@@ -33,7 +33,8 @@ class Availability:
     licences: dict[str, License]            # member id -> individual licence used
 
 
-def availability(team: Team, lead: Lead, day: date, rotation: RotationState) -> Availability:
+def availability(team: Team, lead: Lead, day: date, rotation: RotationState, policy: Policy
+                 ) -> Availability:
     result = Availability([], {}, {})
     for member in team.members:
         if not member.available:
@@ -45,7 +46,7 @@ def availability(team: Team, lead: Lead, day: date, rotation: RotationState) -> 
                 result.skipped[member.id] = f"at daily cap ({taken}/{member.max_per_day})"
                 continue
         if team.requires_individual_license:
-            lic = individual_licence(member.licenses, lead, day)
+            lic = rep_licence(member, lead, day, policy)
             if lic is None:
                 result.skipped[member.id] = (
                     f"no valid individual licence for {lead.jurisdiction.code} / "

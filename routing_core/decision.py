@@ -40,10 +40,18 @@ MISSING: Any = _Missing()
 Leaf = tuple[str, str, Any, Any, bool, "str | None"]
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def json_safe(value: Any) -> Any:
     """Decimals as strings (exact amounts), times as ISO 8601, sets and tuples as lists."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    kind = type(value)
+    if kind in _PLAIN:
         return value
+    if kind is dict:
+        return {str(k): v if type(v) in _PLAIN else json_safe(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _PLAIN else json_safe(v) for v in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
@@ -68,8 +76,10 @@ def iso(moment: datetime) -> str:
 
 def leaf_json(leaf: Leaf) -> dict[str, Any]:
     path, op, expected, actual, result, note = leaf
-    out: dict[str, Any] = {"path": path, "op": op, "expected": json_safe(expected),
-                           "actual": json_safe(actual), "result": result}
+    out: dict[str, Any] = {
+        "path": path, "op": op,
+        "expected": expected if type(expected) in _PLAIN else json_safe(expected),
+        "actual": actual if type(actual) in _PLAIN else json_safe(actual), "result": result}
     if actual is MISSING:
         out["missing"] = True
     if note:
@@ -77,33 +87,26 @@ def leaf_json(leaf: Leaf) -> dict[str, Any]:
     return out
 
 
-@dataclass(slots=True)
-class RuleTrace:
-    id: str
-    result: bool
-    conditions: list[Leaf]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "result": self.result,
-                "conditions": [leaf_json(leaf) for leaf in self.conditions]}
+# A rule (or conduct / cooling-off rule) tried: (id, held, leaves evaluated).
+RuleTrace = tuple[str, bool, list[Leaf]]
+# A gate: (id, applied, passed or None when it did not apply, leaves, reason).
+GateTrace = tuple[str, bool, "bool | None", list[Leaf], str]
 
 
-@dataclass(slots=True)
-class GateTrace:
-    id: str
-    applied: bool
-    passed: bool | None          # None when the gate did not apply
-    conditions: list[Leaf]       # applies_to leaves, then require leaves
-    reason: str
+def rule_json(rule: RuleTrace) -> dict[str, Any]:
+    rule_id, result, leaves = rule
+    return {"id": rule_id, "result": result, "conditions": [leaf_json(leaf) for leaf in leaves]}
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "applied": self.applied}
-        if self.applied:
-            out["passed"] = self.passed
-        out["conditions"] = [leaf_json(leaf) for leaf in self.conditions]
-        if self.applied and not self.passed:
-            out["reason"] = self.reason
-        return out
+
+def gate_json(gate: GateTrace) -> dict[str, Any]:
+    gate_id, applied, passed, leaves, reason = gate
+    out: dict[str, Any] = {"id": gate_id, "applied": applied}
+    if applied:
+        out["passed"] = passed
+    out["conditions"] = [leaf_json(leaf) for leaf in leaves]
+    if applied and not passed:
+        out["reason"] = reason
+    return out
 
 
 @dataclass(slots=True)
@@ -138,6 +141,19 @@ class Decision:
         return self.rep["id"] if self.rep else None
 
     @property
+    def rule_id(self) -> str | None:
+        """The rule that decided (the first whose conditions held), if the rules ran."""
+        return self.rule[0] if self.rule else None
+
+    @property
+    def failed_gate(self) -> str | None:
+        """The gate that refused the lead, if any."""
+        for gate_id, applied, passed, _, _ in self.gates:
+            if applied and not passed:
+                return gate_id
+        return None
+
+    @property
     def queue(self) -> str | None:
         return REVIEW_QUEUE if self.outcome == "refused" else None
 
@@ -163,17 +179,17 @@ class Decision:
             "reason": self.reason,
             "detail": self.detail,
             "screening": [result.to_json() for result in self.screening],
-            "gates": [gate.to_json() for gate in self.gates],
-            "rule": self.rule.to_json() if self.rule else None,
-            "rules_tried": [rule.to_json() for rule in self.rules_tried],
+            "gates": [gate_json(gate) for gate in self.gates],
+            "rule": rule_json(self.rule) if self.rule else None,
+            "rules_tried": [rule_json(rule) for rule in self.rules_tried],
             "teams_considered": json_safe(self.teams_considered),
             "team": json_safe(self.team),
             "rep": json_safe(self.rep),
             "outreach": json_safe(self.outreach),
             "cooling_off": json_safe(self.cooling_off),
             "queue": self.queue,
-            "conduct_rules": [rule.to_json() for rule in self.conduct_rules],
-            "cooling_off_rules": [rule.to_json() for rule in self.cooling_off_rules],
+            "conduct_rules": [rule_json(rule) for rule in self.conduct_rules],
+            "cooling_off_rules": [rule_json(rule) for rule in self.cooling_off_rules],
         }
         if self.problems:
             out["problems"] = list(self.problems)

@@ -15,7 +15,7 @@ from typing import Any
 from ulid import ULID
 
 from routing_core.assignment import availability, choose
-from routing_core.decision import Decision, GateTrace, RuleTrace
+from routing_core.decision import Decision
 from routing_core.lead import Lead
 from routing_core.licensing import team_authority
 from routing_core.outreach import merge_conduct, select_cooling_off
@@ -78,6 +78,8 @@ def _screen(decision: Decision, lead: Lead, policy: Policy, screener: Screener |
         results = list(screener.screen(lead))
     except Exception as exc:  # noqa: BLE001 - any screener failure must refuse, never route
         return "screening_unavailable", f"screening failed: {type(exc).__name__}: {exc}"
+    if not results:
+        return {}
     decision.screening = results
     hits: list[ScreeningResult] = sorted((r for r in results if r.hit),
                                          key=lambda r: _HIT_ORDER.get(r.check, 9))
@@ -112,23 +114,25 @@ def decide(lead: Lead, policy: Policy, *, at: datetime, rotation: RotationState,
             decision.problems.append(f"product: {lead.product!r} is not a product of policy "
                                      f"{policy.id}")
             return _refuse(decision, "invalid_lead", f"unknown product code {lead.product!r}")
+    # Screening runs before the jurisdiction check: a sanctioned or politically exposed party
+    # is recorded as such wherever it writes from, because the firm's screening duty does not
+    # depend on whether it could have done business there.
+    screened = _screen(decision, lead, policy, screener)
+    if isinstance(screened, tuple):
+        return _refuse(decision, *screened)
     code = lead.jurisdiction.code
     if not policy.firm_jurisdictions.contains(code):
         return _refuse(decision, "unlicensed_jurisdiction",
                        f"no firm authorisation covers {code}")
-
-    screened = _screen(decision, lead, policy, screener)
-    if isinstance(screened, tuple):
-        return _refuse(decision, *screened)
     facts = Facts(lead, product, screened)
 
     for gate in policy.gates:
         trace: list[Any] = []
         if not gate.applies_to(facts, trace):
-            decision.gates.append(GateTrace(gate.id, False, None, trace, gate.reason))
+            decision.gates.append((gate.id, False, None, trace, gate.reason))
             continue
         passed = gate.require(facts, trace)
-        decision.gates.append(GateTrace(gate.id, True, passed, trace, gate.reason))
+        decision.gates.append((gate.id, True, passed, trace, gate.reason))
         if not passed:
             return _refuse(decision, "suitability_gate", f"gate {gate.id}: {gate.reason}")
 
@@ -137,9 +141,9 @@ def decide(lead: Lead, policy: Policy, *, at: datetime, rotation: RotationState,
         trace = []
         if candidate.when(facts, trace):
             rule = candidate
-            decision.rule = RuleTrace(candidate.id, True, trace)
+            decision.rule = (candidate.id, True, trace)
             break
-        decision.rules_tried.append(RuleTrace(candidate.id, False, trace))
+        decision.rules_tried.append((candidate.id, False, trace))
     if rule is None:
         return _refuse(decision, "no_rule_matched", "no rule's conditions hold for this lead")
 
@@ -155,7 +159,7 @@ def decide(lead: Lead, policy: Policy, *, at: datetime, rotation: RotationState,
         if licence is None:
             continue
         authorised += 1
-        avail = availability(team, lead, day, rotation)
+        avail = availability(team, lead, day, rotation, policy)
         entry["available_reps"] = [m.id for m in avail.eligible]
         if avail.skipped:
             entry["skipped_reps"] = dict(avail.skipped)

@@ -68,7 +68,8 @@ def explain(decision: Mapping[str, Any]) -> str:
                         "screening_unavailable" else ""))
     for item in screening:
         score = item.get("best_score")
-        lines.append(f"  Screening {item['check']} list {item['list']}: "
+        named = "" if item["list"] == item["check"] else f" {item['list']}"
+        lines.append(f"  Screening {item['check']} list{named}: "
                      f"{'HIT' if item['hit'] else 'no hit'}"
                      + (f" (best score {score:.2f})" if isinstance(score, (int, float)) else ""))
     for gate in decision.get("gates") or []:

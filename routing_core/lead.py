@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from routing_core import jurisdictions, timezones
 from routing_core.errors import LeadgateError
+from routing_core.postcodes import us_subdivision_for_zip
 
 _pc: Any = pycountry  # pycountry ships without type hints
 
@@ -95,6 +96,8 @@ class Lead(BaseModel):
     postcode: str | None = None
     timezone: str | None = None
     timezone_guessed: bool = False
+    # The jurisdiction the zone was derived from ("US-CA" also when read from a ZIP code).
+    timezone_area: str | None = None
     customer_type: str | None = None
     product: str | None = None
     investable_assets: Money | None = None
@@ -244,6 +247,7 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
     jurisdiction = _jurisdiction(raw, problems)
 
     zone: str | None = None
+    zone_area: str | None = None
     guessed = False
     explicit_zone = _text(raw.get("timezone"))
     if explicit_zone:
@@ -253,7 +257,12 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(f"timezone: {explicit_zone!r} is not an IANA time zone")
     elif jurisdiction is not None:
-        zone, guessed = timezones.zone_for(jurisdiction.country, jurisdiction.subdivision)
+        area = jurisdiction.subdivision
+        if area is None and jurisdiction.country == "US":
+            # A ZIP code places a US lead in a state for its clock (never for licensing).
+            area = us_subdivision_for_zip(_text(raw.get("postcode")))
+        zone, guessed = timezones.zone_for(jurisdiction.country, area)
+        zone_area = area or jurisdiction.country
 
     kind = (_text(raw.get("kind")) or "person").lower()
     kind = {"organization": "organisation", "company": "organisation",
@@ -314,6 +323,7 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
         postcode=_text(raw.get("postcode")),
         timezone=zone,
         timezone_guessed=guessed,
+        timezone_area=zone_area,
         customer_type=customer_type,
         product=product,
         investable_assets=money,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from routing_core.lead import Lead
-from routing_core.policy.model import License, Policy, Team
+from routing_core.policy.model import License, Member, Policy, Team
 
 
 def _what(lead: Lead) -> str:
@@ -45,9 +45,31 @@ def _until(lic: License) -> str:
     return f"valid until {lic.valid_until.isoformat()}" if lic.valid_until else "open-ended"
 
 
+_MEMO_LIMIT = 200_000
+
+
+def _memo_key(kind: str, owner: str, lead: Lead, day: date) -> tuple[object, ...]:
+    return (kind, owner, lead.jurisdiction.subdivision or lead.jurisdiction.country,
+            lead.product, lead.customer_type, day)
+
+
 def team_authority(team: Team, lead: Lead, day: date, policy: Policy
                    ) -> tuple[License | None, str]:
-    """(the licence giving authority, why) or (None, why not, naming each licence)."""
+    """(the licence giving authority, why) or (None, why not, naming each licence).
+
+    The answer depends only on the team, the lead's jurisdiction, product and customer type
+    and the day, so it is remembered per policy (leads come in many of the same shape)."""
+    key = _memo_key("team", team.id, lead, day)
+    found = policy.memo.get(key)
+    if found is None:
+        if len(policy.memo) > _MEMO_LIMIT:
+            policy.memo.clear()
+        found = policy.memo[key] = _team_authority(team, lead, day, policy)
+    return found
+
+
+def _team_authority(team: Team, lead: Lead, day: date, policy: Policy
+                    ) -> tuple[License | None, str]:
     if not team.licenses:
         return None, "team holds no licences"
     reasons = []
@@ -69,3 +91,14 @@ def individual_licence(licenses: Iterable[License], lead: Lead, day: date) -> Li
         if _gap(lic, lead) is None and _validity(lic, day) is None:
             return lic
     return None
+
+
+def rep_licence(member: Member, lead: Lead, day: date, policy: Policy) -> License | None:
+    """The rep's own valid licence covering the lead, if any (remembered like team authority)."""
+    key = _memo_key("rep", member.id, lead, day)
+    if key in policy.memo:
+        return policy.memo[key]  # type: ignore[no-any-return]
+    if len(policy.memo) > _MEMO_LIMIT:
+        policy.memo.clear()
+    found = policy.memo[key] = individual_licence(member.licenses, lead, day)
+    return found

@@ -7,10 +7,11 @@ Of the matching cooling-off rules, the longest window applies.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from routing_core import timezones
 from routing_core.decision import RuleTrace
 from routing_core.lead import Lead
 from routing_core.policy.conditions import Facts
@@ -18,26 +19,50 @@ from routing_core.policy.model import Policy, Window
 
 
 def _hhmm(moment: time) -> str:
-    return "24:00" if moment == time.max else moment.strftime("%H:%M")
+    return "24:00" if moment == time.max else f"{moment.hour:02d}:{moment.minute:02d}"
 
 
-def _local_window(window: Window, lead_zone: str | None, at: datetime
-                  ) -> tuple[time, time] | None:
-    """The window's start and end in the lead's zone (None if the lead's zone is unknown)."""
-    if window.timezone == "lead_local":
-        return (window.start, window.end) if lead_zone else None
-    if lead_zone is None:
+def _possible_zones(lead: Lead) -> tuple[str, ...]:
+    """Every zone the lead may be in: its own where that is known, all candidates where the
+    zone had to be guessed (a country-only US lead, a state that spans two zones)."""
+    area = lead.timezone_area
+    if not lead.timezone_guessed or area is None:
+        return (lead.timezone,) if lead.timezone else ()
+    country, _, rest = area.partition("-")
+    return timezones.possible_zones(country, area if rest else None)
+
+
+def _moment(day: date, moment: time, zone: ZoneInfo) -> datetime:
+    if moment == time.max:   # "24:00": the end of the day
+        return datetime.combine(day + timedelta(days=1), time(0), zone)
+    return datetime.combine(day, moment, zone)
+
+
+def _local_window(window: Window, lead: Lead, at: datetime) -> tuple[time, time] | None:
+    """The window's start and end on the lead's clock (None if the lead's zone is unknown).
+
+    A `lead_local` window must hold wherever the lead may be: with a guessed zone it is
+    narrowed to the hours that are inside the window in every candidate zone, so a call at
+    08:00 New York time never reaches a Californian lead at 05:00.
+    """
+    if lead.timezone is None:
         return None
-    source, target = ZoneInfo(window.timezone), ZoneInfo(lead_zone)
-    day = at.astimezone(source).date()
-
-    def convert(moment: time) -> time:
-        if moment == time.max:
-            stamp = datetime.combine(day + timedelta(days=1), time(0), source)
-        else:
-            stamp = datetime.combine(day, moment, source)
-        return stamp.astimezone(target).time().replace(tzinfo=None)
-    return convert(window.start), convert(window.end)
+    if window.timezone == "lead_local":
+        zones = _possible_zones(lead)
+        if len(zones) <= 1:
+            return window.start, window.end
+    else:
+        zones = (window.timezone,)
+    target = ZoneInfo(lead.timezone)
+    day = at.astimezone(target).date()
+    day_start = datetime.combine(day, time(0), target)
+    day_end = _moment(day, time.max, target)
+    start = max([day_start, *(_moment(day, window.start, ZoneInfo(z)) for z in zones)])
+    end = min([day_end, *(_moment(day, window.end, ZoneInfo(z)) for z in zones)])
+    if end <= start:
+        return time(0), time(0)   # no common hour: the caller allows no channel
+    clock_end = time.max if end >= day_end else end.astimezone(target).time()
+    return start.astimezone(target).time(), clock_end.replace(tzinfo=None)
 
 
 def merge_conduct(policy: Policy, lead: Lead, facts: Facts, at: datetime
@@ -53,7 +78,7 @@ def merge_conduct(policy: Policy, lead: Lead, facts: Facts, at: datetime
     for rule in policy.conduct:
         trace: list[Any] = []
         matched = rule.when(facts, trace)
-        tried.append(RuleTrace(rule.id, matched, trace))
+        tried.append((rule.id, matched, trace))
         if not matched:
             continue
         applied.append(rule.id)
@@ -64,7 +89,7 @@ def merge_conduct(policy: Policy, lead: Lead, facts: Facts, at: datetime
             if item not in disclosures:
                 disclosures.append(item)
         if rule.window is not None:
-            local = _local_window(rule.window, lead.timezone, at)
+            local = _local_window(rule.window, lead, at)
             if local is None:
                 notes.append(f"{rule.id}: the lead's time zone is unknown, so no contact time "
                              "can be shown to be inside the window")
@@ -97,7 +122,7 @@ def select_cooling_off(policy: Policy, lead: Lead, facts: Facts, at: datetime
     for rule in policy.cooling_off:
         trace: list[Any] = []
         hit = rule.when(facts, trace)
-        tried.append(RuleTrace(rule.id, hit, trace))
+        tried.append((rule.id, hit, trace))
         if hit:
             matched.append(rule.id)
             if best is None or rule.hours > best.hours:

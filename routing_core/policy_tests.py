@@ -52,10 +52,9 @@ def actual_of(decision: Decision, key: str) -> Any:
     if key == "rep":
         return decision.rep_id
     if key == "rule":
-        return decision.rule.id if decision.rule else None
+        return decision.rule_id
     if key == "gate":
-        failed = [g.id for g in decision.gates if g.applied and not g.passed]
-        return failed[0] if failed else None
+        return decision.failed_gate
     if key in ("allowed_channels", "disclosures"):
         return (decision.outreach or {}).get(key)
     if key == "cooling_off":

@@ -52,9 +52,33 @@ SUBDIVISION_ZONES: dict[str, str] = {
     "AU-NT": "Australia/Darwin",
 }
 
-SPLIT = frozenset(
-    f"US-{s}" for s in "AK AZ FL ID IN KS KY MI ND NE NV OR SD TN TX".split()
-) | frozenset({"CA-ON", "CA-QC", "CA-BC", "CA-NU", "CA-NL", "AU-NSW"})
+# The zones a split subdivision spans (its SUBDIVISION_ZONES entry first).
+SPLIT_ZONES: dict[str, tuple[str, ...]] = {
+    "US-AK": ("America/Anchorage", "America/Adak"),
+    "US-AZ": ("America/Phoenix", "America/Denver"),
+    "US-FL": ("America/New_York", "America/Chicago"),
+    "US-ID": ("America/Denver", "America/Los_Angeles"),
+    "US-IN": ("America/New_York", "America/Chicago"),
+    "US-KS": ("America/Chicago", "America/Denver"),
+    "US-KY": ("America/New_York", "America/Chicago"),
+    "US-MI": ("America/New_York", "America/Chicago"),
+    "US-ND": ("America/Chicago", "America/Denver"),
+    "US-NE": ("America/Chicago", "America/Denver"),
+    "US-NV": ("America/Los_Angeles", "America/Denver"),
+    "US-OR": ("America/Los_Angeles", "America/Denver"),
+    "US-SD": ("America/Chicago", "America/Denver"),
+    "US-TN": ("America/Chicago", "America/New_York"),
+    "US-TX": ("America/Chicago", "America/Denver"),
+    "CA-ON": ("America/Toronto", "America/Winnipeg"),
+    "CA-QC": ("America/Toronto", "America/Halifax"),
+    "CA-BC": ("America/Vancouver", "America/Edmonton"),
+    "CA-NU": ("America/Iqaluit", "America/Winnipeg", "America/Edmonton"),
+    "CA-NL": ("America/St_Johns", "America/Halifax"),
+    "AU-NSW": ("Australia/Sydney", "Australia/Broken_Hill"),
+}
+
+SPLIT = frozenset(SPLIT_ZONES)
+_US_TERRITORIES = frozenset({"US-PR", "US-GU", "US-VI", "US-AS", "US-MP"})
 
 # Most populous zone of countries that span several (used for a country-only lead).
 PRINCIPAL_ZONES: dict[str, str] = {
@@ -119,3 +143,22 @@ def zone_for(country: str, subdivision: str | None) -> tuple[str | None, bool]:
     if not zones:
         return None, True
     return PRINCIPAL_ZONES.get(country, zones[0]), country not in SAME_CLOCK
+
+
+@functools.lru_cache(maxsize=8192)
+def possible_zones(country: str, subdivision: str | None) -> tuple[str, ...]:
+    """Every zone a lead of this jurisdiction may be in: one where `zone_for` is exact, all of
+    them where it had to guess (so that a contact window can be made to hold in each)."""
+    zone, guessed = zone_for(country, subdivision)
+    if zone is None:
+        return ()
+    if not guessed:
+        return (zone,)
+    if subdivision in SPLIT_ZONES:
+        return SPLIT_ZONES[subdivision]
+    if country == "US":   # the states' zones (territories have their own country codes)
+        return tuple(dict.fromkeys(
+            z for code, z in SUBDIVISION_ZONES.items()
+            if code.startswith("US-") and code not in _US_TERRITORIES) | dict.fromkeys(
+            SPLIT_ZONES["US-AK"]))
+    return _country_zones().get(country, (zone,))

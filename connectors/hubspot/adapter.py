@@ -35,7 +35,7 @@ MODIFIED = "lastmodifieddate"
 OBJECT_ID = "hs_object_id"
 OWNER = "hubspot_owner_id"
 # per-record error categories a later attempt may get past
-RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT"})
+RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT", "CONFLICT"})
 
 
 def _millis(when: datetime) -> str:
@@ -295,7 +295,8 @@ class HubSpotConnector:
                 verdict = writeback.judge(
                     outcome, exists=props is not None,
                     owner_now=(props or {}).get(OWNER) or None,
-                    decision_now=(props or {}).get(self.config.writeback.decision_id) or None)
+                    decision_now=(props or {}).get(self.config.writeback.decision_id) or None,
+                    review_owner=self.config.review_owner_id)
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue

@@ -34,7 +34,11 @@ def classify(exc: BaseException) -> Failure:
     from hubspot.crm.owners.exceptions import ApiException as OwnersError
     from hubspot.crm.properties.exceptions import ApiException as PropertiesError
 
-    if isinstance(exc, ContactsError | OwnersError | PropertiesError):
+    errors = (ContactsError, OwnersError, PropertiesError)
+    if isinstance(exc, AttributeError) and isinstance(exc.__context__, errors):
+        # hubspot-api-client 12 fails on `e.body.decode()` of its own status-0 (TLS) error
+        exc = exc.__context__
+    if isinstance(exc, errors):
         status = int(exc.status or 0)
         body = _body(exc)
         headers = exc.headers or {}
@@ -57,9 +61,10 @@ def classify(exc: BaseException) -> Failure:
                            retry_after=parse_retry_after(headers.get("Retry-After")))
         if status == 401:
             # an expired token may have been rotated in the env/file: read it again, once
-            kind = "reauth" if body.get("category") == "EXPIRED_AUTHENTICATION" else "fatal"
-            return Failure(kind, text, status,
-                           fix="check the private app token named by connection.token")
+            fix = "check the private app token named by connection.token"
+            if body.get("category") == "EXPIRED_AUTHENTICATION":
+                return Failure("reauth", text, status, fix=fix)
+            return Failure("fatal", text, status, fix=fix)
         if status == 403:
             return Failure("fatal", text, status,
                            fix="give the private app the crm.objects.contacts.read/write, "

@@ -240,26 +240,44 @@ class SalesforceConnector:
         return {_id15(row["Id"]) or "": row for row in rows}
 
     def write_back(self, outcomes: Sequence[Outcome]) -> list[WriteResult]:
-        """Write outcomes in collections of up to 200 (allOrNone=false); one result per outcome."""
+        """Write outcomes in collections of up to 200 (allOrNone=false); one result per outcome.
+
+        With conflict_check, owners are re-read first: one query per 400 records (two
+        collections), which keeps the query's URI under Salesforce's 16,384-character limit.
+        """
         results: dict[str, WriteResult] = {}
-        for chunk in chunked(list(outcomes), self.config.write_batch_size):
+        size = self.config.write_batch_size
+        group_size = size * 2 if self.config.conflict_check else size
+        for group in chunked(list(outcomes), group_size):
             try:
                 self._ensure_run()
-                results.update(self._write_chunk(chunk))
+                to_send = self._judge(group, results)
             except (CallFailed, BudgetExhausted) as exc:
-                retryable = isinstance(exc, BudgetExhausted) or getattr(exc, "retryable", False)
-                for outcome in chunk:
-                    results.setdefault(outcome.record_id, WriteResult(
-                        outcome.record_id, "error", str(exc), retryable))
+                self._fail(group, exc, results)
+                continue
+            for chunk in chunked(to_send, size):
+                try:
+                    results.update(self._send(chunk))
+                except (CallFailed, BudgetExhausted) as exc:
+                    self._fail([o for o, _ in chunk], exc, results)
         return [results[o.record_id] for o in outcomes]
 
-    def _write_chunk(self, chunk: list[Outcome]) -> dict[str, WriteResult]:
-        results: dict[str, WriteResult] = {}
-        current = self._current([o.record_id for o in chunk]) if self.config.conflict_check \
+    @staticmethod
+    def _fail(outcomes: Sequence[Outcome], exc: LeadgateError,
+              results: dict[str, WriteResult]) -> None:
+        retryable = isinstance(exc, BudgetExhausted) or getattr(exc, "retryable", False)
+        for outcome in outcomes:
+            results.setdefault(outcome.record_id,
+                               WriteResult(outcome.record_id, "error", str(exc), retryable))
+
+    def _judge(self, group: list[Outcome], results: dict[str, WriteResult]
+               ) -> list[tuple[Outcome, dict[str, Any]]]:
+        """Records to send, after the owner check; the others get their result now."""
+        current = self._current([o.record_id for o in group]) if self.config.conflict_check \
             else None
         to_send: list[tuple[Outcome, dict[str, Any]]] = []
         wb = self.config.writeback
-        for outcome in chunk:
+        for outcome in group:
             owner, problem = self._owner_for(outcome)
             if problem or owner is None:
                 results[outcome.record_id] = WriteResult(
@@ -271,22 +289,22 @@ class SalesforceConnector:
                     outcome, exists=row is not None,
                     owner_now=row.get("OwnerId") if row else None,
                     decision_now=row.get(wb.decision_id) if row else None,
-                    same=lambda a, b: _id15(a) == _id15(b))
+                    review_owner=self.review_queue_id, same=lambda a, b: _id15(a) == _id15(b))
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue
             to_send.append((outcome, self._record(outcome, owner)))
-        if not to_send:
-            return results
-        body = {"allOrNone": False, "records": [record for _, record in to_send]}
+        return to_send
+
+    def _send(self, chunk: list[tuple[Outcome, dict[str, Any]]]) -> dict[str, WriteResult]:
+        body = {"allOrNone": False, "records": [record for _, record in chunk]}
         answer = self.rest("update leads (sObject Collection)", "composite/sobjects",
                            method="PATCH", json=body)
-        if not isinstance(answer, list) or len(answer) != len(to_send):
+        if not isinstance(answer, list) or len(answer) != len(chunk):
             raise CallFailed("the sObject Collection answer does not list one result per record",
                              where=self.where, retryable=True)
-        for (outcome, _), item in zip(to_send, answer, strict=True):
-            results[outcome.record_id] = self._result(outcome.record_id, item)
-        return results
+        return {outcome.record_id: self._result(outcome.record_id, item)
+                for (outcome, _), item in zip(chunk, answer, strict=True)}
 
     @staticmethod
     def _result(record_id: str, item: dict[str, Any]) -> WriteResult:

@@ -16,7 +16,8 @@ RETRYABLE_RECORD_CODES = frozenset({
 })
 
 _FIXES = {
-    "INVALID_FIELD": "check the field names of the mapping with `leadgate connect salesforce`",
+    "INVALID_FIELD": "check the mapping with `leadgate connect salesforce`; if leadgate's own "
+                     "fields are missing, run `leadgate install salesforce`",
     "INVALID_TYPE": "check `object:` and that the user can see it",
     "MALFORMED_QUERY": "report this: leadgate built a query Salesforce refused",
     "INVALID_QUERY_LOCATOR": "the query is restarted from the last cursor",

@@ -61,7 +61,7 @@ def install(conn: SalesforceConnector, *, dry_run: bool) -> InstallReport:
                       json={"FullName": f"{sobject}.{spec['name']}", "Metadata": metadata})
     queue = conn.config.review_queue
     label = f"queue {queue} (for {sobject})"
-    if conn.find_queues([queue]):
+    if queue in conn.find_queues([queue]):
         existing.append(label)
     else:
         created.append(label)

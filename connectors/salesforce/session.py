@@ -67,6 +67,14 @@ def _value(conn: SalesforceConnection, key: str, where: str) -> str:
     return str(raw.resolve(f"{where}.{key}").get_secret_value())
 
 
+def jwt_audience(conn: SalesforceConnection) -> str:
+    """The JWT `aud`: Salesforce wants login/test.salesforce.com, even behind My Domain."""
+    if conn.jwt_audience:
+        return conn.jwt_audience
+    sandbox_org = "test.salesforce.com" in conn.login_url or ".sandbox.my." in conn.login_url
+    return "https://test.salesforce.com" if sandbox_org else "https://login.salesforce.com"
+
+
 def token_request(conn: SalesforceConnection, where: str) -> dict[str, str]:
     """The form body of the OAuth token request for the configured flow."""
     if conn.auth == "password":
@@ -85,7 +93,7 @@ def token_request(conn: SalesforceConnection, where: str) -> dict[str, str]:
     import jwt  # PyJWT, a dependency of simple-salesforce
 
     claims = {"iss": _value(conn, "client_id", where), "sub": _value(conn, "username", where),
-              "aud": conn.login_url.rstrip("/"), "exp": int(time.time()) + 180}
+              "aud": jwt_audience(conn), "exp": int(time.time()) + 180}
     assertion = jwt.encode(claims, _value(conn, "private_key", where), algorithm="RS256")
     return {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
 

@@ -5,7 +5,8 @@ This package imports nothing from sync or audit.
 """
 
 from .faults import Faults
+from .process import SandboxProcess
 from .reps import Rep
 from .sandbox import Sandbox
 
-__all__ = ["Faults", "Rep", "Sandbox"]
+__all__ = ["Faults", "Rep", "Sandbox", "SandboxProcess"]

@@ -11,7 +11,9 @@ class Accounting:
 
     Kinds: "calls" (every request), "ok" (2xx), "207" (HubSpot multi-status), "4xx"/"5xx"
     by class plus the exact status ("status.429"), "fault.<kind>" per injected fault,
-    "records_read" / "records_written" / "record_errors" (records, not calls).
+    "records_read" / "records_written" / "record_errors" (records, not calls), "server_us"
+    (microseconds the sandbox spent answering, without network and client time),
+    "prefetch_us" (microseconds spent rendering the next query page ahead, in the background).
     """
 
     def __init__(self) -> None:
@@ -22,10 +24,11 @@ class Accounting:
         with self._lock:
             self._counts[endpoint][kind] += n
 
-    def status(self, endpoint: str, status: int) -> None:
+    def status(self, endpoint: str, status: int, server_us: int = 0) -> None:
         with self._lock:
             c = self._counts[endpoint]
             c["calls"] += 1
+            c["server_us"] += server_us
             if status == 207:
                 c["207"] += 1
             elif 200 <= status < 300:
@@ -61,7 +64,7 @@ class Accounting:
             if ep in ("salesforce", "hubspot"):
                 continue
             extra = ", ".join(f"{k}={v}" for k, v in sorted(c.items())
-                              if k not in ("calls", "ok"))
+                              if k not in ("calls", "ok", "server_us", "prefetch_us"))
             rows.append(f"  {ep:<34} {c.get('calls', 0):>8} calls  {c.get('ok', 0):>8} ok"
                         + (f"  {extra}" if extra else ""))
         return "\n".join(rows) if rows else "  (no calls)"

@@ -25,7 +25,7 @@ from .schema import TOOLING_TYPES, SfField
 from .server import Drop, Request, Response
 from .store import Store
 from .tables import LazyTable, RowTable
-from .wire import looks_like_sf_id, ms_to_sf, parse_datetime_ms
+from .wire import dumps, looks_like_sf_id, ms_to_sf, parse_datetime_ms
 
 API_VERSIONS = ("57.0", "58.0", "59.0", "60.0", "61.0", "62.0")
 _DATA = re.compile(r"^/services/data/v(?P<ver>\d+\.\d)(?P<rest>/.*)?$")
@@ -57,6 +57,8 @@ class SalesforceApp:
         self.tokens: set[str] = set()
         self.locators: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._locator_seq = 0
+        self.prefetch = True  # render the next query page ahead (see _page)
+        self._executor: Any = None
 
     # -- sessions
     def issue_token(self) -> str:
@@ -69,6 +71,7 @@ class SalesforceApp:
 
     # -- dispatch
     def handle(self, req: Request) -> Response:
+        req.started = time.perf_counter()
         endpoint, handler = self._route(req)
         name = f"salesforce.{endpoint}"
         delay = 0.0
@@ -111,7 +114,7 @@ class SalesforceApp:
         if req.path.startswith("/services/data"):
             resp.headers.append(("Sforce-Limit-Info",
                                  f"api-usage={self.api_used}/{self.api_limit}"))
-        self.accounting.status(name, resp.status)
+        self.accounting.status(name, resp.status, _elapsed_us(req))
         return resp
 
     def _fault_response(self, rule: Rule) -> Response:
@@ -156,6 +159,8 @@ class SalesforceApp:
             return "limits", self.limits
         if m == "PATCH" and parts == ["composite", "sobjects"]:
             return "collections_update", self.collections_update
+        if m == "POST" and len(parts) == 2 and parts[0] == "sobjects":
+            return "sobject_create", self.sobject_create
         if len(parts) >= 2 and parts[0] == "sobjects":
             if m == "GET" and len(parts) == 3 and parts[2] == "describe":
                 return "describe", self.describe
@@ -319,7 +324,10 @@ class SalesforceApp:
                 query = soql.parse(q or "", sources)
                 src = sources[query.sobject.lower()]
                 assert isinstance(src, LazyTable | RowTable)
-                keys = soql.run(query, src, src.candidates(query.modstamp_floor))
+                floor = None
+                if isinstance(src, LazyTable) and src.modstamp_field in query.floors:
+                    floor = (src.modstamp_field, query.floors[src.modstamp_field])
+                keys = soql.run(query, src, src.candidates(floor, query.ids))
         except soql.SoqlError as e:
             return sf_error(400, e.code, e.message)
         if query.count_only:
@@ -332,11 +340,13 @@ class SalesforceApp:
                 from .wire import sf_id
 
                 locator = sf_id("01g", self._locator_seq)
-                self.locators[locator] = {"source": src, "keys": array("q", keys),
-                                          "fields": query.fields, "sobject": query.sobject,
-                                          "batch": batch}
+                cur = self.locators[locator] = {
+                    "source": src, "keys": array("q", keys), "fields": query.fields,
+                    "sobject": query.sobject, "batch": batch}
                 while len(self.locators) > _MAX_LOCATORS:
                     self.locators.popitem(last=False)
+            return self._page(name, ver, src, query.sobject, query.fields, cur["keys"], 0,
+                              batch, locator, cur)
         return self._page(name, ver, src, query.sobject, query.fields, keys, 0, batch, locator)
 
     def query_more(self, req: Request, name: str) -> Response:
@@ -349,27 +359,88 @@ class SalesforceApp:
         if cur is None or not offset_text.isdigit() or int(offset_text) > len(cur["keys"]):
             return sf_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(name, _version(req), cur["source"], cur["sobject"], cur["fields"],
-                          cur["keys"], int(offset_text), cur["batch"], locator)
+                          cur["keys"], int(offset_text), cur["batch"], locator, cur)
 
     def _page(self, name: str, ver: str, src: LazyTable | RowTable, sobject: str,
-              fields: list[str], keys: Any, start: int, batch: int, locator: str | None
-              ) -> Response:
+              fields: list[str], keys: Any, start: int, batch: int, locator: str | None,
+              cur: dict[str, Any] | None = None) -> Response:
         end = min(start + batch, len(keys))
         page = keys[start:end]
-        with self.store.lock:
-            types = {f: src.fields[f.lower()].type for f in fields}
-            records = [self._render(src, sobject, ver, k, fields, types) for k in page]
-        body: dict[str, Any] = {"totalSize": len(keys), "done": end >= len(keys)}
+        records = None
+        ahead = cur.pop("prefetch", None) if cur is not None else None
+        if ahead is not None and ahead[0] == start:
+            records = self._prefetched(src, page, ahead)
+        if records is None:
+            records = self._records(src, sobject, ver, page, fields)[1]
+        head: dict[str, Any] = {"totalSize": len(keys), "done": end >= len(keys)}
         if end < len(keys):
-            body["nextRecordsUrl"] = f"/services/data/v{ver}/query/{locator}-{end}"
-        body["records"] = records
-        self.accounting.add(name, "records_read", len(records))
-        if isinstance(src, LazyTable) and page:
+            head["nextRecordsUrl"] = f"/services/data/v{ver}/query/{locator}-{end}"
+            if cur is not None and self.prefetch and isinstance(src, LazyTable):
+                # render the next page while the client digests this one (its own process)
+                nxt = keys[end:min(end + batch, len(keys))]
+                cur["prefetch"] = (end, self._pool().submit(
+                    self._records_ahead, src, sobject, ver, nxt, fields))
+        body = dumps(head)[:-1] + b',"records":' + records + b"}"
+        self.accounting.add(name, "records_read", len(page))
+        if isinstance(src, LazyTable) and len(page):
             hits = self.faults().record_faults(name, len(page), "owner_change")
             for pos in sorted(hits):
                 self.store.person_changes_owner("salesforce", page[pos])
                 self.accounting.add(name, "fault.owner_change")
-        return Response.json(200, body)
+        return Response(200, body)
+
+    def _records(self, src: LazyTable | RowTable, sobject: str, ver: str, page: Any,
+                 fields: list[str]) -> tuple[int, bytes]:
+        """(table version before reading, the page's records as JSON). Generated records are
+        read in chunks, releasing the store lock between them so that writes are not held up;
+        a record written meanwhile has a later version, which `_prefetched` detects."""
+        if isinstance(src, LazyTable):
+            with self.store.lock:
+                version = src.version
+            records: list[dict[str, Any]] = []
+            for k in range(0, len(page), 100):
+                with self.store.lock:
+                    records += _render_lazy(src, sobject, ver, page[k:k + 100], fields)
+            return version, dumps(records)
+        with self.store.lock:
+            types = {f: src.fields[f.lower()].type for f in fields}
+            return 0, dumps([self._render(src, sobject, ver, k, fields, types) for k in page])
+
+    def _records_ahead(self, src: LazyTable | RowTable, sobject: str, ver: str, page: Any,
+                       fields: list[str]) -> tuple[int, bytes]:
+        t0 = time.perf_counter()
+        out = self._records(src, sobject, ver, page, fields)
+        # counted apart from server_us: done while the client was busy with the last page
+        self.accounting.add("salesforce.query_more", "prefetch_us",
+                            int((time.perf_counter() - t0) * 1e6))
+        return out
+
+    def _prefetched(self, src: LazyTable | RowTable, page: Any, ahead: Any) -> bytes | None:
+        """A page rendered ahead, if none of its records was written since."""
+        try:
+            version, records = ahead[1].result(timeout=60)
+        except Exception:  # noqa: BLE001 - a failed prefetch is simply redone
+            return None
+        if not isinstance(src, LazyTable):
+            return None
+        with self.store.lock:
+            if src.version != version and any(src.last_write.get(k, 0) > version
+                                              for k in page):
+                return None
+        return records  # type: ignore[no-any-return]
+
+    def _pool(self) -> Any:
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1,
+                                                thread_name_prefix="sandbox-prefetch")
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     def _render(self, src: LazyTable | RowTable, sobject: str, ver: str, key: int,
                 fields: list[str], types: dict[str, str]) -> dict[str, Any]:
@@ -413,6 +484,7 @@ class SalesforceApp:
             if isinstance(src, LazyTable):
                 key = src.index_of(rid)
             else:
+                assert isinstance(src, RowTable)
                 row = src.find(rid)
                 key = None if row is None else src.rows.index(row)
             if key is None:
@@ -422,6 +494,7 @@ class SalesforceApp:
                       if f.strip().lower() in src.fields] if wanted else \
                 [f.name for f in src.fields.values()]
             types = {f: src.fields[f.lower()].type for f in fields}
+            assert isinstance(src, LazyTable | RowTable)
             return Response.json(200, self._render(src, src.name, ver, key, fields, types))
 
     # -- writes
@@ -451,6 +524,32 @@ class SalesforceApp:
         self.accounting.add(name, "records_written")
         return Response(204)
 
+    def sobject_create(self, req: Request, name: str) -> Response:
+        sobject = req.path.rstrip("/").rsplit("/", 1)[1]
+        if sobject.lower() != "lead":
+            return sf_error(400, "INVALID_TYPE", f"The leadgate sandbox creates Lead records "
+                                                 f"only, not {sobject}")
+        body = _json_body(req)
+        if not isinstance(body, dict):
+            return sf_error(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        with self.store.lock:
+            fields = self._check_fields(body)
+            missing = [f for f in ("LastName", "Company") if not fields.get(f)]
+            if missing:
+                return Response.json(400, [{"message": "Required fields are missing: "
+                                            f"[{', '.join(missing)}]",
+                                            "errorCode": "REQUIRED_FIELD_MISSING",
+                                            "fields": missing}])
+            errors = self._validate(-1, {k: v for k, v in fields.items()}, locked=False)
+            if errors:
+                return Response.json(400, [{"message": e["message"], "errorCode":
+                                            e["statusCode"], "fields": e["fields"]}
+                                           for e in errors])
+            i = self.store.new_lead(fields, _origin(req))
+        self.accounting.add(name, "records_written")
+        return Response.json(201, {"id": self.store.leads.id_of(i), "success": True,
+                                   "errors": []})
+
     def collections_update(self, req: Request, name: str) -> Response:
         body = _json_body(req)
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
@@ -478,8 +577,9 @@ class SalesforceApp:
                 fields = self._check_fields(rec)
                 parsed.append((leads.index_of(rid) if rid else None, rid, fields))
             for pos in sorted(self.faults().record_faults(name, len(parsed), "owner_change")):
-                if parsed[pos][0] is not None:
-                    self.store.person_changes_owner("salesforce", parsed[pos][0])
+                hit = parsed[pos][0]
+                if hit is not None:
+                    self.store.person_changes_owner("salesforce", hit)
             locked = self.faults().record_faults(name, len(parsed), "record_error")
             outcome: list[list[dict[str, Any]]] = []
             for pos, (i, rid, fields) in enumerate(parsed):
@@ -505,8 +605,8 @@ class SalesforceApp:
                         [])]})
                 else:
                     assert i is not None
-                    self._apply(i, fields, origin)
-                    results.append({"id": leads.id_of(i), "success": True, "errors": []})
+                    results.append({"id": self._apply(i, fields, origin), "success": True,
+                                    "errors": []})
         n_err = sum(1 for r in results if not r["success"])
         self.accounting.add(name, "records_written", len(results) - n_err)
         if n_err:
@@ -588,10 +688,12 @@ class SalesforceApp:
                                        ["OwnerId"]))
         return errors
 
-    def _apply(self, i: int, fields: dict[str, Any], origin: str) -> None:
+    def _apply(self, i: int, fields: dict[str, Any], origin: str) -> str:
         t = self.store.stamp(seconds=True)
         self.store.leads.set(i, {**fields, "SystemModstamp": t, "LastModifiedDate": t})
-        self.store.record_change("salesforce", self.store.leads.id_of(i), origin, list(fields))
+        rid = self.store.leads.id_of(i)
+        self.store.record_change("salesforce", rid, origin, list(fields))
+        return rid
 
     def tooling_create(self, req: Request, name: str) -> Response:
         body = _json_body(req)
@@ -624,6 +726,35 @@ class SalesforceApp:
             fid = self.store.install_salesforce_field(field)
         return Response.json(201, {"id": fid, "success": True, "errors": [], "warnings": [],
                                    "infos": []})
+
+
+def _render_lazy(t: LazyTable, sobject: str, ver: str, page: Any, fields: list[str]
+                 ) -> list[dict[str, Any]]:
+    """A query page of a generated table: per-field readers decided once per page, the cold
+    (generated) part of each record built once, datetimes formatted on the way."""
+    url = f"/services/data/v{ver}/sobjects/{sobject}/"
+    plan: list[tuple[str, int, Any, bool]] = []  # (field, source, column, is datetime)
+    for f in fields:
+        is_dt = t.fields[f.lower()].type == "datetime"
+        if f in t.cols:
+            plan.append((f, 0, t.cols[f], is_dt))
+        elif f == t.id_field:
+            plan.append((f, 1, None, False))
+        else:
+            plan.append((f, 2, None, is_dt))
+    need_cold = any(src == 2 for _, src, _, _ in plan)
+    out = []
+    for i in page:
+        rid = t.id_of(i)
+        cold = t.cold(i) if need_cold else None
+        rec: dict[str, Any] = {"attributes": {"type": sobject, "url": url + rid}}
+        for f, src, col, is_dt in plan:
+            v: Any = col[i] if src == 0 else rid if src == 1 else cold.get(f)  # type: ignore[union-attr]
+            if is_dt and v is not None:
+                v = ms_to_sf(v)
+            rec[f] = v
+        out.append(rec)
+    return out
 
 
 class _Reply(Exception):
@@ -686,3 +817,7 @@ def _json_body(req: Request) -> Any:
 
 def _not_found(req: Request, name: str) -> Response:
     return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+def _elapsed_us(req: Request) -> int:
+    return int((time.perf_counter() - req.started) * 1e6)

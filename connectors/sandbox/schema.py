@@ -6,6 +6,7 @@ Names follow the sandbox contract in PLAN.md exactly; other areas map these name
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 CUSTOMER_TYPES = (
     "Retail Customer",
@@ -46,10 +47,10 @@ class SfField:
     reference_to: tuple[str, ...] = ()
 
 
-def _f(name: str, type_: str, label: str, **kw: object) -> SfField:
+def _f(name: str, type_: str, label: str, **kw: Any) -> SfField:
     length = {"string": 255, "email": 80, "phone": 40, "picklist": 255, "textarea": 32768,
               "id": 18, "reference": 18}.get(type_, 0)
-    return SfField(name, type_, label, length=int(kw.pop("length", length)), **kw)  # type: ignore[arg-type]
+    return SfField(name, type_, label, length=int(kw.pop("length", length)), **kw)
 
 
 LEAD_FIELDS: tuple[SfField, ...] = (
@@ -178,7 +179,8 @@ _BOOL_OPTS = [{"label": "Yes", "value": "true", "displayOrder": 0, "hidden": Fal
 
 LIFECYCLE_STAGES = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead",
                     "opportunity", "customer", "evangelist", "other")
-HS_READ_ONLY = frozenset({"hs_object_id", "createdate", "lastmodifieddate"})
+HS_READ_ONLY = frozenset({"hs_object_id", "createdate", "lastmodifieddate",
+                          "recent_conversion_date", "num_conversion_events"})
 
 HS_PROPERTIES: tuple[HsProperty, ...] = (
     HsProperty("firstname", "First Name", "string", "text"),
@@ -196,6 +198,10 @@ HS_PROPERTIES: tuple[HsProperty, ...] = (
     HsProperty("createdate", "Create Date", "datetime", "date"),
     HsProperty("lastmodifieddate", "Last Modified Date", "datetime", "date"),
     HsProperty("hs_object_id", "Record ID", "number", "number"),
+    HsProperty("recent_conversion_date", "Recent Conversion Date", "datetime", "date",
+               group_name="conversioninformation"),
+    HsProperty("num_conversion_events", "Number of Form Submissions", "number", "number",
+               group_name="conversioninformation"),
     HsProperty("customer_type", "Customer Type", "enumeration", "select",
                group_name="firm", options=_opts(CUSTOMER_TYPES), hubspot_defined=False),
     HsProperty("product_interest", "Product Interest", "enumeration", "select",
@@ -231,4 +237,5 @@ LEADGATE_HS_PROPERTIES: tuple[HsProperty, ...] = (
 )
 
 HS_GROUPS = (("contactinformation", "Contact information"), ("sales_properties", "Sales"),
+             ("conversioninformation", "Conversion information"),
              ("firm", "Northwind firm data"))

@@ -25,6 +25,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    started: float = 0.0  # perf_counter when the app began answering (for accounting)
 
     def param(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -106,6 +107,13 @@ class _Server(ThreadingHTTPServer):
         self.tls = tls
         super().__init__(("127.0.0.1", port), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError | ssl.SSLError):
+            return  # a client that gave up (timeouts, dropped-connection tests): not news
+        super().handle_error(request, client_address)
+
     def finish_request(self, request: Any, client_address: Any) -> None:
         if self.tls is not None:
             try:
@@ -126,11 +134,15 @@ class HttpServer:
         self.scheme = "https" if tls else "http"
         self.url = f"{self.scheme}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.1},
+                                        kwargs={"poll_interval": 0.05},
                                         name=f"sandbox-{self.port}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def close(self) -> None:
+        """Release the port of a server that was never started."""
+        self._server.server_close()
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -68,8 +68,9 @@ class Query:
     order: list[tuple[str, bool, bool]]  # (field, descending, nulls_first)
     limit: int | None
     offset: int
-    modstamp_floor: tuple[str, int] | None  # (field, ms) a top-level AND bound, for indexes
+    floors: dict[str, int]  # datetime field -> ms: no match has a smaller value
     text: str
+    ids: frozenset[str] | None = None  # every match has one of these Ids (15-char form)
 
 
 class Source:
@@ -81,6 +82,10 @@ class Source:
 
     def accessor(self, field: str) -> Callable[[Any], Any]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def sort_accessor(self, field: str) -> Callable[[Any], Any]:
+        """Values to sort by (a table may know a cheaper equivalent, e.g. its key for Id)."""
+        return self.accessor(field)
 
 
 def _where(text: str, pos: int) -> str:
@@ -149,7 +154,6 @@ class _Parser:
         self.k = 0
         self.sources = sources
         self.src: Source | None = None
-        self.floor: tuple[str, int] | None = None
 
     # -- token helpers
     @property
@@ -218,9 +222,10 @@ class _Parser:
             seen.add(f.name)
             fields.append(f.name)
         where = None
+        bound = _NO_BOUND
         if self.kw("where"):
             self.k += 1
-            where = self.condition(top=True)
+            where, bound = self.condition()
         order: list[tuple[str, bool, bool]] = []
         if self.kw("order"):
             self.k += 1
@@ -258,8 +263,8 @@ class _Parser:
                                 + "Maximum SOQL offset allowed is 2000")
         if self.tok.kind != "eof":
             self.unexpected()
-        return Query(src.name, fields, count_only, where, order, limit, offset, self.floor,
-                     self.text)
+        return Query(src.name, fields, count_only, where, order, limit, offset, bound[0],
+                     self.text, bound[1])
 
     def integer(self) -> int:
         t = self.tok
@@ -289,8 +294,11 @@ class _Parser:
                             + f"field '{f.name}' can not be {purpose}  in a query call")
         return f
 
-    def condition(self, top: bool = False) -> Callable[[Any], bool]:
-        parts = [self.unary(top)]
+    # Each condition compiles to (predicate, bound). The bound says what every match must
+    # satisfy — lower bounds on datetime fields, a set of Ids — so a table can skip records
+    # without reading them; the predicate still decides.
+    def condition(self) -> tuple[Callable[[Any], bool], Bound]:
+        parts = [self.unary()]
         joiner = None
         while self.kw("and", "or"):
             word = self.tok.text.lower()
@@ -298,30 +306,30 @@ class _Parser:
                 self.unexpected()  # Salesforce: AND and OR need parentheses to mix
             joiner = word
             self.k += 1
-            parts.append(self.unary(top and word == "and"))
+            parts.append(self.unary())
         if len(parts) == 1:
             return parts[0]
+        preds = [p for p, _ in parts]
+        bounds = [b for _, b in parts]
         if joiner == "and":
-            return lambda key: all(p(key) for p in parts)
-        if top:
-            self.floor = None  # an OR at the top level voids any bound found in it
-        return lambda key: any(p(key) for p in parts)
+            return _chain(preds, conj=True), _both(bounds)
+        return _chain(preds, conj=False), _either(bounds)
 
-    def unary(self, top: bool) -> Callable[[Any], bool]:
+    def unary(self) -> tuple[Callable[[Any], bool], Bound]:
         if self.kw("not"):
             self.k += 1
-            inner = self.unary(False)
-            return lambda key: not inner(key)
+            inner, _ = self.unary()
+            return (lambda key: not inner(key)), _NO_BOUND
         if self.tok.text == "(":
             self.k += 1
-            inner = self.condition(top=False)
+            cond = self.condition()
             if self.tok.text != ")":
                 self.unexpected()
             self.k += 1
-            return inner
-        return self.comparison(top)
+            return cond
+        return self.comparison()
 
-    def comparison(self, top: bool) -> Callable[[Any], bool]:
+    def comparison(self) -> tuple[Callable[[Any], bool], Bound]:
         assert self.src is not None
         ftok = self.tok
         f = self.field(ftok, purpose="filtered")
@@ -336,9 +344,12 @@ class _Parser:
             self.k += 1
             if value is None and op not in ("=", "!="):
                 self.unexpected(vtok)
-            if (top and value is not None and op in (">", ">=") and f.type == "datetime"):
-                self.floor = (f.name, value)
-            return _compare(get, op, value, f)
+            bound = _NO_BOUND
+            if value is not None and op in (">", ">=", "=") and f.type == "datetime":
+                bound = ({f.name: value}, None)
+            elif value is not None and op == "=" and f.type == "id":
+                bound = ({}, frozenset({value[:15]}))
+            return _compare(get, op, value, f), bound
         negate = False
         if self.kw("not"):
             negate = True
@@ -359,14 +370,17 @@ class _Parser:
                     self.unexpected()
                 self.k += 1
                 break
-            return _in(get, values, f, negate)
+            in_bound: Bound = _NO_BOUND
+            if f.type == "id" and not negate and None not in values:
+                in_bound = ({}, frozenset(v[:15] for v in values))
+            return _in(get, values, f, negate), in_bound
         if self.kw("like") and not negate:
             self.k += 1
             vtok = self.tok
             if vtok.kind != "string" or f.type not in _TEXT_TYPES | {"id", "reference"}:
                 self.unexpected(vtok)
             self.k += 1
-            return _like(get, vtok.value)
+            return _like(get, vtok.value), _NO_BOUND
         self.unexpected()
         raise AssertionError  # unreachable
 
@@ -416,6 +430,46 @@ _DATE_LITERALS = {"TODAY", "YESTERDAY", "TOMORROW", "LAST_WEEK", "THIS_WEEK", "L
                   "THIS_MONTH", "LAST_N_DAYS", "NEXT_N_DAYS", "LAST_90_DAYS", "THIS_YEAR"}
 
 
+Bound = tuple[dict[str, int], frozenset[str] | None]
+_NO_BOUND: Bound = ({}, None)
+
+
+def _both(bounds: list[Bound]) -> Bound:
+    """AND: every bound holds — the highest floor per field, the intersection of Id sets."""
+    floors: dict[str, int] = {}
+    ids: frozenset[str] | None = None
+    for fl, i in bounds:
+        for k, v in fl.items():
+            floors[k] = max(v, floors.get(k, v))
+        if i is not None:
+            ids = i if ids is None else ids & i
+    return floors, ids
+
+
+def _either(bounds: list[Bound]) -> Bound:
+    """OR: only what all branches share — the lowest floor of fields every branch bounds,
+    the union of Id sets if every branch has one."""
+    common = set(bounds[0][0]).intersection(*(b[0] for b in bounds[1:]))
+    floors = {k: min(b[0][k] for b in bounds) for k in common}
+    sets = [b[1] for b in bounds]
+    ids = frozenset().union(*sets) if all(s is not None for s in sets) else None  # type: ignore[arg-type]
+    return floors, ids
+
+
+def _chain(parts: list[Callable[[Any], bool]], conj: bool) -> Callable[[Any], bool]:
+    """AND/OR of predicates as nested two-way closures: no generator per record."""
+    def both(a: Callable[[Any], bool], b: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        return lambda key: a(key) and b(key)
+
+    def either(a: Callable[[Any], bool], b: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        return lambda key: a(key) or b(key)
+
+    fn = parts[0]
+    for nxt in parts[1:]:
+        fn = both(fn, nxt) if conj else either(fn, nxt)
+    return fn
+
+
 def _norm(f: SfField) -> Callable[[Any], Any]:
     if f.type in _TEXT_TYPES:
         return lambda v: v.casefold() if isinstance(v, str) else v
@@ -432,6 +486,9 @@ def _compare(get: Callable[[Any], Any], op: str, value: Any, f: SfField
             return lambda key: get(key) is None
         return lambda key: get(key) is not None
     v = norm(value)
+    if op == "=" and f.type in ("id", "reference"):
+        v15 = v[:15]  # ids compare on their 15-character form; most values are 18 long
+        return lambda key: (x := get(key)) is not None and x[:15] == v15
     if op == "=":
         return lambda key: norm(get(key)) == v
     if op == "!=":
@@ -482,8 +539,8 @@ def sort_keys(keys: list[Any], order: Sequence[tuple[str, bool, bool]], src: Sou
     """Sort in place by ORDER BY clauses (stable sorts from the last clause to the first)."""
     for name, desc, nulls_first in reversed(order):
         f = src.fields[name.lower()]
-        get = src.accessor(name)
-        norm = _norm(f)
+        get = src.sort_accessor(name)
+        norm = _norm(f)  # (leaves a table's integer sort keys for Id as they are)
         values = [(get(k), k) for k in keys]  # one read per record: cold fields are generated
         present = [(norm(v), k) for v, k in values if v is not None]
         absent = [k for v, k in values if v is None]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .generator import Generator, default_currency, mix
+from .generator import Generator, default_currency, mix, mixes
 from .reps import Rep
 from .schema import (
     CUSTOM_FIELD_FIELDS,
@@ -35,7 +35,7 @@ from .wire import now_ms, sf_id, sf_id_number
 SPAN_MS = 90 * 86_400_000  # generated records were created over the 90 days before `anchor`
 HS_ID_BASE = 100_001
 DEFAULT_ANCHOR_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: reproducible timestamps
-REVIEW_OWNER_ID = "79999"
+REVIEW_OWNER_ID = "90001"  # as in examples/policy and connectors.config's default
 _HS_TYPE = {"string": "string", "number": "double", "datetime": "datetime", "date": "date",
             "enumeration": "picklist", "bool": "boolean"}
 
@@ -47,7 +47,8 @@ def hs_field(p: HsProperty) -> SfField:
 
 class Store:
     def __init__(self, *, seed: int, leads: int, contacts: int | None, reps: Sequence[Rep],
-                 anchor_ms: int = DEFAULT_ANCHOR_MS) -> None:
+                 anchor_ms: int = DEFAULT_ANCHOR_MS, review_owner_id: str | None = None) -> None:
+        self.review_owner_param = review_owner_id
         self.lock = threading.RLock()
         self.seed = seed
         self.n_leads = leads
@@ -58,6 +59,7 @@ class Store:
         self.changes: deque[dict[str, Any]] = deque(maxlen=100_000)
         self.origins: Counter[str] = Counter()
         self.owner_changes: list[tuple[str, str, str, str]] = []  # (crm, record id, old, new)
+        self._emails: dict[str, int] | None = None
         self._build_salesforce()
         self._build_hubspot()
 
@@ -116,13 +118,6 @@ class Store:
             t = start + (i * SPAN_MS) // max(n, 1)
             return t - t % 1000
 
-        def owner(i: int) -> str:
-            h = mix(seed, i, 1)
-            return intake if h % 100 < 85 else rep_ids[(h >> 8) % len(rep_ids)]
-
-        def status(i: int) -> str:
-            return "Open - Not Contacted" if mix(seed, i, 1) % 100 < 85 else "Working - Contacted"
-
         def cold(i: int) -> dict[str, Any]:
             p = gen.person(i)
             first_contact = created(i) - p.first_contact_offset_s * 1000
@@ -138,10 +133,18 @@ class Store:
                 "First_Contact__c": first_contact - first_contact % 1000,
             }
 
+        nn = max(n, 1)
+        created_col = [t - t % 1000 for t in (start + (i * SPAN_MS) // nn for i in range(n))]
+        h1 = mixes(seed, n, 1)
+        n_reps = len(rep_ids)
         self.leads = LazyTable(
             "Lead", LEAD_FIELDS, n,
-            hot={"CreatedDate": created, "LastModifiedDate": created, "SystemModstamp": created,
-                 "OwnerId": owner, "Status": status, "LeadGate_Status__c": lambda i: None},
+            hot={"CreatedDate": created_col, "LastModifiedDate": list(created_col),
+                 "SystemModstamp": list(created_col),
+                 "OwnerId": [intake if h % 100 < 85 else rep_ids[(h >> 8) % n_reps] for h in h1],
+                 "Status": ["Open - Not Contacted" if h % 100 < 85 else "Working - Contacted"
+                            for h in h1],
+                 "LeadGate_Status__c": [None] * n},
             cold=cold, id_of=lambda i: sf_id("00Q", i),
             index_of=lambda s: sf_id_number(s, "00Q"), id_field="Id",
             modstamp_field="SystemModstamp", base_ms=created,
@@ -200,23 +203,16 @@ class Store:
         self.owners: list[dict[str, Any]] = []
         for k, rep in enumerate(self.reps):
             self._add_owner(rep.hubspot_id, rep.name, rep.email, 9_000_001 + k)
-        self._add_owner(REVIEW_OWNER_ID, "Compliance Review", "compliance.review@northwind.example",
-                        9_000_999)
-        self.review_owner_id = REVIEW_OWNER_ID
+        self.review_owner_id = self.review_owner_param or REVIEW_OWNER_ID
+        self._add_owner(self.review_owner_id, "Compliance Review",
+                        "compliance.review@northwind.example", 9_000_999)
+        for owner, rep in zip(self.owners, self.reps, strict=False):
+            owner["teams"] = [{"id": tid, "name": tname, "primary": n == 0}
+                              for n, (tid, tname) in enumerate(rep.hubspot_teams)]
         stages = ("subscriber", "marketingqualifiedlead", "customer", "opportunity")
 
         def created(i: int) -> int:
             return start + (i * SPAN_MS) // max(n, 1)
-
-        def stage(i: int) -> str:
-            h = mix(seed, i, 11)
-            return "lead" if h % 100 < 85 else stages[(h >> 8) % len(stages)]
-
-        def owner(i: int) -> str | None:
-            h = mix(seed, i, 12)
-            if mix(seed, i, 11) % 100 < 85 and h % 100 < 75 or not owner_ids:
-                return None
-            return owner_ids[(h >> 8) % len(owner_ids)]
 
         def cold(i: int) -> dict[str, Any]:
             p = gen.person(i)
@@ -230,19 +226,88 @@ class Store:
                 "appropriateness": p.appropriateness, "phone_consent": p.phone_consent,
                 "email_consent": p.email_consent,
                 "first_contact_date": created(i) - p.first_contact_offset_s * 1000,
+                "num_conversion_events": 1.0,
             }
 
         def index_of(s: str) -> int | None:
             return int(s) - HS_ID_BASE if s.isdigit() else None
 
+        nn = max(n, 1)
+        created_col = [start + (i * SPAN_MS) // nn for i in range(n)]
+        h11, h12 = mixes(seed, n, 11), mixes(seed, n, 12)
+        n_owners = len(owner_ids)
         self.contacts = LazyTable(
             "contacts", [hs_field(p) for p in HS_PROPERTIES], n,
-            hot={"createdate": created, "lastmodifieddate": created, "lifecyclestage": stage,
-                 "hubspot_owner_id": owner, "leadgate_status": lambda i: None},
+            hot={"createdate": created_col, "lastmodifieddate": list(created_col),
+                 # a form submission (a returning client's enquiry) moves this
+                 "recent_conversion_date": list(created_col),
+                 "lifecyclestage": ["lead" if h % 100 < 85 else stages[(h >> 8) % len(stages)]
+                                    for h in h11],
+                 # most intake contacts have no owner yet; the rest belong to reps
+                 "hubspot_owner_id": [None if (a % 100 < 85 and b % 100 < 75) or not n_owners
+                                      else owner_ids[(b >> 8) % n_owners]
+                                      for a, b in zip(h11, h12, strict=True)],
+                 "leadgate_status": [None] * n},
             cold=cold, id_of=lambda i: str(HS_ID_BASE + i), index_of=index_of,
             id_field="hs_object_id", modstamp_field="lastmodifieddate", base_ms=created,
             ms_to_index=lambda ms: ((ms - start) * max(n, 1)) // SPAN_MS - 1,
         )
+
+    # -- new records (what web forms and people do; the API endpoints use these too)
+    def new_lead(self, values: dict[str, Any], origin: str = "api") -> int:
+        """Append a lead (in intake unless values say otherwise); returns its index."""
+        with self.lock:
+            t = self.stamp(seconds=True)
+            row = {"OwnerId": self.intake_queue_id, "Status": "Open - Not Contacted",
+                   "LeadGate_Status__c": None, "Phone_Consent__c": False,
+                   "Email_Consent__c": False, **values,
+                   "CreatedDate": t, "LastModifiedDate": t, "SystemModstamp": t}
+            i = self.leads.append(row)
+            self.record_change("salesforce", self.leads.id_of(i), origin, sorted(values))
+            return i
+
+    def contact_by_email(self, email: str) -> int | None:
+        """HubSpot's dedup key. The index is built on first use (one pass over the contacts)
+        and kept up to date by writes."""
+        with self.lock:
+            if self._emails is None:
+                t = self.contacts
+                self._emails = {}
+                for i in range(t.n):
+                    e = t.get(i, "email")
+                    if isinstance(e, str):
+                        self._emails.setdefault(e.lower(), i)
+            return self._emails.get(email.lower())
+
+    def note_email(self, i: int, email: Any) -> None:
+        if self._emails is not None and isinstance(email, str):
+            self._emails.setdefault(email.lower(), i)
+
+    def new_contact(self, props: dict[str, Any], origin: str = "api") -> int:
+        with self.lock:
+            t = self.stamp(seconds=False)
+            row = {"lifecyclestage": "lead", "hubspot_owner_id": None, "leadgate_status": None,
+                   **props, "createdate": t, "lastmodifieddate": t,
+                   "recent_conversion_date": t, "num_conversion_events": 1.0}
+            i = self.contacts.append(row)
+            self.note_email(i, props.get("email"))
+            self.record_change("hubspot", self.contacts.id_of(i), origin, sorted(props))
+            return i
+
+    def enquire(self, props: dict[str, Any]) -> tuple[int, bool]:
+        """A form submission: HubSpot merges by email, so a returning client updates the
+        existing contact (a new conversion) instead of creating one. (index, created?)"""
+        with self.lock:
+            email = props.get("email")
+            i = self.contact_by_email(email) if isinstance(email, str) else None
+            if i is None:
+                return self.new_contact(props, origin="form"), True
+            t = self.stamp(seconds=False)
+            n = self.contacts.get(i, "num_conversion_events") or 1.0
+            self.contacts.set(i, {**props, "lifecyclestage": "lead", "lastmodifieddate": t,
+                                  "recent_conversion_date": t, "num_conversion_events": n + 1})
+            self.record_change("hubspot", self.contacts.id_of(i), "form", sorted(props))
+            return i, False
 
     def _add_owner(self, oid: str, name: str, email: str, user_id: int) -> None:
         first, _, last = name.partition(" ")

@@ -23,7 +23,7 @@ class LazyTable(Source):
         fields: Sequence[SfField],
         n: int,
         *,
-        hot: dict[str, Callable[[int], Any]],
+        hot: dict[str, list[Any]],
         cold: Callable[[int], dict[str, Any]],
         id_of: Callable[[int], str],
         index_of: Callable[[str], int | None],
@@ -35,7 +35,7 @@ class LazyTable(Source):
         super().__init__(name, fields)
         self.n_base = n
         self.n = n
-        self.cols: dict[str, list[Any]] = {f: [fn(i) for i in range(n)] for f, fn in hot.items()}
+        self.cols: dict[str, list[Any]] = hot  # one list per hot field, len n
         self._cold = cold
         self.id_of = id_of
         self._index_of = index_of
@@ -45,6 +45,8 @@ class LazyTable(Source):
         self._ms_to_index = ms_to_index
         self.overrides: dict[int, dict[str, Any]] = {}
         self.touched: set[int] = set()  # records whose modstamp moved since generation
+        self.version = 0  # counts writes; last_write: index -> version of its last write
+        self.last_write: dict[int, int] = {}
         self._cache_i = -1
         self._cache: dict[str, Any] = {}
 
@@ -80,6 +82,12 @@ class LazyTable(Source):
             return self.id_of
         return lambda i: self.cold(i).get(f)
 
+    def sort_accessor(self, field: str) -> Callable[[int], Any]:
+        # generated ids sort in index order: sorting by Id needs no id strings at all
+        if self.fields[field.lower()].name == self.id_field and self.id_field == "Id":
+            return _identity
+        return self.accessor(field)
+
     def record(self, i: int, fields: Iterable[str]) -> dict[str, Any]:
         cold = None
         out: dict[str, Any] = {}
@@ -95,9 +103,15 @@ class LazyTable(Source):
                 out[f] = cold.get(f)
         return out
 
-    def candidates(self, floor: tuple[str, int] | None = None) -> Iterator[int]:
-        """Every index, or, given a lower bound on the modstamp-like field, those that can
-        still match: generated records are in modstamp order, written ones are tracked."""
+    def candidates(self, floor: tuple[str, int] | None = None,
+                   ids: Iterable[str] | None = None) -> Iterator[int]:
+        """The indices that can match: those of `ids` if given; else, given a lower bound on
+        the modstamp-like field, those at or after it (generated records are in modstamp
+        order, written ones are tracked); else all."""
+        if ids is not None:
+            found = {self.index_of(x) for x in ids}
+            yield from sorted(i for i in found if i is not None)
+            return
         if floor is None or floor[0] not in (self.modstamp_field,) or not self.n_base:
             yield from range(self.n)
             return
@@ -109,6 +123,8 @@ class LazyTable(Source):
     def set(self, i: int, values: dict[str, Any]) -> None:
         if i == self._cache_i:
             self._cache_i = -1
+        self.version += 1
+        self.last_write[i] = self.version
         over = None
         for f, v in values.items():
             col = self.cols.get(f)
@@ -124,11 +140,17 @@ class LazyTable(Source):
     def append(self, values: dict[str, Any]) -> int:
         i = self.n
         self.n += 1
+        self.version += 1
+        self.last_write[i] = self.version
         for f, col in self.cols.items():
             col.append(values.get(f))
         self.overrides[i] = {f: v for f, v in values.items() if f not in self.cols}
         self.touched.add(i)
         return i
+
+
+def _identity(i: int) -> int:
+    return i
 
 
 class RowTable(Source):
@@ -161,5 +183,6 @@ class RowTable(Source):
         row = self.rows[k]
         return {f: row.get(f) for f in fields}
 
-    def candidates(self, floor: tuple[str, int] | None = None) -> Iterator[int]:
+    def candidates(self, floor: tuple[str, int] | None = None,
+                   ids: Iterable[str] | None = None) -> Iterator[int]:
         return iter(range(len(self.rows)))

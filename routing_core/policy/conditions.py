@@ -22,7 +22,6 @@ from typing import Any
 
 from routing_core import jurisdictions
 from routing_core.decision import MISSING, Leaf
-from routing_core.jurisdictions import JurisdictionSet
 from routing_core.lead import CUSTOMER_TYPES, Lead
 
 Trace = list[Leaf]
@@ -45,21 +44,31 @@ class ConditionError(Exception):
 
 
 class Facts:
-    """What conditions read: the lead, its product's attributes, screening results."""
+    """What conditions read: the lead, its product's attributes, screening results.
 
-    __slots__ = ("lead", "product", "screening")
+    The jurisdiction's code, country and containing areas are worked out once per decision,
+    because most conditions of a real policy start with `jurisdiction within [...]`.
+    """
+
+    __slots__ = ("lead", "product", "screening", "code", "country", "subdivision", "areas")
 
     def __init__(self, lead: Lead, product: Mapping[str, Any] | None,
                  screening: Mapping[str, bool] | None = None) -> None:
         self.lead = lead
         self.product = product
         self.screening = screening or {}
+        jurisdiction = lead.jurisdiction
+        self.country = jurisdiction.country
+        self.subdivision = jurisdiction.subdivision
+        self.code = self.subdivision or self.country
+        self.areas = jurisdictions.ancestors(self.code)
 
 
 # --- path types -----------------------------------------------------------------------------
 # A path's kind decides which operators and values make sense:
 # "str" free text, "enum" a closed set (values checked), "number", "bool", "datetime",
 # "jurisdiction", "country", "currency", "any" (unknown until run time).
+# Getters return None for a value the lead does not have; leaves record that as missing.
 
 class PathType:
     __slots__ = ("kind", "choices")
@@ -70,54 +79,45 @@ class PathType:
 
 
 def _attr(name: str) -> Getter:
-    def get(facts: Facts) -> Any:
-        value = getattr(facts.lead, name)
-        return MISSING if value is None else value
-    return get
+    return operator.attrgetter(f"lead.{name}")
 
 
 def _mapping_item(name: str, key: str) -> Getter:
+    field = operator.attrgetter(f"lead.{name}")
+
     def get(facts: Facts) -> Any:
-        return getattr(facts.lead, name).get(key, MISSING)
+        return field(facts).get(key)
     return get
 
 
-def _get_jurisdiction(facts: Facts) -> Any:
-    return facts.lead.jurisdiction.code
-
-
-def _get_country(facts: Facts) -> Any:
-    return facts.lead.jurisdiction.country
-
-
-def _get_subdivision(facts: Facts) -> Any:
-    return facts.lead.jurisdiction.subdivision or MISSING
+_get_jurisdiction = operator.attrgetter("code")
+_get_country = operator.attrgetter("country")
+_get_subdivision = operator.attrgetter("subdivision")
 
 
 def _get_amount(facts: Facts) -> Any:
     money = facts.lead.investable_assets
-    return MISSING if money is None else money.amount
+    return None if money is None else money.amount
 
 
 def _get_currency(facts: Facts) -> Any:
     money = facts.lead.investable_assets
-    return MISSING if money is None else money.currency
+    return None if money is None else money.currency
 
 
-def _get_assets(facts: Facts) -> Any:
-    return facts.lead.investable_assets or MISSING
+_get_assets = operator.attrgetter("lead.investable_assets")
 
 
 def _product_attr(key: str) -> Getter:
     def get(facts: Facts) -> Any:
         product = facts.product
-        return MISSING if product is None else product.get(key, MISSING)
+        return None if product is None else product.get(key)
     return get
 
 
 def _screening(check: str) -> Getter:
     def get(facts: Facts) -> Any:
-        return facts.screening.get(check, MISSING)
+        return facts.screening.get(check)
     return get
 
 
@@ -297,20 +297,28 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
 
         def exists(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
-            result = (actual is not MISSING) is want
-            trace.append((path, op, want, actual, result, None))
+            result = (actual is not None) is want
+            trace.append((path, op, want, MISSING if actual is None else actual, result, None))
             return result
         return exists
 
     if op == "within":
         if ptype.kind not in ("jurisdiction", "country"):
             raise ConditionError(f"within: applies to jurisdiction paths, not {path!r}", op)
-        members = JurisdictionSet(expand_jurisdictions(expected, groups, op))
-        contains = members.contains
+        disjoint = frozenset(expand_jurisdictions(expected, groups, op)).isdisjoint
+        if path == "jurisdiction":  # the common case: one set operation on prepared areas
+            def within_lead(facts: Facts, trace: Trace) -> bool:
+                result = not disjoint(facts.areas)
+                trace.append((path, op, expected, facts.code, result, None))
+                return result
+            return within_lead
 
         def within(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
-            result = actual is not MISSING and contains(actual)
+            if actual is None:
+                trace.append((path, op, expected, MISSING, False, None))
+                return False
+            result = not disjoint(jurisdictions.ancestors(actual))
             trace.append((path, op, expected, actual, result, None))
             return result
         return within
@@ -328,8 +336,8 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
 
         def matches(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
-            if actual is MISSING:
-                trace.append((path, op, expected, actual, False, None))
+            if actual is None:
+                trace.append((path, op, expected, MISSING, False, None))
                 return False
             if not isinstance(actual, str):
                 trace.append((path, op, expected, actual, False,
@@ -354,8 +362,8 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
 
         def member(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
-            if actual is MISSING:
-                trace.append((path, op, expected, actual, False, None))
+            if actual is None:
+                trace.append((path, op, expected, MISSING, False, None))
                 return False
             try:
                 result = (actual in choices) is not negate
@@ -383,8 +391,8 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
 
         def equal(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
-            if actual is MISSING:
-                trace.append((path, op, expected, actual, False, None))
+            if actual is None:
+                trace.append((path, op, expected, MISSING, False, None))
                 return False
             result = (actual == value) is not negate
             trace.append((path, op, expected, actual, result, None))
@@ -396,8 +404,8 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
 
     def ordered(facts: Facts, trace: Trace) -> bool:
         actual = get(facts)
-        if actual is MISSING:
-            trace.append((path, op, expected, actual, False, None))
+        if actual is None:
+            trace.append((path, op, expected, MISSING, False, None))
             return False
         try:
             if isinstance(actual, bool) or isinstance(actual, str):
@@ -446,6 +454,17 @@ def compile_condition(spec: Any, catalog: PathCatalog, groups: Mapping[str, Sequ
         except ConditionError as exc:
             raise ConditionError(exc.message, _join(f"{key}[{i}]", exc.path)) from exc
     members = tuple(parts)
+    # Short lists are unrolled: most rules are an `all` of two to four leaves.
+    if key == "all" and len(members) == 2:
+        a, b = members
+        return lambda facts, trace: a(facts, trace) and b(facts, trace)
+    if key == "all" and len(members) == 3:
+        a, b, c = members
+        return lambda facts, trace: a(facts, trace) and b(facts, trace) and c(facts, trace)
+    if key == "all" and len(members) == 4:
+        a, b, c, d = members
+        return lambda facts, trace: (a(facts, trace) and b(facts, trace) and c(facts, trace)
+                                     and d(facts, trace))
     if key == "all":
         def every(facts: Facts, trace: Trace) -> bool:
             for part in members:

@@ -77,8 +77,17 @@ def _error_path(data: Any, loc: Sequence[int | str]) -> str:
     return path
 
 
+_VALID = "Input should be a valid "
+
+
 def _schema_problems(exc: ValidationError, data: Any, problems: _Problems) -> None:
     seen: set[tuple[str, str]] = set()
+    # A value that fits none of several types gets one error per type: say it once.
+    kinds: dict[str, list[str]] = {}
+    for error in exc.errors():
+        if error["type"].endswith("_type") and error["msg"].startswith(_VALID):
+            kinds.setdefault(_error_path(data, error["loc"]), []).append(
+                error["msg"][len(_VALID):].split(",")[0])
     for error in exc.errors():
         path = _error_path(data, error["loc"])
         kind = error["type"]
@@ -94,6 +103,10 @@ def _schema_problems(exc: ValidationError, data: Any, problems: _Problems) -> No
             given = error.get("input")
             shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
             message, fix = f"{error['msg']}{shown}", None
+            several = kinds.get(path, [])
+            if len(several) > 1 and error["msg"].startswith(_VALID):
+                message = (f"{_VALID}{', '.join(several[:-1])} or {several[-1]}"
+                           f"{shown or ' (got a list or mapping)'}")
         if (path, message) not in seen:
             seen.add((path, message))
             problems.add(path, message, fix)
@@ -236,6 +249,10 @@ def load_policy(path: str | Path) -> model.Policy:
                           first_message=exc.message,
                           fix="check the path and the YAML syntax there") from None
     problems = _Problems(located)
+    # Top-level `x-...` keys hold YAML anchors for reuse (`<<: *defaults`); they mean nothing
+    # by themselves, so they are dropped before validation and are not part of the digest.
+    for key in [k for k in located.data if k.startswith("x-")]:
+        del located.data[key]
     try:
         doc = schema.Document.model_validate(located.data)
     except ValidationError as exc:

@@ -135,6 +135,9 @@ class Policy:
     raw: Mapping[str, Any]
     files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    # Memo of answers that depend only on the policy and a few lead facts (licence coverage);
+    # filled by the engine, never part of the policy's meaning or digest.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def reference(self) -> dict[str, str]:
         """The policy block of a decision."""

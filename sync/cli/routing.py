@@ -24,6 +24,7 @@ from routing_core.policy import Policy, PolicyError, load_policy
 from routing_core.policy_tests import run_tests
 from routing_core.rotation import InMemoryRotationState
 from routing_core.screening import NullScreener, Screener
+from sync.screening_lists import UnavailableScreener, load_screener
 
 
 @dataclass
@@ -54,7 +55,15 @@ def _unflatten(row: dict[str, str | None]) -> dict[str, Any]:
 
 def _csv_rows(text: str, name: str) -> Iterator[Row]:
     reader = csv.DictReader(io.StringIO(text))
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the rest of the file cannot be split into rows
+            yield Row(f"{name} row {reader.line_num}", None, [f"not valid CSV: {exc}"])
+            return
         label = f"{name} row {reader.line_num}"
         extra = row.get(None)  # type: ignore[call-overload]
         if extra:
@@ -159,7 +168,7 @@ def _summary(decision: Decision, label: str) -> str:
 @click.option("--explain", "as_explain", is_flag=True,
               help="Print a readable account of each decision.")
 @click.option("--no-screening", is_flag=True,
-              help="Rehearse without screening lists (decisions record that none were checked).")
+              help="Rehearse without the policy's screening lists (decisions note it).")
 def route(policy_path: str, lead_path: str, at_text: str | None, as_json: bool,
           as_explain: bool, no_screening: bool) -> None:
     """Route leads through a policy and print the decisions.
@@ -171,16 +180,17 @@ def route(policy_path: str, lead_path: str, at_text: str | None, as_json: bool,
         raise click.UsageError("choose one of --json and --explain")
     at = _at(at_text)
     policy = _load(policy_path)
-    screener: Screener | None = None
-    if no_screening or policy.screening is None:
-        screener = NullScreener()
-    else:
-        click.echo("warning: the policy declares screening lists and `leadgate route` has no "
-                   "list screener, so every lead is refused screening_unavailable; use "
-                   "--no-screening to rehearse the rules", err=True)
+    rows = read_leads(lead_path)
+    screener: Screener | None = NullScreener()
+    if policy.screening is not None and not no_screening:
+        screener = load_screener(policy)
+        if isinstance(screener, UnavailableScreener):
+            click.echo(f"warning: {screener.reason}; every lead is refused "
+                       "screening_unavailable (use --no-screening to rehearse the rules "
+                       "without lists)", err=True)
     rotation = InMemoryRotationState()
     counts = {"assigned": 0, "refused": 0}
-    for index, row in enumerate(read_leads(lead_path)):
+    for index, row in enumerate(rows):
         decision = _route_row(row, index, policy, at, rotation, screener)
         counts[decision.outcome] += 1
         if as_json:
@@ -208,6 +218,8 @@ def _route_row(row: Row, index: int, policy: Policy, at: datetime,
         return refuse_invalid(source, record_id, [f"{row.label}: {p}" for p in exc.problems],
                               policy, at=at)
     decision = decide(lead, policy, at=at, rotation=rotation, screener=screener)
+    if decision.reason == "invalid_lead":  # e.g. a product code the policy does not know
+        decision.problems = [f"{row.label}: {p}" for p in decision.problems]
     if policy.screening is not None and isinstance(screener, NullScreener):
         decision.notes.append("screening lists were not checked (--no-screening rehearsal)")
     return decision
@@ -269,8 +281,8 @@ def test(path: str, at_text: str | None) -> None:
                     click.echo(f"      problem: {problem}")
             else:
                 click.echo(f"      decision: assigned {decision.team_id}/{decision.rep_id}")
-            if decision.rule:
-                click.echo(f"      rule: {decision.rule.id}")
+            if decision.rule_id:
+                click.echo(f"      rule: {decision.rule_id}")
             for team in decision.teams_considered:
                 click.echo(f"      team {team['team']}: {team['why']}")
     failed = sum(not r.passed for r in results)

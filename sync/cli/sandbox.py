@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-import threading
+import json
 from pathlib import Path
-from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from connectors.sandbox.sandbox import Sandbox
 
 
 @click.group()
@@ -32,32 +34,27 @@ def sandbox() -> None:
               help="Start with leadgate's fields and properties already created.")
 @click.option("--rate-limits", is_flag=True,
               help="Enforce HubSpot's rate limits (429 when exceeded).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Also print the URLs and credentials as one JSON line first (for scripts).")
 def serve(seed: int, leads: int, contacts: int | None, faults: str | None, port: int,
-          persist: Path | None, installed: bool, rate_limits: bool) -> None:
+          persist: Path | None, installed: bool, rate_limits: bool, as_json: bool) -> None:
     """Serve the sandbox CRM until interrupted (Ctrl-C or SIGTERM); print call counts at exit."""
-    from connectors.sandbox import Sandbox
+    from connectors.sandbox.sandbox import Sandbox, serve_until_signalled
 
     sb = Sandbox(seed=seed, leads=leads, contacts=contacts, faults=faults, persist=persist,
                  install_leadgate_fields=installed, enforce_rate_limits=rate_limits,
                  salesforce_port=port, hubspot_port=port + 1 if port else 0)
-    stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    def started(box: Sandbox) -> None:
+        if as_json:
+            click.echo(json.dumps(box.info()))
+        click.echo("leadgate sandbox CRM is running (fake credentials, loopback only)")
+        click.echo(box.describe())
+        if faults:
+            click.echo(f"Faults                  : {faults}")
+        click.echo("Press Ctrl-C to stop.")
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with sb:
-            click.echo("leadgate sandbox CRM is running (fake credentials, loopback only)")
-            click.echo(sb.describe())
-            if faults:
-                click.echo(f"Faults                  : {faults}")
-            click.echo("Press Ctrl-C to stop.", err=False)
-            while not stop.wait(0.5):
-                pass
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    serve_until_signalled(sb, started)
     click.echo("sandbox stopped; calls answered:")
     click.echo(sb.accounting.table())
     if persist:

@@ -53,3 +53,39 @@ def test_bad_config_is_one_line_naming_the_key(leadgate: Any, tmp_path: Path) ->
     assert done.returncode == 2
     assert "sources.crm.connection.token" in done.stderr and "XYZ" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_install_and_connect_against_the_sandbox(leadgate: Any, sandbox: Any,
+                                                 tmp_path: Path) -> None:
+    import os
+
+    import yaml
+
+    sb = sandbox(leads=10, contacts=10, install_leadgate_fields=False)
+    creds = sb.salesforce_credentials
+    config = {"sources": {
+        "salesforce": {"kind": "salesforce", "connection": {
+            "login_url": sb.salesforce_instance_url, "auth": "password",
+            "username": creds["username"], "client_id": creds["client_id"],
+            "client_secret": {"env": "LG_T_SF_SECRET"}, "password": {"env": "LG_T_SF_PASSWORD"},
+            "security_token": {"env": "LG_T_SF_TOKEN"}, "ca_file": str(sb.ca_file)}},
+        "hubspot": {"kind": "hubspot", "review_owner_id": sb.hubspot_review_owner_id,
+                    "connection": {"base_url": sb.hubspot_base_url,
+                                   "token": {"env": "LG_T_HS_TOKEN"}}}}}
+    (tmp_path / "leadgate.yaml").write_text(yaml.safe_dump(config))
+    env = {k: os.environ[k] for k in ("LG_T_SF_SECRET", "LG_T_SF_PASSWORD", "LG_T_SF_TOKEN",
+                                      "LG_T_HS_TOKEN")}
+    run = lambda *a: leadgate(*a, cwd=str(tmp_path), env=env)  # noqa: E731
+    dry = run("install", "salesforce", "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.count("would create: field Lead.") == 6
+    for crm in ("salesforce", "hubspot"):
+        first = run("install", crm)
+        assert first.returncode == 0, first.stderr
+        assert "created:" in first.stdout
+        second = run("install", crm)
+        assert "created:" not in second.stdout
+        assert f"nothing to do: leadgate is already installed in {crm}" in second.stdout
+        check = run("connect", crm)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "connection and mapping are in order" in check.stdout
+        assert env["LG_T_SF_SECRET"] not in check.stdout + check.stderr

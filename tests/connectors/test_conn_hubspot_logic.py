@@ -135,13 +135,13 @@ def ids(pages: list[Any]) -> list[str]:
 
 
 def test_backlog_beyond_the_search_cap_is_read_completely(portal: FakePortal) -> None:
-    portal.add(12_345)
+    portal.add(10_250)
     crm = connect(portal)
     got = ids(list(crm.pull(None)))
-    assert len(got) == 12_345 and len(set(got)) == 12_345
+    assert len(got) == 10_250 and len(set(got)) == 10_250
     assert all(int(s["after"]) == 0 for s in portal.searches)
     # one search per page, plus the final short page
-    assert len(portal.searches) <= 12_345 // 199 + 2
+    assert len(portal.searches) <= 10_250 // 199 + 2
 
 
 def test_writes_between_pages_do_not_shift_paging(portal: FakePortal) -> None:
@@ -266,3 +266,14 @@ def test_rate_limits_retries_and_fatal_errors(portal: FakePortal,
     with pytest.raises(BudgetExhausted):
         list(crm2.pull(None))  # owners + one search, then the budget stops it
     assert crm2.api_calls == 2
+
+
+def test_review_action_on_a_record_in_the_review_queue_is_not_a_conflict(
+        portal: FakePortal) -> None:
+    portal.add(2)
+    portal.contacts["1"]["hubspot_owner_id"] = "90001"  # refused earlier: with compliance
+    portal.contacts["2"]["hubspot_owner_id"] = "71001"  # taken by a person
+    crm = connect(portal)
+    results = crm.write_back([Outcome(i, f"review-{i}", "assigned", "71001", None, "1",
+                                      expected_owner=None) for i in ("1", "2")])
+    assert [r.status for r in results] == ["ok", "conflict"]

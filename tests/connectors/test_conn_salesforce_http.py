@@ -231,7 +231,8 @@ def test_write_back_in_collections_of_200_with_conflicts_and_mixed_results(
         status["10"].message and not status["10"].retryable
     assert status["11"].status == "error" and status["11"].retryable
     assert sum(r.status == "ok" for r in results) == 250 - 4  # 07 conflict, 09-11 errors
-    assert [len(u["records"]) for u in org.updates] == [200 - 3, 50]
+    # skipped records do not leave holes: collections are filled to 200
+    assert [len(u["records"]) for u in org.updates] == [200, 47]
     assert all(u["allOrNone"] is False for u in org.updates)
     sent = {r["id"]: r for u in org.updates for r in u["records"]}
     assert outcomes[7].record_id not in sent
@@ -245,8 +246,8 @@ def test_write_back_in_collections_of_200_with_conflicts_and_mixed_results(
         "LeadGate_Reason__c": None, "LeadGate_Policy_Version__c": "2026.11.2",
         "LeadGate_Outreach__c": '{"allowed_channels":["email"]}',
         "LeadGate_Not_Before__c": "2026-12-01T00:00:00.000Z"}
-    # one re-read query per collection
-    assert sum("WHERE Id IN" in q for q in org.queries) == 2
+    # one owner re-read per 400 records (two collections)
+    assert sum("WHERE Id IN" in q for q in org.queries) == 1
 
 
 def test_unknown_owner_is_a_result_not_a_call(org: FakeOrg) -> None:
@@ -413,3 +414,30 @@ def test_custom_ca_wins_over_requests_ca_bundle(tmp_path: Any,
     assert plain.capture.verify == ["/etc/ssl/env-bundle.pem"]  # type: ignore[attr-defined]
     with pytest.raises(LeadgateError, match="ca_file"):
         make_session(tmp_path / "missing.pem")
+
+
+def test_install_creates_fields_and_the_review_queue_through_rest(org: FakeOrg) -> None:
+    created: list[tuple[str, dict[str, Any]]] = []
+
+    def record(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body or b"{}")
+        created.append((str(request.url).split("/v59.0/")[1], body))
+        return 201, {}, json.dumps({"id": "00G000000000009AAA", "success": True, "errors": []})
+
+    org.rsps.add(responses.GET, f"{API}/sobjects/Lead/describe/",  # type: ignore[attr-defined]
+                 json={"fields": [{"name": "Id"}, {"name": "LeadGate_Status__c"}]})
+    for path in ("tooling/sobjects/CustomField/", "sobjects/Group/", "sobjects/QueueSobject/"):
+        org.rsps.add_callback(responses.POST, f"{API}/{path}", record)  # type: ignore
+    crm = connect(org, review_queue="LeadGate_Review")  # not a queue in this org yet
+    report = crm.install()
+    assert "field Lead.LeadGate_Status__c" in report.existing
+    assert len(report.created) == 6  # five fields and the queue
+    paths = [p for p, _ in created]
+    assert paths.count("tooling/sobjects/CustomField/") == 5
+    assert paths[-2:] == ["sobjects/Group/", "sobjects/QueueSobject/"]
+    assert created[-2][1] == {"Name": "LeadGate_Review", "DeveloperName": "LeadGate_Review",
+                              "Type": "Queue"}
+    assert created[-1][1] == {"QueueId": "00G000000000009AAA", "SobjectType": "Lead"}
+    field = dict(created[0][1])
+    assert field["FullName"] == "Lead.LeadGate_Decision_Id__c"
+    assert field["Metadata"]["type"] == "Text" and field["Metadata"]["externalId"] is True

@@ -381,3 +381,20 @@ def test_given_decision_id_is_used(policy: Policy) -> None:
     decision = decide(lead(), policy, at=AT, rotation=InMemoryRotationState(),
                       screener=NullScreener(), decision_id="01HXYZ")
     assert decision.decision_id == "01HXYZ"
+
+
+def test_weighted_rep_returning_from_absence_gets_no_burst(tmp_path: Path) -> None:
+    present = load_policy(BASIC)
+    away = load_policy(_write(tmp_path, BASIC.read_text().replace(
+        "      - { id: frank, name: Frank, weight: 1 }",
+        "      - { id: frank, name: Frank, weight: 1, available: false }")))
+    state = InMemoryRotationState()
+    wealth = lead(product="private_mandate", customer_type="professional",
+                  investable_assets={"amount": "2000000", "currency": "GBP"})
+    first = [route(present, wealth, state).rep_id for _ in range(3)]
+    during = [route(away, wealth, state).rep_id for _ in range(12)]
+    assert during == ["erin"] * 12
+    after = [route(present, wealth, state).rep_id for _ in range(8)]
+    assert first == ["erin", "erin", "frank"]
+    assert after.count("frank") == 2          # his 1-in-4 share, not a catch-up run
+    assert not any(a == b == "frank" for a, b in zip(after, after[1:], strict=False))

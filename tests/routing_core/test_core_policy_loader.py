@@ -191,3 +191,24 @@ def test_builtin_groups_expand(tmp_path: Path) -> None:
     policy = load_policy(write(tmp_path, text))
     codes = policy.firm_jurisdictions.codes
     assert {"DE", "NO", "IS", "LI", "AE", "SA", "GB"} <= codes and "CH" not in codes
+
+
+def test_anchors_under_x_keys_are_reusable_and_not_part_of_the_digest(tmp_path: Path) -> None:
+    text = MINIMAL.replace("teams:\n", "x-rep: &rep { weight: 3, max_per_day: 7 }\nteams:\n")
+    text = text.replace("      - { id: a, name: A }", "      - { <<: *rep, id: a, name: A }")
+    policy = load_policy(write(tmp_path, text))
+    member = policy.raw["teams"]["t1"]["members"][0]
+    assert (member["weight"], member["max_per_day"]) == (3, 7)
+    assert "x-rep" not in policy.raw
+    inline = load_policy(write(tmp_path, MINIMAL.replace(
+        "      - { id: a, name: A }", "      - { id: a, name: A, weight: 3, max_per_day: 7 }"),
+        "inline.yaml"))
+    assert inline.digest == policy.digest
+
+
+def test_a_value_of_no_allowed_type_is_one_problem(tmp_path: Path) -> None:
+    error = error_of(tmp_path, MINIMAL.replace("  saver: { complexity: simple, risk: 1 }",
+                                               "  saver: { complexity: [simple] }"))
+    assert error.problems == [
+        f"{tmp_path / 'policy.yaml'}:7: products.saver.complexity: Input should be a valid "
+        "string, integer, number or boolean (got a list or mapping)"]

@@ -92,6 +92,22 @@ def test_jwt_bearer_verifies_the_signature(sb: Sandbox, tmp_path: Any) -> None:
         Salesforce(username=c["username"], consumer_key=c["client_id"], privatekey=pem.decode(),
                    **_login_kwargs(sb))
     assert (e.value.code, e.value.auth_message) == ("invalid_grant", "invalid assertion")
+    # once its certificate is registered (as uploaded to the connected app), it is accepted
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leadgate")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(other.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1)).sign(other, hashes.SHA256()))
+    sb.register_jwt_certificate(cert.public_bytes(serialization.Encoding.PEM))
+    ok = Salesforce(username=c["username"], consumer_key=c["client_id"],
+                    privatekey=pem.decode(), **_login_kwargs(sb))
+    assert ok.query("SELECT COUNT() FROM Lead")["totalSize"] == 2500
     # an expired assertion, posted directly to the token URL
     key = open(c["private_key_file"]).read()  # noqa: SIM115
     token = jwt.encode({"iss": c["client_id"], "sub": c["username"],
@@ -123,3 +139,18 @@ def test_request_limit_exceeded_is_403() -> None:
 def test_versions_resource(sb: Sandbox) -> None:
     r = requests.get(f"{sb.salesforce_instance_url}/services/data/", verify=str(sb.ca_file))
     assert {"label", "url", "version"} <= set(r.json()[0])
+
+
+def test_unknown_resources_and_grants(sb: Sandbox) -> None:
+    s = sb.requests_session()
+    auth = {"Authorization": f"Bearer {sb.salesforce_session_id}"}
+    r = s.get(f"{sb.salesforce_instance_url}/services/data/v59.0/sobjects/Lead/00Q5g0000099999AAA",
+              headers=auth)
+    assert r.status_code == 404 and r.json() == [
+        {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
+    r = s.post(sb.salesforce_credentials["token_url"], data={"grant_type": "authorization_code"})
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+    r = requests.get(f"{sb.hubspot_base_url}/crm/v3/objects/deals/1",
+                     headers={"Authorization": f"Bearer {sb.hubspot_token}"})
+    assert r.status_code == 404 and r.json()["status"] == "error"
+    assert sb.counts()["hubspot.not_found"]["status.404"] == 1

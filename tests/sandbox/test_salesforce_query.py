@@ -164,3 +164,49 @@ def test_leadgate_fields_do_not_exist_before_install() -> None:
         with pytest.raises(SalesforceMalformedRequest) as e:
             sf.query("SELECT Id FROM Lead WHERE LeadGate_Status__c = null")
         assert _error(e.value)["errorCode"] == "INVALID_FIELD"
+
+
+def test_id_in_and_keyset_cursor_shapes_match_brute_force(sb: Sandbox, sf: Any) -> None:
+    t = sb.store.leads
+    wanted = [t.id_of(i) for i in (5, 77, 1999, 2400)] + ["00Q5g0000099999AAA"]
+    ids15 = ", ".join(f"'{x[:15]}'" for x in wanted)
+    got = sf.query(f"SELECT Id, OwnerId FROM Lead WHERE Id IN ({ids15})")  # noqa: S608
+    assert [r["Id"] for r in got["records"]] == wanted[:4]
+    # the connector's keyset cursor: (SystemModstamp, Id) strictly after a position
+    cut_i = 1500
+    stamp = ms_to_sf(t.get(cut_i, "SystemModstamp")).replace(".000+0000", "Z")
+    q = (f"SELECT Id FROM Lead WHERE OwnerId = '{sb.salesforce_intake_queue_id}' AND "  # noqa: S608
+         f"(SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > '{t.id_of(cut_i)}'))"
+         " ORDER BY SystemModstamp ASC, Id ASC")
+    got_ids = [r["Id"] for r in sf.query_all(q)["records"]]
+    want = [t.id_of(i) for i in range(cut_i + 1, t.n)
+            if t.get(i, "OwnerId") == sb.salesforce_intake_queue_id]
+    assert got_ids == want and want
+
+
+def test_id_lookups_do_not_scan_a_big_table() -> None:
+    import time
+
+    with Sandbox(seed=1, leads=200_000) as box:
+        sf = box.salesforce_client()
+        t = box.store.leads
+        ids = ", ".join(f"'{t.id_of(i)}'" for i in range(0, 200_000, 1000))
+        t0 = time.perf_counter()
+        for _ in range(5):
+            r = sf.query(f"SELECT Id, OwnerId FROM Lead WHERE Id IN ({ids})")  # noqa: S608
+        assert r["totalSize"] == 200
+        assert (time.perf_counter() - t0) / 5 < 0.5  # a scan of 200,000 ids takes seconds
+
+
+def test_next_page_shows_writes_made_after_the_previous_page(sb: Sandbox, sf: Any) -> None:
+    """The sandbox renders page 2 ahead while the client reads page 1; a write in between
+    must still show (Salesforce returns current values on queryMore)."""
+    first = sf.query("SELECT Id, City FROM Lead ORDER BY Id")
+    t = sb.store.leads
+    target = t.id_of(2100)
+    sf.Lead.update(target, {"City": "Written Between Pages"})
+    second = sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
+    got = {r["Id"]: r["City"] for r in second["records"]}
+    assert got[target] == "Written Between Pages"
+    untouched = t.id_of(2200)
+    assert got[untouched] == t.get(2200, "City")

@@ -141,3 +141,18 @@ def test_tooling_api_creates_custom_fields_once() -> None:
         # the new field is queryable and writable at once
         r = sf.query("SELECT Id FROM Lead WHERE LeadGate_Status__c = null")
         assert r["totalSize"] == 5
+
+
+def test_create_lead_lands_in_intake(sb: Sandbox, sf: Any) -> None:
+    made = sf.Lead.create({"LastName": "Nakamura", "Company": "Self-employed",
+                           "Country": "Japan", "Product_Interest__c": "Easy Saver"})
+    assert made["success"] is True and made["id"].startswith("00Q")
+    got = sf.query(f"SELECT Id, OwnerId, Status FROM Lead WHERE Id = '{made['id']}'")  # noqa: S608
+    assert got["records"][0]["OwnerId"] == sb.salesforce_intake_queue_id
+    with pytest.raises(SalesforceMalformedRequest) as e:
+        sf.Lead.create({"FirstName": "No"})
+    assert e.value.content[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    rid = sb.add_lead(LastName="Web", Email="web@example.com")
+    n = sf.query("SELECT COUNT() FROM Lead WHERE LeadGate_Status__c = null AND "
+                 "CreatedDate > 2026-01-01T00:00:00Z")["totalSize"]
+    assert n == 2 and rid.startswith("00Q")

@@ -83,3 +83,15 @@ def test_unusable_list_refuses_every_lead(policy_copy: Path, damage: str) -> Non
     assert isinstance(screener, UnavailableScreener) and "pep" in screener.reason
     decision = _decide(policy_copy, first_name="Amelia", last_name="Thornbury").to_json()
     assert decision["outcome"] == "refused" and decision["reason"] == "screening_unavailable"
+
+
+def test_sanctions_hit_is_recorded_even_from_an_unlicensed_jurisdiction(policy_copy: Path) -> None:
+    # Screening comes before the jurisdiction check: the hit must not be hidden behind
+    # `unlicensed_jurisdiction`.
+    decision = _decide(policy_copy, jurisdiction="US-TX", product="term_life",
+                       first_name="Taras", last_name="Karvossen").to_json()
+    assert decision["reason"] == "sanctions_hit"
+    clean = _decide(policy_copy, jurisdiction="US-TX", product="term_life",
+                    first_name="Amelia", last_name="Thornbury").to_json()
+    assert clean["reason"] == "unlicensed_jurisdiction"
+    assert len(clean["screening"]) == 4

@@ -1,0 +1,201 @@
+"""`leadgate sync run|status`, `leadgate review list|approve|reject`, `leadgate demo`.
+
+Exit codes of `leadgate sync run` (schedulers rely on them):
+  0  done (also: another run holds the lease, without --strict-lease)
+  1  some write-backs failed, or the run stopped part-way (CRM down, API budget spent);
+     the next run finishes them with the same decisions
+  2  the run could not start (configuration, credentials, database): one line with the fix
+  3  another run holds the lease (only with --strict-lease)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from routing_core.errors import LeadgateError
+from sync.summary import EXIT_CANNOT_START, EXIT_LEASE_HELD
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        index, _, count = value.partition("/")
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = (-1, 0)
+    if not 0 <= shard[0] < shard[1]:
+        raise LeadgateError(f"--shard {value!r} is not I/N with 0 <= I < N", where="--shard",
+                            fix="e.g. --shard 0/2 and --shard 1/2 for two workers")
+    return shard
+
+
+@click.group()
+def sync() -> None:
+    """Run the CRM sync job, or show its status."""
+
+
+@sync.command("run")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="leadgate.yaml (default: $LEADGATE_CONFIG or ./leadgate.yaml).")
+@click.option("--source", default=None, help="The source in leadgate.yaml to sync.")
+@click.option("--dry-run", is_flag=True,
+              help="Decide and show what would be written; write nothing, move no rotation.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Stop after this many pulled leads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--strict-lease", is_flag=True,
+              help="Exit 3 (not 0) when another run holds the source's lease.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Worker I of N for one source (each shard has its own lease and cursor).")
+@click.option("--lease-ttl", type=float, default=None, hidden=True)
+def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | None,
+            as_json: bool, strict_lease: bool, shard: str | None,
+            lease_ttl: float | None) -> None:
+    """Pull new leads, decide, write ahead to the ledger, write back to the CRM."""
+    from sync.job import build_job
+
+    job, ctx = build_job(config, source, dry_run=dry_run, limit=limit, shard=_shard(shard),
+                         lease_ttl=lease_ttl)
+    try:
+        summary = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
+    finally:
+        job.connector.close()
+        ctx.close()
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(summary.render())
+        if dry_run:
+            for item in summary.would_write[:50]:
+                click.echo(f"  would write {item['record_id']}: {item['outcome']} "
+                           f"owner={item['owner_crm_id'] or 'review queue'} "
+                           f"reason={item['reason'] or '-'} decision={item['decision_id']}")
+    if summary.status == "lease_held" and strict_lease:
+        sys.exit(EXIT_LEASE_HELD)
+    sys.exit(summary.exit_code)
+
+
+def _run_with_progress(job: Any, *, show: bool) -> Any:
+    if not show:
+        return job.run()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.fields[counts]}"), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(f"sync {job.source}", total=None, counts="")
+
+        def update(s: Any) -> None:
+            elapsed = max(bar.tasks[0].elapsed or 0.0, 1e-6)
+            bar.update(task, counts=(f"pulled {s.pulled}  assigned {s.assigned}  refused "
+                                     f"{s.refused}  errors {s.write_errors}  "
+                                     f"{s.decided / elapsed:.0f}/s"))
+
+        job.progress = update
+        return job.run()
+
+
+@sync.command("status")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def status_cmd(config: str | None, as_json: bool) -> None:
+    """Cursors, last runs, leases and the backlog (write-backs to retry, review queue)."""
+    from sync.status import gather, render
+
+    data = gather(config)
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else render(data))
+
+
+@click.group()
+def review() -> None:
+    """Work the compliance review queue."""
+
+
+@review.command("list")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--all", "show_all", is_flag=True, help="Include resolved items.")
+@click.option("--json", "as_json", is_flag=True)
+def review_list(config: str | None, show_all: bool, as_json: bool) -> None:
+    """Refused leads waiting for an officer (ids and reasons; open the lead in the CRM)."""
+    from sync import review as rv
+
+    items = rv.list_items(config, show_all=show_all)
+    if as_json:
+        click.echo(json.dumps(items, indent=2, default=str))
+        return
+    if not items:
+        click.echo("the review queue is empty")
+        return
+    for it in items:
+        click.echo(f"{it['id']:>6}  {it['source']}:{it['record_id']}  {it['reason']:<24} "
+                   f"{it['status']:<24} decision {it['decision_id']}")
+
+
+def _officer_options(f: Any) -> Any:
+    f = click.option("--officer", required=True, help="Your officer id in the policy.")(f)
+    f = click.option("--token", envvar="LEADGATE_OFFICER_TOKEN", default=None,
+                     help="Your officer token (default: $LEADGATE_OFFICER_TOKEN, else asked).")(f)
+    f = click.option("--config", "config", type=click.Path(dir_okay=False), default=None)(f)
+    return f
+
+
+@review.command("approve")
+@click.argument("item")
+@click.option("--team", required=True, help="Team id to assign to.")
+@click.option("--rep", required=True, help="Rep id (a member of --team) to assign to.")
+@click.option("--note", default="", help="Why (recorded in the ledger).")
+@_officer_options
+def review_approve(item: str, team: str, rep: str, note: str, officer: str,
+                   token: str | None, config: str | None) -> None:
+    """Approve a specific assignment for a refused lead (ITEM: queue id or source:record)."""
+    from sync import review as rv
+
+    token = token or click.prompt("officer token", hide_input=True)
+    click.echo(rv.approve(config, item, team=team, rep=rep, officer=officer, token=token,
+                          note=note))
+
+
+@review.command("reject")
+@click.argument("item")
+@click.option("--note", default="", help="Why (recorded in the ledger).")
+@_officer_options
+def review_reject(item: str, note: str, officer: str, token: str | None,
+                  config: str | None) -> None:
+    """Confirm the refusal: the lead is not routed to sales (ITEM: queue id or source:record)."""
+    from sync import review as rv
+
+    token = token or click.prompt("officer token", hide_input=True)
+    click.echo(rv.reject(config, item, officer=officer, token=token, note=note))
+
+
+@review.command("add-officer")
+@click.argument("officer")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+def review_add_officer(officer: str, config: str | None) -> None:
+    """Create a token for an officer of the policy (prints it once; store it in a vault)."""
+    from sync import review as rv
+
+    token, path = rv.add_officer(config, officer)
+    click.echo(f"token for {officer} (shown once; stored as a hash in {path}):")
+    click.echo(token)
+
+
+@click.command()
+@click.option("--dir", "folder", default="leadgate-demo", show_default=True,
+              type=click.Path(file_okay=False), help="Working folder for the demo.")
+@click.option("--leads", type=click.IntRange(min=10), default=300, show_default=True,
+              help="Leads seeded in each sandbox CRM.")
+def demo(folder: str, leads: int) -> None:
+    """Run leadgate end to end on the sandbox CRM (no configuration needed)."""
+    from sync.demo import run_demo
+
+    code = run_demo(folder, leads=leads, echo=click.echo)
+    sys.exit(code)
+
+
+__all__ = ["sync", "review", "demo", "EXIT_CANNOT_START"]

@@ -1,0 +1,154 @@
+"""Open what a run needs from leadgate.yaml: config, policy, database, ledger, connector.
+
+Every failure here is a "could not start" (exit 2) with one line naming the thing and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from routing_core.errors import LeadgateError
+
+CONFIG_ENV = "LEADGATE_CONFIG"
+
+
+@dataclass
+class Context:
+    config_path: Path
+    config: Any
+    policy: Any
+    engine: sa.Engine
+    ledger: Any
+    key_path: Path
+
+    def source(self, name: str | None) -> tuple[str, Any]:
+        if name is None:
+            if len(self.config.sources) != 1:
+                raise LeadgateError(
+                    f"{len(self.config.sources)} sources are configured", where="--source",
+                    fix=f"name one of {', '.join(sorted(self.config.sources))} with --source")
+            name = next(iter(self.config.sources))
+        return name, self.config.source(name)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def config_path(value: str | None) -> Path:
+    return Path(value or os.environ.get(CONFIG_ENV) or "leadgate.yaml")
+
+
+def _relative(base: Path, value: Path | str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else base / p
+
+
+def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
+    from audit import db
+    from audit.ledger import Ledger
+    from connectors.config import load_config
+    from routing_core.policy import load_policy
+
+    path = config_path(str(config) if config else None)
+    cfg = load_config(path)
+    base = path.resolve().parent
+    policy = load_policy(_relative(base, cfg.policy))
+    url = db.database_url(cfg.database_url)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        # A relative SQLite path is relative to leadgate.yaml, not to wherever cron starts us.
+        rel = url.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            url = "sqlite:///" + str(_relative(base, rel))
+    engine = db.make_engine(url)
+    try:
+        if migrate and not schema_is_current(engine):
+            migrate_serialised(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        raise LeadgateError(f"database error: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}",
+                            where=db.mask_url(url),
+                            fix="check the database is reachable and `leadgate db upgrade` "
+                                "runs") from exc
+    else:
+        db.require_schema(engine)
+    key_path = _relative(base, cfg.signing_key)
+    return Context(path, cfg, policy, engine, Ledger(engine, key_path=key_path), key_path)
+
+
+def _head_revisions() -> set[str]:
+    """Head revision(s) of the shipped migrations, read from the files (no Alembic import)."""
+    import re
+
+    from audit.db import MIGRATIONS
+
+    revs: set[str] = set()
+    downs: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text()
+        rev = re.search(r'^revision\s*=\s*"([^"]+)"', text, re.M)
+        down = re.search(r'^down_revision\s*=\s*"([^"]+)"', text, re.M)
+        if rev:
+            revs.add(rev.group(1))
+        if down:
+            downs.add(down.group(1))
+    return revs - downs
+
+
+def migrate_serialised(engine: sa.Engine) -> None:
+    """Alembic upgrade, one process at a time: workers started together on a fresh database
+    would otherwise race to create the same tables (PostgreSQL advisory lock; a lock file
+    next to a SQLite database)."""
+    from audit import db
+
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(724911003)"))
+            try:
+                if not schema_is_current(engine):
+                    db.upgrade(engine)
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(724911003)"))
+                conn.commit()
+        return
+    import fcntl
+
+    database = engine.url.database
+    if not database or database == ":memory:":
+        db.upgrade(engine)
+        return
+    with open(f"{database}.migrate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not schema_is_current(engine):
+            db.upgrade(engine)
+
+
+def schema_is_current(engine: sa.Engine) -> bool:
+    """True when the database is at the shipped head: the run then skips Alembic (~1 s)."""
+    try:
+        with engine.connect() as conn:
+            current = set(conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+                          .scalars())
+    except sa.exc.DBAPIError:
+        return False
+    return bool(current) and current == _head_revisions()
+
+
+def open_source(ctx: Context, name: str | None) -> tuple[str, Any, Any]:
+    """(source name, its config, an opened connector)."""
+    from connectors import open_connector
+
+    source, source_cfg = ctx.source(name)
+    return source, source_cfg, open_connector(source_cfg, source=source)
+
+
+def screener_for(policy: Any) -> Any:
+    """The list screener for the policy's `screening` section (NullScreener when none; a
+    screener that refuses every lead `screening_unavailable` when a list cannot be read)."""
+    from sync.screening_lists import load_screener
+
+    return load_screener(policy)

@@ -1,0 +1,49 @@
+"""Assemble a SyncJob from leadgate.yaml (the CLI, the demo and the benchmark use this)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sync.context import Context, open_context, open_source, screener_for
+from sync.lease import DEFAULT_TTL
+from sync.run import RunOptions, SyncJob
+from sync.writeahead import Decider
+
+
+def build_job(config: str | Path | None, source: str | None, *, dry_run: bool = False,
+              limit: int | None = None, shard: tuple[int, int] | None = None,
+              lease_ttl: float | None = None, notify: bool = True,
+              connector_options: dict[str, Any] | None = None) -> tuple[SyncJob, Context]:
+    ctx = open_context(config, migrate=not dry_run)
+    try:
+        name, source_cfg = ctx.source(source)
+        from connectors import open_connector
+
+        connector = open_connector(source_cfg, source=name, **(connector_options or {}))
+        decider = Decider(source=name, crm=source_cfg.kind, policy=ctx.policy,
+                          screener=screener_for(ctx.policy))
+        ledger = ctx.ledger
+
+        def checkpoint() -> int | None:
+            if not hasattr(ledger, "checkpoint"):
+                return None
+            from audit.keys import ensure_signing_key
+
+            ensure_signing_key(ctx.key_path)
+            return int(ledger.checkpoint().statement["size"])
+
+        options = RunOptions(dry_run=dry_run, limit=limit, shard=shard,
+                             lease_ttl=lease_ttl or DEFAULT_TTL, notify=notify)
+        job = SyncJob(source=name, crm=source_cfg.kind, engine=ctx.engine, ledger=ledger,
+                      connector=connector, decider=decider, policy=ctx.policy,
+                      options=options, checkpoint=checkpoint)
+        job.write_chunk = int(getattr(source_cfg, "write_batch_size", 200))
+        job.outbox = ctx.config_path.resolve().parent / "leadgate-outbox"
+        return job, ctx
+    except BaseException:
+        ctx.close()
+        raise
+
+
+__all__ = ["build_job", "open_source"]

@@ -1,0 +1,157 @@
+"""One active run per source: a lease row in the database, taken over when it expires.
+
+A run holds its lease by heartbeating (renewing `expires_at`); a run that dies stops
+heartbeating and the next run takes the lease over once it has expired, or at once when the
+holder ran on the same host and its process is gone (cron on one machine after a crash). Taking and renewing are
+single conditional UPDATE/INSERT statements, so two runs starting at once cannot both win, on
+SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from sync.state import sync_leases
+
+DEFAULT_TTL = 120.0  # seconds without a heartbeat before another run may take over
+
+
+@dataclass(frozen=True)
+class LeaseHeld:
+    """The lease is held by someone else (who, and until when unless renewed)."""
+
+    name: str
+    holder: str
+    expires_at: float
+
+
+def default_holder(run_id: str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+
+
+def _dead_here(holder: str) -> bool:
+    """The holder ran on this host and its process no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists (another user's process)
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+class Lease:
+    def __init__(self, engine: sa.Engine, name: str, holder: str, run_id: str,
+                 ttl: float = DEFAULT_TTL) -> None:
+        self.engine = engine
+        self.name = name
+        self.holder = holder
+        self.run_id = run_id
+        self.ttl = ttl
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost = False
+        self.taken_over: str | None = None  # run id of a dead run whose lease we took
+
+    def acquire(self) -> LeaseHeld | None:
+        """Take the lease; return None on success, or who holds it."""
+        now = time.time()
+        values = {"holder": self.holder, "run_id": self.run_id, "acquired_at": now,
+                  "heartbeat_at": now, "expires_at": now + self.ttl}
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                sa.update(sync_leases)
+                .where(sync_leases.c.name == self.name)
+                .where(sa.or_(sync_leases.c.expires_at < now,
+                              sync_leases.c.holder == self.holder))
+                .values(**values)
+            ).rowcount
+            if taken == 1:
+                return None
+            row = conn.execute(
+                sa.select(sync_leases).where(sync_leases.c.name == self.name)
+            ).first()
+            if row is not None:
+                if _dead_here(row.holder):
+                    # Its process is gone (killed, crashed) on this very host: no need to
+                    # wait for the expiry. Only this exact holder's row is replaced.
+                    taken = conn.execute(
+                        sa.update(sync_leases)
+                        .where(sync_leases.c.name == self.name,
+                               sync_leases.c.holder == row.holder)
+                        .values(**values)).rowcount
+                    if taken == 1:
+                        self.taken_over = row.run_id
+                        return None
+                return LeaseHeld(self.name, row.holder, row.expires_at)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(sync_leases).values(name=self.name, **values))
+            return None
+        except sa.exc.IntegrityError:
+            # Someone inserted it between our UPDATE and INSERT: they hold it.
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    sa.select(sync_leases).where(sync_leases.c.name == self.name)
+                ).first()
+            if row is None:  # pragma: no cover - released in between; try once more
+                return self.acquire()
+            return LeaseHeld(self.name, row.holder, row.expires_at)
+
+    def renew(self) -> bool:
+        """Extend the lease; False when it was lost (expired and taken over)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            renewed = conn.execute(
+                sa.update(sync_leases)
+                .where(sync_leases.c.name == self.name, sync_leases.c.holder == self.holder)
+                .values(heartbeat_at=now, expires_at=now + self.ttl)
+            ).rowcount
+        if renewed != 1:
+            self.lost = True
+        return renewed == 1
+
+    def start_heartbeat(self, every: float | None = None) -> None:
+        interval = every if every is not None else max(self.ttl / 4, 0.5)
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    if not self.renew():
+                        return
+                except Exception:  # noqa: BLE001 - a failed beat is retried on the next tick
+                    continue
+
+        self._thread = threading.Thread(target=beat, name=f"lease-{self.name}", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(sync_leases)
+                .where(sync_leases.c.name == self.name, sync_leases.c.holder == self.holder)
+            )

@@ -1,0 +1,96 @@
+"""One digest per run to the policy's `review.notify` targets: new refusals and failed writes.
+
+The digest carries ids, reasons and counts only (no names, emails or phones): the officer opens
+the lead in the CRM or `leadgate review list`. Webhooks are POSTed as JSON with `requests`;
+email goes through SMTP when LEADGATE_SMTP_HOST is set, otherwise it is written as an .eml file
+to the outbox folder (LEADGATE_OUTBOX, default leadgate-outbox/ next to leadgate.yaml) for the host's mailer.
+A target that fails is reported in the run summary; it never fails the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import requests
+
+WEBHOOK_TIMEOUT = 10.0
+
+
+def targets(policy: Any) -> list[dict[str, Any]]:
+    raw = getattr(policy, "raw", None) or {}
+    review = raw.get("review") or {}
+    return [dict(t) for t in review.get("notify") or []]
+
+
+def digest(source: str, run_id: str, refusals: list[dict[str, Any]],
+           failures: list[dict[str, Any]], *, refused_by_reason: dict[str, int],
+           write_failures: int) -> dict[str, Any]:
+    """Counts are complete; the id lists are the first 500 of each."""
+    return {"kind": "leadgate.sync.digest", "source": source, "run_id": run_id,
+            "new_refusals": sum(refused_by_reason.values()),
+            "refused_by_reason": dict(sorted(refused_by_reason.items())),
+            "write_failures_total": write_failures,
+            "refusals": refusals[:500], "write_failures": failures[:500],
+            "next": "leadgate review list"}
+
+
+def _text(body: dict[str, Any]) -> str:
+    lines = [f"leadgate sync {body['source']} run {body['run_id']}",
+             f"{body['new_refusals']} new refusals in the compliance review queue"]
+    lines += [f"  {reason}: {n}" for reason, n in sorted(body["refused_by_reason"].items())]
+    if body["write_failures_total"]:
+        lines.append(f"{body['write_failures_total']} write-backs failed (retried next run)")
+    lines += [f"  {r['record_id']} {r['reason']} decision {r['decision_id']}"
+              for r in body["refusals"][:200]]
+    lines.append("Work the queue with: leadgate review list")
+    return "\n".join(lines) + "\n"
+
+
+def send(policy: Any, body: dict[str, Any], *,
+         outbox: Path | None = None) -> tuple[list[str], list[str]]:
+    """Send to every target; (targets reached, problems)."""
+    sent: list[str] = []
+    problems: list[str] = []
+    for target in targets(policy):
+        kind = target.get("kind")
+        try:
+            if kind == "webhook":
+                url = str(target["url"])
+                resp = requests.post(url, json=body, timeout=WEBHOOK_TIMEOUT)
+                resp.raise_for_status()
+                sent.append(f"webhook {url.split('?')[0]}")
+            elif kind == "email":
+                to = [str(a) for a in target.get("to") or []]
+                sent.append(_email(to, body, outbox))
+            else:
+                problems.append(f"unknown notify kind {kind!r}")
+        except (requests.RequestException, OSError, KeyError) as exc:
+            problems.append(f"{kind}: {type(exc).__name__}: {str(exc)[:200]}")
+    return sent, problems
+
+
+def _email(to: list[str], body: dict[str, Any], outbox: Path | None) -> str:
+    msg = EmailMessage()
+    msg["Subject"] = (f"leadgate: {body['new_refusals']} new refusals, "
+                      f"{body['write_failures_total']} failed writes ({body['source']})")
+    msg["From"] = os.environ.get("LEADGATE_MAIL_FROM", "leadgate@localhost")
+    msg["To"] = ", ".join(to)
+    msg.set_content(_text(body))
+    msg.add_attachment(json.dumps(body, indent=2).encode(), maintype="application",
+                       subtype="json", filename="digest.json")
+    host = os.environ.get("LEADGATE_SMTP_HOST")
+    if host:
+        with smtplib.SMTP(host, int(os.environ.get("LEADGATE_SMTP_PORT", "25")),
+                          timeout=WEBHOOK_TIMEOUT) as smtp:
+            smtp.send_message(msg)
+        return f"email via {host}"
+    outbox = Path(os.environ.get("LEADGATE_OUTBOX") or outbox or "leadgate-outbox")
+    outbox.mkdir(parents=True, exist_ok=True)
+    path = outbox / f"{body['source']}-{body['run_id']}.eml"
+    path.write_bytes(bytes(msg))
+    return f"email outbox {path}"

@@ -1,0 +1,264 @@
+"""The compliance review queue: list, approve a specific assignment, reject.
+
+Officers are the policy's `review.officers`. Each authenticates with a per-officer token created
+by `leadgate review add-officer ID`; only a SHA-256 of the token is stored, in a file kept
+outside the policy (LEADGATE_OFFICER_KEYS, default `leadgate-officers.json` next to
+leadgate.yaml, mode 0600). The OS user running the command is recorded with every action.
+
+Every action is a `review_action` ledger entry. An approval is written back to the CRM (the rep
+becomes the owner; the record is stamped with the action's id); a rejection re-stamps the record
+as refused. With `four_eyes_for_overrides`, an approval that overrides a failed licence check
+(the refusal was about licences, or the chosen team held no licence for the lead) needs two
+distinct officers: the first approval waits, the second completes it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from ulid import ULID
+
+from audit.db import write_transaction
+from audit.ledger import EntryIn
+from routing_core.errors import LeadgateError
+from sync.context import Context, open_context
+from sync.state import (
+    PENDING,
+    dumps,
+    loads,
+    sync_decisions,
+    sync_review_queue,
+    utcnow,
+)
+from sync.writeahead import OPEN_STATUSES, ToWrite
+
+KEYS_ENV = "LEADGATE_OFFICER_KEYS"
+LICENCE_REASONS = frozenset({"unlicensed_jurisdiction", "no_licensed_team"})
+
+
+def keys_path(ctx: Context) -> Path:
+    return Path(os.environ.get(KEYS_ENV) or ctx.config_path.resolve().parent
+                / "leadgate-officers.json")
+
+
+def _officers(ctx: Context) -> dict[str, Any]:
+    return {str(o["id"]): o for o in ctx.policy.review.officers}
+
+
+def add_officer(config: str | None, officer: str) -> tuple[str, Path]:
+    ctx = open_context(config, migrate=False)
+    try:
+        if officer not in _officers(ctx):
+            raise LeadgateError(f"{officer!r} is not an officer of policy {ctx.policy.id}",
+                                where="review.officers",
+                                fix="add the officer to the policy's review.officers first")
+        path = keys_path(ctx)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        token = secrets.token_urlsafe(32)
+        data[officer] = {"sha256": hashlib.sha256(token.encode()).hexdigest(),
+                         "created_at": utcnow().isoformat(), "created_by": getpass.getuser()}
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        path.chmod(0o600)
+        return token, path
+    finally:
+        ctx.close()
+
+
+def authenticate(ctx: Context, officer: str, token: str) -> dict[str, Any]:
+    """The officer's identity to record; LeadgateError when unknown or the token is wrong."""
+    officers = _officers(ctx)
+    if officer not in officers:
+        raise LeadgateError(f"{officer!r} is not an officer of policy {ctx.policy.id}",
+                            where="--officer", fix="use your id from the policy's review.officers")
+    path = keys_path(ctx)
+    try:
+        stored = json.loads(path.read_text()).get(officer, {}).get("sha256", "")
+    except (OSError, ValueError):
+        stored = ""
+    given = hashlib.sha256(token.encode()).hexdigest()
+    if not stored or not hmac.compare_digest(stored, given):
+        raise LeadgateError(f"officer {officer!r} could not be authenticated", where=str(path),
+                            fix="use your token, or ask an administrator to run "
+                                "`leadgate review add-officer` for you")
+    return {"officer": officer, "os_user": getpass.getuser()}
+
+
+def list_items(config: str | None, *, show_all: bool = False) -> list[dict[str, Any]]:
+    ctx = open_context(config, migrate=False)
+    try:
+        query = sa.select(sync_review_queue).order_by(sync_review_queue.c.id)
+        if not show_all:
+            query = query.where(sync_review_queue.c.status.in_(OPEN_STATUSES))
+        with ctx.engine.connect() as conn:
+            return [{"id": r.id, "source": r.source, "record_id": r.record_id,
+                     "decision_id": r.decision_id, "reason": r.reason,
+                     "transient": r.transient, "status": r.status,
+                     "created_at": r.created_at, "approvals": loads(r.approvals) or []}
+                    for r in conn.execute(query)]
+    finally:
+        ctx.close()
+
+
+def _find(conn: sa.Connection, item: str) -> Any:
+    q = sa.select(sync_review_queue)
+    if item.isdigit():
+        q = q.where(sync_review_queue.c.id == int(item))
+    else:
+        source, _, record_id = item.partition(":")
+        q = q.where(sync_review_queue.c.source == source,
+                    sync_review_queue.c.record_id == record_id,
+                    sync_review_queue.c.status.in_(OPEN_STATUSES))
+    row = conn.execute(q.order_by(sync_review_queue.c.id.desc())).first()
+    if row is None or row.status not in OPEN_STATUSES:
+        raise LeadgateError(f"no open review item {item!r}", where="review queue",
+                            fix="see `leadgate review list`")
+    return row
+
+
+def _licensed(decision: dict[str, Any], team: str) -> bool:
+    for considered in decision.get("teams_considered") or []:
+        if considered.get("team") == team and considered.get("eligible"):
+            return True
+    return False
+
+
+def approve(config: str | None, item: str, *, team: str, rep: str, officer: str, token: str,
+            note: str = "") -> str:
+    ctx = open_context(config)
+    try:
+        who = authenticate(ctx, officer, token)
+        teams = ctx.policy.teams
+        if team not in teams:
+            raise LeadgateError(f"no team {team!r} in the policy", where="--team",
+                                fix="use a team id from the policy")
+        member = next((m for m in teams[team].members if m.id == rep), None)
+        if member is None:
+            raise LeadgateError(f"{rep!r} is not a member of team {team!r}", where="--rep",
+                                fix="choose a rep of that team")
+        with ctx.engine.connect() as conn:
+            row = _find(conn, item)
+            refused = loads(conn.execute(sa.select(sync_decisions.c.decision).where(
+                sync_decisions.c.decision_id == row.decision_id)).scalar_one())
+        _, source_cfg = ctx.source(row.source)
+        crm_id = (member.crm or {}).get(source_cfg.kind)
+        if not crm_id:
+            raise LeadgateError(f"rep {rep!r} has no {source_cfg.kind} id in the policy",
+                                where=f"teams.{team}.members", fix="add crm.{kind} for the rep")
+        override = row.reason in LICENCE_REASONS or not _licensed(refused, team)
+        four_eyes = bool(ctx.policy.review.four_eyes_for_overrides) and override
+        approvals = loads(row.approvals) or []
+        if any(a["officer"] == officer for a in approvals):
+            raise LeadgateError(f"{officer} has already approved this item",
+                                fix="a second, different officer must approve it")
+        if approvals and (approvals[0]["team"], approvals[0]["rep"]) != (team, rep):
+            raise LeadgateError(
+                f"the first approval was for {approvals[0]['team']}/{approvals[0]['rep']}",
+                fix="approve the same assignment, or reject the item and start again")
+        approvals.append({**who, "team": team, "rep": rep, "at": utcnow().isoformat()})
+        complete = not four_eyes or len(approvals) >= 2
+        action_id = str(ULID())
+        subject = f"{row.source}:{row.record_id}"
+        payload = {
+            "action": "approve" if complete else "approve_pending_second_officer",
+            "action_id": action_id, "item": row.id, "source": row.source,
+            "record_id": row.record_id, "refused_decision_id": row.decision_id,
+            "refusal_reason": row.reason, "team": team, "rep": rep, "rep_crm_id": crm_id,
+            "override_of_licence_check": override, "four_eyes_required": four_eyes,
+            "approvals": approvals, "note": note,
+            "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
+                       "digest": ctx.policy.digest},
+        }
+        writeback = {
+            "record_id": row.record_id, "decision_id": action_id, "outcome": "assigned",
+            "owner_crm_id": crm_id, "reason": None, "policy_version": ctx.policy.version,
+            # Conduct rules were not evaluated for a manual override: allow no outreach
+            # channel automatically (fail closed); the officer's note says what may be done.
+            "outreach": {"allowed_channels": [], "override": True, "note": note},
+            "not_before": None, "expected_owner": None,
+        }
+        with write_transaction(ctx.engine) as conn:
+            ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
+            values: dict[str, Any] = {"approvals": dumps(approvals)}
+            if complete:
+                values.update(status="approved", resolved_at=utcnow(), lead_input=None,
+                              resolved_by=",".join(a["officer"] for a in approvals))
+                conn.execute(sa.insert(sync_decisions).values(
+                    source=row.source, record_id=row.record_id, episode=f"review:{row.id}",
+                    cause="review", decision_id=action_id, run_id=action_id,
+                    decided_at=utcnow(), outcome="assigned", reason=None, team_id=team,
+                    rep_id=rep, rotation_slot=None, decision=dumps(payload),
+                    writeback=dumps(writeback), writeback_status=PENDING,
+                    writeback_attempts=0))
+            else:
+                values.update(status="awaiting_second_officer")
+            conn.execute(sa.update(sync_review_queue)
+                         .where(sync_review_queue.c.id == row.id).values(**values))
+        if not complete:
+            return (f"approval recorded ({action_id}); this overrides a failed licence check, "
+                    "so a second officer must approve the same assignment")
+        status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
+            row.record_id, action_id, "assigned", None, team, writeback, retry=False)])
+        return f"approved: {subject} assigned to {team}/{rep} ({action_id}); CRM write {status}"
+    finally:
+        ctx.close()
+
+
+def reject(config: str | None, item: str, *, officer: str, token: str, note: str = "") -> str:
+    ctx = open_context(config)
+    try:
+        who = authenticate(ctx, officer, token)
+        with ctx.engine.connect() as conn:
+            row = _find(conn, item)
+        _, source_cfg = ctx.source(row.source)
+        action_id = str(ULID())
+        subject = f"{row.source}:{row.record_id}"
+        payload = {"action": "reject", "action_id": action_id, "item": row.id,
+                   "source": row.source, "record_id": row.record_id,
+                   "refused_decision_id": row.decision_id, "refusal_reason": row.reason,
+                   "officer": who, "note": note}
+        writeback = {"record_id": row.record_id, "decision_id": action_id, "outcome": "refused",
+                     "owner_crm_id": None, "reason": row.reason,
+                     "policy_version": ctx.policy.version, "outreach": None,
+                     "not_before": None, "expected_owner": None}
+        with write_transaction(ctx.engine) as conn:
+            ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
+            conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
+                         .values(status="rejected", resolved_at=utcnow(), lead_input=None,
+                                 resolved_by=officer))
+            conn.execute(sa.insert(sync_decisions).values(
+                source=row.source, record_id=row.record_id, episode=f"review:{row.id}",
+                cause="review", decision_id=action_id, run_id=action_id, decided_at=utcnow(),
+                outcome="refused", reason=row.reason, team_id=None, rep_id=None,
+                rotation_slot=None, decision=dumps(payload), writeback=dumps(writeback),
+                writeback_status=PENDING, writeback_attempts=0))
+        status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
+            row.record_id, action_id, "refused", row.reason, None, writeback, retry=False)])
+        return f"rejected: {subject} stays with compliance ({action_id}); CRM write {status}"
+    finally:
+        ctx.close()
+
+
+def _write(ctx: Context, source: str, crm: str, items: list[ToWrite]) -> str:
+    """Write back now; if the CRM is unreachable the next sync run retries it (still pending)."""
+    from connectors import open_connector
+    from sync import writeback
+
+    connector = open_connector(ctx.config.source(source), source=source)
+    try:
+        results = writeback.send(connector, items)
+        rec = writeback.record(ctx.engine, ctx.ledger, source, crm, f"review-{items[0].decision_id}",
+                               items, results)
+    except LeadgateError as exc:
+        return f"pending (next sync run retries it: {exc})"
+    finally:
+        connector.close()
+    return "ok" if rec.ok else ("conflict" if rec.conflicts else
+                                f"failed, retried by the next sync run ({results[0].message})")

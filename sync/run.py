@@ -1,0 +1,310 @@
+"""One sync run of one source, in DESIGN.md's order:
+
+lease -> finish earlier decisions (crash rule) -> re-evaluate transient refusals -> pull pages ->
+normalise + decide + write ahead (one transaction) -> write back -> record outcomes -> advance the
+cursor -> notify -> checkpoint the ledger.
+
+Memory is bounded by one page: records stream from the connector page by page, and each page is
+decided, written ahead, written back and recorded before the next is read.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from ulid import ULID
+
+from audit.ledger import Ledger
+from connectors.base import Connector
+from connectors.base import Cursor as PullCursor
+from routing_core.errors import LeadgateError
+from sync import crashpoints, cursor, notify, sealed, writeback
+from sync.lease import DEFAULT_TTL, Lease, default_holder
+from sync.state import (
+    ERROR,
+    PENDING,
+    dumps,
+    loads,
+    sync_decisions,
+    sync_review_queue,
+    sync_runs,
+    utcnow,
+)
+from sync.summary import RunSummary
+from sync.writeahead import OPEN_STATUSES, Candidate, Decider, ToWrite, write_ahead
+
+RETRY_CHUNK = 500
+KEEP_IDS = 1000  # ids kept in memory for the digest/summary: memory must not grow with leads
+REEVALUATE_CHUNK = 200
+
+Progress = Callable[[RunSummary], None]
+
+
+@dataclass
+class RunOptions:
+    dry_run: bool = False
+    limit: int | None = None
+    shard: tuple[int, int] | None = None  # (index, count): this worker's share of record ids
+    lease_ttl: float = DEFAULT_TTL
+    notify: bool = True
+    checkpoint: bool = True
+
+
+def lease_name(source: str, shard: tuple[int, int] | None) -> str:
+    return source if shard is None else f"{source}#{shard[0]}/{shard[1]}"
+
+
+def in_shard(record_id: str, shard: tuple[int, int] | None) -> bool:
+    return shard is None or zlib.crc32(record_id.encode()) % shard[1] == shard[0]
+
+
+class SyncJob:
+    def __init__(self, *, source: str, crm: str, engine: sa.Engine, ledger: Ledger,
+                 connector: Connector, decider: Decider, policy: Any,
+                 options: RunOptions | None = None, progress: Progress | None = None,
+                 checkpoint: Callable[[], int | None] | None = None) -> None:
+        self.source = source
+        self.crm = crm
+        self.engine = engine
+        self.ledger = ledger
+        self.connector = connector
+        self.decider = decider
+        self.policy = policy
+        self.options = options or RunOptions()
+        self.progress = progress
+        self.checkpoint = checkpoint
+        self.run_id = str(ULID())
+        self.name = lease_name(source, self.options.shard)
+        self.summary = RunSummary(source=source, run_id=self.run_id,
+                                  dry_run=self.options.dry_run)
+        self._new_refusals: list[dict[str, Any]] = []
+        self.outbox: Path | None = None
+        self._working = False
+        self.write_chunk = 200  # the CRM's batch size (build_job sets the source's)
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        started = time.monotonic()
+        calls_before = self.connector.api_calls
+        if self.options.dry_run:
+            self.summary.status = "dry_run"
+            self._work()
+            self.summary.api_calls = self.connector.api_calls - calls_before
+            self.summary.seconds = time.monotonic() - started
+            return self.summary
+        lease = Lease(self.engine, self.name, default_holder(self.run_id), self.run_id,
+                      self.options.lease_ttl)
+        held = lease.acquire()
+        if held is not None:
+            self.summary.status = "lease_held"
+            self.summary.lease_held_by = held.holder
+            return self.summary
+        lease.start_heartbeat()
+        self._lease = lease
+        with self.engine.begin() as conn:
+            if lease.taken_over:
+                conn.execute(sa.update(sync_runs).where(sync_runs.c.run_id == lease.taken_over,
+                                                        sync_runs.c.status == "running")
+                             .values(status="died", finished_at=utcnow()))
+            conn.execute(sa.insert(sync_runs).values(
+                run_id=self.run_id, source=self.name, holder=lease.holder,
+                started_at=utcnow(), status="running"))
+        status = "failed"
+        try:
+            try:
+                self._work()
+                self.summary.status = "partial" if self.summary.write_errors else "done"
+            except LeadgateError as exc:
+                if not self._working:
+                    raise  # could not start (credentials, CRM unreachable): exit 2
+                # Stopped part-way (CRM down, API budget spent): everything decided so far is
+                # written ahead; the next run finishes it with the same decisions.
+                self.summary.status = "failed"
+                self.summary.error = str(exc)
+            status = self.summary.status
+            if self.options.notify:
+                self._notify()
+            if self.options.checkpoint and self.checkpoint is not None:
+                self.summary.checkpoint = self.checkpoint()
+        finally:
+            self.summary.api_calls = self.connector.api_calls - calls_before
+            self.summary.seconds = time.monotonic() - started
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(sync_runs).where(sync_runs.c.run_id == self.run_id)
+                             .values(finished_at=utcnow(), status=status,
+                                     summary=dumps(self.summary.to_json())))
+            lease.release()
+        return self.summary
+
+    def _work(self) -> None:
+        self.connector.begin_run()
+        self._working = True
+        if not self.options.dry_run:
+            self._finish_earlier()
+        self._reevaluate()
+        self._pull()
+
+    # -- 1. the crash rule: decisions with no recorded write-back outcome -------------------
+    def _finish_earlier(self) -> None:
+        last_id = 0
+        while True:  # in chunks, so that a large backlog does not sit in memory at once
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(sync_decisions.c.record_id, sync_decisions.c.decision_id,
+                              sync_decisions.c.outcome, sync_decisions.c.reason,
+                              sync_decisions.c.team_id, sync_decisions.c.writeback,
+                              sync_decisions.c.id)
+                    .where(sync_decisions.c.source == self.source,
+                           sync_decisions.c.writeback_status.in_((PENDING, ERROR)),
+                           sync_decisions.c.run_id != self.run_id,
+                           sync_decisions.c.id > last_id)
+                    .order_by(sync_decisions.c.id).limit(RETRY_CHUNK)).all()
+            if not rows:
+                return
+            last_id = rows[-1].id
+            self._write_back([ToWrite(r.record_id, r.decision_id, r.outcome, r.reason,
+                                      r.team_id, loads(r.writeback), retry=True)
+                              for r in rows if in_shard(r.record_id, self.options.shard)])
+
+    # -- 2. transient refusals, re-evaluated until an officer acts -------------------------
+    def _reevaluate(self) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(sync_review_queue).where(
+                    sync_review_queue.c.source == self.source,
+                    sync_review_queue.c.transient.is_(True),
+                    sync_review_queue.c.status.in_(OPEN_STATUSES))
+                .order_by(sync_review_queue.c.id)).all()
+            cands = []
+            for row in rows:
+                if not in_shard(row.record_id, self.options.shard):
+                    continue
+                lead_input = sealed.unseal(conn, f"{self.source}:{row.record_id}",
+                                           row.lead_input)
+                if lead_input is None:
+                    continue  # erased subject or nothing kept: stays with the officer
+                cands.append(Candidate(row.record_id, row.decision_id, "reevaluation",
+                                       lead_input, review_id=row.id,
+                                       previous_reason=row.reason))
+        for start in range(0, len(cands), REEVALUATE_CHUNK):
+            self._decide_and_write(cands[start:start + REEVALUATE_CHUNK])
+
+    # -- 3. pull, page by page ---------------------------------------------------------------
+    def _pull(self) -> None:
+        with self.engine.connect() as conn:
+            stored = cursor.load(conn, self.name)
+        start = PullCursor.loads(stored) if isinstance(stored, str) else None
+        limit = self.options.limit
+        pages: Iterator[Any] = iter(self.connector.pull(start))
+        while True:
+            page = next(pages, None)
+            crashpoints.reached("crm")
+            if page is None:
+                return
+            records = [r for r in page.records if in_shard(r.record_id, self.options.shard)]
+            whole_page = True
+            if limit is not None:
+                room = limit - self.summary.pulled
+                if room <= 0:
+                    return
+                if len(records) > room:
+                    records, whole_page = records[:room], False
+            self.summary.pulled += len(records)
+            self._decide_and_write([
+                Candidate(r.record_id, r.episode or "", "intake", r.lead_input,
+                          list(r.problems or []), r.owner_at_read) for r in records])
+            if self.options.dry_run or not whole_page:
+                if not whole_page:
+                    return
+                continue
+            # Everything on this page is decided and its outcome recorded: only now advance.
+            with self.engine.begin() as conn:
+                cursor.save(conn, self.name, self.source, page.cursor.dumps(), self.run_id)
+            if getattr(self, "_lease", None) is not None and self._lease.lost:
+                raise LeaseLost(f"the lease of {self.name} expired and another run took it",
+                                fix="raise the lease ttl if runs stall this long")
+
+    def _decide_and_write(self, cands: Sequence[Candidate]) -> None:
+        if not cands:
+            return
+        result = write_ahead(self.engine, self.ledger, self.decider, cands,
+                             run_id=self.run_id, dry_run=self.options.dry_run)
+        self.summary.already_done += result.already_done
+        self.summary.still_refused += result.still_refused
+        fresh = [w for w in result.to_write if not w.retry]
+        by_id = {c.record_id: c for c in cands}
+        for w in fresh:
+            self.summary.decided += 1
+            if by_id[w.record_id].cause == "reevaluation":
+                self.summary.reevaluated += 1
+            if w.outcome == "assigned":
+                self.summary.assigned_by_team[w.team_id or "?"] += 1
+            else:
+                self.summary.refused_by_reason[w.reason or "?"] += 1
+                if len(self._new_refusals) < KEEP_IDS:  # the digest lists the first ones
+                    self._new_refusals.append({"record_id": w.record_id, "reason": w.reason,
+                                               "decision_id": w.decision_id})
+        if self.options.dry_run:
+            room = max(0, 10 * KEEP_IDS - len(self.summary.would_write))
+            self.summary.would_write.extend(w.writeback for w in result.to_write[:room])
+        else:
+            self._write_back(result.to_write)
+        if self.progress is not None:
+            self.progress(self.summary)
+
+    def _write_back(self, items: Sequence[ToWrite]) -> None:
+        # One CRM batch at a time, each recorded before the next is sent: a crash loses at
+        # most one batch's outcomes, which the next run re-sends with the same decisions.
+        size = self.write_chunk
+        for start in range(0, len(items), size):
+            self._write_chunk(items[start:start + size])
+
+    def _write_chunk(self, items: Sequence[ToWrite]) -> None:
+        if not items:
+            return
+        results = writeback.send(self.connector, items)
+        rec = writeback.record(self.engine, self.ledger, self.source, self.crm, self.run_id,
+                               items, results)
+        self.summary.written += rec.ok
+        self.summary.write_errors += rec.errors
+        self.summary.conflicts += rec.conflicts
+        self.summary.retried += rec.retried
+        self.summary.failed.extend(rec.failed[:max(0, KEEP_IDS - len(self.summary.failed))])
+
+    # -- 4. notify -------------------------------------------------------------------------
+    def _notify(self) -> None:
+        if not (self._new_refusals or self.summary.failed) or not notify.targets(self.policy):
+            return
+        body = notify.digest(self.source, self.run_id, self._new_refusals, self.summary.failed,
+                             refused_by_reason=dict(self.summary.refused_by_reason),
+                             write_failures=self.summary.write_errors)
+        sent, problems = notify.send(self.policy, body, outbox=self.outbox)
+        self.summary.notified, self.summary.notify_errors = sent, problems
+        if sent and not problems:
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(sync_review_queue)
+                             .where(sync_review_queue.c.decision_id.in_(
+                                 sa.select(sync_decisions.c.decision_id)
+                                 .where(sync_decisions.c.run_id == self.run_id)))
+                             .values(notified=True))
+
+
+class LeaseLost(LeadgateError):
+    """Another run took the lease over (ours expired): stop before doing more work."""
+
+
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

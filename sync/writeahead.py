@@ -1,0 +1,258 @@
+"""Decide a batch and write it ahead: decisions, rotation/cap state and ledger `decision`
+entries committed in ONE write transaction, before anything is written to the CRM.
+
+Idempotency: (source, record id, intake episode) has at most one decision. A candidate whose key
+already has a decision is never decided again: if that decision's write-back has no recorded
+outcome (a crash, a CRM error) the same decision is sent again; if it has one, nothing happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from audit.db import write_transaction
+from audit.ledger import EntryIn, Ledger
+from routing_core import engine as routing_engine
+from routing_core.decision import Decision
+from routing_core.lead import InvalidLead, parse_lead
+from sync import crashpoints, sealed
+from sync.rotation_db import DbRotationState
+from sync.state import (
+    CONFLICT,
+    OK,
+    PENDING,
+    dumps,
+    loads,
+    sync_decisions,
+    sync_review_queue,
+    utcnow,
+)
+
+# Refusals that may clear by themselves (a screening service back up, a rep back from leave or
+# under their cap tomorrow): re-evaluated on later runs until an officer acts.
+TRANSIENT_REASONS = frozenset({"screening_unavailable", "no_available_rep"})
+OPEN_STATUSES = ("open", "awaiting_second_officer")
+PERSONAL_FIELDS = ("first_name", "last_name", "email", "phone")
+
+
+@dataclass
+class Candidate:
+    """One lead to decide (or whose earlier decision to finish) in this batch."""
+
+    record_id: str
+    episode: str
+    cause: str  # "intake" | "reevaluation"
+    lead_input: dict[str, Any] | None
+    problems: list[str] = field(default_factory=list)
+    owner_at_read: str | None = None
+    review_id: int | None = None  # reevaluation: the review item being re-evaluated
+    previous_reason: str | None = None
+
+
+@dataclass
+class ToWrite:
+    """A decision whose write-back is to be sent (new, or retried with the same decision)."""
+
+    record_id: str
+    decision_id: str
+    outcome: str
+    reason: str | None
+    team_id: str | None
+    writeback: dict[str, Any]
+    retry: bool
+
+
+@dataclass
+class WriteAheadResult:
+    to_write: list[ToWrite] = field(default_factory=list)
+    already_done: int = 0
+    still_refused: int = 0  # re-evaluations that came out the same: nothing recorded
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would be
+
+
+@dataclass
+class Decider:
+    """Everything needed to decide leads from one source."""
+
+    source: str
+    crm: str  # "salesforce" | "hubspot": which CRM id of the rep to write
+    policy: Any
+    screener: Any
+    clock: Callable[[], datetime] = utcnow
+
+    def decide(self, cand: Candidate, rotation: DbRotationState, at: datetime) -> Decision:
+        if cand.lead_input is None or cand.problems:
+            problems = cand.problems or ["the record could not be mapped to a lead"]
+            return routing_engine.refuse_invalid(self.source, cand.record_id, list(problems),
+                                                 self.policy, at=at)
+        try:
+            lead = parse_lead({**cand.lead_input, "id": cand.record_id}, source=self.source)
+        except InvalidLead as exc:
+            return routing_engine.refuse_invalid(self.source, cand.record_id,
+                                                 list(exc.problems), self.policy, at=at)
+        return routing_engine.decide(lead, self.policy, at=at, rotation=rotation,
+                                     screener=self.screener)
+
+    def outcome_for(self, decision: Decision, cand: Candidate,
+                    payload: dict[str, Any]) -> dict[str, Any]:
+        """The write-back (connectors.base.Outcome fields) for a decision, as JSON."""
+        return {
+            "record_id": cand.record_id,
+            "decision_id": decision.decision_id,
+            "outcome": decision.outcome,
+            "owner_crm_id": decision.rep_crm_id(self.crm) if decision.outcome == "assigned"
+            else None,
+            "reason": decision.reason,
+            "policy_version": str(decision.policy.get("version", "")),
+            "outreach": payload.get("outreach"),
+            "not_before": decision.not_before,
+            "expected_owner": cand.owner_at_read if cand.cause == "intake" else None,
+        }
+
+
+def _existing(conn: sa.Connection, source: str,
+              keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    found: dict[tuple[str, str], Any] = {}
+    ids = sorted({record_id for record_id, _ in keys})
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(
+            sa.select(sync_decisions.c.record_id, sync_decisions.c.episode,
+                      sync_decisions.c.decision_id, sync_decisions.c.outcome,
+                      sync_decisions.c.reason, sync_decisions.c.team_id,
+                      sync_decisions.c.writeback, sync_decisions.c.writeback_status)
+            .where(sync_decisions.c.source == source,
+                   sync_decisions.c.record_id.in_(ids[start:start + 500])))
+        for row in rows:
+            found[(row.record_id, row.episode)] = row
+    return found
+
+
+def write_ahead(engine: sa.Engine, ledger: Ledger | None, decider: Decider,
+                candidates: Sequence[Candidate], *, run_id: str,
+                dry_run: bool = False) -> WriteAheadResult:
+    """Decide what is new in `candidates` and commit it ahead of the CRM write (see module)."""
+    result = WriteAheadResult()
+    if not candidates:
+        return result
+    if dry_run:
+        with engine.connect() as conn:
+            _decide_batch(conn, None, decider, candidates, run_id, result, dry_run=True)
+        return result
+    with write_transaction(engine) as conn:
+        _decide_batch(conn, ledger, decider, candidates, run_id, result, dry_run=False)
+        crashpoints.reached("ledger")  # killed here: the whole batch rolls back
+    crashpoints.reached("committed")
+    return result
+
+
+def _decide_batch(conn: sa.Connection, ledger: Ledger | None, decider: Decider,
+                  candidates: Sequence[Candidate], run_id: str, result: WriteAheadResult,
+                  *, dry_run: bool) -> None:
+    rotation = DbRotationState(conn, read_only=dry_run)
+    existing = _existing(conn, decider.source, [(c.record_id, c.episode) for c in candidates])
+    at = decider.clock()
+    rows: list[dict[str, Any]] = []
+    entries: list[EntryIn] = []
+    review_rows: list[tuple[Candidate, Decision]] = []
+    superseded: list[int] = []
+    returned: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for cand in candidates:
+        key = (cand.record_id, cand.episode)
+        if key in seen:  # the same record twice in one batch (pull overlap): once is enough
+            continue
+        seen.add(key)
+        prev = existing.get(key)
+        if prev is not None:
+            if prev.writeback_status in (OK, CONFLICT):
+                result.already_done += 1
+            else:  # decided before, outcome unknown or failed: same decision again
+                result.to_write.append(ToWrite(cand.record_id, prev.decision_id, prev.outcome,
+                                               prev.reason, prev.team_id,
+                                               loads(prev.writeback), retry=True))
+            continue
+        decision = decider.decide(cand, rotation, at)
+        if (cand.cause == "reevaluation" and decision.outcome == "refused"
+                and decision.reason == cand.previous_reason):
+            # Nothing changed: no new decision (a refusal consumed no rotation step).
+            result.still_refused += 1
+            if not dry_run and cand.review_id is not None:
+                conn.execute(sa.update(sync_review_queue)
+                             .where(sync_review_queue.c.id == cand.review_id)
+                             .values(last_evaluated_at=at,
+                                     evaluations=sync_review_queue.c.evaluations + 1))
+            continue
+        if cand.review_id is not None:
+            superseded.append(cand.review_id)
+        elif not dry_run:
+            returned.append(cand.record_id)  # a new intake episode ends any older review item
+        payload = decision.to_json()
+        writeback = decider.outcome_for(decision, cand, payload)
+        if dry_run:
+            result.decisions.append({"record_id": cand.record_id, "episode": cand.episode,
+                                     "cause": cand.cause, "decision": payload,
+                                     "writeback": writeback})
+            result.to_write.append(ToWrite(cand.record_id, decision.decision_id,
+                                           decision.outcome, decision.reason,
+                                           decision.team_id, writeback, retry=False))
+            continue
+        slot = rotation.take_slot(decision.team_id) if decision.outcome == "assigned" \
+            and decision.team_id else None
+        rows.append({
+            "source": decider.source, "record_id": cand.record_id, "episode": cand.episode,
+            "cause": cand.cause, "decision_id": decision.decision_id, "run_id": run_id,
+            "decided_at": at, "outcome": decision.outcome, "reason": decision.reason,
+            "team_id": decision.team_id, "rep_id": decision.rep_id, "rotation_slot": slot,
+            "decision": dumps(payload), "writeback": dumps(writeback),
+            "writeback_status": PENDING, "writeback_attempts": 0,
+        })
+        personal = {k: cand.lead_input[k] for k in PERSONAL_FIELDS
+                    if cand.lead_input and cand.lead_input.get(k) is not None}
+        payload["sync"] = {"episode": cand.episode, "cause": cand.cause, "run_id": run_id,
+                           "rotation_slot": slot}
+        entries.append(EntryIn("decision", f"{decider.source}:{cand.record_id}", payload,
+                               personal or None))
+        if decision.outcome == "refused":
+            review_rows.append((cand, decision))
+        result.to_write.append(ToWrite(cand.record_id, decision.decision_id, decision.outcome,
+                                       decision.reason, decision.team_id, writeback,
+                                       retry=False))
+    if dry_run:
+        return
+    if superseded:
+        conn.execute(sa.update(sync_review_queue)
+                     .where(sync_review_queue.c.id.in_(superseded))
+                     .values(status="superseded", resolved_at=at, resolved_by="re-evaluation",
+                             lead_input=None))
+    for start in range(0, len(returned), 500):
+        conn.execute(sa.update(sync_review_queue)
+                     .where(sync_review_queue.c.source == decider.source,
+                            sync_review_queue.c.record_id.in_(returned[start:start + 500]),
+                            sync_review_queue.c.status.in_(OPEN_STATUSES))
+                     .values(status="superseded", resolved_at=at, resolved_by="new intake",
+                             lead_input=None))
+    rotation.flush()
+    if rows:
+        conn.execute(sa.insert(sync_decisions), rows)
+    if entries:
+        assert ledger is not None
+        ledger.append(conn, entries)
+    if review_rows:
+        keep: dict[str, str | None] = {}
+        transient_rows = [(c, d) for c, d in review_rows
+                          if d.reason in TRANSIENT_REASONS and c.lead_input]
+        if transient_rows:
+            keep = sealed.seal_many(conn, {f"{decider.source}:{c.record_id}": c.lead_input or {}
+                                           for c, _ in transient_rows})
+        conn.execute(sa.insert(sync_review_queue), [{
+            "source": decider.source, "record_id": cand.record_id, "episode": cand.episode,
+            "decision_id": decision.decision_id, "reason": decision.reason or "unknown",
+            "transient": decision.reason in TRANSIENT_REASONS, "status": "open",
+            "lead_input": keep.get(f"{decider.source}:{cand.record_id}"), "created_at": at,
+            "last_evaluated_at": at, "evaluations": 1,
+        } for cand, decision in review_rows])

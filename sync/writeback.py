@@ -1,0 +1,98 @@
+"""Write back decided outcomes to the CRM and record what happened.
+
+The connector batches to the CRM's limits and retries transient errors itself; whatever comes
+back (ok, a per-record error, a conflict with a person's concurrent change) is recorded per lead:
+a `writeback` ledger entry and the decision's write-back status, in one write transaction.
+Leads whose write failed stay `error` and are retried, with the same decision, by later runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from audit.db import write_transaction
+from audit.ledger import EntryIn, Ledger
+from connectors.base import Connector, Outcome, WriteResult
+from sync import crashpoints
+from sync.state import CONFLICT, ERROR, OK, sync_decisions, utcnow
+from sync.writeahead import ToWrite
+
+
+@dataclass
+class WriteBackResult:
+    ok: int = 0
+    errors: int = 0
+    conflicts: int = 0
+    retried: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)  # ids and messages only
+
+
+def to_outcome(data: dict[str, Any]) -> Outcome:
+    not_before = data.get("not_before")
+    return Outcome(
+        record_id=data["record_id"], decision_id=data["decision_id"], outcome=data["outcome"],
+        owner_crm_id=data.get("owner_crm_id"), reason=data.get("reason"),
+        policy_version=data.get("policy_version") or "", outreach=data.get("outreach"),
+        not_before=datetime.fromisoformat(not_before.replace("Z", "+00:00"))
+        if isinstance(not_before, str) else None,
+        expected_owner=data.get("expected_owner"),
+    )
+
+
+def send(connector: Connector, items: Sequence[ToWrite]) -> list[WriteResult]:
+    if not items:
+        return []
+    results = connector.write_back([to_outcome(item.writeback) for item in items])
+    crashpoints.reached("crm")  # killed here: the CRM has it, the database does not know yet
+    by_id = {r.record_id: r for r in results}
+    # A record the connector did not answer for was not written: fail closed, retry later.
+    return [by_id.get(item.record_id) or WriteResult(item.record_id, "error",
+                                                     "no result from the connector", True)
+            for item in items]
+
+
+def record(engine: sa.Engine, ledger: Ledger, source: str, crm: str, run_id: str,
+           items: Sequence[ToWrite], results: Sequence[WriteResult]) -> WriteBackResult:
+    out = WriteBackResult()
+    if not items:
+        return out
+    now = utcnow()
+    entries: list[EntryIn] = []
+    updates: list[dict[str, Any]] = []
+    for item, res in zip(items, results, strict=True):
+        status = {"ok": OK, "conflict": CONFLICT}.get(res.status, ERROR)
+        if status == OK:
+            out.ok += 1
+        elif status == CONFLICT:
+            out.conflicts += 1
+        else:
+            out.errors += 1
+            out.failed.append({"record_id": item.record_id, "decision_id": item.decision_id,
+                               "message": res.message[:200], "retryable": res.retryable})
+        if item.retry:
+            out.retried += 1
+        updates.append({"d_id": item.decision_id, "st": status,
+                        "msg": res.message[:500] or None})
+        entries.append(EntryIn("writeback", f"{source}:{item.record_id}", {
+            "decision_id": item.decision_id, "crm": crm, "source": source,
+            "record_id": item.record_id, "status": res.status,
+            "message": res.message[:500], "retryable": res.retryable,
+            "retry": item.retry, "run_id": run_id,
+        }))
+    with write_transaction(engine) as conn:
+        conn.execute(
+            sa.update(sync_decisions)
+            .where(sync_decisions.c.decision_id == sa.bindparam("d_id"))
+            .values(writeback_status=sa.bindparam("st"), writeback_message=sa.bindparam("msg"),
+                    writeback_at=now,
+                    writeback_attempts=sync_decisions.c.writeback_attempts + 1),
+            updates)
+        ledger.append(conn, entries)
+        crashpoints.reached("ledger")
+    crashpoints.reached("committed")
+    return out

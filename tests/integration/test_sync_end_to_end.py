@@ -1,0 +1,160 @@
+"""The real `leadgate sync run` against the sandbox CRM over HTTP(S), on SQLite and PostgreSQL:
+end state, idempotence, dry run, intake episodes, lease contention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sync.state import sync_decisions, sync_leases, sync_rotation
+from tests.integration.synctools import (
+    check_invariants,
+    crm_state,
+    ledger_entries,
+    return_to_intake,
+    start_env,
+    summary,
+    sync_run,
+)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'leadgate.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_sync_routes_every_intake_lead_and_a_second_run_changes_nothing(
+        tmp_path: Path, db_url: str, crm: str) -> None:
+    env = start_env(tmp_path, leads=400, db_url=db_url)
+    try:
+        first = sync_run(env, crm)
+        assert first.returncode == 0, first.stderr
+        s1 = summary(first)
+        assert s1["pulled"] == len(env.intake[crm]) and s1["decided"] == s1["pulled"]
+        assert s1["assigned"] > 0 and s1["refused"] > 0 and s1["write_errors"] == 0
+        counts = check_invariants(env, crm)
+        assert counts["assigned"] == s1["assigned"] and counts["refused"] == s1["refused"]
+        before = [crm_state(env.sb, crm, i) for i in sorted(env.intake[crm])]
+        n_entries = counts["entries"]
+
+        second = sync_run(env, crm)
+        assert second.returncode == 0, second.stderr
+        s2 = summary(second)
+        assert s2["decided"] == 0 and s2["written"] == 0, s2
+        assert [crm_state(env.sb, crm, i) for i in sorted(env.intake[crm])] == before
+        engine = env.engine()
+        entries = ledger_entries(engine)
+        engine.dispose()
+        # Only the second run's checkpoint was added.
+        assert [e["kind"] for e in entries[n_entries:]] == ["checkpoint"]
+    finally:
+        env.sb.stop()
+
+
+def test_dry_run_writes_nothing_anywhere(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=200)
+    try:
+        # Warm up the schema (a dry run never migrates) with one real run on nothing new:
+        # the database then exists, and the dry run must not change it.
+        first = sync_run(env, "salesforce", "--limit", "20")
+        assert first.returncode == 0, first.stderr
+        engine = env.engine()
+        with engine.connect() as conn:
+            rot_before = conn.execute(sa.select(sync_rotation)).all()
+            n_dec = conn.execute(sa.select(sa.func.count()).select_from(sync_decisions)).scalar()
+        n_entries = len(ledger_entries(engine))
+        crm_before = [crm_state(env.sb, "salesforce", i) for i in sorted(env.intake["salesforce"])]
+        writes_before = env.sb.calls("salesforce.composite")
+
+        dry = sync_run(env, "salesforce", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        s = summary(dry)
+        assert s["dry_run"] and s["decided"] > 100 and len(s["would_write"]) == s["decided"]
+        assert env.sb.calls("salesforce.composite") == writes_before
+        assert [crm_state(env.sb, "salesforce", i)
+                for i in sorted(env.intake["salesforce"])] == crm_before
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sync_rotation)).all() == rot_before
+            assert conn.execute(sa.select(sa.func.count())
+                                .select_from(sync_decisions)).scalar() == n_dec
+            assert conn.execute(sa.select(sa.func.count()).select_from(sync_leases)).scalar() == 0
+        assert len(ledger_entries(engine)) == n_entries
+        engine.dispose()
+
+        # The real run afterwards decides the same outcomes the dry run showed.
+        real = summary(sync_run(env, "salesforce"))
+        assert real["assigned_by_team"] == s["assigned_by_team"]
+        assert real["refused_by_reason"] == s["refused_by_reason"]
+    finally:
+        env.sb.stop()
+
+
+def test_a_lead_returned_to_intake_starts_a_new_episode(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=150)
+    try:
+        assert sync_run(env, "salesforce").returncode == 0
+        again = set(sorted(env.intake["salesforce"])[:10])
+        old = {i: crm_state(env.sb, "salesforce", i)[2] for i in again}
+        return_to_intake(env, "salesforce", again)
+        s = summary(sync_run(env, "salesforce"))
+        assert s["decided"] == 10 and s["pulled"] == 10
+        for i in again:
+            assert crm_state(env.sb, "salesforce", i)[2] != old[i]
+        engine = env.engine()
+        with engine.connect() as conn:
+            episodes = conn.execute(sa.select(sync_decisions.c.episode).where(
+                sync_decisions.c.episode != "")).scalars().all()
+        engine.dispose()
+        assert sorted(episodes) == sorted(old.values())
+        check_invariants(env, "salesforce")
+    finally:
+        env.sb.stop()
+
+
+def test_lease_held_exit_codes(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=20)
+    try:
+        assert sync_run(env, "salesforce", "--limit", "1").returncode == 0
+        engine = env.engine()
+        import time
+
+        with engine.begin() as conn:
+            conn.execute(sa.insert(sync_leases).values(
+                name="salesforce", holder="otherhost:4242:01RUN", run_id="01RUN",
+                acquired_at=time.time(), heartbeat_at=time.time(),
+                expires_at=time.time() + 600))
+        relaxed = sync_run(env, "salesforce")
+        assert relaxed.returncode == 0
+        assert summary(relaxed)["lease_held_by"] == "otherhost:4242:01RUN"
+        strict = sync_run(env, "salesforce", "--strict-lease")
+        assert strict.returncode == 3
+        # A dead run's lease expires and is taken over.
+        with engine.begin() as conn:
+            conn.execute(sa.update(sync_leases).values(expires_at=time.time() - 1))
+        engine.dispose()
+        taken = sync_run(env, "salesforce", "--strict-lease")
+        assert taken.returncode == 0 and summary(taken)["decided"] > 0
+    finally:
+        env.sb.stop()
+
+
+def test_could_not_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=5)
+    try:
+        env.config.write_text(env.config.read_text().replace("kind: hubspot", "kind: hubspt"))
+        proc = sync_run(env, "salesforce")
+        assert proc.returncode == 2
+        assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+        (tmp_path / "secrets" / "sf-password").write_text("wrong")
+        env.config.write_text(env.config.read_text().replace("kind: hubspt", "kind: hubspot"))
+        proc = sync_run(env, "salesforce")
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+        assert "wrong" not in proc.stderr
+    finally:
+        env.sb.stop()

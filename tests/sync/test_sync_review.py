@@ -1,0 +1,172 @@
+"""The review queue through the real CLI: officer authentication, four eyes for a licence
+override, approval and rejection written back to the CRM and recorded in the ledger; transient
+refusals re-evaluated by later runs; the run digest to a loopback webhook."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync.state import sync_review_queue
+from tests.integration.synctools import (
+    check_invariants,
+    crm_state,
+    leadgate,
+    ledger_entries,
+    start_env,
+    summary,
+    sync_run,
+)
+
+ALICE_SF = "0058d00000Nw001AAB"
+
+
+def _index(env: Any, crm: str, record_id: str) -> int:
+    t = env.sb.store.leads if crm == "salesforce" else env.sb.store.contacts
+    i = t.index_of(record_id)
+    assert i is not None
+    return int(i)
+
+
+def _token(env: Any, officer: str) -> str:
+    proc = leadgate("review", "add-officer", officer, "--config", str(env.config))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_review_approve_with_four_eyes_and_reject(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=200)
+    try:
+        assert sync_run(env, "salesforce").returncode == 0
+        items = json.loads(leadgate("review", "list", "--json", "--config",
+                                    str(env.config)).stdout)
+        assert items and all(i["status"] == "open" for i in items)
+        override = next(i for i in items if i["reason"] == "unlicensed_jurisdiction")
+        other = next(i for i in items if i["id"] != override["id"])
+        marta, kwame = _token(env, "cco-marta"), _token(env, "mlro-kwame")
+        cfg = ["--config", str(env.config)]
+        approve = ["review", "approve", str(override["id"]), "--team", "uk_retail", "--rep",
+                   "alice", *cfg]
+
+        # Not an officer of the policy / a wrong token: refused, one line, exit 2.
+        bad = leadgate(*approve, "--officer", "someone", "--token", "x")
+        assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+        bad = leadgate(*approve, "--officer", "cco-marta", "--token", "wrong")
+        assert bad.returncode == 2 and "could not be authenticated" in bad.stderr
+
+        first = leadgate(*approve, "--officer", "cco-marta", "--token", marta)
+        assert first.returncode == 0, first.stderr
+        assert "second officer" in first.stdout
+        i = _index(env, "salesforce", override["record_id"])
+        assert crm_state(env.sb, "salesforce", i)[1] == "refused"  # nothing assigned yet
+        again = leadgate(*approve, "--officer", "cco-marta", "--token", marta)
+        assert again.returncode == 2 and "already approved" in again.stderr
+        second = leadgate(*approve, "--officer", "mlro-kwame", "--token", kwame)
+        assert second.returncode == 0, second.stderr
+        assert "CRM write ok" in second.stdout
+        owner, status, stamp = crm_state(env.sb, "salesforce", i)
+        assert (owner, status) == (ALICE_SF, "assigned")
+
+        rej = leadgate("review", "reject", str(other["id"]), "--officer", "mlro-kwame",
+                       "--token", kwame, "--note", "confirmed", *cfg)
+        assert rej.returncode == 0, rej.stderr
+        j = _index(env, "salesforce", other["record_id"])
+        assert crm_state(env.sb, "salesforce", j)[:2] == (env.sb.store.review_queue_id,
+                                                          "refused")
+
+        engine = env.engine()
+        actions = [e for e in ledger_entries(engine) if e["kind"] == "review_action"]
+        with engine.connect() as conn:
+            statuses = dict(conn.execute(sa.select(sync_review_queue.c.id,
+                                                   sync_review_queue.c.status)).all())
+        engine.dispose()
+        assert [a["payload"]["action"] for a in actions] == [
+            "approve_pending_second_officer", "approve", "reject"]
+        assert actions[1]["payload"]["action_id"] == stamp
+        assert {a["officer"] for a in actions[1]["payload"]["approvals"]} == {
+            "cco-marta", "mlro-kwame"}
+        assert statuses[override["id"]] == "approved" and statuses[other["id"]] == "rejected"
+        check_invariants(env, "salesforce")
+        # A later sync leaves officer decisions alone.
+        assert summary(sync_run(env, "salesforce"))["decided"] == 0
+        assert crm_state(env.sb, "salesforce", i)[:2] == (ALICE_SF, "assigned")
+    finally:
+        env.sb.stop()
+
+
+def test_transient_refusals_are_re_evaluated_until_resolved(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=150)
+    try:
+        lists = tmp_path / "policy" / "lists"
+        shutil.move(lists / "peps.csv", tmp_path / "peps.csv")  # screening service "down"
+        s1 = summary(sync_run(env, "salesforce"))
+        unavailable = s1["refused_by_reason"].get("screening_unavailable", 0)
+        assert unavailable > 50 and s1["assigned"] == 0  # fail closed: nothing routed
+        s2 = summary(sync_run(env, "salesforce"))  # still down: no new decisions
+        assert s2["decided"] == 0 and s2["still_refused"] == unavailable
+        shutil.move(tmp_path / "peps.csv", lists / "peps.csv")
+        s3 = summary(sync_run(env, "salesforce"))
+        assert s3["reevaluated"] == unavailable and s3["assigned"] > 0
+        assert "screening_unavailable" not in s3["refused_by_reason"]
+        check_invariants(env, "salesforce")
+        engine = env.engine()
+        with engine.connect() as conn:
+            superseded = conn.execute(sa.select(sa.func.count()).select_from(sync_review_queue)
+                                      .where(sync_review_queue.c.status == "superseded")
+                                      ).scalar()
+            kept = conn.execute(sa.select(sa.func.count()).select_from(sync_review_queue)
+                                .where(sync_review_queue.c.lead_input.is_not(None))).scalar()
+        engine.dispose()
+        assert superseded == unavailable
+        assert kept == s3["refused_by_reason"].get("no_available_rep", 0)
+    finally:
+        env.sb.stop()
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    bodies: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        length = int(self.headers["Content-Length"])
+        _Receiver.bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_one_digest_per_run_to_webhook_and_email_without_personal_data(tmp_path: Path) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.bodies = []
+    url = f"http://127.0.0.1:{server.server_port}/hooks/leadgate"
+    env = start_env(tmp_path, leads=120, notify=[{"kind": "webhook", "url": url},
+                                                 {"kind": "email", "to": ["ops@example.com"]}])
+    try:
+        s = summary(sync_run(env, "salesforce"))
+        assert len(_Receiver.bodies) == 1
+        body = _Receiver.bodies[0]
+        assert body["new_refusals"] == s["refused"] > 0
+        assert body["refused_by_reason"] == s["refused_by_reason"]
+        emails = list((tmp_path / "leadgate-outbox").glob("*.eml"))
+        assert len(emails) == 1
+        text = json.dumps(body) + emails[0].read_text()
+        t = env.sb.store.leads
+        for i in sorted(env.intake["salesforce"])[:50]:
+            for field in ("LastName", "Email", "Phone"):
+                value = t.get(i, field)
+                if value and len(str(value)) > 4:
+                    assert str(value) not in text, f"personal data {field} in the digest"
+        # Nothing new: no digest.
+        sync_run(env, "salesforce")
+        assert len(_Receiver.bodies) == 1
+    finally:
+        env.sb.stop()
+        server.shutdown()

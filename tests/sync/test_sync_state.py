@@ -1,0 +1,96 @@
+"""The sync tables: migration 0002 matches sync/state.py, leases, database rotation state."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from audit import db
+from routing_core.rotation import Cursor
+from sync.lease import Lease
+from sync.rotation_db import DbRotationState
+from sync.state import metadata
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request, tmp_path):  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'lg.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    eng = db.make_engine(url)
+    db.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def test_migration_creates_exactly_the_tables_of_sync_state(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    ours = [d for d in diffs if "sync_" in repr(d)]
+    assert ours == [], ours
+    assert db.current_revision(engine) is not None
+
+
+def test_migration_downgrades_cleanly(engine: sa.Engine) -> None:
+    db.downgrade(engine, "0001_ledger")
+    assert not sa.inspect(engine).has_table("sync_decisions")
+    db.upgrade(engine)
+    assert sa.inspect(engine).has_table("sync_decisions")
+
+
+def test_lease_one_holder_then_takeover_after_expiry(engine: sa.Engine) -> None:
+    first = Lease(engine, "crm", "host:1:a", "a", ttl=0.5)
+    second = Lease(engine, "crm", "host:2:b", "b", ttl=30)
+    assert first.acquire() is None
+    held = second.acquire()
+    assert held is not None and held.holder == "host:1:a"
+    time.sleep(0.7)  # the first run "died": no heartbeat
+    assert second.acquire() is None
+    assert first.renew() is False and first.lost  # a late heartbeat must not steal it back
+    again = Lease(engine, "crm", "host:3:c", "c").acquire()
+    assert again is not None and again.holder == "host:2:b"
+    second.release()
+    assert Lease(engine, "crm", "host:3:c", "c").acquire() is None
+
+
+def test_heartbeat_keeps_the_lease(engine: sa.Engine) -> None:
+    lease = Lease(engine, "crm", "h:1:a", "a", ttl=0.6)
+    assert lease.acquire() is None
+    lease.start_heartbeat(every=0.1)
+    time.sleep(1.0)
+    assert Lease(engine, "crm", "h:2:b", "b").acquire() is not None
+    lease.release()
+
+
+def test_rotation_state_persists_only_when_flushed_in_the_transaction(engine: sa.Engine) -> None:
+    day = date(2026, 11, 25)
+    with engine.begin() as conn:
+        rot = DbRotationState(conn)
+        assert rot.cursor("uk_retail") == Cursor()
+        rot.advance("uk_retail", Cursor(last="alice"), "alice", day)
+        assert rot.take_slot("uk_retail") == 1
+        rot.flush()
+    with engine.connect() as conn:
+        trans = conn.begin()
+        rot = DbRotationState(conn)
+        assert rot.cursor("uk_retail").last == "alice"
+        assert rot.assigned_count("alice", day) == 1
+        rot.advance("uk_retail", Cursor(last="bob"), "bob", day)
+        rot.take_slot("uk_retail")
+        rot.flush()
+        trans.rollback()  # a crash before commit: no rotation step happened
+    with engine.connect() as conn:
+        rot = DbRotationState(conn, read_only=True)
+        assert rot.cursor("uk_retail").last == "alice"
+        assert rot.assigned_count("bob", day) == 0
+        assert rot.take_slot("uk_retail") == 2
+        rot.advance("uk_retail", Cursor(last="carol"), "carol", day)
+        rot.flush()  # read-only (dry run): writes nothing
+    with engine.connect() as conn:
+        assert DbRotationState(conn).cursor("uk_retail").last == "alice"
