@@ -55,7 +55,11 @@ def make_engine(url: str) -> Engine:
         return _sqlite_engine(parsed)
     if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        # No server-side prepared statements: once PostgreSQL switches a prepared key look-up
+        # (`subject IN (500 values)`) to a generic plan after ANALYZE, it scans the whole key
+        # table on every batch and appends slow down tenfold at about 70,000 entries.
+        return sa.create_engine(parsed, pool_pre_ping=True,
+                                connect_args={"prepare_threshold": None})
     raise LedgerError(
         f"unsupported database driver {parsed.drivername!r}", where=mask_url(parsed),
         fix="use sqlite:///path/leadgate.db or postgresql+psycopg://user@host:5432/db",

@@ -93,8 +93,10 @@ def append_vs_raw(url: str, total: int, batch: int, key: Path) -> dict[str, floa
     db.upgrade(url)
     engine = db.make_engine(url)
     blob = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # the ledger table's shape, indexes included
         conn.execute(sa.text(RAW_DDL.format(blob=blob)))
+        conn.execute(sa.text("CREATE INDEX ix_bench_raw_subject ON bench_raw (subject, seq)"))
+        conn.execute(sa.text("CREATE INDEX ix_bench_raw_time ON bench_raw (time)"))
     marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
     raw_insert = (f"INSERT INTO bench_raw ({', '.join(ENTRY_COLUMNS)}) "  # noqa: S608
                   f"VALUES ({', '.join([marker] * len(ENTRY_COLUMNS))})")
