@@ -164,8 +164,14 @@ class ApiGate:
             raise CallFailed(
                 f"{what}: {exc.failure.message} (gave up after {self.retry.attempts} attempts)",
                 where=f"sources.{self.source}", status=exc.failure.status, retryable=True,
-                fix=exc.failure.fix or "the next run retries; check the CRM's status page",
+                fix=exc.failure.fix or self._unreachable_fix(exc.failure),
             ) from None
+
+    def _unreachable_fix(self, failure: Failure) -> str:
+        if failure.status is None:   # nothing answered: a wrong address or a network problem
+            return (f"check the address in sources.{self.source}.connection and that this "
+                    "machine can reach it (network, proxy, firewall); the next run retries")
+        return "the next run retries; check the CRM's status page"
 
     def _sleep(self, seconds: float) -> None:
         self.retries += 1
