@@ -85,7 +85,9 @@ sync_decisions = sa.Table(
     sa.Column("team_id", sa.String(100), nullable=True),
     sa.Column("rep_id", sa.String(100), nullable=True),
     sa.Column("rotation_slot", sa.BigInteger, nullable=True),
-    sa.Column("decision", sa.Text, nullable=False),  # the decision JSON (no personal data)
+    # The decision JSON, compact (sync.writeahead.stored_decision; no personal data): the
+    # full decision is the ledger entry of the same decision_id.
+    sa.Column("decision", sa.Text, nullable=False),
     sa.Column("writeback", sa.Text, nullable=False),  # the Outcome sent to the CRM, as JSON
     sa.Column("writeback_status", sa.String(20), nullable=False),
     sa.Column("writeback_attempts", sa.Integer, nullable=False, server_default="0"),

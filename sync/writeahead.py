@@ -8,6 +8,7 @@ outcome (a crash, a CRM error) the same decision is sent again; if it has one, n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +39,37 @@ from sync.state import (
 TRANSIENT_REASONS = frozenset({"screening_unavailable", "no_available_rep"})
 OPEN_STATUSES = ("open", "awaiting_second_officer")
 PERSONAL_FIELDS = ("first_name", "last_name", "email", "phone")
+# What `sync_decisions.decision` keeps of a decision: the outcome and what review needs
+# (teams_considered, for the licence check of an override). The full decision (lead, screening,
+# gates, every rule tried with its condition leaves) is in the ledger's `decision` entry, under
+# the same decision_id; storing it twice cost as much JSON again as the ledger's own encoding.
+STORED_KEYS = ("decision_id", "decided_at", "policy", "outcome", "reason", "detail",
+               "teams_considered", "team", "rep", "outreach", "cooling_off", "queue",
+               "problems", "notes")
+
+
+def stored_decision(payload: dict[str, Any]) -> dict[str, Any]:
+    """The compact decision kept in `sync_decisions` (see STORED_KEYS; `full` says where the
+    rest is)."""
+    out = {key: payload[key] for key in STORED_KEYS if key in payload}
+    rule = payload.get("rule")
+    out["rule"] = rule.get("id") if isinstance(rule, dict) else None
+    out["full"] = "ledger"
+    return out
+
+
+def ledger_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` with the screening scores (the only floats of a decision) as the strings the
+    ledger's canonical JSON makes of floats anyway (audit.canonical.normalise: repr): the same
+    bytes in the ledger, without the canonical encoder's re-read of float-bearing text."""
+    screening = payload.get("screening")
+    if screening:
+        payload["screening"] = [
+            {**item, "best_score": repr(item["best_score"])}
+            if isinstance(item, dict) and type(item.get("best_score")) is float
+            and math.isfinite(item["best_score"]) else item
+            for item in screening]
+    return payload
 
 
 @dataclass
@@ -208,14 +240,15 @@ def _decide_batch(conn: sa.Connection, ledger: Ledger | None, decider: Decider,
             "cause": cand.cause, "decision_id": decision.decision_id, "run_id": run_id,
             "decided_at": at, "outcome": decision.outcome, "reason": decision.reason,
             "team_id": decision.team_id, "rep_id": decision.rep_id, "rotation_slot": slot,
-            "decision": dumps(payload), "writeback": dumps(writeback),
+            "decision": dumps(stored_decision(payload)), "writeback": dumps(writeback),
             "writeback_status": PENDING, "writeback_attempts": 0,
         })
         personal = {k: cand.lead_input[k] for k in PERSONAL_FIELDS
                     if cand.lead_input and cand.lead_input.get(k) is not None}
         payload["sync"] = {"episode": cand.episode, "cause": cand.cause, "run_id": run_id,
                            "rotation_slot": slot}
-        entries.append(EntryIn("decision", f"{decider.source}:{cand.record_id}", payload,
+        entries.append(EntryIn("decision", f"{decider.source}:{cand.record_id}",
+                               ledger_payload(payload),
                                personal or None))
         if decision.outcome == "refused":
             review_rows.append((cand, decision))
