@@ -10,6 +10,7 @@ decided, written ahead, written back and recorded before the next is read.
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,6 +43,7 @@ from sync.writeahead import OPEN_STATUSES, Candidate, Decider, ToWrite, write_ah
 RETRY_CHUNK = 500
 KEEP_IDS = 1000  # ids kept in memory for the digest/summary: memory must not grow with leads
 REEVALUATE_CHUNK = 200
+PREFETCH_MARGIN = 4  # API calls kept per write-back batch before the next page is read early
 
 Progress = Callable[[RunSummary], None]
 
@@ -202,39 +204,71 @@ class SyncJob:
         start = PullCursor.loads(stored) if isinstance(stored, str) else None
         limit = self.options.limit
         pages: Iterator[Any] = iter(self.connector.pull(start))
-        while True:
-            page = next(pages, None)
-            crashpoints.reached("crm")
-            if page is None:
-                return
-            records = [r for r in page.records if in_shard(r.record_id, self.options.shard)]
-            whole_page = True
-            if limit is not None:
-                room = limit - self.summary.pulled
-                if room <= 0:
+        ahead: _Prefetch | None = None
+        try:
+            while True:
+                if ahead is not None:
+                    page, ahead = ahead.result(), None
+                else:
+                    page = next(pages, None)
+                crashpoints.reached("crm")
+                if page is None:
                     return
-                if len(records) > room:
-                    records, whole_page = records[:room], False
-            self.summary.pulled += len(records)
-            self._decide_and_write([
-                Candidate(r.record_id, r.episode or "", "intake", r.lead_input,
-                          list(r.problems or []), r.owner_at_read) for r in records])
-            if self.options.dry_run or not whole_page:
-                if not whole_page:
-                    return
-                continue
-            # Everything on this page is decided and its outcome recorded: only now advance.
-            with self.engine.begin() as conn:
-                cursor.save(conn, self.name, self.source, page.cursor.dumps(), self.run_id)
-            if getattr(self, "_lease", None) is not None and self._lease.lost:
-                raise LeaseLost(f"the lease of {self.name} expired and another run took it",
-                                fix="raise the lease ttl if runs stall this long")
+                records = [r for r in page.records if in_shard(r.record_id, self.options.shard)]
+                whole_page = True
+                if limit is not None:
+                    room = limit - self.summary.pulled
+                    if room <= 0:
+                        return
+                    if len(records) > room:
+                        records, whole_page = records[:room], False
+                self.summary.pulled += len(records)
+                if whole_page and self._may_prefetch(len(records)):
+                    # The next page is read while this one is decided and written ahead; it is
+                    # waited for before this page's write-back, so the connector is never used
+                    # by two threads at once. Reading changes nothing anywhere: the cursor still
+                    # advances only past pages whose outcomes are recorded (below).
+                    ahead = _Prefetch(pages)
+                self._decide_and_write([
+                    Candidate(r.record_id, r.episode or "", "intake", r.lead_input,
+                              list(r.problems or []), r.owner_at_read) for r in records],
+                    before_write=ahead.wait if ahead is not None else None)
+                if self.options.dry_run or not whole_page:
+                    if not whole_page:
+                        return
+                    continue
+                # Everything on this page is decided and its outcome recorded: only now advance.
+                with self.engine.begin() as conn:
+                    cursor.save(conn, self.name, self.source, page.cursor.dumps(), self.run_id)
+                if getattr(self, "_lease", None) is not None and self._lease.lost:
+                    raise LeaseLost(f"the lease of {self.name} expired and another run took it",
+                                    fix="raise the lease ttl if runs stall this long")
+        finally:
+            if ahead is not None:
+                ahead.wait()  # never leave a CRM call running behind the run
 
-    def _decide_and_write(self, cands: Sequence[Candidate]) -> None:
+    def _may_prefetch(self, n_records: int) -> bool:
+        """Whether reading the next page early cannot take API calls this page's write-back
+        needs: with a budget nearly spent, pages are read one at a time as before."""
+        if n_records == 0:
+            return True
+        gate = getattr(self.connector, "gate", None)
+        remaining = getattr(gate, "remaining", None)
+        if not callable(remaining):
+            return False
+        batches = -(-n_records // max(1, self.write_chunk))
+        return int(remaining()) >= PREFETCH_MARGIN * batches + PREFETCH_MARGIN
+
+    def _decide_and_write(self, cands: Sequence[Candidate],
+                          before_write: Callable[[], None] | None = None) -> None:
         if not cands:
+            if before_write is not None:
+                before_write()
             return
         result = write_ahead(self.engine, self.ledger, self.decider, cands,
                              run_id=self.run_id, dry_run=self.options.dry_run)
+        if before_write is not None:
+            before_write()
         self.summary.already_done += result.already_done
         self.summary.still_refused += result.still_refused
         fresh = [w for w in result.to_write if not w.retry]
@@ -293,6 +327,34 @@ class SyncJob:
                                  sa.select(sync_decisions.c.decision_id)
                                  .where(sync_decisions.c.run_id == self.run_id)))
                              .values(notified=True))
+
+
+class _Prefetch:
+    """`next(pages, None)` in a thread of its own; `result()` hands back the page or raises
+    what reading it raised, in the caller's thread."""
+
+    def __init__(self, pages: Iterator[Any]) -> None:
+        self._pages = pages
+        self._page: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, name="leadgate-prefetch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            self._page = next(self._pages, None)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._page
 
 
 class LeaseLost(LeadgateError):
