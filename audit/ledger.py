@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha256
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -55,6 +56,39 @@ def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     return (f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - fixed names only
             f"VALUES ({', '.join([marker] * len(columns))})")
+
+
+_SEALED_KEYS = frozenset({"alg", "ct", "nonce"})
+
+
+def _envelope_bytes(prev: bytes, seq: int, entry_id: str, entry: EntryIn,
+                    personal: dict[str, Any] | None, ledger_json: str,
+                    time_tail: str) -> bytes | None:
+    """canonical(envelope), assembled around canonical(payload): the envelope's keys are
+    already in order and the fields the ledger makes need no checking. None when anything is
+    unusual (the caller then canonicalises the whole envelope, naming any problem)."""
+    subject = entry.subject
+    if not isinstance(entry.payload, dict) or not (subject is None or type(subject) is str):
+        return None
+    try:
+        payload = canonical(entry.payload)
+        if personal is None:
+            sealed = b"null"
+        elif personal.keys() == _SEALED_KEYS and all(type(v) is str for v in personal.values()):
+            sealed = (f'{{"alg":{encode_basestring(personal["alg"])},'
+                      f'"ct":{encode_basestring(personal["ct"])},'
+                      f'"nonce":{encode_basestring(personal["nonce"])}}}').encode()
+        else:
+            sealed = canonical(personal)
+        text = (f'{{"chain":{{"prev":"{prev.hex()}","seq":{seq}}},'
+                f'"id":{encode_basestring(entry_id)},"kind":{encode_basestring(entry.kind)},'
+                f'"ledger":{ledger_json},"payload":')
+        rest = (f',"subject":{"null" if subject is None else encode_basestring(subject)}'
+                f'{time_tail}')
+        return b"".join((text.encode("utf-8"), payload, b',"personal":', sealed,
+                         rest.encode("utf-8")))
+    except (NotCanonical, UnicodeEncodeError, TypeError):
+        return None
 
 
 def leaf_hash(body: bytes) -> bytes:
@@ -132,25 +166,30 @@ class Ledger:
         prev = head.last_hash
         seq = head.size
         acc = Accumulator.restore(head.size, head.frontier)
+        ledger_json = encode_basestring(head.ledger_id)
+        time_tail = f',"time":{encode_basestring(now)},"v":{ENVELOPE_VERSION}}}'
         for entry in entries:
             seq += 1
             entry_id = self.new_id()
-            envelope = {
-                "chain": {"prev": prev.hex(), "seq": seq},
-                "id": entry_id,
-                "kind": entry.kind,
-                "ledger": head.ledger_id,
-                "payload": entry.payload,
-                "personal": self._seal(keys, head.ledger_id, entry),
-                "subject": entry.subject,
-                "time": now,
-                "v": ENVELOPE_VERSION,
-            }
-            try:
-                body = canonical(envelope)
-            except NotCanonical as exc:
-                raise LedgerError(f"entry {seq} ({entry.kind}) cannot be stored: {exc}",
-                                  fix="pass JSON values; amounts as strings") from exc
+            personal = self._seal(keys, head.ledger_id, entry)
+            body = _envelope_bytes(prev, seq, entry_id, entry, personal, ledger_json, time_tail)
+            if body is None:  # the general route, which also names what cannot be stored
+                envelope = {
+                    "chain": {"prev": prev.hex(), "seq": seq},
+                    "id": entry_id,
+                    "kind": entry.kind,
+                    "ledger": head.ledger_id,
+                    "payload": entry.payload,
+                    "personal": personal,
+                    "subject": entry.subject,
+                    "time": now,
+                    "v": ENVELOPE_VERSION,
+                }
+                try:
+                    body = canonical(envelope)
+                except NotCanonical as exc:
+                    raise LedgerError(f"entry {seq} ({entry.kind}) cannot be stored: {exc}",
+                                      fix="pass JSON values; amounts as strings") from exc
             digest = sha256(b"\x00" + body).digest()  # leaf_hash, inlined: hot loop
             rows.append((seq, entry_id, entry.kind, entry.subject, now, body, prev, digest))
             out.append(Appended(seq, entry_id, entry.kind, entry.subject, now, digest.hex()))

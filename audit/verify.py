@@ -186,6 +186,31 @@ class ChainVerifier:
         for kind, n in kinds.items():
             self.kinds[kind] = self.kinds.get(kind, 0) + n
 
+    def feed_aligned(self, chunk: Any) -> None:
+        """An aligned range checked by a worker (audit.verify_parallel.Chunk), which also
+        folded its entry hashes into subtrees of their own: only key announcements and
+        checkpoints are left to do, in order."""
+        prefix = self.stack
+        events: list[tuple[int, int, Any]] = [(seq, 0, (kind, body))
+                                              for seq, kind, body in chunk.specials]
+        events += [(size, 1, None) for size in self.by_size if chunk.lo <= size <= chunk.hi]
+        events.sort(key=lambda e: (e[0], e[1]))
+        for position, what, special in events:
+            if what == 0:  # before its own leaf, as in feed()
+                self._special(position, special[0], special[1])
+            else:
+                stack, digest = chunk.stacks[position]
+                self.stack = prefix + stack
+                self._sync(position + 1, digest, position)
+                self._check_checkpoints(position)
+        self.stack = prefix + chunk.stack
+        self._sync(chunk.hi + 1, chunk.last_hash, chunk.hi)
+        if self.leaves is not None:
+            leaves = chunk.leaves
+            self.leaves.extend(leaves[i:i + 32] for i in range(0, len(leaves), 32))
+        for kind, n in chunk.kinds.items():
+            self.kinds[kind] = self.kinds.get(kind, 0) + n
+
     def _sync(self, expected: int, prev: bytes, size: int) -> None:
         self.next_seq, self.prev, self.size = expected, prev, size
 
@@ -367,16 +392,21 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
         cps = [SignedCheckpoint(bytes(r.body), bytes(r.signature)) for r in conn.execute(
             sa.select(schema.checkpoints.c.body, schema.checkpoints.c.signature)
             .order_by(schema.checkpoints.c.number))]
+        verifier = ChainVerifier(head.ledger_id, cps, keep_leaves=prior_checkpoint is not None)
         chunks = None
         database = engine.url.database
         if conn.dialect.name == "sqlite" and parallel and database and database != ":memory:":
             from audit.verify_parallel import parallel_chunks
 
-            chunks = parallel_chunks(database, head.ledger_id, int(head.size))
-        verifier = ChainVerifier(head.ledger_id, cps, keep_leaves=prior_checkpoint is not None)
+            chunks = parallel_chunks(database, head.ledger_id, int(head.size),
+                                     marks=frozenset(verifier.by_size),
+                                     keep_leaves=prior_checkpoint is not None)
         if chunks is not None and _linked(chunks):
             for chunk in chunks:
-                verifier.feed_checked(chunk.leaves, chunk.specials, chunk.kinds)
+                if chunk.aligned:
+                    verifier.feed_aligned(chunk)
+                else:
+                    verifier.feed_checked(chunk.leaves, chunk.specials, chunk.kinds)
         else:
             rows = stream_entries(conn)
             try:

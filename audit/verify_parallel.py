@@ -2,10 +2,14 @@
 
 Workers each read a contiguous range of entries straight from the database file (read-only) and
 do the per-entry work: hash the bytes, compare the stored hash, and check the chain prefix and the
-columns against the bytes, linking each entry to the one before it inside the range. The parent
-links the ranges at their boundaries, then replays the entry hashes through the Merkle
-accumulator, the key announcements and the checkpoints, which is cheap. Any failure sends the
-ledger through the sequential verifier, so diagnostics are always the same.
+columns against the bytes, linking each entry to the one before it inside the range. Ranges start
+at multiples of a power of two at least as large as the range ("aligned"), so each worker also
+folds its entry hashes into RFC 6962 subtrees of its own: the tree's state at any size inside the
+range is the state before the range followed by the worker's stack. Workers report that stack at
+each checkpoint's size and at the end; the parent links the ranges at their boundaries and checks
+key announcements and checkpoints in order, with no per-entry work left. (A range that is not
+aligned sends its entry hashes for the parent to fold.) Any failure sends the ledger through the
+sequential verifier, so diagnostics are always the same.
 """
 
 from __future__ import annotations
@@ -30,11 +34,28 @@ class Chunk:
     leaves: bytes = b""
     kinds: dict[str, int] = field(default_factory=dict)
     specials: list[tuple[int, str, bytes]] = field(default_factory=list)
+    aligned: bool = False
+    # Aligned ranges: the range's own Merkle stack (and entry hash) at each requested size, and
+    # at its end.
+    stacks: dict[int, tuple[list[bytes], bytes]] = field(default_factory=dict)
+    stack: list[bytes] = field(default_factory=list)
 
 
-def check_range(path: str, ledger_id: str, lo: int, hi: int) -> Chunk:
-    """Entries lo..hi (inclusive) of the SQLite ledger at `path`."""
-    chunk = Chunk(lo, hi)
+def is_aligned(lo: int, hi: int) -> bool:
+    """Do entries lo..hi form subtrees of their own (no merge with entries before lo)?"""
+    before = lo - 1
+    return before == 0 or hi - before <= (before & -before)
+
+
+def check_range(path: str, ledger_id: str, lo: int, hi: int, marks: frozenset[int] = frozenset(),
+                keep_leaves: bool = True) -> Chunk:
+    """Entries lo..hi (inclusive) of the SQLite ledger at `path`; `marks`: the sizes at which the
+    Merkle stack is wanted (checkpoints)."""
+    chunk = Chunk(lo, hi, aligned=is_aligned(lo, hi))
+    fold = chunk.aligned
+    keep_leaves = keep_leaves or not fold
+    stack = chunk.stack
+    stacks = chunk.stacks
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         conn.execute("PRAGMA mmap_size=1073741824")
@@ -43,6 +64,7 @@ def check_range(path: str, ledger_id: str, lo: int, hi: int) -> Chunk:
             "WHERE seq BETWEEN ? AND ? ORDER BY seq", (lo, hi))
         sha = hashlib.sha256
         leaves: list[bytes] = []
+        last = b""
         kinds = chunk.kinds
         expected = lo
         prev_hex = ""
@@ -71,31 +93,49 @@ def check_range(path: str, ledger_id: str, lo: int, hi: int) -> Chunk:
                 if kind in ("key_rotation", "checkpoint"):
                     chunk.specials.append((seq, kind, body))
                 kinds[kind] = kinds.get(kind, 0) + 1
-                leaves.append(digest)
+                if keep_leaves:
+                    leaves.append(digest)
+                if fold:
+                    stack.append(digest)
+                    n = seq - lo
+                    while n & 1:
+                        right = stack.pop()
+                        stack[-1] = sha(b"\x01" + stack[-1] + right).digest()
+                        n >>= 1
+                    if seq in marks:
+                        stacks[seq] = (list(stack), digest)
                 prev_hex = digest.hex()
+                last = digest
                 expected += 1
-        if expected != hi + 1:
+        if expected != hi + 1 or hi < lo:
             chunk.ok = False
             return chunk
         chunk.leaves = b"".join(leaves)
-        chunk.last_hash = leaves[-1] if leaves else b""
+        chunk.last_hash = last
         return chunk
     finally:
         conn.close()
 
 
-def _check_range_args(args: tuple[str, str, int, int]) -> Chunk:
+def _check_range_args(args: tuple[str, str, int, int, frozenset[int], bool]) -> Chunk:
     return check_range(*args)
 
 
-def parallel_chunks(path: str, ledger_id: str, size: int,
-                    workers: int | None = None) -> list[Chunk] | None:
-    """The checked ranges, or None when a range failed (the caller then goes sequentially)."""
+def parallel_chunks(path: str, ledger_id: str, size: int, workers: int | None = None, *,
+                    marks: frozenset[int] = frozenset(),
+                    keep_leaves: bool = True) -> list[Chunk] | None:
+    """The checked ranges, or None when a range failed (the caller then goes sequentially).
+    `marks`: checkpoint sizes; `keep_leaves`: send every entry hash back (else only aligned
+    ranges' Merkle stacks)."""
     count = workers or min(os.cpu_count() or 1, 4)
     if count < 2 or size < MIN_ENTRIES:
         return None
     step = -(-size // count)
-    ranges = [(path, ledger_id, lo, min(lo + step - 1, size)) for lo in range(1, size + 1, step)]
+    aligned_step = 1 << (step - 1).bit_length()  # a power of two: every range aligned
+    if -(-size // aligned_step) == count:  # unless that would leave a worker idle
+        step = aligned_step
+    ranges = [(path, ledger_id, lo, min(lo + step - 1, size), marks, keep_leaves)
+              for lo in range(1, size + 1, step)]
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with multiprocessing.get_context(method).Pool(len(ranges)) as pool:
         chunks = pool.map(_check_range_args, ranges)

@@ -65,3 +65,29 @@ def test_entry_ids_are_ulids() -> None:
     assert all(str(ULID.from_str(i)) == i and len(i) == 26 for i in ids)
     assert len(set(ids)) == 200
     assert abs(ULID.from_str(ids[0]).timestamp - datetime.now(UTC).timestamp()) < 5
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+       st.none() | st.text(max_size=8),
+       st.none() | st.just({"withheld": "subject erased"})
+       | st.just({"alg": "A256GCM", "ct": "q83v", "nonce": "AAEC"}))
+def test_envelope_assembled_around_the_payload_equals_canonical(
+        payload: dict[str, Any], subject: str | None, personal: dict[str, str] | None) -> None:
+    from json.encoder import encode_basestring
+
+    from audit.ledger import EntryIn, _envelope_bytes
+
+    prev, seq, entry_id, ledger_id, now = bytes(range(32)), 42, "01J0", "L1", "2026-01-01T00:00Z"
+    envelope = {"chain": {"prev": prev.hex(), "seq": seq}, "id": entry_id, "kind": "decision",
+                "ledger": ledger_id, "payload": payload, "personal": personal,
+                "subject": subject, "time": now, "v": 1}
+    assembled = _envelope_bytes(prev, seq, entry_id, EntryIn("decision", subject, payload),
+                                personal, encode_basestring(ledger_id),
+                                f',"time":{encode_basestring(now)},"v":1}}')
+    try:
+        expected = canonical(envelope)
+    except NotCanonical:
+        assert assembled is None
+        return
+    assert assembled is None or assembled == expected

@@ -248,6 +248,29 @@ def test_parallel_verification_agrees_with_sequential(sqlite_engine: Engine, tmp
     assert failure(sqlite_engine).seq == 200
 
 
+def test_parallel_verification_with_unaligned_ranges(sqlite_engine: Engine, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranges that do not start at a power-of-two boundary send their entry hashes back for the
+    parent to fold; mixed with an aligned first range, the result is the sequential one."""
+    import audit.verify_parallel as vp
+
+    monkeypatch.setattr(vp, "MIN_ENTRIES", 0)
+    ledger = Ledger(sqlite_engine, key_path=tmp_path / "k.key")
+    for start in range(0, 300, 50):
+        ledger.append_batch([decision(n) for n in range(start, start + 50)])
+        ledger.checkpoint()
+    path = str(sqlite_engine.url.database)
+    chunks = vp.parallel_chunks(path, _ledger_id(sqlite_engine), 307, workers=4)
+    assert chunks is not None and [c.aligned for c in chunks] == [True, False, False, False]
+    aligned = vp.parallel_chunks(path, _ledger_id(sqlite_engine), 307, workers=3,
+                                 keep_leaves=False)
+    assert aligned is not None and all(c.aligned and not c.leaves for c in aligned)
+    monkeypatch.setattr(vp.os, "cpu_count", lambda: 4)
+    parallel = verify_database(sqlite_engine)
+    sequential = verify_database(sqlite_engine, parallel=False)
+    assert parallel == sequential and parallel.checkpoints == 6
+
+
 def _ledger_id(engine: Engine) -> str:
     with engine.connect() as conn:
         return str(conn.execute(sa.text("SELECT ledger_id FROM ledger_head")).scalar_one())
