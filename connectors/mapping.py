@@ -86,6 +86,24 @@ def crm_fields(mapping: Mapping[str, FieldMap]) -> list[str]:
 _SF_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
 
 
+def value_map_problems(key: str, spec: FieldMap, offered: set[str], *,
+                       value_word: str, list_word: str) -> list[str]:
+    """Mismatches between a mapping's value map and the values the CRM offers for the field.
+
+    `value_word` and `list_word` name the CRM's own terms ("picklist value" / "the picklist",
+    "option" / "an option of"), so that the fix reads as the CRM's admin screen does.
+    """
+    problems = []
+    if not spec.passthrough:
+        for value in sorted(offered - set(spec.values or {})):
+            problems.append(f"{key}: {value_word} {value!r} of {spec.field} is not mapped "
+                            f"(fix: add it under {key}.values)")
+    for value in sorted(set(spec.values or {}) - offered):
+        problems.append(f"{key}: {value!r} is not {list_word} {spec.field} "
+                        "(fix: correct its spelling or remove it)")
+    return problems
+
+
 def parse_crm_time(value: Any) -> datetime:
     """A CRM timestamp (ISO 8601 with Z, +0000 or +00:00, or epoch milliseconds) -> aware UTC."""
     if isinstance(value, datetime):

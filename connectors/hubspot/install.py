@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.base import CheckReport, InstallReport
 from connectors.calls import CallFailed
+from connectors.mapping import value_map_problems
 from routing_core.errors import LeadgateError
 
 if TYPE_CHECKING:
@@ -99,13 +100,8 @@ def check(conn: HubSpotConnector) -> CheckReport:
         options = {o["value"] for o in prop.get("options") or [] if not o.get("hidden")}
         if spec.values is None or prop.get("type") != "enumeration" or not options:
             continue
-        if not spec.passthrough:
-            for value in sorted(options - set(spec.values)):
-                problems.append(f"{key}: option {value!r} of {spec.field} is not mapped "
-                                f"(fix: add it under {key}.values)")
-        for value in sorted(set(spec.values) - options):
-            problems.append(f"{key}: {value!r} is not an option of {spec.field} "
-                            "(fix: correct its spelling or remove it)")
+        problems += value_map_problems(key, spec, options, value_word="option",
+                                       list_word="an option of")
     missing = [s["name"] for s in property_specs(conn) if s["name"] not in props]
     if missing:
         problems.append(f"leadgate's properties are missing: {', '.join(missing)} "

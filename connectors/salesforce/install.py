@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape
 
 from connectors.base import CheckReport, InstallReport
 from connectors.calls import CallFailed
+from connectors.mapping import value_map_problems
 from routing_core.errors import LeadgateError
 
 if TYPE_CHECKING:
@@ -122,13 +123,8 @@ def check(conn: SalesforceConnector) -> CheckReport:
         if spec.values is None or field.get("type") not in ("picklist", "multipicklist"):
             continue
         offered = {p["value"] for p in field.get("picklistValues", []) if p.get("active", True)}
-        for value in sorted(offered - set(spec.values)):
-            if not spec.passthrough:
-                problems.append(f"{key}: picklist value {value!r} of {spec.field} is not mapped "
-                                f"(fix: add it under {key}.values)")
-        for value in sorted(set(spec.values) - offered):
-            problems.append(f"{key}: {value!r} is not a value of the picklist {spec.field} "
-                            "(fix: correct its spelling or remove it)")
+        problems += value_map_problems(key, spec, offered, value_word="picklist value",
+                                       list_word="a value of the picklist")
     missing = [s["name"] for s in field_specs(conn) if s["name"] not in by_name]
     if missing:
         problems.append(f"leadgate's fields are missing: {', '.join(missing)} "
