@@ -140,7 +140,9 @@ def canonical(value: Any) -> bytes:
         # kept as its own digits, a string, which is what `normalise` makes of a float; all
         # in C, and a third of the cost of the walk below.
         text = _encode(json.loads(text, parse_float=str))
-    if text is None or _suspect(text):
+        if _suspect(text):  # a large integer or a wide key: only the walk gets it right
+            text = None
+    if text is None:
         norm, wide = normalise(value)
         return dumps_normalised(norm, wide)
     return text.encode("utf-8")
