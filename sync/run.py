@@ -10,10 +10,11 @@ decided, written ahead, written back and recorded before the next is read.
 
 from __future__ import annotations
 
-import threading
+import contextlib
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,14 @@ from sync.state import (
     utcnow,
 )
 from sync.summary import RunSummary
-from sync.writeahead import OPEN_STATUSES, Candidate, Decider, ToWrite, write_ahead
+from sync.writeahead import (
+    OPEN_STATUSES,
+    Candidate,
+    Decider,
+    ToWrite,
+    WriteAheadResult,
+    write_ahead,
+)
 
 RETRY_CHUNK = 500
 KEEP_IDS = 1000  # ids kept in memory for the digest/summary: memory must not grow with leads
@@ -199,81 +207,102 @@ class SyncJob:
 
     # -- 3. pull, page by page ---------------------------------------------------------------
     def _pull(self) -> None:
+        """Pages flow through two lanes. This thread normalises, decides and writes ahead page
+        k, then records page k-1's write-back outcomes; meanwhile one CRM thread sends page
+        k-1's write-back and reads page k+1. Every connector call happens on the CRM thread,
+        in submission order, so the connector is never used by two threads at once. A page is
+        sent only after its write-ahead committed, and the cursor advances past it only after
+        its outcomes are recorded."""
         with self.engine.connect() as conn:
             stored = cursor.load(conn, self.name)
         start = PullCursor.loads(stored) if isinstance(stored, str) else None
-        limit = self.options.limit
         pages: Iterator[Any] = iter(self.connector.pull(start))
-        ahead: _Prefetch | None = None
+        lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadgate-crm")
+        reading: Future[Any] | None = lane.submit(next, pages, None)
+        sending: _Sending | None = None
         try:
-            while True:
-                if ahead is not None:
-                    page, ahead = ahead.result(), None
-                else:
-                    page = next(pages, None)
+            while reading is not None:
+                page = reading.result()
+                reading = None
                 crashpoints.reached("crm")
                 if page is None:
-                    return
-                records = [r for r in page.records if in_shard(r.record_id, self.options.shard)]
-                whole_page = True
-                if limit is not None:
-                    room = limit - self.summary.pulled
-                    if room <= 0:
-                        return
-                    if len(records) > room:
-                        records, whole_page = records[:room], False
-                self.summary.pulled += len(records)
-                if whole_page and self._may_prefetch(len(records)):
-                    # The next page is read while this one is decided and written ahead; it is
-                    # waited for before this page's write-back, so the connector is never used
-                    # by two threads at once. Reading changes nothing anywhere: the cursor still
-                    # advances only past pages whose outcomes are recorded (below).
-                    ahead = _Prefetch(pages)
-                self._decide_and_write([
+                    break
+                records, whole_page = self._take(page.records)
+                if records is None:
+                    break
+                if whole_page and self._may_read_ahead(len(records), sending):
+                    reading = lane.submit(next, pages, None)
+                result = self._decide([
                     Candidate(r.record_id, r.episode or "", "intake", r.lead_input,
-                              list(r.problems or []), r.owner_at_read) for r in records],
-                    before_write=ahead.wait if ahead is not None else None)
-                if self.options.dry_run or not whole_page:
-                    if not whole_page:
-                        return
-                    continue
-                # Everything on this page is decided and its outcome recorded: only now advance.
-                with self.engine.begin() as conn:
-                    cursor.save(conn, self.name, self.source, page.cursor.dumps(), self.run_id)
-                if getattr(self, "_lease", None) is not None and self._lease.lost:
-                    raise LeaseLost(f"the lease of {self.name} expired and another run took it",
-                                    fix="raise the lease ttl if runs stall this long")
+                              list(r.problems or []), r.owner_at_read) for r in records])
+                if sending is not None:
+                    self._finish(sending)
+                if self.options.dry_run:
+                    self._would_write(result)
+                    sending = None
+                else:
+                    sending = _Sending(lane.submit(self._send_page, result.to_write),
+                                       page.cursor if whole_page else None,
+                                       len(result.to_write))
+                if not whole_page:
+                    break
+                if reading is None:  # not read ahead (the budget is nearly spent): in turn
+                    if sending is not None:
+                        self._finish(sending)
+                    reading = lane.submit(next, pages, None)
+            if sending is not None:
+                self._finish(sending)
         finally:
-            if ahead is not None:
-                ahead.wait()  # never leave a CRM call running behind the run
+            try:
+                if sending is not None and not sending.finished:
+                    # Stopped part-way: record what the CRM already answered, if we can (a run
+                    # that cannot leaves those decisions pending; the next run re-sends them).
+                    with contextlib.suppress(Exception):
+                        self._finish(sending)
+            finally:
+                lane.shutdown(wait=True, cancel_futures=True)  # no CRM call left running
 
-    def _may_prefetch(self, n_records: int) -> bool:
-        """Whether reading the next page early cannot take API calls this page's write-back
-        needs: with a budget nearly spent, pages are read one at a time as before."""
-        if n_records == 0:
+    def _take(self, pulled: Sequence[Any]) -> tuple[list[Any] | None, bool]:
+        """The page's records of this shard within --limit, and whether that is all of them
+        (None when the limit is already reached)."""
+        records = [r for r in pulled if in_shard(r.record_id, self.options.shard)]
+        whole_page = True
+        limit = self.options.limit
+        if limit is not None:
+            room = limit - self.summary.pulled
+            if room <= 0:
+                return None, False
+            if len(records) > room:
+                records, whole_page = records[:room], False
+        self.summary.pulled += len(records)
+        return records, whole_page
+
+    def _may_read_ahead(self, n_records: int, sending: _Sending | None) -> bool:
+        """Whether reading the next page early cannot take API calls that the write-backs
+        still to be sent (this page's, and the one in flight) need: with a budget nearly
+        spent, pages are read only after the write-backs before them."""
+        if n_records == 0 and sending is None:
             return True
         gate = getattr(self.connector, "gate", None)
         remaining = getattr(gate, "remaining", None)
         if not callable(remaining):
             return False
-        batches = -(-n_records // max(1, self.write_chunk))
+        pending = n_records + (sending.count if sending is not None else 0)
+        batches = -(-pending // max(1, self.write_chunk))
         return int(remaining()) >= PREFETCH_MARGIN * batches + PREFETCH_MARGIN
 
-    def _decide_and_write(self, cands: Sequence[Candidate],
-                          before_write: Callable[[], None] | None = None) -> None:
+    def _decide(self, cands: Sequence[Candidate]) -> WriteAheadResult:
+        """Decide and write ahead; count what is new in the summary."""
         if not cands:
-            if before_write is not None:
-                before_write()
-            return
+            return WriteAheadResult()
         result = write_ahead(self.engine, self.ledger, self.decider, cands,
                              run_id=self.run_id, dry_run=self.options.dry_run)
-        if before_write is not None:
-            before_write()
         self.summary.already_done += result.already_done
         self.summary.still_refused += result.still_refused
-        fresh = [w for w in result.to_write if not w.retry]
         by_id = {c.record_id: c for c in cands}
-        for w in fresh:
+        for w in result.to_write:
+            if w.retry:
+                continue
             self.summary.decided += 1
             if by_id[w.record_id].cause == "reevaluation":
                 self.summary.reevaluated += 1
@@ -284,25 +313,46 @@ class SyncJob:
                 if len(self._new_refusals) < KEEP_IDS:  # the digest lists the first ones
                     self._new_refusals.append({"record_id": w.record_id, "reason": w.reason,
                                                "decision_id": w.decision_id})
+        return result
+
+    def _decide_and_write(self, cands: Sequence[Candidate]) -> None:
+        """Decide, write ahead and write back in this thread (re-evaluations)."""
+        result = self._decide(cands)
         if self.options.dry_run:
-            room = max(0, 10 * KEEP_IDS - len(self.summary.would_write))
-            self.summary.would_write.extend(w.writeback for w in result.to_write[:room])
+            self._would_write(result)
         else:
             self._write_back(result.to_write)
+        self._report()
+
+    def _would_write(self, result: WriteAheadResult) -> None:
+        room = max(0, 10 * KEEP_IDS - len(self.summary.would_write))
+        self.summary.would_write.extend(w.writeback for w in result.to_write[:room])
+        self._report()
+
+    def _report(self) -> None:
         if self.progress is not None:
             self.progress(self.summary)
 
     def _write_back(self, items: Sequence[ToWrite]) -> None:
-        # One CRM batch at a time, each recorded before the next is sent: a crash loses at
-        # most one batch's outcomes, which the next run re-sends with the same decisions.
+        for chunk, results in self._send_chunks(items):
+            self._record(chunk, results)
+
+    def _send_chunks(self, items: Sequence[ToWrite]
+                     ) -> Iterator[tuple[Sequence[ToWrite], list[Any]]]:
+        """One CRM batch at a time, each with its results. In this thread each is recorded
+        before the next is sent; the CRM thread hands a page's results back at once. A crash
+        loses at most the outcomes not yet recorded: the next run re-sends those decisions."""
         size = self.write_chunk
         for start in range(0, len(items), size):
-            self._write_chunk(items[start:start + size])
+            chunk = items[start:start + size]
+            yield chunk, writeback.send(self.connector, chunk)
 
-    def _write_chunk(self, items: Sequence[ToWrite]) -> None:
+    def _send_page(self, items: Sequence[ToWrite]) -> list[tuple[Sequence[ToWrite], list[Any]]]:
+        return list(self._send_chunks(items))
+
+    def _record(self, items: Sequence[ToWrite], results: Sequence[Any]) -> None:
         if not items:
             return
-        results = writeback.send(self.connector, items)
         rec = writeback.record(self.engine, self.ledger, self.source, self.crm, self.run_id,
                                items, results)
         self.summary.written += rec.ok
@@ -310,6 +360,23 @@ class SyncJob:
         self.summary.conflicts += rec.conflicts
         self.summary.retried += rec.retried
         self.summary.failed.extend(rec.failed[:max(0, KEEP_IDS - len(self.summary.failed))])
+
+    def _finish(self, sending: _Sending) -> None:
+        """Wait for a page's write-back, record its outcomes, then advance the cursor (once:
+        a second call does nothing, so nothing is ever recorded twice)."""
+        if sending.finished:
+            return
+        sending.finished = True
+        for chunk, results in sending.future.result():
+            self._record(chunk, results)
+        if sending.cursor is not None:
+            # Everything on this page is decided and its outcome recorded: only now advance.
+            with self.engine.begin() as conn:
+                cursor.save(conn, self.name, self.source, sending.cursor.dumps(), self.run_id)
+            if getattr(self, "_lease", None) is not None and self._lease.lost:
+                raise LeaseLost(f"the lease of {self.name} expired and another run took it",
+                                fix="raise the lease ttl if runs stall this long")
+        self._report()
 
     # -- 4. notify -------------------------------------------------------------------------
     def _notify(self) -> None:
@@ -329,32 +396,15 @@ class SyncJob:
                              .values(notified=True))
 
 
-class _Prefetch:
-    """`next(pages, None)` in a thread of its own; `result()` hands back the page or raises
-    what reading it raised, in the caller's thread."""
+@dataclass
+class _Sending:
+    """A page's write-back on the CRM thread: its (chunk, results) pairs to come, how many
+    records it sends, and the cursor to store once they are recorded (None: do not advance)."""
 
-    def __init__(self, pages: Iterator[Any]) -> None:
-        self._pages = pages
-        self._page: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._read, name="leadgate-prefetch",
-                                        daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        try:
-            self._page = next(self._pages, None)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            self._error = exc
-
-    def wait(self) -> None:
-        self._thread.join()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._page
+    future: Future[Any]
+    cursor: Any
+    count: int
+    finished: bool = False
 
 
 class LeaseLost(LeadgateError):

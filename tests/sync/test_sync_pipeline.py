@@ -1,0 +1,128 @@
+"""The pull pipeline: pages decided on the job's thread while one CRM thread reads ahead and
+writes back. The connector is the real Salesforce connector against the sandbox over HTTPS; a
+thin wrapper only watches which thread calls it (and, in one test, makes one write fail)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.base import Outcome, Page, WriteResult
+from sync import cursor
+from sync.job import build_job
+from tests.integration.synctools import check_invariants, start_env, sync_run
+
+
+class Watched:
+    """Forwards to a real connector; records the calling thread of every pull page and
+    write-back, and fails if two calls ever overlap."""
+
+    def __init__(self, inner: Any, *, fail_write: int | None = None) -> None:
+        self.inner = inner
+        self.busy = threading.Lock()
+        self.threads: set[str] = set()
+        self.events: list[tuple[str, Any]] = []  # ("page", cursor) / ("write", record ids)
+        self.overlaps = 0
+        self.fail_write = fail_write
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _enter(self) -> None:
+        if not self.busy.acquire(blocking=False):
+            self.overlaps += 1
+            self.busy.acquire()
+        self.threads.add(threading.current_thread().name)
+
+    def pull(self, start: Any) -> Iterator[Page]:
+        pages = iter(self.inner.pull(start))
+        while True:
+            self._enter()
+            try:
+                page = next(pages, None)
+            finally:
+                self.busy.release()
+            if page is None:
+                return
+            self.events.append(("page", page.cursor))
+            yield page
+
+    def write_back(self, outcomes: Sequence[Outcome]) -> list[WriteResult]:
+        self._enter()
+        try:
+            writes = sum(1 for kind, _ in self.events if kind == "write")
+            if self.fail_write is not None and writes + 1 == self.fail_write:
+                raise RuntimeError("the process died here")
+            self.events.append(("write", [o.record_id for o in outcomes]))
+            return list(self.inner.write_back(outcomes))
+        finally:
+            self.busy.release()
+
+
+def _small_pages(config: Path) -> None:
+    data = yaml.safe_load(config.read_text())
+    data["sources"]["salesforce"].update(query_page_size=200, write_batch_size=50)
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _run(config: Path, fail_write: int | None = None) -> tuple[Watched, Any, str | None]:
+    job, ctx = build_job(config, "salesforce", notify=False)
+    watched = Watched(job.connector, fail_write=fail_write)
+    job.connector = watched  # type: ignore[assignment]
+    try:
+        try:
+            summary = job.run()
+        except RuntimeError:
+            summary = None
+        with ctx.engine.connect() as conn:
+            stored = cursor.load(conn, "salesforce")
+        return watched, summary, stored
+    finally:
+        watched.inner.close()
+        ctx.close()
+
+
+def test_one_crm_thread_makes_every_call_and_every_lead_is_finished(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=1400, contacts=0)
+    try:
+        _small_pages(env.config)
+        watched, summary, stored = _run(env.config)
+        pages = [c for kind, c in watched.events if kind == "page"]
+        assert len(pages) >= 5  # enough pages for reads and writes to overlap
+        assert watched.overlaps == 0
+        assert watched.threads and all(t.startswith("leadgate-crm") for t in watched.threads)
+        assert summary.written == summary.decided == len(env.intake["salesforce"])
+        assert stored == pages[-1].dumps()
+        # Reads ran ahead of the writes: some page was read before the page before it was
+        # written back.
+        order = [kind for kind, _ in watched.events]
+        assert "page" in order[order.index("write"):]
+        check_invariants(env, "salesforce")
+    finally:
+        env.sb.stop()
+
+
+@pytest.mark.parametrize("fail_write", [1, 5, 10])
+def test_a_failed_write_back_leaves_the_cursor_behind_it_and_the_next_run_finishes(
+        tmp_path: Path, fail_write: int) -> None:
+    env = start_env(tmp_path, leads=1400, contacts=0)
+    try:
+        _small_pages(env.config)
+        watched, summary, stored = _run(env.config, fail_write=fail_write)
+        assert summary is None  # the run stopped with the error
+        # The cursor is at the last page all of whose records were written back and
+        # recorded: four write batches of 50 per page of 200.
+        pages = [c for kind, c in watched.events if kind == "page"]
+        recorded_pages = (fail_write - 1) // 4
+        assert stored == (pages[recorded_pages - 1].dumps() if recorded_pages else None)
+
+        done = sync_run(env, "salesforce")
+        assert done.returncode == 0, done.stderr[-2000:]
+        check_invariants(env, "salesforce")  # no second decision, every write recorded
+    finally:
+        env.sb.stop()
