@@ -1,6 +1,6 @@
 """End-to-end throughput and memory of `leadgate sync run` against the sandbox CRM.
 
-    python benchmarks/sync.py [--leads 100000] [--memory 100000,500000] [--json]
+    python benchmarks/sync.py [--leads 100000] [--memory 100000,500000] [--latency-ms 0,100]
 
 Side by side, on the same seeded Salesforce org (the sandbox in its own process):
   bare      the same pull (intake query, 2,000-record pages) and write-back (sObject
@@ -150,14 +150,14 @@ def _pg_database() -> tuple[str, Any] | None:
     return url, drop
 
 
-def one(mode: str, leads: int, work: Path) -> dict[str, Any]:
+def one(mode: str, leads: int, work: Path, latency_ms: float = 0.0) -> dict[str, Any]:
     from connectors.sandbox import SandboxProcess
     from sync.demo import copy_policy, write_sandbox_config
 
     drop = None
-    with SandboxProcess(seed=SEED, leads=leads, contacts=0,
-                        install_leadgate_fields=True) as sb:
-        folder = work / f"{mode}-{leads}"
+    with SandboxProcess(seed=SEED, leads=leads, contacts=0, install_leadgate_fields=True,
+                        latency_ms=latency_ms) as sb:
+        folder = work / f"{mode}-{leads}-{latency_ms:g}ms"
         folder.mkdir(parents=True)
         if mode == "bare":
             spec = folder / "bare.json"
@@ -187,7 +187,7 @@ def one(mode: str, leads: int, work: Path) -> dict[str, Any]:
     if code != 0:
         raise SystemExit(f"{mode} failed ({code}): {err[-2000:]}")
     result = json.loads(out.strip().splitlines()[-1])
-    result.update(mode=mode, leads=leads, seconds=round(seconds, 2),
+    result.update(mode=mode, leads=leads, latency_ms=latency_ms, seconds=round(seconds, 2),
                   leads_per_s=round(result["written"] / seconds, 1),
                   peak_rss_mib=round(result["maxrss_kib"] / 1024, 1),
                   leads_per_cpu_s=round(result["written"] / max(result["cpu_s"], 0.01), 1))
@@ -200,6 +200,10 @@ def main() -> None:
     parser.add_argument("--modes", default="bare,sqlite,postgres")
     parser.add_argument("--memory", default="", help="sizes for the peak-memory run, "
                         "e.g. 100000,500000 (leadgate with SQLite)")
+    parser.add_argument("--latency-ms", default="0",
+                        help="milliseconds the sandbox adds to every answer, e.g. 0,100: a "
+                        "CRM across the internet instead of on loopback (each value is a run "
+                        "of every mode)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--bare", help=argparse.SUPPRESS)
     parser.add_argument("--leadgate", help=argparse.SUPPRESS)
@@ -211,23 +215,23 @@ def main() -> None:
     results: dict[str, Any] = {"throughput": [], "memory": []}
     with tempfile.TemporaryDirectory(prefix="leadgate-bench-sync-") as tmp:
         work = Path(tmp)
-        for mode in args.modes.split(","):
-            r = one(mode, args.leads, work)
-            results["throughput"].append(r)
-            if not args.json:
-                print(json.dumps(r), flush=True)
+        for latency in [float(v) for v in args.latency_ms.split(",")]:
+            for mode in args.modes.split(","):
+                r = one(mode, args.leads, work, latency)
+                results["throughput"].append(r)
+                if not args.json:
+                    print(json.dumps(r), flush=True)
         for size in [int(s) for s in args.memory.split(",") if s]:
             r = one("sqlite", size, work)
             results["memory"].append(r)
             if not args.json:
                 print(json.dumps(r), flush=True)
-    floor = next((r for r in results["throughput"] if r["mode"] == "bare"), None)
-    if floor:
-        for r in results["throughput"]:
-            if "leads_per_s" in r:
-                r["share_of_floor"] = round(r["leads_per_s"] / floor["leads_per_s"], 3)
-                r["cpu_share_of_floor"] = round(r["leads_per_cpu_s"]
-                                                / floor["leads_per_cpu_s"], 3)
+    for r in results["throughput"]:
+        floor = next((f for f in results["throughput"] if f["mode"] == "bare"
+                      and f["latency_ms"] == r.get("latency_ms")), None)
+        if floor and "leads_per_s" in r:  # against the bare floor at the same latency
+            r["share_of_floor"] = round(r["leads_per_s"] / floor["leads_per_s"], 3)
+            r["cpu_share_of_floor"] = round(r["leads_per_cpu_s"] / floor["leads_per_cpu_s"], 3)
     if len(results["memory"]) >= 2:
         results["memory_growth"] = round(results["memory"][-1]["peak_rss_mib"]
                                          / results["memory"][0]["peak_rss_mib"], 3)

@@ -1,9 +1,10 @@
 """A database-backed RotationState: the routing core's protocol, stored in sync_rotation and
 sync_daily_counts, changed only inside the sync job's write-ahead transaction.
 
-It reads a key's cursor (and a rep's daily count) the first time the engine asks for it, holding
-a row lock on PostgreSQL (`FOR UPDATE`) so that a concurrent worker waits for this transaction
-instead of reading a position that is about to move; the write-ahead transaction already holds
+The first time the engine asks for a team's cursor it reads every team's row, and the first
+time it asks for a rep's count on a day every rep's count of that day (one query each instead of
+one per key), holding row locks on PostgreSQL (`FOR UPDATE`) so that a concurrent worker waits
+for this transaction instead of reading a position that is about to move; the write-ahead transaction already holds
 the ledger's single-writer lock, so workers of one source are serialised twice over and never
 use the same rotation slot. Changes are kept in memory and written by `flush()` in the same
 transaction: if it rolls back (or the process dies), no rotation step happened.
@@ -34,6 +35,8 @@ class DbRotationState:
         self._counts: dict[tuple[str, date], int] = {}
         self._count_known: set[tuple[str, date]] = set()
         self._count_dirty: set[tuple[str, date]] = set()
+        self._days: set[date] = set()  # days whose counts are loaded
+        self._loaded_all = False  # sync_rotation read
 
     # -- the RotationState protocol -------------------------------------------------------
     def cursor(self, key: str) -> Cursor:
@@ -43,17 +46,22 @@ class DbRotationState:
 
     def assigned_count(self, rep_id: str, day: date) -> int:
         k = (rep_id, day)
-        if k not in self._counts:
-            query = sa.select(sync_daily_counts.c.count).where(
-                sync_daily_counts.c.rep_id == rep_id,
-                sync_daily_counts.c.day == day.isoformat())
-            if self._lock:
-                query = query.with_for_update()
-            row = self.conn.execute(query).first()
-            self._counts[k] = 0 if row is None else int(row[0])
-            if row is not None:
+        if day not in self._days:
+            self._load_day(day)
+        return self._counts.get(k, 0)
+
+    def _load_day(self, day: date) -> None:
+        """Every rep's count for `day` in one query (a batch asks for most reps)."""
+        query = sa.select(sync_daily_counts.c.rep_id, sync_daily_counts.c.count).where(
+            sync_daily_counts.c.day == day.isoformat())
+        if self._lock:
+            query = query.with_for_update()
+        for rep_id, count in self.conn.execute(query):
+            k = (rep_id, day)
+            if k not in self._counts:
+                self._counts[k] = int(count)
                 self._count_known.add(k)
-        return self._counts[k]
+        self._days.add(day)
 
     def advance(self, key: str, cursor: Cursor, rep_id: str | None, day: date) -> None:
         self.cursor(key)  # make sure the row is locked/loaded before it changes
@@ -72,42 +80,55 @@ class DbRotationState:
         return self._slots[team_id]
 
     def _load(self, key: str) -> None:
-        query = sa.select(sync_rotation.c.state, sync_rotation.c.slots_used).where(
-            sync_rotation.c.team_id == key)
-        if self._lock:
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
-        if row is None:
+        """Every team's rotation row in one query (there are few), the first time one is
+        needed."""
+        if not self._loaded_all:
+            query = sa.select(sync_rotation.c.team_id, sync_rotation.c.state,
+                              sync_rotation.c.slots_used)
+            if self._lock:
+                query = query.with_for_update()
+            for row in self.conn.execute(query):
+                if row.team_id not in self._cursors:
+                    self._cursors[row.team_id] = Cursor.from_json(loads(row.state))
+                    self._slots[row.team_id] = int(row.slots_used)
+                    self._known.add(row.team_id)
+            self._loaded_all = True
+        if key not in self._cursors:
             self._cursors[key] = Cursor()
             self._slots[key] = 0
-        else:
-            self._cursors[key] = Cursor.from_json(loads(row.state))
-            self._slots[key] = int(row.slots_used)
-            self._known.add(key)
 
     def flush(self) -> None:
-        """Write the changed cursors, slots and counts (inside the caller's transaction)."""
+        """Write the changed cursors, slots and counts (inside the caller's transaction): one
+        UPDATE and one INSERT statement per table, each with all its rows."""
         if self.read_only:
             return
         now = utcnow()
-        for key in sorted(self._dirty):
-            values = {"state": dumps(self._cursors[key].to_json()),
-                      "slots_used": self._slots[key], "updated_at": now}
-            if key in self._known:
-                self.conn.execute(sa.update(sync_rotation)
-                                  .where(sync_rotation.c.team_id == key).values(**values))
-            else:
-                self.conn.execute(sa.insert(sync_rotation).values(team_id=key, **values))
-                self._known.add(key)
+        teams = sorted(self._dirty)
+        old = [{"k": key, "s": dumps(self._cursors[key].to_json()), "n": self._slots[key]}
+               for key in teams if key in self._known]
+        new = [{"team_id": key, "state": dumps(self._cursors[key].to_json()),
+                "slots_used": self._slots[key], "updated_at": now}
+               for key in teams if key not in self._known]
+        if old:
+            self.conn.execute(sa.update(sync_rotation)
+                              .where(sync_rotation.c.team_id == sa.bindparam("k"))
+                              .values(state=sa.bindparam("s"), slots_used=sa.bindparam("n"),
+                                      updated_at=now), old)
+        if new:
+            self.conn.execute(sa.insert(sync_rotation), new)
+            self._known.update(teams)
         self._dirty.clear()
-        for rep_id, day in sorted(self._count_dirty):
-            count = self._counts[(rep_id, day)]
-            if (rep_id, day) in self._count_known:
-                self.conn.execute(sa.update(sync_daily_counts).where(
-                    sync_daily_counts.c.rep_id == rep_id,
-                    sync_daily_counts.c.day == day.isoformat()).values(count=count))
-            else:
-                self.conn.execute(sa.insert(sync_daily_counts).values(
-                    rep_id=rep_id, day=day.isoformat(), count=count))
-                self._count_known.add((rep_id, day))
+        keys = sorted(self._count_dirty)
+        old = [{"r": rep_id, "d": day.isoformat(), "n": self._counts[(rep_id, day)]}
+               for rep_id, day in keys if (rep_id, day) in self._count_known]
+        new = [{"rep_id": rep_id, "day": day.isoformat(), "count": self._counts[(rep_id, day)]}
+               for rep_id, day in keys if (rep_id, day) not in self._count_known]
+        if old:
+            self.conn.execute(sa.update(sync_daily_counts)
+                              .where(sync_daily_counts.c.rep_id == sa.bindparam("r"),
+                                     sync_daily_counts.c.day == sa.bindparam("d"))
+                              .values(count=sa.bindparam("n")), old)
+        if new:
+            self.conn.execute(sa.insert(sync_daily_counts), new)
+            self._count_known.update(keys)
         self._count_dirty.clear()

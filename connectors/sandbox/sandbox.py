@@ -134,7 +134,9 @@ class Sandbox(SandboxClients):
     `enforce_rate_limits` (HubSpot 429s when its limits are exceeded; off by default so
     benchmarks measure leadgate), `salesforce_port`/`hubspot_port` (0 = ephemeral),
     `hubspot_tls` (serve HubSpot over HTTPS too), `anchor` (generated records were created
-    in the 90 days before it; default 2026-01-01T00:00Z).
+    in the 90 days before it; default 2026-01-01T00:00Z), `latency_ms` (milliseconds added to
+    every answer of both APIs, for benchmarks that model a CRM across the internet; default 0:
+    loopback speed).
     """
 
     def __init__(self, seed: int = 1, leads: int = 1000, faults: str | None = None,
@@ -143,7 +145,7 @@ class Sandbox(SandboxClients):
                  api_limit: int = 100_000, enforce_rate_limits: bool = False,
                  salesforce_port: int = 0, hubspot_port: int = 0, hubspot_tls: bool = False,
                  anchor: datetime | None = None,
-                 hubspot_review_owner_id: str | None = None) -> None:
+                 hubspot_review_owner_id: str | None = None, latency_ms: float = 0.0) -> None:
         if leads < 0 or (contacts is not None and contacts < 0):
             raise LeadgateError("the number of leads cannot be negative", where="--leads",
                                 fix="pass 0 or more")
@@ -187,10 +189,12 @@ class Sandbox(SandboxClients):
         self.sizes = (self.store.leads.n, self.store.contacts.n)
         self.admin_token = secrets.token_urlsafe(16)
         try:
-            self._sf_server = HttpServer(_Admin(self.salesforce, self), salesforce_port, tls)
+            latency = max(0.0, latency_ms) / 1000
+            self._sf_server = HttpServer(_Admin(self.salesforce, self), salesforce_port, tls,
+                                         latency)
             try:
                 self._hs_server = HttpServer(self.hubspot, hubspot_port,
-                                             tls if hubspot_tls else None)
+                                             tls if hubspot_tls else None, latency)
             except OSError:
                 self._sf_server.close()
                 raise

@@ -61,6 +61,9 @@ class App(Protocol):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The headers and the body go out as two writes: with Nagle's algorithm on, the body waits
+    # for the client's (delayed, ~40 ms) ACK of the headers on every response.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
@@ -81,8 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        if resp.delay:
-            time.sleep(resp.delay)
+        if resp.delay or self.server.latency:
+            time.sleep(resp.delay + self.server.latency)
         self.send_response(resp.status)
         if resp.body or resp.status != 204:
             self.send_header("Content-Type", resp.content_type)
@@ -102,9 +105,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, port: int, app: App, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, port: int, app: App, tls: ssl.SSLContext | None,
+                 latency: float = 0.0) -> None:
         self.app = app
         self.tls = tls
+        self.latency = latency
         super().__init__(("127.0.0.1", port), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -128,8 +133,10 @@ class _Server(ThreadingHTTPServer):
 class HttpServer:
     """One API on 127.0.0.1, served from a background thread until `stop()`."""
 
-    def __init__(self, app: App, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
-        self._server = _Server(port, app, tls)
+    def __init__(self, app: App, port: int = 0, tls: ssl.SSLContext | None = None,
+                 latency: float = 0.0) -> None:
+        """`latency`: seconds added to every answer (a CRM across the internet)."""
+        self._server = _Server(port, app, tls, latency)
         self.port = self._server.server_address[1]
         self.scheme = "https" if tls else "http"
         self.url = f"{self.scheme}://127.0.0.1:{self.port}"
