@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import time
-from datetime import date
+from datetime import UTC, date
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audit import db
 from routing_core.rotation import Cursor
 from sync.lease import Lease
 from sync.rotation_db import DbRotationState
-from sync.state import metadata
+from sync.state import dumps, metadata
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -94,3 +97,20 @@ def test_rotation_state_persists_only_when_flushed_in_the_transaction(engine: sa
         rot.flush()  # read-only (dry run): writes nothing
     with engine.connect() as conn:
         assert DbRotationState(conn).cursor("uk_retail").last == "alice"
+
+
+_json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.decimals(allow_nan=False) | st.datetimes(timezones=st.just(UTC)),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_json_like)
+def test_state_json_is_json_dumps_with_sorted_keys(value: object) -> None:
+    # dumps() calls the C encoder it made once; it must write what json.dumps writes
+    assert dumps(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
