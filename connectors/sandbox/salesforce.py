@@ -45,9 +45,11 @@ COMPOSITE_MAX_HEAVY = 5
 _HEAVY = {"query", "query_more", "collections_update"}
 _IN_COMPOSITE = {"query", "query_more", "describe", "sobject_get", "sobject_create",
                  "sobject_update", "collections_update"}
-# fault kinds of a subrequest's resource that act on the whole call (the others answer that
-# subrequest only): the session and the API limits are the call's, not a subrequest's
-_WHOLE_CALL = {"drop", "slow", "expire_session", "rate_limit", "401", "403", "429"}
+# fault kinds of a subrequest's resource that act on the whole call (the others, 500 and the
+# 4xx of a request refused as sent, answer that subrequest only): the connection, the session,
+# the API limits and the server's availability are the call's, not a subrequest's
+_WHOLE_CALL = {"drop", "slow", "expire_session", "rate_limit", "401", "403", "429", "502",
+               "503", "504"}
 _METHODS = {"DELETE", "GET", "PATCH", "POST", "PUT"}
 _REFERENCE = re.compile(r"@\{([^}]*)\}")
 ROLLED_BACK = ("The transaction was rolled back since another operation in the same "

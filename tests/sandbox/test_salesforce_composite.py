@@ -300,6 +300,10 @@ def test_call_faults_of_a_subrequest_act_on_the_call(sb: Sandbox, sf: Any) -> No
     with pytest.raises(Exception) as e:
         composite(sf, [patch([rec(t.id_of(0), LeadGate_Status__c="x")], "w")])
     assert e.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"  # type: ignore
+    sb.faults = "salesforce.query:503@call=1"
+    with pytest.raises(Exception) as e:
+        composite(sf, [q("SELECT Id FROM Lead LIMIT 1", "q")])
+    assert e.value.content[0]["errorCode"] == "SERVER_UNAVAILABLE"  # type: ignore
     sb.faults = "salesforce.collections_update:slow=1.5@call=1"
     s = sb.requests_session()
     with pytest.raises(requests.exceptions.ReadTimeout):
@@ -310,3 +314,4 @@ def test_call_faults_of_a_subrequest_act_on_the_call(sb: Sandbox, sf: Any) -> No
     c = sb.counts()
     assert c["salesforce.query"]["fault.drop"] == 1
     assert c["salesforce.composite"]["status.403"] == 1
+    assert c["salesforce.composite"]["status.503"] == 1
