@@ -1,15 +1,24 @@
-"""The Salesforce connector: pull intake leads by SystemModstamp, write outcomes in collections."""
+"""The Salesforce connector: pull intake leads by SystemModstamp, write outcomes in collections.
+
+Write-back batches through Composite (API 43.0 and later): up to 5 sObject Collections of 200 per
+call, and the conflict check's owner re-reads as up to 5 `Id IN (400 ids)` queries per call.
+The Composite resource counts as one API call however many subrequests it carries; below 43.0
+each collection and each query is its own call.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceError
 
 from connectors import writeback
 from connectors.base import (
@@ -30,10 +39,29 @@ from connectors.salesforce.errors import RETRYABLE_RECORD_CODES, classify
 from connectors.salesforce.session import login, make_session
 from routing_core.errors import LeadgateError
 
+#: Composite carries sObject Collections from this API version on, and at most this many
+#: collections or queries per call (REST API Developer Guide, "Composite")
+COMPOSITE_SINCE = (43, 0)
+COMPOSITE_HEAVY = 5
+
 
 def _id15(record_id: str | None) -> str | None:
     """Salesforce ids compare on their case-sensitive 15-character form (18 adds a checksum)."""
     return record_id[:15] if record_id else record_id
+
+
+def api_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+@dataclass(frozen=True)
+class Sub:
+    """One REST request that may travel inside a Composite call (path under vXX.X/)."""
+
+    method: str
+    path: str
+    body: Any = None
+    headers: dict[str, str] | None = None
 
 
 class SalesforceConnector:
@@ -104,17 +132,79 @@ class SalesforceConnector:
             url, identifier_is_url=True, timeout=self.timeout))
 
     def query_all(self, what: str, text: str) -> Iterator[dict[str, Any]]:
-        result = self.query(what, text)
+        yield from self._follow(what, self.query(what, text))
+
+    def _follow(self, what: str, result: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The records of a query result and of the batches after it (query_more)."""
         while True:
             yield from result["records"]
             if result.get("done", True):
                 return
             result = self.query_more(what, result["nextRecordsUrl"])
 
-    def rest(self, what: str, path: str, method: str = "GET", **kwargs: Any) -> Any:
-        headers = {"Sforce-Call-Options": "client=leadgate"}
+    def rest(self, what: str, path: str, method: str = "GET",
+             headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        sent = {"Sforce-Call-Options": "client=leadgate", **(headers or {})}
         return self.gate.call(what, lambda: self.sf.restful(
-            path, method=method, headers=headers, timeout=self.timeout, **kwargs))
+            path, method=method, headers=sent, timeout=self.timeout, **kwargs))
+
+    @property
+    def composite(self) -> bool:
+        """Whether collections and queries can travel inside Composite at this API version."""
+        return api_version(self.config.connection.api_version) >= COMPOSITE_SINCE
+
+    def batch(self, what: str, subs: Sequence[Sub]) -> list[Any]:
+        """Each request's answer, or the LeadgateError it failed with, in order: up to 5 per
+        Composite call (allOrNone false, so a failing subrequest leaves the others), or one
+        call each below API 43.0. A failed call (after the gate's retries) fails its requests."""
+        out: list[Any] = []
+        for chunk in chunked(list(subs), COMPOSITE_HEAVY if self.composite else 1):
+            try:
+                if self.composite:
+                    out += self._composite(what, chunk)
+                else:
+                    [sub] = chunk
+                    out.append(self.rest(what, sub.path, sub.method, sub.headers, json=sub.body))
+            except (CallFailed, BudgetExhausted) as exc:
+                out += [exc] * len(chunk)
+        return out
+
+    def _composite(self, what: str, subs: list[Sub]) -> list[Any]:
+        base = f"/services/data/v{self.config.connection.api_version}/"
+        # no collateSubrequests: the field only exists from API 48.0 (the default is true)
+        body = {"allOrNone": False, "compositeRequest": [
+            {"method": sub.method, "url": base + sub.path, "referenceId": f"r{k}",
+             **({"body": sub.body} if sub.body is not None else {}),
+             **({"httpHeaders": sub.headers} if sub.headers else {})}
+            for k, sub in enumerate(subs)]}
+        answer = self.rest(f"{what} (Composite)", "composite", "POST", json=body)
+        items = answer.get("compositeResponse") if isinstance(answer, dict) else None
+        by_ref = {item.get("referenceId"): item for item in items or []
+                  if isinstance(item, dict)}
+        if set(by_ref) != {f"r{k}" for k in range(len(subs))}:
+            if items and len(items) == 1 and isinstance(items[0], dict):
+                raise self._failed(what, items[0])  # the body was refused (LIMIT_EXCEEDED)
+            raise CallFailed(f"{what}: the Composite answer does not list one result per "
+                             "subrequest", where=self.where, retryable=True)
+        return [self._answer(what, by_ref[f"r{k}"]) for k in range(len(subs))]
+
+    def _answer(self, what: str, item: dict[str, Any]) -> Any:
+        status = item.get("httpStatusCode")
+        if isinstance(status, int) and 200 <= status < 300:
+            return item.get("body")
+        return self._failed(what, item)
+
+    def _failed(self, what: str, item: dict[str, Any]) -> CallFailed:
+        """A failed subrequest, judged as the same request made alone would be: transient ones
+        are retryable by the next run, the others say what to fix."""
+        status = item.get("httpStatusCode")
+        status = status if isinstance(status, int) else 500
+        content: Any = item.get("body")  # the error list, as a call's error body
+        failure = self._classify(SalesforceError(what, status, what, content))
+        retryable = failure.kind != "fatal"
+        return CallFailed(f"{what}: {failure.message}", where=self.where, status=status,
+                          fix=failure.fix or ("the next run retries" if retryable else None),
+                          retryable=retryable)
 
     def close(self) -> None:
         self.session.close()
@@ -232,34 +322,53 @@ class SalesforceConnector:
             wb.outreach: fields["outreach"], wb.not_before: fields["not_before"],
         }
 
-    def _current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+    def _current(self, group: list[Outcome]) -> list[tuple[list[Outcome], Any]]:
+        """The owners now of the group's records, one `Id IN` query per 400 (two collections;
+        the query's URI stays under Salesforce's 16,384 characters): (records, their rows by
+        15-character id) or (records, the LeadgateError the query failed with)."""
+        what = "re-read owners before writing"
         fields = ["Id", "OwnerId", self.config.writeback.decision_id]
-        rows = self.query_all("re-read owners before writing",
-                              soql.by_ids_query(fields=fields, sobject=self.config.object,
-                                                ids=ids))
-        return {_id15(row["Id"]) or "": row for row in rows}
+        chunks = chunked(group, 2 * self.config.write_batch_size)
+        headers = {"Sforce-Query-Options": f"batchSize={self.config.query_page_size}"}
+        subs = [Sub("GET", "query/?" + urlencode({"q": soql.by_ids_query(
+            fields=fields, sobject=self.config.object, ids=[o.record_id for o in chunk])}),
+            headers=headers) for chunk in chunks]
+        out: list[tuple[list[Outcome], Any]] = []
+        for chunk, answer in zip(chunks, self.batch(what, subs), strict=True):
+            if not isinstance(answer, LeadgateError):
+                try:
+                    answer = {_id15(row["Id"]) or "": row for row in self._follow(what, answer)}
+                except (CallFailed, BudgetExhausted) as exc:
+                    answer = exc
+            out.append((chunk, answer))
+        return out
 
     def write_back(self, outcomes: Sequence[Outcome]) -> list[WriteResult]:
         """Write outcomes in collections of up to 200 (allOrNone=false); one result per outcome.
 
-        With conflict_check, owners are re-read first: one query per 400 records (two
-        collections), which keeps the query's URI under Salesforce's 16,384-character limit.
+        With conflict_check, the owners of the same records are re-read immediately before:
+        one Composite call of up to 5 queries of 400 records, then the writes of those 2,000
+        records in Composite calls of up to 5 collections (below API 43.0: a query per 400
+        records, then a call per collection).
         """
         results: dict[str, WriteResult] = {}
         size = self.config.write_batch_size
-        group_size = size * 2 if self.config.conflict_check else size
+        per_call = COMPOSITE_HEAVY if self.composite else 1
+        group_size = (2 * size if self.config.conflict_check else size) * per_call
         for group in chunked(list(outcomes), group_size):
             try:
                 self._ensure_run()
-                to_send = self._judge(group, results)
+                judged = self._current(group) if self.config.conflict_check else [(group, None)]
             except (CallFailed, BudgetExhausted) as exc:
                 self._fail(group, exc, results)
                 continue
-            for chunk in chunked(to_send, size):
-                try:
-                    results.update(self._send(chunk))
-                except (CallFailed, BudgetExhausted) as exc:
-                    self._fail([o for o, _ in chunk], exc, results)
+            to_send: list[tuple[Outcome, dict[str, Any]]] = []
+            for chunk, current in judged:
+                if isinstance(current, LeadgateError):
+                    self._fail(chunk, current, results)
+                else:
+                    to_send += self._judge(chunk, current, results)
+            self._send(to_send, results)
         return [results[o.record_id] for o in outcomes]
 
     @staticmethod
@@ -270,11 +379,10 @@ class SalesforceConnector:
             results.setdefault(outcome.record_id,
                                WriteResult(outcome.record_id, "error", str(exc), retryable))
 
-    def _judge(self, group: list[Outcome], results: dict[str, WriteResult]
-               ) -> list[tuple[Outcome, dict[str, Any]]]:
-        """Records to send, after the owner check; the others get their result now."""
-        current = self._current([o.record_id for o in group]) if self.config.conflict_check \
-            else None
+    def _judge(self, group: list[Outcome], current: dict[str, dict[str, Any]] | None,
+               results: dict[str, WriteResult]) -> list[tuple[Outcome, dict[str, Any]]]:
+        """Records to send, after the owner check against `current` (the rows re-read, or None
+        without conflict_check); the others get their result now."""
         to_send: list[tuple[Outcome, dict[str, Any]]] = []
         wb = self.config.writeback
         for outcome in group:
@@ -296,15 +404,24 @@ class SalesforceConnector:
             to_send.append((outcome, self._record(outcome, owner)))
         return to_send
 
-    def _send(self, chunk: list[tuple[Outcome, dict[str, Any]]]) -> dict[str, WriteResult]:
-        body = {"allOrNone": False, "records": [record for _, record in chunk]}
-        answer = self.rest("update leads (sObject Collection)", "composite/sobjects",
-                           method="PATCH", json=body)
-        if not isinstance(answer, list) or len(answer) != len(chunk):
-            raise CallFailed("the sObject Collection answer does not list one result per record",
-                             where=self.where, retryable=True)
-        return {outcome.record_id: self._result(outcome.record_id, item)
-                for (outcome, _), item in zip(chunk, answer, strict=True)}
+    def _send(self, to_send: list[tuple[Outcome, dict[str, Any]]],
+              results: dict[str, WriteResult]) -> None:
+        """Collections of up to 200 (filled: records judged already leave no holes)."""
+        chunks = chunked(to_send, self.config.write_batch_size)
+        subs = [Sub("PATCH", "composite/sobjects",
+                    {"allOrNone": False, "records": [record for _, record in chunk]})
+                for chunk in chunks]
+        answers = self.batch("update leads (sObject Collection)", subs)
+        for chunk, answer in zip(chunks, answers, strict=True):
+            if not isinstance(answer, LeadgateError) and (
+                    not isinstance(answer, list) or len(answer) != len(chunk)):
+                answer = CallFailed("the sObject Collection answer does not list one result per "
+                                    "record", where=self.where, retryable=True)
+            if isinstance(answer, LeadgateError):
+                self._fail([outcome for outcome, _ in chunk], answer, results)
+                continue
+            results.update({outcome.record_id: self._result(outcome.record_id, item)
+                            for (outcome, _), item in zip(chunk, answer, strict=True)})
 
     @staticmethod
     def _result(record_id: str, item: dict[str, Any]) -> WriteResult:

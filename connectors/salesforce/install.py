@@ -99,6 +99,14 @@ def check(conn: SalesforceConnector) -> CheckReport:
             facts.append(f"API version {version} available (newest {listed[-1]})")
     except (CallFailed, ValueError):
         facts.append("could not list API versions; the describe call below tests the version")
+    if conn.composite:
+        facts.append("write-back sends up to 5 sObject Collections of 200 (and the conflict "
+                     "check up to 5 owner re-reads of 400) per Composite call")
+    else:
+        facts.append(f"API version {version} is below 43.0, where Composite can carry sObject "
+                     "Collections: write-back makes one call per collection of 200 and per "
+                     "owner re-read of 400 (set connection.api_version to 43.0 or later for up "
+                     "to 5 per call)")
     try:
         limits = conn.read_limits()
         daily = limits.get("DailyApiRequests", {})

@@ -11,7 +11,8 @@ class Accounting:
 
     Kinds: "calls" (every request), "ok" (2xx), "207" (HubSpot multi-status), "4xx"/"5xx"
     by class plus the exact status ("status.429"), "fault.<kind>" per injected fault,
-    "records_read" / "records_written" / "record_errors" (records, not calls), "server_us"
+    "records_read" / "records_written" / "record_errors" (records, not calls), "subrequests"
+    and "subrequests.status.NNN" (subrequests of a Composite call, which counts once), "server_us"
     (microseconds the sandbox spent answering, without network and client time),
     "prefetch_us" (microseconds spent rendering the next query page ahead, in the background).
     """

@@ -2,20 +2,25 @@
 
 Shapes follow the REST API Developer Guide: errors are a JSON list of {message, errorCode};
 query results page at 2,000 with nextRecordsUrl; sObject Collections answer 200 with one
-{id, success, errors} per record, in request order; every response carries Sforce-Limit-Info.
+{id, success, errors} per record, in request order; every response carries Sforce-Limit-Info;
+Composite runs up to 25 subrequests through the same handlers as one call.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
+import threading
 import time
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
 from . import soql
@@ -27,9 +32,28 @@ from .store import Store
 from .tables import LazyTable, RowTable
 from .wire import dumps, looks_like_sf_id, ms_to_sf, parse_datetime_ms
 
-API_VERSIONS = ("57.0", "58.0", "59.0", "60.0", "61.0", "62.0")
+# what an org lists at /services/data/ (versions 21.0-30.0 were retired in Summer '25)
+API_VERSIONS = tuple(f"{v}.0" for v in range(31, 63))
 _DATA = re.compile(r"^/services/data/v(?P<ver>\d+\.\d)(?P<rest>/.*)?$")
 _MAX_LOCATORS = 64
+
+# Composite (REST API Developer Guide, "Composite", "Composite Request Body", "Composite
+# Response Body"): up to 25 subrequests, at most 5 of them sObject Collections or queries
+# (Query, QueryAll, Query More); sObject Collections inside from API version 43.0.
+COMPOSITE_MAX = 25
+COMPOSITE_MAX_HEAVY = 5
+_HEAVY = {"query", "query_more", "collections_update"}
+_IN_COMPOSITE = {"query", "query_more", "describe", "sobject_get", "sobject_create",
+                 "sobject_update", "collections_update"}
+# fault kinds of a subrequest's resource that act on the whole call (the others, 500 and the
+# 4xx of a request refused as sent, answer that subrequest only): the connection, the session,
+# the API limits and the server's availability are the call's, not a subrequest's
+_WHOLE_CALL = {"drop", "slow", "expire_session", "rate_limit", "401", "403", "429", "502",
+               "503", "504"}
+_METHODS = {"DELETE", "GET", "PATCH", "POST", "PUT"}
+_REFERENCE = re.compile(r"@\{([^}]*)\}")
+ROLLED_BACK = ("The transaction was rolled back since another operation in the same "
+               "transaction failed.")
 
 
 def sf_error(status: int, code: str, message: str, fields: list[str] | None = None,
@@ -59,6 +83,7 @@ class SalesforceApp:
         self._locator_seq = 0
         self.prefetch = True  # render the next query page ahead (see _page)
         self._executor: Any = None
+        self._local = threading.local()  # the undo journal of an allOrNone Composite call
 
     # -- sessions
     def issue_token(self) -> str:
@@ -74,9 +99,17 @@ class SalesforceApp:
         req.started = time.perf_counter()
         endpoint, handler = self._route(req)
         name = f"salesforce.{endpoint}"
+        rules = [(name, rule) for rule in self.faults().call_faults(name)]
+        if endpoint == "composite":
+            # a fault of a subrequest's resource that concerns the call (a dropped connection,
+            # a slow answer, an expired session, a rate limit) acts on the whole Composite call
+            plan = self._plan(req)
+            if isinstance(plan, _Plan):
+                rules += plan.whole_call
+            handler = partial(self.composite, plan=plan)
         delay = 0.0
-        for rule in self.faults().call_faults(name):
-            self.accounting.add(name, f"fault.{rule.kind}")
+        for where, rule in rules:
+            self.accounting.add(where, f"fault.{rule.kind}")
             if rule.kind == "drop":
                 self.accounting.add(name, "calls")
                 raise Drop()
@@ -159,6 +192,8 @@ class SalesforceApp:
             return "limits", self.limits
         if m == "PATCH" and parts == ["composite", "sobjects"]:
             return "collections_update", self.collections_update
+        if m == "POST" and parts == ["composite"]:
+            return "composite", self.composite
         if m == "POST" and len(parts) == 2 and parts[0] == "sobjects":
             return "sobject_create", self.sobject_create
         if len(parts) >= 2 and parts[0] == "sobjects":
@@ -546,9 +581,15 @@ class SalesforceApp:
                                             e["statusCode"], "fields": e["fields"]}
                                            for e in errors])
             i = self.store.new_lead(fields, _origin(req))
+            self._journal(lambda: self._uncreate(i, _origin(req)))
         self.accounting.add(name, "records_written")
         return Response.json(201, {"id": self.store.leads.id_of(i), "success": True,
                                    "errors": []})
+
+    def _uncreate(self, i: int, origin: str) -> None:
+        rid = self.store.leads.id_of(i)
+        self.store.leads.pop_last()
+        self.store.forget_change("salesforce", rid, origin)
 
     def collections_update(self, req: Request, name: str) -> Response:
         body = _json_body(req)
@@ -689,11 +730,134 @@ class SalesforceApp:
         return errors
 
     def _apply(self, i: int, fields: dict[str, Any], origin: str) -> str:
+        leads = self.store.leads
+        rid = leads.id_of(i)
+        if self._undo() is not None:
+            old = {f: leads.get(i, f) for f in (*fields, "SystemModstamp", "LastModifiedDate")}
+
+            def revert() -> None:
+                leads.set(i, old)
+                self.store.forget_change("salesforce", rid, origin)
+
+            self._journal(revert)
         t = self.store.stamp(seconds=True)
-        self.store.leads.set(i, {**fields, "SystemModstamp": t, "LastModifiedDate": t})
-        rid = self.store.leads.id_of(i)
+        leads.set(i, {**fields, "SystemModstamp": t, "LastModifiedDate": t})
         self.store.record_change("salesforce", rid, origin, list(fields))
         return rid
+
+    # -- Composite: up to 25 subrequests in one call, dispatched to the handlers above
+    def _undo(self) -> list[Callable[[], Any]] | None:
+        """The undo journal of the allOrNone Composite request this thread is running."""
+        return getattr(self._local, "undo", None)
+
+    def _journal(self, step: Callable[[], Any]) -> None:
+        undo = self._undo()
+        if undo is not None:
+            undo.append(step)
+
+    def _plan(self, req: Request) -> _Plan | Response:
+        """The subrequests of a Composite body, routed, with the faults that fire on them; or
+        the answer refusing the body."""
+        try:
+            body = _json_body(req)
+        except _Reply as r:
+            return r.response
+        items = body.get("compositeRequest") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            return sf_error(400, "JSON_PARSER_ERROR", "'compositeRequest' is a required field.")
+        for item in items:
+            if not isinstance(item, dict):
+                return sf_error(400, "JSON_PARSER_ERROR", "Each subrequest must be a JSON object.")
+            for key in ("method", "url", "referenceId"):
+                if not isinstance(item.get(key), str) or not item[key]:
+                    return sf_error(400, "JSON_PARSER_ERROR", f"'{key}' is a required field.")
+            if item["method"] not in _METHODS:
+                return sf_error(400, "JSON_PARSER_ERROR", f"Invalid HTTP method: {item['method']}. "
+                                "Use one of DELETE, GET, PATCH, POST, PUT.")
+        all_or_none = bool(body.get("allOrNone", False))
+        plan = _Plan(all_or_none=all_or_none)
+        for item in items:
+            url = urlsplit(item["url"])
+            sub_body = item.get("body")
+            headers = {**req.headers, **{str(k).lower(): str(v)
+                                         for k, v in (item.get("httpHeaders") or {}).items()}}
+            sub = Request(item["method"], url.path, parse_qs(url.query, keep_blank_values=True),
+                          headers, b"" if sub_body is None else dumps(sub_body))
+            endpoint, handler = self._route(sub)
+            if endpoint not in _IN_COMPOSITE or (
+                    endpoint == "collections_update" and float(_version(sub)) < 43.0):
+                endpoint, handler = "not_found", _not_found
+            if endpoint == "collections_update" and all_or_none and isinstance(sub_body, dict):
+                # the Composite's allOrNone overrides that of its sObject Collections
+                sub.body = dumps({**sub_body, "allOrNone": True})
+            ref = _REFERENCE.search(item["url"] + sub.body.decode("utf-8"))
+            plan.subs.append(_Sub(item["referenceId"], sub, endpoint, handler,
+                                  reference=ref[1] if ref else None))
+        if len(plan.subs) > COMPOSITE_MAX:
+            return _refused(f"The request can’t contain more than {COMPOSITE_MAX} operations.")
+        if sum(s.endpoint in _HEAVY for s in plan.subs) > COMPOSITE_MAX_HEAVY:
+            return _refused(f"The request can’t contain more than {COMPOSITE_MAX_HEAVY} "
+                            "sObject Collections or query operations.")
+        for step in plan.subs:
+            where = f"salesforce.{step.endpoint}"
+            for rule in self.faults().call_faults(where):
+                if rule.kind in _WHOLE_CALL:
+                    plan.whole_call.append((where, rule))
+                elif step.fault is None:
+                    step.fault = rule
+        return plan
+
+    def composite(self, req: Request, name: str, *, plan: _Plan | Response | None = None
+                  ) -> Response:
+        """Run the subrequests in order; with allOrNone, stop at the first failure and undo
+        the writes made before it (other requests may have seen them meanwhile: the store is
+        not held for the whole call, so that query pages rendered ahead never wait on it)."""
+        if plan is None:  # handle() plans before the faults and the session check
+            plan = self._plan(req)
+        if isinstance(plan, Response):
+            return plan
+        answers: list[Response] = []
+        undo: list[Callable[[], Any]] | None = [] if plan.all_or_none else None
+        self._local.undo = undo
+        try:
+            for sub in plan.subs:
+                answers.append(self._subrequest(sub))
+                if undo is not None and _failed(sub, answers[-1]):
+                    break
+        finally:
+            self._local.undo = None
+        if undo is not None and answers and _failed(plan.subs[len(answers) - 1], answers[-1]):
+            with self.store.lock:
+                for step in reversed(undo):
+                    step()
+            halted = sf_error(400, "PROCESSING_HALTED", ROLLED_BACK)
+            failed = len(answers) - 1
+            answers = [a if k == failed else halted for k, a in enumerate(answers)]
+            answers += [halted] * (len(plan.subs) - len(answers))
+        return Response(200, b'{"compositeResponse":[' + b",".join(
+            _sub_result(sub.ref, answer) for sub, answer in zip(plan.subs, answers, strict=True)
+        ) + b"]}")
+
+    def _subrequest(self, sub: _Sub) -> Response:
+        """One subrequest, answered by the resource's own handler (its record faults, its
+        accounting of records), counted as a subrequest and not as a call."""
+        name = f"salesforce.{sub.endpoint}"
+        self.accounting.add(name, "subrequests")
+        if sub.fault is not None:
+            self.accounting.add(name, f"fault.{sub.fault.kind}")
+            resp = self._fault_response(sub.fault)
+        elif sub.reference is not None:
+            # references are not resolved here: refused as Salesforce refuses one it cannot
+            resp = sf_error(400, "PROCESSING_HALTED", "Invalid reference specified. No value "
+                            f"for {sub.reference} found in {re.split(r'[.[]', sub.reference)[0]}")
+        else:
+            try:
+                resp = sub.handler(sub.req, name)
+            except _Reply as r:
+                resp = r.response
+        if resp.status >= 300:
+            self.accounting.add(name, f"subrequests.status.{resp.status}")
+        return resp
 
     def tooling_create(self, req: Request, name: str) -> Response:
         body = _json_body(req)
@@ -760,6 +924,46 @@ def _render_lazy(t: LazyTable, sobject: str, ver: str, page: Any, fields: list[s
 class _Reply(Exception):
     def __init__(self, response: Response) -> None:
         self.response = response
+
+
+@dataclass
+class _Sub:
+    ref: str
+    req: Request
+    endpoint: str
+    handler: Callable[[Request, str], Response]
+    reference: str | None = None  # the first @{...} in its url or body
+    fault: Rule | None = None     # an injected status answering this subrequest only
+
+
+@dataclass
+class _Plan:
+    all_or_none: bool
+    subs: list[_Sub] = field(default_factory=list)
+    whole_call: list[tuple[str, Rule]] = field(default_factory=list)
+
+
+def _refused(message: str) -> Response:
+    """A Composite body over the subrequest limits: 200 with one error result, no reference
+    id (the shape Salesforce answers, as seen in a production log quoted in a public issue)."""
+    return Response.json(200, {"compositeResponse": [{
+        "body": [{"errorCode": "LIMIT_EXCEEDED", "message": message}], "httpHeaders": {},
+        "httpStatusCode": 400, "referenceId": None}]})
+
+
+def _failed(sub: _Sub, resp: Response) -> bool:
+    """Whether a subrequest failed, for allOrNone (a collection fails with any of its records)."""
+    if resp.status >= 400:
+        return True
+    return sub.endpoint == "collections_update" and any(
+        not r.get("success") for r in json.loads(resp.body or b"[]"))
+
+
+def _sub_result(ref: str, resp: Response) -> bytes:
+    """One entry of compositeResponse, the handler's JSON body embedded as it is."""
+    return (b'{"body":' + (resp.body or b"null") + b',"httpHeaders":'
+            + dumps(dict(resp.headers)) + b',"httpStatusCode":' + str(resp.status).encode()
+            + b',"referenceId":' + dumps(ref) + b"}")
 
 
 def _rec_err(code: str, message: str, fields: list[str]) -> dict[str, Any]:

@@ -354,6 +354,18 @@ class Store:
         self.changes.append({"crm": crm, "id": record_id, "origin": origin, "fields": fields})
         self.origins[f"{crm}:{origin}"] += 1
 
+    def forget_change(self, crm: str, record_id: str, origin: str) -> None:
+        """Take back the latest change of this record by this origin (a rolled-back write)."""
+        with self.lock:
+            for entry in reversed(self.changes):
+                if entry["crm"] == crm and entry["id"] == record_id and entry["origin"] == origin:
+                    self.changes.remove(entry)
+                    key = f"{crm}:{origin}"
+                    self.origins[key] -= 1
+                    if self.origins[key] <= 0:
+                        del self.origins[key]
+                    return
+
     # -- persistence
     def to_json(self) -> dict[str, Any]:
         with self.lock:

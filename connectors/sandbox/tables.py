@@ -148,6 +148,18 @@ class LazyTable(Source):
         self.touched.add(i)
         return i
 
+    def pop_last(self) -> None:
+        """Undo the last `append` (a create rolled back with its Composite request)."""
+        i = self.n - 1
+        self.n = i
+        for col in self.cols.values():
+            col.pop()
+        self.overrides.pop(i, None)
+        self.touched.discard(i)
+        self.last_write.pop(i, None)
+        if i == self._cache_i:
+            self._cache_i = -1
+
 
 def _identity(i: int) -> int:
     return i

@@ -2,13 +2,15 @@
 
 The mocks answer in the REST API's documented shapes (REST API Developer Guide: query with
 nextRecordsUrl, sObject Collections update answering 200 with per-record {id, success, errors},
-errors as a JSON list of {message, errorCode}, Sforce-Limit-Info).
+errors as a JSON list of {message, errorCode}, Sforce-Limit-Info; Composite answering 200 with
+compositeResponse [{body, httpHeaders, httpStatusCode, referenceId}], one per subrequest).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -59,22 +61,28 @@ def lead(i: int, stamp: str = "2026-11-20T10:00:00.000+0000", **extra: Any) -> d
 
 
 class FakeOrg:
-    """Routes mocked calls: login, limits, queries (by what they select), collections."""
+    """Routes mocked calls: login, limits, queries (by what they select), collections, and
+    Composite, whose subrequests go to the same query and collection handlers."""
 
-    def __init__(self, rsps: responses.RequestsMock) -> None:
+    def __init__(self, rsps: responses.RequestsMock, api: str = API) -> None:
         self.queries: list[str] = []
         self.updates: list[dict[str, Any]] = []
+        self.composites: list[dict[str, Any]] = []
         self.logins = 0
         self.lead_pages: list[list[dict[str, Any]]] = [[lead(1), lead(2)]]
         self.current: dict[str, dict[str, Any]] = {}
         self.update_answer: Any = None
+        self.sub_answer: Any = None  # (subrequest) -> a compositeResponse item, or None
+        self.more: dict[str, Any] = {}  # query_more url -> answer (re-read batches)
         self.sleeps: list[float] = []
+        self.api = api
         rsps.add_callback(responses.POST, f"{LOGIN}/services/oauth2/token", self._login)
-        rsps.add(responses.GET, f"{API}/limits/",
+        rsps.add(responses.GET, f"{api}/limits/",
                  json={"DailyApiRequests": {"Max": 15000, "Remaining": 14000}})
-        rsps.add_callback(responses.GET, f"{API}/query/", self._query)
-        rsps.add_callback(responses.GET, f"{API}/query/01gMORE-2000", self._more)
-        rsps.add_callback(responses.PATCH, f"{API}/composite/sobjects", self._update)
+        rsps.add_callback(responses.GET, f"{api}/query/", self._query)
+        rsps.add_callback(responses.GET, f"{api}/query/01gMORE-2000", self._more)
+        rsps.add_callback(responses.PATCH, f"{api}/composite/sobjects", self._update)
+        rsps.add_callback(responses.POST, f"{api}/composite", self._composite)
 
     def _login(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         self.logins += 1
@@ -94,6 +102,11 @@ class FakeOrg:
             records = [{"Id": u} for u in USERS]
         elif "WHERE Id IN" in q:
             records = [row for rid, row in self.current.items() if f"'{rid}'" in q]
+            for url, rest in self.more.items():  # a re-read answered in two batches
+                if any(r["Id"] in q for r in rest["records"]):
+                    records = [r for r in records if r not in rest["records"]]
+                    return 200, {}, json.dumps({"totalSize": len(records), "done": False,
+                                                "nextRecordsUrl": url, "records": records})
         else:
             pages = self.lead_pages
             body = {"totalSize": sum(map(len, pages)), "done": len(pages) == 1,
@@ -105,6 +118,22 @@ class FakeOrg:
 
     def _more(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         return 200, {}, json.dumps({"totalSize": 0, "done": True, "records": self.lead_pages[1]})
+
+    def _composite(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body or b"{}")
+        self.composites.append(body)
+        out = []
+        for sub in body["compositeRequest"]:
+            item = self.sub_answer(sub) if self.sub_answer else None
+            if item is None:
+                fake = SimpleNamespace(url=ORG + sub["url"],
+                                       body=json.dumps(sub["body"]) if "body" in sub else None)
+                handler = self._update if sub["method"] == "PATCH" else self._query
+                status, _, text = handler(fake)  # type: ignore[arg-type]
+                item = {"body": json.loads(text), "httpHeaders": {}, "httpStatusCode": status}
+            out.append({**item, "referenceId": sub["referenceId"]})
+        return 200, {"Sforce-Limit-Info": "api-usage=1000/15000"}, json.dumps(
+            {"compositeResponse": out})
 
     def _update(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         body = json.loads(request.body or b"{}")
@@ -234,6 +263,16 @@ def test_write_back_in_collections_of_200_with_conflicts_and_mixed_results(
     # skipped records do not leave holes: collections are filled to 200
     assert [len(u["records"]) for u in org.updates] == [200, 47]
     assert all(u["allOrNone"] is False for u in org.updates)
+    # one Composite call re-reads the owners, then one carries both collections
+    reread, write = org.composites
+    assert reread["allOrNone"] is False and write["allOrNone"] is False
+    [query] = reread["compositeRequest"]
+    assert query["method"] == "GET" and query["url"].startswith("/services/data/v59.0/query/?q=")
+    assert query["httpHeaders"] == {"Sforce-Query-Options": "batchSize=2000"}
+    assert [(w["method"], w["url"], w["referenceId"]) for w in write["compositeRequest"]] == [
+        ("PATCH", "/services/data/v59.0/composite/sobjects", "r0"),
+        ("PATCH", "/services/data/v59.0/composite/sobjects", "r1")]
+    assert crm.api_calls == 4 + 2  # login, limits, queues, users; re-read, write
     sent = {r["id"]: r for u in org.updates for r in u["records"]}
     assert outcomes[7].record_id not in sent
     refused = sent[outcomes[5].record_id]
@@ -257,13 +296,171 @@ def test_unknown_owner_is_a_result_not_a_call(org: FakeOrg) -> None:
     assert org.updates == []
 
 
+def _owners_unchanged(org: FakeOrg, outcomes: list[Outcome]) -> None:
+    for o in outcomes:
+        org.current[o.record_id] = {"Id": o.record_id, "OwnerId": INTAKE_Q,
+                                    "LeadGate_Decision_Id__c": None}
+
+
+@pytest.mark.parametrize(("check", "n", "calls"), [
+    # re-read: one call per 2,000 (5 queries of 400); writes: one call per 1,000 (5 of 200)
+    (True, 2500, 2 + 3), (True, 2000, 1 + 2), (False, 2500, 3), (False, 1000, 1),
+])
+def test_composite_carries_five_collections_and_five_rereads_per_call(
+        org: FakeOrg, check: bool, n: int, calls: int) -> None:
+    outcomes = [outcome(i) for i in range(n)]
+    _owners_unchanged(org, outcomes)
+    crm = connect(org, conflict_check=check)
+    crm.begin_run()
+    before = crm.api_calls
+    results = crm.write_back(outcomes)
+    assert [r.record_id for r in results] == [o.record_id for o in outcomes]
+    assert {r.status for r in results} == {"ok"}
+    assert crm.api_calls - before == calls == len(org.composites)
+    kinds = [[sub["method"] for sub in c["compositeRequest"]] for c in org.composites]
+    assert all(len(k) <= 5 for k in kinds)
+    writes = [sub for c in org.composites for sub in c["compositeRequest"]
+              if sub["method"] == "PATCH"]
+    assert sum(len(w["body"]["records"]) for w in writes) == n
+    assert all(len(w["body"]["records"]) == 200 for w in writes[:-1])
+    assert all(w["body"]["allOrNone"] is False for w in writes)
+    if check:  # every re-read call comes right before the writes of the same records
+        reads = [c for c in org.composites if c["compositeRequest"][0]["method"] == "GET"]
+        assert [len(c["compositeRequest"]) for c in reads] == [5] * (n // 2000) + (
+            [-(-(n % 2000) // 400)] if n % 2000 else [])
+        assert [k[0] for k in kinds] == (["GET", "PATCH", "PATCH"] * (n // 2000)
+                                         + (["GET", "PATCH"] if n % 2000 else []))
+
+
+def test_a_failed_subrequest_fails_its_records_only(org: FakeOrg) -> None:
+    outcomes = [outcome(i) for i in range(1000)]
+    _owners_unchanged(org, outcomes)
+    second_read = outcomes[400].record_id
+    third_write = outcomes[400].record_id
+
+    def answer(sub: dict[str, Any]) -> dict[str, Any] | None:
+        body = sub.get("body") or {}
+        ids = [r["id"] for r in body.get("records", [])]
+        if sub["method"] == "GET" and second_read in sub["url"]:
+            return {"body": [{"errorCode": "SERVER_UNAVAILABLE", "message": "down"}],
+                    "httpHeaders": {}, "httpStatusCode": 503}
+        if third_write in ids:
+            return {"body": [{"errorCode": "UNKNOWN_EXCEPTION", "message": "boom"}],
+                    "httpHeaders": {}, "httpStatusCode": 500}
+        if outcomes[800].record_id in ids:
+            return {"body": [{"errorCode": "INVALID_FIELD", "message": "No such column "
+                              "'LeadGate_Reason__c' on sobject of type Lead"}],
+                    "httpHeaders": {}, "httpStatusCode": 400}
+        return None
+
+    org.sub_answer = answer
+    crm = connect(org)
+    results = crm.write_back(outcomes)
+    by = [r.status for r in results]
+    # records 400-799: their re-read failed (503): retryable, not written
+    assert set(by[400:800]) == {"error"} and all(r.retryable for r in results[400:800])
+    assert "re-read owners before writing: HTTP 503 SERVER_UNAVAILABLE: down" in \
+        results[400].message and "the next run retries" in results[400].message
+    written = {r["id"] for u in org.updates for r in u["records"]}
+    assert not written & {o.record_id for o in outcomes[400:800]}
+    # records 800-999: their collection answered 400 INVALID_FIELD: not retryable, with the fix
+    assert set(by[800:]) == {"error"} and not any(r.retryable for r in results[800:])
+    assert "INVALID_FIELD" in results[800].message and "leadgate connect" in results[800].message
+    assert set(by[:400]) == {"ok"}
+    # the 500 fell on no collection here (its re-read failed first); now without the re-read
+    org.updates.clear()
+    again = connect(org, conflict_check=False).write_back(outcomes[:600])
+    assert {r.status for r in again[:400]} == {"ok"}
+    assert set(r.status for r in again[400:600]) == {"error"}
+    assert all(r.retryable and "HTTP 500 UNKNOWN_EXCEPTION: boom" in r.message
+               for r in again[400:600])
+
+
+def test_subrequest_limits_exceeded_fail_the_calls_records(org: FakeOrg) -> None:
+    org.sub_answer = None
+    outcomes = [outcome(i) for i in range(3)]
+    org.rsps.remove(responses.POST, f"{API}/composite")  # type: ignore[attr-defined]
+    org.rsps.add(responses.POST, f"{API}/composite",  # type: ignore[attr-defined]
+                 json={"compositeResponse": [{
+                     "body": [{"errorCode": "LIMIT_EXCEEDED",
+                               "message": "The request can’t contain more than 25 operations."}],
+                     "httpHeaders": {}, "httpStatusCode": 400, "referenceId": None}]})
+    crm = connect(org, conflict_check=False)
+    crm.begin_run()
+    before = crm.api_calls
+    results = crm.write_back(outcomes)
+    assert {r.status for r in results} == {"error"} and not any(r.retryable for r in results)
+    assert "LIMIT_EXCEEDED" in results[0].message and crm.api_calls == before + 1
+
+
+def test_an_answer_without_one_result_per_subrequest_is_retryable(org: FakeOrg) -> None:
+    org.rsps.remove(responses.POST, f"{API}/composite")  # type: ignore[attr-defined]
+    org.rsps.add(responses.POST, f"{API}/composite",  # type: ignore[attr-defined]
+                 json={"compositeResponse": []})
+    results = connect(org, conflict_check=False).write_back([outcome(1), outcome(2)])
+    assert {r.status for r in results} == {"error"} and all(r.retryable for r in results)
+    assert "one result per subrequest" in results[0].message
+
+
+def test_expired_session_on_the_composite_call_logs_in_again(org: FakeOrg) -> None:
+    outcomes = [outcome(i) for i in range(3)]
+    _owners_unchanged(org, outcomes)
+    crm = connect(org)
+    crm.begin_run()
+    _fail_then(org, 401, [{"errorCode": "INVALID_SESSION_ID",
+                           "message": "Session expired or invalid"}])
+    results = crm.write_back(outcomes)
+    assert {r.status for r in results} == {"ok"} and org.logins == 2
+    assert len(org.composites) == 2  # the re-read after logging in again, then the write
+
+
+def test_a_reread_answered_in_batches_is_followed(org: FakeOrg) -> None:
+    outcomes = [outcome(i) for i in range(3)]
+    _owners_unchanged(org, outcomes)
+    late = dict(org.current.pop(outcomes[2].record_id), OwnerId=USERS[1])  # a person took it
+    url = "/services/data/v59.0/query/01gREREAD-2000"
+    org.more[url] = {"totalSize": 3, "done": True, "records": [late]}
+    org.rsps.add(responses.GET, ORG + url, json=org.more[url])  # type: ignore[attr-defined]
+    results = connect(org).write_back(outcomes)
+    assert [r.status for r in results] == ["ok", "ok", "conflict"]
+    assert USERS[1] in results[2].message
+    assert [len(u["records"]) for u in org.updates] == [2]
+
+
+def test_below_api_43_each_collection_and_reread_is_its_own_call() -> None:
+    api = f"{ORG}/services/data/v42.0"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        old = FakeOrg(rsps, api=api)
+        old.rsps = rsps  # type: ignore[attr-defined]
+        outcomes = [outcome(i) for i in range(450)]
+        _owners_unchanged(old, outcomes)
+        crm = open_connector(make_config(connection={
+            "login_url": LOGIN, "auth": "password", "username": "int@example.test",
+            "client_id": "cid", "client_secret": {"env": "LG_SF_SECRET"},
+            "password": {"env": "LG_SF_PASSWORD"}, "security_token": {"env": "LG_SF_TOKEN"},
+            "api_version": "42.0"}), source="sf", sleep=old.sleeps.append)
+        assert not crm.composite
+        crm.begin_run()
+        before = crm.api_calls
+        results = crm.write_back(outcomes)
+        assert {r.status for r in results} == {"ok"} and old.composites == []
+        assert [len(u["records"]) for u in old.updates] == [200, 200, 50]
+        assert sum("WHERE Id IN" in q for q in old.queries) == 2  # one per 400
+        assert crm.api_calls - before == 3 + 2
+        _fail_then(old, 503, [{"errorCode": "SERVER_UNAVAILABLE", "message": "down"}])
+        assert crm.write_back([outcome(1)])[0].status == "ok"  # retried by the gate
+
+
 # ---------------------------------------------------------------- errors, retries, limits
 
 
 def _fail_then(org: FakeOrg, status: int, body: Any, headers: dict[str, str] | None = None,
                times: int = 1) -> None:
+    """The write call (Composite, or the collection itself below API 43.0) fails `times`."""
     state = {"n": 0}
-    original = org._update
+    method, url, original = ((responses.POST, f"{org.api}/composite", org._composite)
+                             if org.api == API else
+                             (responses.PATCH, f"{org.api}/composite/sobjects", org._update))
 
     def flaky(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         if state["n"] < times:
@@ -271,10 +468,8 @@ def _fail_then(org: FakeOrg, status: int, body: Any, headers: dict[str, str] | N
             return status, headers or {}, json.dumps(body)
         return original(request)
 
-    org.rsps.replace(responses.PATCH, f"{API}/composite/sobjects")  # type: ignore[attr-defined]
-    org.rsps.remove(responses.PATCH, f"{API}/composite/sobjects")  # type: ignore[attr-defined]
-    org.rsps.add_callback(responses.PATCH, f"{API}/composite/sobjects",  # type: ignore
-                          flaky)
+    org.rsps.remove(method, url)  # type: ignore[attr-defined]
+    org.rsps.add_callback(method, url, flaky)  # type: ignore[attr-defined]
 
 
 def test_503_and_429_are_retried_honouring_retry_after(org: FakeOrg) -> None:
@@ -320,7 +515,7 @@ def test_dropped_connection_is_retried(org: FakeOrg) -> None:
     crm = connect(org, conflict_check=False)
     crm.begin_run()
     calls = {"n": 0}
-    original = org._update
+    original = org._composite
 
     def drop(request: requests.PreparedRequest) -> Any:
         calls["n"] += 1
@@ -328,8 +523,8 @@ def test_dropped_connection_is_retried(org: FakeOrg) -> None:
             raise requests.ConnectionError("connection reset by peer")
         return original(request)
 
-    org.rsps.remove(responses.PATCH, f"{API}/composite/sobjects")  # type: ignore[attr-defined]
-    org.rsps.add_callback(responses.PATCH, f"{API}/composite/sobjects", drop)  # type: ignore
+    org.rsps.remove(responses.POST, f"{API}/composite")  # type: ignore[attr-defined]
+    org.rsps.add_callback(responses.POST, f"{API}/composite", drop)  # type: ignore
     assert crm.write_back([outcome(1)])[0].status == "ok" and calls["n"] == 2
 
 

@@ -3,8 +3,11 @@
 Wire behaviour covered (Salesforce REST API Developer Guide): query batches with nextRecordsUrl
 ("Execute a SOQL Query", batch size via Sforce-Query-Options), sObject Collections update with
 allOrNone=false answering 200 with per-record results ("Update Multiple Records with Fewer
-Round-Trips"), errors as a list of {message, errorCode}, the Sforce-Limit-Info header and
-/limits ("Limits"), OAuth 2.0 username-password flow.
+Round-Trips"), Composite carrying up to 5 collections or queries as one API call ("Send
+Multiple Requests Using Composite", https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-composite-post.html;
+"Composite Subrequest Result", .../resources-composite-subrequest-result.html), errors as a
+list of {message, errorCode}, the Sforce-Limit-Info header and /limits ("Limits"), OAuth 2.0
+username-password flow.
 """
 
 from __future__ import annotations
@@ -51,11 +54,70 @@ def test_pull_pages_by_2000_and_writes_in_collections_of_200(sandbox: Any) -> No
     before = sb.calls("salesforce")
     results = crm.write_back(outcomes_for(records, rep(sb)))
     assert {r.status for r in results} == {"ok"}
-    writes = sb.counts()["salesforce.collections_update"]["calls"]
-    assert writes == math.ceil(n / 200)
-    # one collection update per 200 and one owner re-read per 400
-    assert sb.calls("salesforce") - before == math.ceil(n / 200) + math.ceil(n / 400)
+    c = sb.counts()
+    # one collection per 200 and one owner re-read per 400, as Composite subrequests...
+    assert c["salesforce.collections_update"]["subrequests"] == math.ceil(n / 200)
+    assert c["salesforce.collections_update"]["records_written"] == n
+    assert c["salesforce.query"]["subrequests"] == math.ceil(n / 400)
+    assert "calls" not in c["salesforce.collections_update"]
+    # ...5 a call: one re-read call per 2,000 records, then their writes in calls of 1,000
+    calls = math.ceil(n / 2000) + 2 * (n // 2000) + math.ceil(n % 2000 / 1000)
+    assert sb.calls("salesforce") - before == c["salesforce.composite"]["calls"] == calls
+    assert crm.api_calls == sb.calls("salesforce")
     assert pull_all(open_connector(sf_source(sb), source="sf")) == []  # stamped: not intake
+
+
+def test_below_api_43_write_back_makes_a_call_per_collection(sandbox: Any) -> None:
+    sb = sandbox(leads=1200)
+    source = sf_source(sb, connection={"api_version": "42.0"})
+    report = open_connector(source, source="sf").check()
+    assert report.ok, report.problems
+    assert any("below 43.0" in f and "one call per collection" in f for f in report.facts)
+    crm = open_connector(source, source="sf")
+    records = pull_all(crm)
+    n = len(records)
+    before = sb.calls("salesforce")
+    results = crm.write_back(outcomes_for(records, rep(sb)))
+    assert {r.status for r in results} == {"ok"}
+    c = sb.counts()
+    assert "salesforce.composite" not in c
+    assert c["salesforce.collections_update"]["calls"] == math.ceil(n / 200)
+    assert sb.calls("salesforce") - before == math.ceil(n / 200) + math.ceil(n / 400)
+    assert any("up to 5 sObject Collections" in f
+               for f in open_connector(sf_source(sb), source="sf").check().facts)
+
+
+def test_conflicts_are_found_in_reread_batches_after_the_first(sandbox: Any) -> None:
+    # the re-read's own batches of 200 (of 400 ids per query) are followed with query_more
+    sb = sandbox(leads=1500, faults="salesforce.query*:owner_change@0.05")
+    crm = open_connector(sf_source(sb, query_page_size=200), source="sf")
+    records = pull_all(crm)
+    changed = {rid for _crm, rid, _old, _new in sb.store.owner_changes}
+    sb.faults = None
+    results = crm.write_back(outcomes_for(records, rep(sb)))
+    assert {r.record_id for r in results if r.status == "conflict"} == changed
+    assert sum(r.status == "ok" for r in results) == len(records) - len(changed)
+    c = sb.counts()
+    assert c["salesforce.query_more"]["calls"] >= math.ceil(len(records) / 400)
+    position = {r.record_id: k for k, r in enumerate(records)}
+    assert any(position[rid] % 400 >= 200 for rid in changed)  # in a second batch
+
+
+def test_a_failed_subrequest_fails_its_records_and_a_later_run_writes_them(
+        sandbox: Any) -> None:
+    sb = sandbox(leads=1200, faults=None)
+    crm = open_connector(sf_source(sb), source="sf")
+    records = pull_all(crm)
+    sb.faults = "salesforce.collections_update:500@call=2"
+    results = crm.write_back(outcomes_for(records, rep(sb)))
+    failed = [r for r in results if r.status == "error"]
+    assert len(failed) == 200 and [r.record_id for r in failed] == [
+        r.record_id for r in records[200:400]]
+    assert all(r.retryable and "HTTP 500 UNKNOWN_EXCEPTION" in r.message for r in failed)
+    assert sum(r.status == "ok" for r in results) == len(records) - 200
+    again = crm.write_back(outcomes_for(records, rep(sb)))  # the next run, same decisions
+    assert {r.status for r in again} == {"ok"}
+    assert sb.counts()["salesforce.collections_update"]["records_written"] == len(records)
 
 
 def test_cursor_resumes_exactly_at_timestamp_ties(sandbox: Any) -> None:
@@ -109,6 +171,9 @@ def test_mixed_collection_results_and_conflicts(sandbox: Any) -> None:
     assert sum(r.status == "ok" for r in again) == len(records) - len(changed)
     written = sb.counts()["salesforce.collections_update"]["records_written"] - before
     assert written == len(errors)  # only the ones that failed the first time
+    c = sb.counts()  # all of it through Composite: collections and re-reads as subrequests
+    assert c["salesforce.composite"]["calls"] == 4 and "calls" not in c[
+        "salesforce.collections_update"]
 
 
 @pytest.mark.parametrize("fault", [
@@ -116,6 +181,10 @@ def test_mixed_collection_results_and_conflicts(sandbox: Any) -> None:
     "salesforce.query:drop@call=1", "salesforce.query:slow=1.5@call=1",
     "salesforce.collections_update:503@first=2", "salesforce.collections_update:drop@call=1",
     "salesforce.query:expire_session@call=2", "salesforce.collections_update:401@call=1",
+    "salesforce.composite:503@first=2", "salesforce.composite:429@call=1",
+    "salesforce.composite:drop@call=2", "salesforce.composite:slow=1.5@call=1",
+    "salesforce.composite:401@call=2", "salesforce.composite:expire_session@call=1",
+    "salesforce.query:503@first=3", "salesforce.query:drop@call=3",
 ])
 def test_each_injected_fault_is_survived(sandbox: Any, fault: str) -> None:
     sb = sandbox(leads=150, faults=fault)
