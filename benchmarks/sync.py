@@ -4,8 +4,9 @@
 
 Side by side, on the same seeded Salesforce org (the sandbox in its own process):
   bare      the same pull (intake query, 2,000-record pages) and write-back (sObject
-            Collections, 200 records, owner + leadgate status fields) with simple-salesforce
-            alone: no mapping, routing, screening, database or ledger. The floor.
+            Collections of 200 records, five to a Composite call, as leadgate's connector
+            sends them; owner + leadgate status fields) with simple-salesforce alone: no
+            mapping, routing, screening, owner re-read, database or ledger. The floor.
   sqlite    `leadgate sync run` with SQLite (the embedded default).
   postgres  `leadgate sync run` with PostgreSQL (LEADGATE_BENCH_DATABASE_URL or
             LEADGATE_TEST_DATABASE_URL: a fresh database is created and dropped).
@@ -76,10 +77,15 @@ def bare_worker(args: argparse.Namespace) -> None:
     batch: list[dict[str, Any]] = []
 
     def flush() -> None:
+        """The records gathered so far, in collections of 200, five to a Composite call: the
+        write calls leadgate's connector makes (without its owner re-read)."""
         nonlocal done
         if batch:
-            sf.restful("composite/sobjects", method="PATCH",
-                       json={"allOrNone": False, "records": batch})
+            path = f"/services/data/v{sf.sf_version}/composite/sobjects"
+            sf.restful("composite", method="POST", json={"allOrNone": False, "compositeRequest": [
+                {"method": "PATCH", "url": path, "referenceId": f"c{i}",
+                 "body": {"allOrNone": False, "records": batch[i:i + 200]}}
+                for i in range(0, len(batch), 200)]})
             done += len(batch)
             batch.clear()
 
@@ -87,7 +93,7 @@ def bare_worker(args: argparse.Namespace) -> None:
         batch.append({"attributes": {"type": "Lead"}, "id": rec["Id"],
                       "OwnerId": reps[n % len(reps)], "LeadGate_Status__c": "assigned",
                       "LeadGate_Decision_Id__c": f"bare{n}"})
-        if len(batch) == 200:
+        if len(batch) == 1000:
             flush()
     flush()
     print(json.dumps({"written": done, "maxrss_kib": _maxrss(), "cpu_s": _cpu()}))

@@ -38,7 +38,7 @@ def build_job(config: str | Path | None, source: str | None, *, dry_run: bool = 
         job = SyncJob(source=name, crm=source_cfg.kind, engine=ctx.engine, ledger=ledger,
                       connector=connector, decider=decider, policy=ctx.policy,
                       options=options, checkpoint=checkpoint)
-        job.write_chunk = int(getattr(source_cfg, "write_batch_size", 200))
+        job.write_chunk = connector.write_group
         job.outbox = ctx.config_path.resolve().parent / "leadgate-outbox"
         return job, ctx
     except BaseException:

@@ -96,7 +96,7 @@ class SyncJob:
         self._new_refusals: list[dict[str, Any]] = []
         self.outbox: Path | None = None
         self._working = False
-        self.write_chunk = 200  # the CRM's batch size (build_job sets the source's)
+        self.write_chunk = 200  # outcomes per write_back call (build_job: connector.write_group)
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunSummary:

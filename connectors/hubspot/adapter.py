@@ -64,6 +64,11 @@ class HubSpotConnector:
     def api_calls(self) -> int:
         return self.gate.calls
 
+    @property
+    def write_group(self) -> int:
+        """One batch update (HubSpot has no call that bundles batches)."""
+        return self.config.write_batch_size
+
     def api(self, name: str) -> Any:
         """One SDK API object per kind, built once (each property access of the SDK builds a
         new client with its own connection pool)."""

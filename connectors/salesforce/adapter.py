@@ -149,6 +149,14 @@ class SalesforceConnector:
             path, method=method, headers=sent, timeout=self.timeout, **kwargs))
 
     @property
+    def write_group(self) -> int:
+        """Records re-read in one call (5 queries of 400 ids) and then written in Composite
+        calls of 5 collections: 2,000 with the conflict check, 1,000 without."""
+        size = self.config.write_batch_size
+        per_call = COMPOSITE_HEAVY if self.composite else 1
+        return (2 * size if self.config.conflict_check else size) * per_call
+
+    @property
     def composite(self) -> bool:
         """Whether collections and queries can travel inside Composite at this API version."""
         return api_version(self.config.connection.api_version) >= COMPOSITE_SINCE
@@ -352,10 +360,7 @@ class SalesforceConnector:
         records, then a call per collection).
         """
         results: dict[str, WriteResult] = {}
-        size = self.config.write_batch_size
-        per_call = COMPOSITE_HEAVY if self.composite else 1
-        group_size = (2 * size if self.config.conflict_check else size) * per_call
-        for group in chunked(list(outcomes), group_size):
+        for group in chunked(list(outcomes), self.write_group):
             try:
                 self._ensure_run()
                 judged = self._current(group) if self.config.conflict_check else [(group, None)]

@@ -34,7 +34,9 @@ from tests.integration.synctools import check_invariants, return_to_intake, star
 POINTS = int(os.environ.get("LEADGATE_CRASH_POINTS", "15"))
 LEADS = int(os.environ.get("LEADGATE_CRASH_LEADS", "5000"))
 SLICE = int(os.environ.get("LEADGATE_CRASH_SLICE", "150"))
-SMALL_PAGES = {"salesforce": {"query_page_size": 200, "write_batch_size": 50},
+# Write groups of 50 records on both CRMs (Salesforce: re-read and write 50 at a time, as
+# Composite calls of 5 collections of 5; HubSpot: batches of 50).
+SMALL_PAGES = {"salesforce": {"query_page_size": 200, "write_batch_size": 5},
                "hubspot": {"search_page_size": 100, "write_batch_size": 50}}
 
 

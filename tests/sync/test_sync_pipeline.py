@@ -66,7 +66,7 @@ class Watched:
 
 def _small_pages(config: Path) -> None:
     data = yaml.safe_load(config.read_text())
-    data["sources"]["salesforce"].update(query_page_size=200, write_batch_size=50)
+    data["sources"]["salesforce"].update(query_page_size=200, write_batch_size=5)
     config.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -116,7 +116,8 @@ def test_a_failed_write_back_leaves_the_cursor_behind_it_and_the_next_run_finish
         watched, summary, stored = _run(env.config, fail_write=fail_write)
         assert summary is None  # the run stopped with the error
         # The cursor is at the last page all of whose records were written back and
-        # recorded: four write batches of 50 per page of 200.
+        # recorded: four write groups of 50 per page of 200 (Composite calls of 5 collections
+        # of 5 records, after a re-read of the same 50).
         pages = [c for kind, c in watched.events if kind == "page"]
         recorded_pages = (fail_write - 1) // 4
         assert stored == (pages[recorded_pages - 1].dumps() if recorded_pages else None)
