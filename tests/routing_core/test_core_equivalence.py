@@ -289,6 +289,16 @@ def parse_outcome(raw: Any, source: str | None = None) -> tuple[Lead | None, str
     return lead, "ok " + stable_repr(lead)
 
 
+def pure_json(value: Any) -> bool:
+    """Only dict (str keys), list, str, int, float, bool and None, all the way down."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and pure_json(v) for k, v in value.items())
+    if kind is list:
+        return all(pure_json(v) for v in value)
+    return kind in (str, int, float, bool, type(None))
+
+
 def outputs(policy_folder: Path) -> dict[str, Any]:
     """Every text this harness compares, in a fixed order."""
     policy = load_policy(policy_folder)
@@ -296,6 +306,7 @@ def outputs(policy_folder: Path) -> dict[str, Any]:
     rotation = InMemoryRotationState()
     parsed: list[str] = []
     decided: list[str] = []
+    impure: list[int] = []  # decisions whose to_json() holds anything but JSON types
 
     def route(source: str, record_id: str, raw: Any, problems: list[str], k: int,
               parse_source: str | None) -> None:
@@ -315,7 +326,10 @@ def outputs(policy_folder: Path) -> dict[str, Any]:
                 decision = decide(lead, policy, at=at, rotation=rotation,
                                   screener=None if k % 40 == 39 else screener,
                                   decision_id=decision_id)
-        decided.append(json.dumps(decision.to_json(), sort_keys=False))
+        payload = decision.to_json()
+        if not pure_json(payload):
+            impure.append(len(decided))
+        decided.append(json.dumps(payload, sort_keys=False))
 
     examples = (EXAMPLES / "leads" / "sample-leads.jsonl").read_text(encoding="utf-8")
     for k, line in enumerate(examples.splitlines()):
@@ -328,7 +342,8 @@ def outputs(policy_folder: Path) -> dict[str, Any]:
     for raw in malformed(N_MALFORMED):
         parsed.append(parse_outcome(raw)[1])
         parsed.append(parse_outcome(raw, "hubspot")[1])
-    return {"policy_digest": policy.digest, "decisions": decided, "parsed": parsed}
+    return {"policy_digest": policy.digest, "decisions": decided, "parsed": parsed,
+            "impure": impure}
 
 
 @pytest.fixture(scope="module")
@@ -361,6 +376,12 @@ def test_inputs_are_the_recorded_ones(current: dict[str, Any], golden: dict[str,
 def test_decision_json_bytes_are_unchanged(current: dict[str, Any],
                                            golden: dict[str, Any]) -> None:
     assert not _first_difference("decisions", current["decisions"], golden["decisions"])
+
+
+def test_decision_json_holds_json_types_only(current: dict[str, Any]) -> None:
+    # Equal bytes are not enough: a tuple or a str subclass would dump the same but is not
+    # the same Python value that callers of to_json() get.
+    assert current["impure"] == []
 
 
 def test_parse_lead_is_unchanged(current: dict[str, Any], golden: dict[str, Any]) -> None:
