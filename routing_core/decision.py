@@ -1,8 +1,12 @@
 """The Decision: what was decided for one lead, and every check that led there.
 
 `Decision.to_json()` is the decision JSON of policy-spec.md (the ledger stores it and
-`leadgate route --json` prints it). Fields may be added, never renamed or dropped. The engine
-records condition leaves as tuples (cheap on the hot path); they become JSON objects here.
+`leadgate route --json` prints it). Fields may be added, never renamed or dropped.
+
+What the engine records is already JSON-ready where it can be: each condition leaf is its JSON
+object from the moment it is evaluated (see `leaf`), and the team, rep, teams considered,
+outreach and lead summary are built from plain values. `to_json` then only assembles; it
+converts what is not plain (the cooling-off times) and nothing else.
 """
 
 from __future__ import annotations
@@ -36,22 +40,23 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
-# One evaluated condition leaf: (path, operator, expected, actual, result, note or None).
-Leaf = tuple[str, str, Any, Any, bool, "str | None"]
+# One evaluated condition leaf, as it appears in the decision JSON (see `leaf`).
+Leaf = dict[str, Any]
 
 
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+# The JSON scalars that need no conversion.
+PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def json_safe(value: Any) -> Any:
     """Decimals as strings (exact amounts), times as ISO 8601, sets and tuples as lists."""
     kind = type(value)
-    if kind in _PLAIN:
+    if kind in PLAIN:
         return value
     if kind is dict:
-        return {str(k): v if type(v) in _PLAIN else json_safe(v) for k, v in value.items()}
+        return {str(k): v if type(v) in PLAIN else json_safe(v) for k, v in value.items()}
     if kind is list:
-        return [v if type(v) in _PLAIN else json_safe(v) for v in value]
+        return [v if type(v) in PLAIN else json_safe(v) for v in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
@@ -74,12 +79,20 @@ def iso(moment: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def leaf_json(leaf: Leaf) -> dict[str, Any]:
-    path, op, expected, actual, result, note = leaf
-    out: dict[str, Any] = {
-        "path": path, "op": op,
-        "expected": expected if type(expected) in _PLAIN else json_safe(expected),
-        "actual": actual if type(actual) in _PLAIN else json_safe(actual), "result": result}
+def json_value(value: Any) -> Any:
+    """`value` itself when it is a plain JSON scalar, else its `json_safe` form."""
+    return value if type(value) in PLAIN else json_safe(value)
+
+
+def leaf(path: str, op: str, expected: Any, actual: Any, result: bool,
+         note: str | None = None) -> Leaf:
+    """One evaluated condition leaf as its decision JSON object.
+
+    `expected` must already be JSON-ready (conditions convert it once, at load). A missing
+    value is recorded as `actual: null` with `missing: true`; a note only when there is one.
+    """
+    out: Leaf = {"path": path, "op": op, "expected": expected,
+                 "actual": None if actual is MISSING else json_value(actual), "result": result}
     if actual is MISSING:
         out["missing"] = True
     if note:
@@ -95,22 +108,32 @@ GateTrace = tuple[str, bool, "bool | None", list[Leaf], str]
 
 def rule_json(rule: RuleTrace) -> dict[str, Any]:
     rule_id, result, leaves = rule
-    return {"id": rule_id, "result": result, "conditions": [leaf_json(leaf) for leaf in leaves]}
+    return {"id": rule_id, "result": result, "conditions": leaves}
+
+
+def rules_json(rules: list[RuleTrace]) -> list[dict[str, Any]]:
+    """`rule_json` of each rule (one call per list: a decision tries a dozen rules or more)."""
+    return [{"id": rule_id, "result": result, "conditions": leaves}
+            for rule_id, result, leaves in rules]
 
 
 def gate_json(gate: GateTrace) -> dict[str, Any]:
     gate_id, applied, passed, leaves, reason = gate
-    out: dict[str, Any] = {"id": gate_id, "applied": applied}
-    if applied:
-        out["passed"] = passed
-    out["conditions"] = [leaf_json(leaf) for leaf in leaves]
-    if applied and not passed:
+    if not applied:
+        return {"id": gate_id, "applied": applied, "conditions": leaves}
+    out: dict[str, Any] = {"id": gate_id, "applied": applied, "passed": passed,
+                           "conditions": leaves}
+    if not passed:
         out["reason"] = reason
     return out
 
 
 @dataclass(slots=True)
 class Decision:
+    """One lead's decision. `lead`, `policy`, `teams_considered`, `team`, `rep` and `outreach`
+    hold JSON-ready values (str keys; str, number, bool, null, lists and dicts of those), as
+    the engine builds them; `to_json` passes them through unconverted."""
+
     decision_id: str
     decided_at: datetime
     lead: dict[str, Any]
@@ -170,10 +193,12 @@ class Decision:
         return None if value is None else str(value)
 
     def to_json(self) -> dict[str, Any]:
+        """The decision JSON. It shares the engine's JSON-ready parts (condition leaves, team,
+        rep, outreach, ...) with this Decision instead of copying them: copy before changing."""
         out: dict[str, Any] = {
             "decision_id": self.decision_id,
             "decided_at": iso(self.decided_at),
-            "lead": json_safe(self.lead),
+            "lead": self.lead,
             "policy": dict(self.policy),
             "outcome": self.outcome,
             "reason": self.reason,
@@ -181,15 +206,15 @@ class Decision:
             "screening": [result.to_json() for result in self.screening],
             "gates": [gate_json(gate) for gate in self.gates],
             "rule": rule_json(self.rule) if self.rule else None,
-            "rules_tried": [rule_json(rule) for rule in self.rules_tried],
-            "teams_considered": json_safe(self.teams_considered),
-            "team": json_safe(self.team),
-            "rep": json_safe(self.rep),
-            "outreach": json_safe(self.outreach),
-            "cooling_off": json_safe(self.cooling_off),
+            "rules_tried": rules_json(self.rules_tried),
+            "teams_considered": self.teams_considered,
+            "team": self.team,
+            "rep": self.rep,
+            "outreach": self.outreach,
+            "cooling_off": json_safe(self.cooling_off),  # anchor_at, not_before: datetimes
             "queue": self.queue,
-            "conduct_rules": [rule_json(rule) for rule in self.conduct_rules],
-            "cooling_off_rules": [rule_json(rule) for rule in self.cooling_off_rules],
+            "conduct_rules": rules_json(self.conduct_rules),
+            "cooling_off_rules": rules_json(self.cooling_off_rules),
         }
         if self.problems:
             out["problems"] = list(self.problems)

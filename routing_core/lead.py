@@ -9,11 +9,12 @@ time-zone-aware datetimes, and the lead's IANA time zone.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pycountry
@@ -47,6 +48,8 @@ KNOWN_FIELDS = frozenset({
     "owner", "attributes", "modstamp", "channel",
 })
 
+_MONEY_KEYS = frozenset({"amount", "currency"})
+_KINDS = {"organization": "organisation", "company": "organisation", "individual": "person"}
 _TRUE = {"true", "yes", "y", "1", "t", "on"}
 _FALSE = {"false", "no", "n", "0", "f", "off", ""}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -112,10 +115,34 @@ class Lead(BaseModel):
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:   # the usual case, without the str() call
+        return value.strip() or None
     if value is None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """isinstance(value, Mapping), without the ABC check for a dict, a str or None."""
+    kind = type(value)
+    if kind is dict:
+        return True
+    if kind is str or value is None:
+        return False
+    return isinstance(value, Mapping)
+
+
+@functools.cache
+def _currency_codes() -> frozenset[str]:
+    """ISO 4217 alpha-3 codes, lower case: what pycountry's case-insensitive get() matches."""
+    return frozenset(str(currency.alpha_3).lower() for currency in _pc.currencies)
+
+
+@functools.lru_cache(maxsize=4096)   # bounded by ISO 3166: countries and subdivisions
+def _jurisdiction_of(country: str, subdivision: str | None) -> Jurisdiction:
+    """The (frozen) Jurisdiction model, validated once per code rather than once per lead."""
+    return Jurisdiction(country=country, subdivision=subdivision)
 
 
 def parse_bool(value: Any) -> bool:
@@ -150,7 +177,7 @@ def _jurisdiction(raw: Mapping[str, Any], problems: list[str]) -> Jurisdiction |
     country: str | None = None
     subdivision: str | None = None
     try:
-        if isinstance(given, Mapping):
+        if _is_mapping(given):
             country_text = _text(given.get("country")) or country_text
             sub_text = _text(given.get("subdivision")) or sub_text
         elif _text(given):
@@ -177,13 +204,13 @@ def _jurisdiction(raw: Mapping[str, Any], problems: list[str]) -> Jurisdiction |
             problems.append(f"subdivision: {sub_text!r} contradicts jurisdiction {given!r}")
             return None
         subdivision = named_sub
-    return Jurisdiction(country=country, subdivision=subdivision)
+    return _jurisdiction_of(country, subdivision)
 
 
 def _money(value: Any, problems: list[str]) -> Money | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if not _is_mapping(value):
         problems.append("investable_assets: expected {amount, currency}")
         return None
     amount: Decimal | None = None
@@ -202,12 +229,11 @@ def _money(value: Any, problems: list[str]) -> Money | None:
     currency = (_text(value.get("currency")) or "").upper()
     if not currency:
         problems.append("investable_assets.currency: missing (ISO 4217 code such as GBP)")
-    elif _pc.currencies.get(alpha_3=currency) is None:
+    elif currency.lower() not in _currency_codes():
         problems.append(f"investable_assets.currency: {currency!r} is not an ISO 4217 code")
         currency = ""
-    unknown = set(value) - {"amount", "currency"}
-    if unknown:
-        problems.append(f"investable_assets: unknown keys {sorted(unknown)}")
+    if not _MONEY_KEYS.issuperset(value):
+        problems.append(f"investable_assets: unknown keys {sorted(set(value) - _MONEY_KEYS)}")
     if amount is None or not currency:
         return None
     return Money(amount=amount, currency=currency)
@@ -228,7 +254,7 @@ def _customer_type(value: Any, problems: list[str]) -> str | None:
 def _mapping(name: str, value: Any, problems: list[str]) -> Mapping[str, Any]:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if not _is_mapping(value):
         problems.append(f"{name}: expected a mapping of names to values")
         return {}
     return value
@@ -237,10 +263,10 @@ def _mapping(name: str, value: Any, problems: list[str]) -> Mapping[str, Any]:
 def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
     """Validate and normalise one raw lead; raise InvalidLead listing every problem."""
     problems: list[str] = []
-    if not isinstance(raw, Mapping):
+    if not _is_mapping(raw):
         raise InvalidLead(["lead: expected a JSON object of fields"])
-    unknown = sorted(set(raw) - KNOWN_FIELDS)
-    if unknown:
+    if not KNOWN_FIELDS.issuperset(raw):
+        unknown = sorted(set(raw) - KNOWN_FIELDS)
         problems.append(f"unknown field(s) {', '.join(unknown)} (lead fields are the condition "
                         "paths of the policy language: jurisdiction, customer_type, product, ...)")
 
@@ -265,8 +291,7 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
         zone_area = area or jurisdiction.country
 
     kind = (_text(raw.get("kind")) or "person").lower()
-    kind = {"organization": "organisation", "company": "organisation",
-            "individual": "person"}.get(kind, kind)
+    kind = _KINDS.get(kind, kind)
     if kind not in ("person", "organisation"):
         problems.append(f"kind: {raw.get('kind')!r} is not person or organisation")
 
@@ -276,6 +301,9 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
 
     consent: dict[str, bool] = {}
     for key, value in _mapping("consent", raw.get("consent"), problems).items():
+        if type(value) is bool:   # the usual case: a checkbox
+            consent[str(key)] = value
+            continue
         if value is None or _text(value) is None:
             continue  # unknown consent is absent consent, never a yes
         try:
@@ -310,29 +338,31 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
     if problems:
         raise InvalidLead(problems)
     assert jurisdiction is not None and record_id is not None
-    return Lead(
-        source=record_source,
-        id=record_id,
-        first_name=_text(raw.get("first_name")),
-        last_name=_text(raw.get("last_name")),
-        email=email,
-        phone=_text(raw.get("phone")),
-        company=_text(raw.get("company")),
-        kind=kind,
-        jurisdiction=jurisdiction,
-        postcode=_text(raw.get("postcode")),
-        timezone=zone,
-        timezone_guessed=guessed,
-        timezone_area=zone_area,
-        customer_type=customer_type,
-        product=product,
-        investable_assets=money,
-        assessments=assessments,
-        consent=consent,
-        first_contact_at=first_contact,
-        stage=_text(raw.get("stage")),
-        owner=_text(raw.get("owner")),
-        attributes=attributes,
-        modstamp=_text(raw.get("modstamp")),
-        channel=_text(raw.get("channel")),
-    )
+    # model_validate of a dict: the same validation as Lead(**fields), without the
+    # keyword-argument round trip of BaseModel.__init__.
+    return Lead.model_validate({
+        "source": record_source,
+        "id": record_id,
+        "first_name": _text(raw.get("first_name")),
+        "last_name": _text(raw.get("last_name")),
+        "email": email,
+        "phone": _text(raw.get("phone")),
+        "company": _text(raw.get("company")),
+        "kind": kind,
+        "jurisdiction": jurisdiction,
+        "postcode": _text(raw.get("postcode")),
+        "timezone": zone,
+        "timezone_guessed": guessed,
+        "timezone_area": zone_area,
+        "customer_type": customer_type,
+        "product": product,
+        "investable_assets": money,
+        "assessments": assessments,
+        "consent": consent,
+        "first_contact_at": first_contact,
+        "stage": _text(raw.get("stage")),
+        "owner": _text(raw.get("owner")),
+        "attributes": attributes,
+        "modstamp": _text(raw.get("modstamp")),
+        "channel": _text(raw.get("channel")),
+    })

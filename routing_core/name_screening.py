@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz, process
@@ -22,20 +23,25 @@ from routing_core.screening import Check, ScreeningResult
 if TYPE_CHECKING:
     from routing_core.lead import Lead
 
-_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)   # a run of letters and digits
 
 
 def fold_name(name: str) -> str:
     """Case-, accent- and punctuation-folded words of a name, sorted."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    words = _NOT_WORD.sub(" ", stripped.casefold()).split()
-    return " ".join(sorted(words))
+    if not name.isascii():   # ASCII has nothing for NFKD to decompose, no accent to strip
+        decomposed = unicodedata.normalize("NFKD", name)
+        name = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(sorted(_WORD.findall(name.casefold())))
+
+
+def name_words(folded: str) -> tuple[str, ...]:
+    """The distinct words of a folded name, sorted (what the shared-words rule compares)."""
+    return tuple(sorted(set(folded.split())))
 
 
 def phone_digits(phone: str) -> str:
     """Digits of a phone number without an international prefix ("00" or "+")."""
-    digits = "".join(ch for ch in phone if ch.isdigit())
+    digits = "".join(filter(str.isdigit, phone))
     return digits[2:] if digits.startswith("00") else digits
 
 
@@ -62,7 +68,8 @@ class LoadedList:
     # Derived indexes, built once per list.
     _names: list[str] = field(init=False, repr=False)
     _owners: list[int] = field(init=False, repr=False)
-    _word_index: dict[str, list[int]] = field(init=False, repr=False)
+    _words: frozenset[str] = field(init=False, repr=False)
+    _pair_index: dict[tuple[str, str], list[int]] = field(init=False, repr=False)
     _emails: dict[str, int] = field(init=False, repr=False)
     _domains: dict[str, int] = field(init=False, repr=False)
     _phones: dict[str, int] = field(init=False, repr=False)
@@ -88,16 +95,21 @@ class LoadedList:
                     phones.setdefault(phone_digits(phone), index)
         object.__setattr__(self, "_names", names)
         object.__setattr__(self, "_owners", owners)
-        word_index: dict[str, list[int]] = {}
+        # Every pair of distinct words of a spelling -> the spellings (in list order) that
+        # hold both: the spellings sharing two words with a name are found by looking up
+        # the name's own pairs, however common each word is on a large list.
+        pair_index: dict[tuple[str, str], list[int]] = {}
         for position, folded in enumerate(names):
-            for word in set(folded.split()):
-                word_index.setdefault(word, []).append(position)
-        object.__setattr__(self, "_word_index", word_index)
+            for pair in combinations(name_words(folded), 2):
+                pair_index.setdefault(pair, []).append(position)
+        object.__setattr__(self, "_words", frozenset(w for n in names for w in n.split()))
+        object.__setattr__(self, "_pair_index", pair_index)
         object.__setattr__(self, "_emails", emails)
         object.__setattr__(self, "_domains", domains)
         object.__setattr__(self, "_phones", phones)
 
-    def best_name_match(self, folded: str) -> tuple[float, int | None, str | None]:
+    def best_name_match(self, folded: str, words: tuple[str, ...] | None = None
+                        ) -> tuple[float, int | None, str | None]:
         """(score 0..1, entry index, the list spelling) of the closest name, or (0, None, None).
 
         Word order never matters: both sides are folded with their words sorted, so plain
@@ -105,31 +117,38 @@ class LoadedList:
         without re-sorting 30,000 list names for every lead. A list name whose words are all in
         the lead's name, or the other way round, scores full marks only when the two share two
         or more words (a middle name left out still matches; one common word never decides);
-        the word index finds those few candidates without scanning the list again.
+        the pair index finds those few candidates without scanning the list again. Ties go to
+        the earlier spelling of the list; a shared-words score replaces the best plain score
+        only when it is higher. `words` is `name_words(folded)`, when the caller has it.
         """
         if not folded or not self._names:
             return 0.0, None, None
         found = process.extractOne(folded, self._names, scorer=fuzz.ratio, processor=None)
-        best: tuple[float, int | None, str | None] = (0.0, None, None)
-        if found is not None:
-            best = (found[1], found[2], found[0])
-        for position in self._sharing_two_words(folded):
-            spelling = self._names[position]
-            score = fuzz.token_set_ratio(folded, spelling, processor=None)
-            if score > best[0]:
-                best = (score, position, spelling)
-        score, position, spelling = best
-        if position is None:
+        if found is None:
             return 0.0, None, None
+        spelling, score, position = found
+        if words is None:
+            words = name_words(folded)
+        # Shared words can only raise a score below full marks, and need two words known here.
+        if score < 100 and len(words) > 1 and not self._words.isdisjoint(words):
+            for candidate in self._sharing_two_words(words):
+                shared = fuzz.token_set_ratio(folded, self._names[candidate], processor=None)
+                if shared > score:
+                    spelling, score, position = self._names[candidate], shared, candidate
         return round(score / 100.0, 4), self._owners[position], spelling
 
-    def _sharing_two_words(self, folded: str) -> list[int]:
-        """Positions of list names that share at least two distinct words with `folded`."""
-        seen: dict[int, int] = {}
-        for word in set(folded.split()):
-            for position in self._word_index.get(word, ()):
-                seen[position] = seen.get(position, 0) + 1
-        return [position for position, count in seen.items() if count >= 2]
+    def _sharing_two_words(self, words: tuple[str, ...]) -> list[int]:
+        """Positions, in list order, of list names sharing at least two of `words` (distinct,
+        sorted)."""
+        known = [word for word in words if word in self._words]
+        if len(known) < 2:
+            return []
+        if len(known) == 2:
+            return self._pair_index.get((known[0], known[1]), [])
+        found: set[int] = set()
+        for pair in combinations(known, 2):
+            found.update(self._pair_index.get(pair, ()))
+        return sorted(found)
 
     def exact_contact_match(self, lead: Lead) -> tuple[int, str] | None:
         """(entry index, which field) for an email, domain or phone on the list."""
@@ -140,15 +159,17 @@ class LoadedList:
             domain = email.rpartition("@")[2]
             if domain in self._domains:
                 return self._domains[domain], "domain"
-        if lead.phone and phone_digits(lead.phone) in self._phones:
-            return self._phones[phone_digits(lead.phone)], "phone"
+        if lead.phone and self._phones:
+            digits = phone_digits(lead.phone)
+            if digits in self._phones:
+                return self._phones[digits], "phone"
         return None
 
 
 def lead_names(lead: Lead) -> list[str]:
     """The names a lead is screened under: the person's full name and the company's."""
     names = []
-    person = " ".join(part for part in (lead.first_name, lead.last_name) if part)
+    person = " ".join(filter(None, (lead.first_name, lead.last_name)))
     if person:
         names.append(person)
     if lead.company:
@@ -164,23 +185,25 @@ class ListScreener:
         self.threshold = threshold
 
     def screen(self, lead: Lead) -> Sequence[ScreeningResult]:
-        folded = [fold_name(name) for name in lead_names(lead)]
-        return [self._screen_one(loaded, lead, folded) for loaded in self.lists]
+        # Each name is folded, and its words listed, once for all the lists.
+        names = [(folded, name_words(folded))
+                 for folded in map(fold_name, lead_names(lead))]
+        return [self._screen_one(loaded, lead, names) for loaded in self.lists]
 
-    def _screen_one(self, loaded: LoadedList, lead: Lead, folded: list[str]
-                    ) -> ScreeningResult:
-        best: tuple[float, int | None, str | None] = (0.0, None, None)
-        for name in folded:
-            found = loaded.best_name_match(name)
-            if found[0] > best[0]:
-                best = found
-        score, index, spelling = best
-        if loaded.check == "blocklist":
+    def _screen_one(self, loaded: LoadedList, lead: Lead,
+                    names: list[tuple[str, tuple[str, ...]]]) -> ScreeningResult:
+        if loaded.check == "blocklist":   # a listed contact decides before any name
             contact = loaded.exact_contact_match(lead)
             if contact is not None:
                 entry = loaded.entries[contact[0]]
                 return ScreeningResult(loaded.check, loaded.list_id, loaded.digest, True, 1.0,
                                        {"entry": entry.entry_id, "matched_on": contact[1]})
+        best: tuple[float, int | None, str | None] = (0.0, None, None)
+        for folded, words in names:
+            found = loaded.best_name_match(folded, words)
+            if found[0] > best[0]:
+                best = found
+        score, index, spelling = best
         if index is not None and score >= self.threshold:
             entry = loaded.entries[index]
             return ScreeningResult(loaded.check, loaded.list_id, loaded.digest, True, score,

@@ -1,8 +1,10 @@
 """The condition language, compiled once at load into closures.
 
 A compiled condition is `fn(facts, trace) -> bool`. Each leaf it evaluates appends one
-`Leaf` tuple (path, op, expected, actual, result, note) to `trace`, so the decision records every
-leaf that ran at the cost of one tuple. Paths are checked at load against what a lead can hold
+`Leaf` to `trace`: the leaf's decision JSON object (path, op, expected, actual, result, and
+`missing` / `note` when they apply), so the decision records every leaf that ran at the cost of
+one small dict, and `Decision.to_json` has nothing left to convert. The expected value's JSON
+form is worked out once, at load. Paths are checked at load against what a lead can hold
 (`prodcut` is an error), and the expected value against the path's type (`gte: 1000000` on a
 string path, `eq: retial` on customer_type) where the type is known; where it is not known
 (`attributes.*`), a mismatch at run time makes the leaf false with a note.
@@ -21,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from routing_core import jurisdictions
-from routing_core.decision import MISSING, Leaf
+from routing_core.decision import MISSING, PLAIN, Leaf, json_safe, leaf
 from routing_core.lead import CUSTOMER_TYPES, Lead
 
 Trace = list[Leaf]
@@ -289,6 +291,9 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
     op = ops[0]
     expected = spec[op]
     get, ptype = catalog.resolve(path)
+    # The expected value as recorded: converted once here. A list is copied into each leaf,
+    # so that no decision's JSON shares a list with the policy or with another decision.
+    shown = json_safe(expected)
 
     if op == "exists":
         if not isinstance(expected, bool):
@@ -298,7 +303,7 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
         def exists(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
             result = (actual is not None) is want
-            trace.append((path, op, want, MISSING if actual is None else actual, result, None))
+            trace.append(leaf(path, op, want, MISSING if actual is None else actual, result))
             return result
         return exists
 
@@ -309,17 +314,19 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
         if path == "jurisdiction":  # the common case: one set operation on prepared areas
             def within_lead(facts: Facts, trace: Trace) -> bool:
                 result = not disjoint(facts.areas)
-                trace.append((path, op, expected, facts.code, result, None))
+                # leaf(), inlined: the most frequent leaf of a real policy (code is never None)
+                trace.append({"path": path, "op": op, "expected": shown.copy(),
+                              "actual": facts.code, "result": result})
                 return result
             return within_lead
 
         def within(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
             if actual is None:
-                trace.append((path, op, expected, MISSING, False, None))
+                trace.append(leaf(path, op, shown.copy(), MISSING, False))
                 return False
             result = not disjoint(jurisdictions.ancestors(actual))
-            trace.append((path, op, expected, actual, result, None))
+            trace.append(leaf(path, op, shown.copy(), actual, result))
             return result
         return within
 
@@ -337,14 +344,14 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
         def matches(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
             if actual is None:
-                trace.append((path, op, expected, MISSING, False, None))
+                trace.append(leaf(path, op, shown, MISSING, False))
                 return False
             if not isinstance(actual, str):
-                trace.append((path, op, expected, actual, False,
-                              f"type mismatch: {_type_name(actual)} is not text"))
+                trace.append(leaf(path, op, shown, actual, False,
+                                  f"type mismatch: {_type_name(actual)} is not text"))
                 return False
             result = fullmatch(actual) is not None
-            trace.append((path, op, expected, actual, result, None))
+            trace.append(leaf(path, op, shown, actual, result))
             return result
         return matches
 
@@ -363,14 +370,18 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
         def member(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
             if actual is None:
-                trace.append((path, op, expected, MISSING, False, None))
+                trace.append(leaf(path, op, shown.copy(), MISSING, False))
                 return False
             try:
                 result = (actual in choices) is not negate
             except TypeError:  # unhashable value from attributes
-                trace.append((path, op, expected, actual, False, "type mismatch"))
+                trace.append(leaf(path, op, shown.copy(), actual, False, "type mismatch"))
                 return False
-            trace.append((path, op, expected, actual, result, None))
+            if type(actual) in PLAIN:  # leaf(), inlined for the common case
+                trace.append({"path": path, "op": op, "expected": shown.copy(),
+                              "actual": actual, "result": result})
+            else:
+                trace.append(leaf(path, op, shown.copy(), actual, result))
             return result
         return member
 
@@ -392,10 +403,14 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
         def equal(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
             if actual is None:
-                trace.append((path, op, expected, MISSING, False, None))
+                trace.append(leaf(path, op, shown, MISSING, False))
                 return False
             result = (actual == value) is not negate
-            trace.append((path, op, expected, actual, result, None))
+            if type(actual) in PLAIN:  # leaf(), inlined for the common case
+                trace.append({"path": path, "op": op, "expected": shown, "actual": actual,
+                              "result": result})
+            else:
+                trace.append(leaf(path, op, shown, actual, result))
             return result
         return equal
 
@@ -405,18 +420,18 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
     def ordered(facts: Facts, trace: Trace) -> bool:
         actual = get(facts)
         if actual is None:
-            trace.append((path, op, expected, MISSING, False, None))
+            trace.append(leaf(path, op, shown, MISSING, False))
             return False
         try:
             if isinstance(actual, bool) or isinstance(actual, str):
                 raise TypeError
             result = bool(compare(actual, value))
         except TypeError:
-            trace.append((path, op, expected, actual, False,
-                          f"type mismatch: {_type_name(actual)} against "
-                          f"{_type_name(expected)}"))
+            trace.append(leaf(path, op, shown, actual, False,
+                              f"type mismatch: {_type_name(actual)} against "
+                              f"{_type_name(expected)}"))
             return False
-        trace.append((path, op, expected, actual, result, None))
+        trace.append(leaf(path, op, shown, actual, result))
         return result
     return ordered
 

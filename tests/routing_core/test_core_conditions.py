@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from routing_core.decision import MISSING
 from routing_core.jurisdictions import BUILTIN_GROUPS
 from routing_core.lead import parse_lead
 from routing_core.policy.conditions import (
@@ -93,9 +92,8 @@ def test_operators(cond: dict[str, Any], expected: bool | None) -> None:
     result, trace = run(cond)
     assert result is expected
     assert len(trace) == 1
-    path, op, _, _, leaf_result, _ = trace[0]
-    assert (path, leaf_result) == (cond["field"], expected)
-    assert op in cond
+    assert (trace[0]["path"], trace[0]["result"]) == (cond["field"], expected)
+    assert trace[0]["op"] in cond
 
 
 def test_datetime_comparison() -> None:
@@ -114,7 +112,7 @@ BARE = parse_lead({"id": "L2", "jurisdiction": "US"})
 def test_missing_path_makes_every_leaf_false(op: str, value: Any) -> None:
     result, trace = run({"field": "customer_type", op: value}, BARE)
     assert result is False
-    assert trace[0][3] is MISSING
+    assert trace[0]["actual"] is None and trace[0]["missing"] is True
 
 
 @pytest.mark.parametrize("cond", [
@@ -188,7 +186,7 @@ def test_screening_paths() -> None:
 def test_runtime_type_mismatch_is_false_with_a_note() -> None:
     result, trace = run({"field": "attributes.label", "gt": 5})
     assert result is False
-    assert "type mismatch" in trace[0][5]
+    assert "type mismatch" in trace[0]["note"]
 
 
 @pytest.mark.parametrize(("cond", "path", "fragment"), [

@@ -118,3 +118,23 @@ def test_lead_is_frozen() -> None:
     parsed = lead()
     with pytest.raises(ValueError):
         parsed.product = "x"  # type: ignore[misc]
+
+
+def test_currency_check_is_pycountrys_case_insensitive_lookup() -> None:
+    # parse_lead checks codes against a set made from pycountry: every three-letter code, and
+    # a few Unicode oddities (the Kelvin sign lower-cases to "k"), must get pycountry's answer.
+    import itertools
+    import string
+
+    import pycountry
+
+    codes = ["".join(c) for c in itertools.product(string.ascii_uppercase, repeat=3)]
+    codes += ["\u212aES", "G\u0130P", "EU\u0280", "ÉUR", "GBP ", "gbp"]
+    for code in codes:
+        known = pycountry.currencies.get(alpha_3=code.strip().upper()) is not None
+        try:
+            lead(investable_assets={"amount": "1", "currency": code})
+        except InvalidLead as exc:
+            assert not known, (code, exc.problems)
+        else:
+            assert known, code
