@@ -11,6 +11,7 @@ decided, written ahead, written back and recorded before the next is read.
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -153,6 +154,10 @@ class SyncJob:
         return self.summary
 
     def _work(self) -> None:
+        with _few_collections():
+            self._steps()
+
+    def _steps(self) -> None:
         self.connector.begin_run()
         self._working = True
         if not self.options.dry_run:
@@ -405,6 +410,25 @@ class _Sending:
     cursor: Any
     count: int
     finished: bool = False
+
+
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """A run allocates millions of short-lived objects (records, decisions, their JSON) and
+    frees nearly all of them by reference counting, yet with the default thresholds the cyclic
+    collector runs every 700 allocations and now and then walks everything alive (the policy,
+    the modules, the page in flight): about a quarter of the run's CPU. Freeze what exists at
+    the start and collect a young generation of 50,000 instead; the old settings come back at
+    the end."""
+    old = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
 
 
 class LeaseLost(LeadgateError):

@@ -4,6 +4,7 @@ thin wrapper only watches which thread calls it (and, in one test, makes one wri
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -91,7 +92,10 @@ def test_one_crm_thread_makes_every_call_and_every_lead_is_finished(tmp_path: Pa
     env = start_env(tmp_path, leads=1400, contacts=0)
     try:
         _small_pages(env.config)
+        thresholds = gc.get_threshold()
         watched, summary, stored = _run(env.config)
+        # The run collects garbage less often while it works, and puts the settings back.
+        assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
         pages = [c for kind, c in watched.events if kind == "page"]
         assert len(pages) >= 5  # enough pages for reads and writes to overlap
         assert watched.overlaps == 0
