@@ -24,6 +24,10 @@ ENV_URL = "LEADGATE_DATABASE_URL"
 _WRITE_OPTION = "leadgate_write"
 # How long a writer waits for another writer's lock before giving up (seconds).
 SQLITE_BUSY_TIMEOUT = 60.0
+# Bytes of the file a verifying reader maps into memory (verification streams the whole file);
+# other connections read through SQLite's page cache, so that their resident memory does not
+# grow with the ledger.
+SQLITE_MMAP = 1 << 30
 
 
 def database_url(config_value: str | None = None) -> str:
@@ -78,7 +82,6 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         cursor = dbapi_connection.cursor()
         if file_db:
             cursor.execute("PRAGMA journal_mode=WAL")  # readers (verify) never block the writer
-            cursor.execute("PRAGMA mmap_size=1073741824")  # verify streams the file: map it
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA secure_delete=ON")  # erased subject keys are overwritten on disk
         cursor.close()

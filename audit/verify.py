@@ -16,6 +16,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from audit.crypto import unb64
+from audit.db import SQLITE_MMAP
 from audit.errors import VerificationFailed
 from audit.keys import fingerprint
 from audit.merkle import Tree, verify_consistency
@@ -440,10 +441,14 @@ def stream_entries(conn: Any) -> Generator[Row, None, None]:
     query = ("SELECT seq, entry_id, kind, subject, time, body, entry_hash "
              "FROM ledger_entries ORDER BY seq")
     dbapi = conn.connection.dbapi_connection
-    if conn.dialect.name == "postgresql":
+    sqlite = conn.dialect.name != "postgresql"
+    if not sqlite:
         cursor = dbapi.cursor(name="leadgate_verify")  # server-side: memory stays flat
         cursor.itersize = 10_000
     else:
+        # Read the file through a memory map while verifying only: a writer that kept the map
+        # would count every page it ever touched in its resident memory.
+        dbapi.execute(f"PRAGMA mmap_size={SQLITE_MMAP}")
         cursor = dbapi.cursor()
     try:
         cursor.execute(query)
@@ -454,3 +459,5 @@ def stream_entries(conn: Any) -> Generator[Row, None, None]:
             yield from chunk
     finally:
         cursor.close()
+        if sqlite:
+            dbapi.execute("PRAGMA mmap_size=0")

@@ -21,6 +21,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 
+from audit.db import SQLITE_MMAP
+
 MIN_ENTRIES = 200_000  # below this, starting processes costs more than it saves
 
 
@@ -58,7 +60,7 @@ def check_range(path: str, ledger_id: str, lo: int, hi: int, marks: frozenset[in
     stacks = chunk.stacks
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        conn.execute("PRAGMA mmap_size=1073741824")
+        conn.execute(f"PRAGMA mmap_size={SQLITE_MMAP}")
         cursor = conn.execute(
             "SELECT seq, entry_id, kind, subject, time, body, entry_hash FROM ledger_entries "
             "WHERE seq BETWEEN ? AND ? ORDER BY seq", (lo, hi))

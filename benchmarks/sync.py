@@ -163,8 +163,7 @@ def one(mode: str, leads: int, work: Path, latency_ms: float = 0.0) -> dict[str,
     drop = None
     with SandboxProcess(seed=SEED, leads=leads, contacts=0, install_leadgate_fields=True,
                         latency_ms=latency_ms) as sb:
-        folder = work / f"{mode}-{leads}-{latency_ms:g}ms"
-        folder.mkdir(parents=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{mode}-{leads}-{latency_ms:g}ms-", dir=work))
         if mode == "bare":
             spec = folder / "bare.json"
             spec.write_text(json.dumps({"instance_url": sb.salesforce_instance_url,
