@@ -221,7 +221,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="leadgate-bench-sync-") as tmp:
         work = Path(tmp)
         for latency in [float(v) for v in args.latency_ms.split(",")]:
-            for mode in args.modes.split(","):
+            for mode in [m for m in args.modes.split(",") if m]:
                 r = one(mode, args.leads, work, latency)
                 results["throughput"].append(r)
                 if not args.json:
