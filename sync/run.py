@@ -14,7 +14,7 @@ import contextlib
 import gc
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,7 @@ from sync.writeahead import (
 RETRY_CHUNK = 500
 KEEP_IDS = 1000  # ids kept in memory for the digest/summary: memory must not grow with leads
 REEVALUATE_CHUNK = 200
-PREFETCH_MARGIN = 4  # API calls kept per write-back batch before the next page is read early
+PREFETCH_MARGIN = 4  # API calls kept per write-back group before the next page is read early
 
 Progress = Callable[[RunSummary], None]
 
@@ -434,13 +434,3 @@ def _few_collections() -> Iterator[None]:
 class LeaseLost(LeadgateError):
     """Another run took the lease over (ours expired): stop before doing more work."""
 
-
-def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
