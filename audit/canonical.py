@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -33,22 +33,23 @@ def _default(value: Any) -> Any:
     raise NotCanonical(f"{type(value).__name__} is not JSON")
 
 
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"),
-    default=_default,
-)
-# The C encoder made once (JSONEncoder.encode builds a new one per call, which costs as much as
-# encoding a small object); no circular-reference markers: ledger values are trees.
-_C_ENCODE: Any = None
-if json.encoder.c_make_encoder is not None:  # type: ignore[attr-defined]
-    _C_ENCODE = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-        None, _default, json.encoder.encode_basestring, None, ":", ",", True, False, False)
+def compact_encoder(default: Callable[[Any], Any], *, ensure_ascii: bool,
+                    allow_nan: bool) -> Callable[[Any], str]:
+    """`json.dumps(value, sort_keys=True, separators=(",", ":"), ...)` with the C encoder made
+    once: JSONEncoder.encode builds a new one per call, which costs as much as encoding a small
+    object. No circular-reference check: the values encoded here are trees."""
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    if make is None:  # an interpreter without the C accelerator
+        return json.JSONEncoder(ensure_ascii=ensure_ascii, allow_nan=allow_nan, sort_keys=True,
+                                separators=(",", ":"), default=default,
+                                check_circular=False).encode
+    quote = json.encoder.encode_basestring_ascii if ensure_ascii else \
+        json.encoder.encode_basestring
+    encoder = make(None, default, quote, None, ":", ",", True, False, allow_nan)
+    return lambda value: "".join(encoder(value, 0))
 
 
-def _encode(value: Any) -> str:
-    if _C_ENCODE is not None:
-        return "".join(_C_ENCODE(value, 0))
-    return _ENCODER.encode(value)
+_encode = compact_encoder(_default, ensure_ascii=False, allow_nan=False)
 # Output the fast path must not keep: a number token (after '":', ',' or '[') that is a float
 # (Python's float repr always has '.', 'e' or 'E') or has 16+ digits, or any character from
 # U+D800 up (where UTF-16 key order may differ). Look-alikes inside strings only cost the slow
@@ -125,7 +126,7 @@ def dumps_normalised(value: Any, wide: bool) -> bytes:
     if wide:
         return rfc8785.dumps(value)
     try:
-        return _ENCODER.encode(value).encode("utf-8")
+        return _encode(value).encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate in a string
         raise NotCanonical(f"not valid Unicode text: {exc.reason}") from exc
 

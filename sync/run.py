@@ -259,7 +259,7 @@ class SyncJob:
                 self._finish(sending)
         finally:
             try:
-                if sending is not None and not sending.finished:
+                if sending is not None:  # _finish does nothing for a page already finished
                     # Stopped part-way: record what the CRM already answered, if we can (a run
                     # that cannot leaves those decisions pending; the next run re-sends them).
                     with contextlib.suppress(Exception):

@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from audit.canonical import compact_encoder
+
 metadata = sa.MetaData()
 
 # Write-back status of a decision. "pending" = written ahead, outcome not yet recorded: the
@@ -149,19 +151,9 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
-# The C encoder made once: json.dumps with options builds a new one per call, which costs as
-# much as encoding a small row (two rows per decision). Same output as _ENCODER.encode.
-_C_ENCODE: Any = None
-if json.encoder.c_make_encoder is not None:  # type: ignore[attr-defined]
-    _C_ENCODE = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-        {}, str, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, True)
-
-
-def dumps(value: Any) -> str:
-    if _C_ENCODE is not None and isinstance(value, dict | list):
-        return "".join(_C_ENCODE(value, 0))
-    return _ENCODER.encode(value)
+# json.dumps(value, sort_keys=True, separators=(",", ":"), default=str), made once (two rows
+# per decision go through it)
+dumps = compact_encoder(str, ensure_ascii=True, allow_nan=True)
 
 
 def loads(text: str | None) -> Any:
