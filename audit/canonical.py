@@ -50,22 +50,25 @@ def compact_encoder(default: Callable[[Any], Any], *, ensure_ascii: bool,
 
 
 _encode = compact_encoder(_default, ensure_ascii=False, allow_nan=False)
-# Output the fast path must not keep: a number token (after '":', ',' or '[') that is a float
-# (Python's float repr always has '.', 'e' or 'E') or has 16+ digits, or any character from
-# U+D800 up (where UTF-16 key order may differ). Look-alikes inside strings only cost the slow
-# path; a real token always matches. Separate literal-led patterns search much faster than one
-# alternation.
-_AFTER_KEY, _AFTER_COMMA, _AFTER_BRACKET = (
-    re.compile(p + "-?[0-9]+(?:[.eE]|[0-9]{15})").search for p in ('":', ",", "\\["))
-_WIDE = re.compile('[\\ud800-\\U0010ffff]')
+# Encoded output the fast path must not keep. Every pattern starts at a rare literal, which
+# the regex engine finds by fast search; a look-alike inside a string only costs the slow path.
+# - a float: Python's repr of a finite float has '.' or a signed exponent, and in compact JSON a
+#   number ends at ',', '}' or ']' ("0.41,", "1.5e-07]", "1e+20}");
+# - an integer of 16 digits or more (possibly outside +-2**53-1): digits mapped to '0' first, so
+#   that a plain substring search finds the run;
+# - a character from U+D800 up (UTF-8 lead bytes 0xED-0xF4), where UTF-16 key order may differ.
+_FLOAT = re.compile(rb"\.[0-9]+[,}\]]").search
+_EXPONENT = re.compile(rb"e[-+][0-9]+[,}\]]").search
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_INTEGER = b"0" * 16
+_WIDE = re.compile(rb"[\xed-\xf4]").search
 
 
-def _suspect(text: str) -> bool:
-    if not text.isascii() and _WIDE.search(text):
+def _suspect(data: bytes) -> bool:
+    if not data.isascii() and _WIDE(data):
         return True
-    # `or`, not any() over a generator: this runs on every entry, and the generator cost more
-    # than the search of a short text
-    return bool(_AFTER_KEY(text) or _AFTER_COMMA(text) or _AFTER_BRACKET(text))
+    return bool(_FLOAT(data) or _EXPONENT(data)
+                or _LONG_INTEGER in data.translate(_DIGITS_AS_ZERO))
 
 
 class NotCanonical(ValueError):
@@ -133,20 +136,20 @@ def dumps_normalised(value: Any, wide: bool) -> bytes:
 
 def canonical(value: Any) -> bytes:
     """RFC 8785 canonical JSON bytes of `value` (after normalisation)."""
-    text: str | None = None
+    data: bytes | None = None
     if isinstance(value, (dict, list)):  # a bare scalar has no token before it: slow path
         try:
-            text = _encode(value)
-        except (TypeError, ValueError, RecursionError):
-            text = None  # let the walk name the offending path
-    if text is not None and _suspect(text):
+            data = _encode(value).encode("utf-8")
+        except (TypeError, ValueError, RecursionError):  # incl. UnicodeEncodeError
+            data = None  # let the walk name the offending path
+    if data is not None and _suspect(data):
         # Usually only floats (screening scores): read the text back with every float token
         # kept as its own digits, a string, which is what `normalise` makes of a float; all
         # in C, and a third of the cost of the walk below.
-        text = _encode(json.loads(text, parse_float=str))
-        if _suspect(text):  # a large integer or a wide key: only the walk gets it right
-            text = None
-    if text is None:
+        data = _encode(json.loads(data, parse_float=str)).encode("utf-8")
+        if _suspect(data):  # a large integer or a wide key: only the walk gets it right
+            data = None
+    if data is None:
         norm, wide = normalise(value)
         return dumps_normalised(norm, wide)
-    return text.encode("utf-8")
+    return data

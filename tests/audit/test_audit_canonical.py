@@ -34,6 +34,30 @@ def test_fast_path_equals_rfc8785(value: Any) -> None:
     assert canonical(value) == expected
 
 
+# Numbers of every size and text that looks like number tokens: the fast path's scan for
+# floats, long integers and wide characters must send every one of them the right way.
+tricky_values = st.recursive(
+    st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["0.5,", "x.1]", "e+20}", "1e-07,", "9007199254740993", "\ud7ff",
+                       "\U0001f600", "2026.11.2"]) | st.text(alphabet="0123456789.e+-,]}\"", max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(alphabet="ab\uff61\U0001f600", max_size=3), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tricky_values)
+def test_numbers_of_every_size_are_canonical_or_refused(value: Any) -> None:
+    try:
+        norm, _ = normalise(value)
+    except NotCanonical:  # an integer outside +-2**53-1: refused on every path
+        with pytest.raises(NotCanonical):
+            canonical(value)
+        return
+    assert canonical(value) == rfc8785.dumps(norm)
+
+
 def test_floats_and_decimals_become_strings() -> None:
     assert canonical({"b": 0.41, "a": [5.0, Decimal("1.10")]}) == b'{"a":["5.0","1.10"],"b":"0.41"}'
     assert canonical({"t": datetime(2026, 11, 24, 10, 15, 2, tzinfo=UTC)}) == \
