@@ -111,9 +111,11 @@ def parse_crm_time(value: Any) -> datetime:
     elif isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
         when = datetime.fromtimestamp(int(value) / 1000, tz=UTC)
     else:
-        text = str(value).strip().replace("Z", "+00:00")
-        text = _SF_OFFSET.sub(r"\1:\2", text)
-        when = datetime.fromisoformat(text)
+        text = str(value).strip()
+        try:  # Python 3.11 reads "Z" and "+0000" itself: the common case, once per record
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            when = datetime.fromisoformat(_SF_OFFSET.sub(r"\1:\2", text.replace("Z", "+00:00")))
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC)
@@ -123,74 +125,99 @@ def iso_z(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _coerce(value: Any, spec: FieldMap) -> Any:
-    """Convert one CRM value to the mapping's type; raises ValueError with a short reason."""
-    if spec.type == "boolean":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "yes", "1"):
-            return True
-        if text in ("false", "no", "0"):
-            return False
-        raise ValueError(f"{value!r} is not a yes/no value")
-    if spec.type == "number":
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a number") from None
-        if not number.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
-        return str(number)
-    if spec.type == "datetime":
-        try:
-            return iso_z(parse_crm_time(value))
-        except (ValueError, OverflowError):
-            raise ValueError(f"{value!r} is not a date and time") from None
+# One converter per mapping type: CRM value -> lead value, or ValueError with a short reason.
+def _as_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0"):
+        return False
+    raise ValueError(f"{value!r} is not a yes/no value")
+
+
+def _as_number(value: Any) -> str:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return str(number)
+
+
+def _as_datetime(value: Any) -> str:
+    try:
+        return iso_z(parse_crm_time(value))
+    except (ValueError, OverflowError):
+        raise ValueError(f"{value!r} is not a date and time") from None
+
+
+def _as_string(value: Any) -> Any:
     return value if isinstance(value, str | bool | int | Decimal) else str(value)
 
 
-def _put(target: dict[str, Any], path: str, value: Any) -> None:
-    head, _, rest = path.partition(".")
-    if rest:
-        _put(target.setdefault(head, {}), rest, value)
-    else:
-        target[head] = value
+_CONVERT = {"boolean": _as_boolean, "number": _as_number, "datetime": _as_datetime,
+            "string": _as_string}
+
+
+class RecordMapper:
+    """A source's field mapping, ready to apply to every record of a run: the per-field choices
+    (the path to fill, the value map, the type's converter) are made once here, not per record.
+
+    Every problem of a record is collected, and a record that fails mapping also gets what
+    parse_lead says about the rest of it, so that the refusal lists everything to fix at once.
+    `mapping_key` is the config key shown in fixes, e.g. "sources.crm.mapping".
+    """
+
+    def __init__(self, mapping: Mapping[str, FieldMap], *, source: str,
+                 mapping_key: str = "mapping") -> None:
+        self.source = source
+        self.mapping_key = mapping_key
+        self._fields = [(path, tuple(path.split(".")), spec.field, spec.values,
+                         spec.passthrough, _CONVERT[spec.type])
+                        for path, spec in mapping.items()]
+
+    def __call__(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """parse_lead's raw dict for one raw CRM record (a flat dict of field -> value), and
+        the list of problems (empty when the record mapped cleanly)."""
+        raw: dict[str, Any] = {"source": self.source}
+        problems: list[str] = []
+        for path, parts, crm_field, values, passthrough, convert in self._fields:
+            value = record.get(crm_field)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            if values is not None:
+                key = str(value).strip() if not isinstance(value, bool) else str(value).lower()
+                if key in values:
+                    value = values[key]
+                elif not passthrough:
+                    problems.append(
+                        f"{crm_field}: value {str(value)!r} is not mapped for {path} "
+                        f"(fix: add it under {self.mapping_key}.{path}.values)"
+                    )
+                    continue
+            try:
+                value = convert(value)
+            except ValueError as exc:
+                problems.append(f"{crm_field}: {exc} for {path} (fix: correct the record, or "
+                                f"the type of {self.mapping_key}.{path})")
+                continue
+            target = raw
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = value
+        if problems:
+            problems.extend(_lead_problems(raw, problems))
+        return raw, problems
 
 
 def map_record(record: Mapping[str, Any], mapping: Mapping[str, FieldMap], *,
                source: str, mapping_key: str = "mapping") -> tuple[dict[str, Any], list[str]]:
-    """Apply the mapping to one raw CRM record (a flat dict of field -> value).
-
-    Returns parse_lead's raw dict and the list of problems (empty when the record mapped cleanly).
-    `mapping_key` is the config key shown in fixes, e.g. "sources.crm.mapping".
-    """
-    raw: dict[str, Any] = {"source": source}
-    problems: list[str] = []
-    for path, spec in mapping.items():
-        value = record.get(spec.field)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        if spec.values is not None:
-            key = str(value).strip() if not isinstance(value, bool) else str(value).lower()
-            if key in spec.values:
-                value = spec.values[key]
-            elif not spec.passthrough:
-                problems.append(
-                    f"{spec.field}: value {str(value)!r} is not mapped for {path} "
-                    f"(fix: add it under {mapping_key}.{path}.values)"
-                )
-                continue
-        try:
-            value = _coerce(value, spec)
-        except ValueError as exc:
-            problems.append(f"{spec.field}: {exc} for {path} (fix: correct the record, or the "
-                            f"type of {mapping_key}.{path})")
-            continue
-        _put(raw, path, value)
-    if problems:
-        problems.extend(_lead_problems(raw, problems))
-    return raw, problems
+    """Apply the mapping to one raw CRM record (see RecordMapper, which a connector keeps for
+    the records of a whole run)."""
+    return RecordMapper(mapping, source=source, mapping_key=mapping_key)(record)
 
 
 def _lead_problems(raw: dict[str, Any], known: list[str]) -> list[str]:

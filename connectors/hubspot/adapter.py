@@ -28,7 +28,7 @@ from connectors.base import (
 from connectors.calls import ApiGate, CallFailed, chunked
 from connectors.config import HubSpotSource
 from connectors.hubspot.errors import classify, rate_headers
-from connectors.mapping import crm_fields, map_record, parse_crm_time
+from connectors.mapping import RecordMapper, crm_fields, parse_crm_time
 from routing_core.errors import LeadgateError
 
 MODIFIED = "lastmodifieddate"
@@ -50,6 +50,8 @@ class HubSpotConnector:
         self.config = config
         self.source = source
         self.where = f"sources.{source}"
+        self.map_record = RecordMapper(config.mapping, source=source,
+                                       mapping_key=f"{self.where}.mapping")
         self.gate = ApiGate(source=source, limits=config.limits, retry=config.retry,
                             classify=classify, reauth=self._reconnect, sleep=sleep)
         self._last_search = 0.0
@@ -187,8 +189,7 @@ class HubSpotConnector:
                 for r in (data.to_dict().get("results") or [])] if data is not None else []
 
     def _pulled(self, row: dict[str, Any]) -> PulledRecord:
-        raw, problems = map_record(row, self.config.mapping, source=self.source,
-                                   mapping_key=f"{self.where}.mapping")
+        raw, problems = self.map_record(row)
         raw["modstamp"] = row.get(MODIFIED)
         raw["owner"] = row.get(OWNER) or None
         return PulledRecord(

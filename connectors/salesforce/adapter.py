@@ -33,7 +33,7 @@ from connectors.base import (
 )
 from connectors.calls import ApiGate, CallFailed, Failure, chunked
 from connectors.config import SalesforceSource
-from connectors.mapping import crm_fields, map_record, parse_crm_time
+from connectors.mapping import RecordMapper, crm_fields, parse_crm_time
 from connectors.salesforce import soql
 from connectors.salesforce.errors import RETRYABLE_RECORD_CODES, classify
 from connectors.salesforce.session import login, make_session
@@ -73,6 +73,8 @@ class SalesforceConnector:
         self.config = config
         self.source = source
         self.where = f"sources.{source}"
+        self.map_record = RecordMapper(config.mapping, source=source,
+                                       mapping_key=f"{self.where}.mapping")
         self.session = (session_factory or (lambda: make_session(config.connection.ca_file)))()
         self.session.hooks["response"].append(self._on_response)
         self._last_headers: dict[str, str] = {}
@@ -267,8 +269,7 @@ class SalesforceConnector:
                 *crm_fields(self.config.mapping)]
 
     def _pulled(self, row: dict[str, Any]) -> PulledRecord:
-        raw, problems = map_record(row, self.config.mapping, source=self.source,
-                                   mapping_key=f"{self.where}.mapping")
+        raw, problems = self.map_record(row)
         modstamp = parse_crm_time(row["SystemModstamp"])
         raw["modstamp"] = row["SystemModstamp"]
         raw["owner"] = row.get("OwnerId")
