@@ -49,6 +49,7 @@ KNOWN_FIELDS = frozenset({
 })
 
 _MONEY_KEYS = frozenset({"amount", "currency"})
+_STR_ONLY = frozenset({str})
 _KINDS = {"organization": "organisation", "company": "organisation", "individual": "person"}
 _TRUE = {"true", "yes", "y", "1", "t", "on"}
 _FALSE = {"false", "no", "n", "0", "f", "off", ""}
@@ -319,6 +320,11 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
             assessments[str(key)] = text.lower()
 
     attributes = dict(_mapping("attributes", raw.get("attributes"), problems))
+    if attributes and {*map(type, attributes)} != _STR_ONLY:  # the usual case: one set, no loop
+        # A key that is not text (YAML's 1: or null:, a Python caller's int) cannot name a
+        # custom field: the Lead model would refuse it with its own error type.
+        problems.extend(f"attributes: key {key!r} is not a string (custom field names are text)"
+                        for key in attributes if not isinstance(key, str))
 
     first_contact: datetime | None = None
     if _text(raw.get("first_contact_at")) is not None:

@@ -138,3 +138,21 @@ def test_currency_check_is_pycountrys_case_insensitive_lookup() -> None:
             assert not known, (code, exc.problems)
         else:
             assert known, code
+
+
+# --- malformed shapes: InvalidLead listing every problem, never another exception -------------
+
+def test_attribute_keys_that_are_not_strings_are_named_problems() -> None:
+    # A pydantic ValidationError here escaped the sync job (it catches InvalidLead only).
+    with pytest.raises(InvalidLead) as info:
+        lead(attributes={1: "x"})
+    assert info.value.problems == [
+        "attributes: key 1 is not a string (custom field names are text)"]
+    # ... and it is listed with the lead's other problems
+    with pytest.raises(InvalidLead) as info:
+        parse_lead({"jurisdiction": "GB", "attributes": {1: "x", "tier": "gold", None: 2}})
+    problems = info.value.problems
+    assert any(p.startswith("attributes: key 1 ") for p in problems), problems
+    assert any(p.startswith("attributes: key None ") for p in problems), problems
+    assert not any("tier" in p for p in problems), problems
+    assert "id: missing" in problems  # every problem, not only the first
