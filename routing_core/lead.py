@@ -234,7 +234,8 @@ def _money(value: Any, problems: list[str]) -> Money | None:
         problems.append(f"investable_assets.currency: {currency!r} is not an ISO 4217 code")
         currency = ""
     if not _MONEY_KEYS.issuperset(value):
-        problems.append(f"investable_assets: unknown keys {sorted(set(value) - _MONEY_KEYS)}")
+        unknown = sorted(set(value) - _MONEY_KEYS, key=str)  # keys may be 1 or None (YAML)
+        problems.append(f"investable_assets: unknown keys {unknown}")
     if amount is None or not currency:
         return None
     return Money(amount=amount, currency=currency)
@@ -267,7 +268,7 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
     if not _is_mapping(raw):
         raise InvalidLead(["lead: expected a JSON object of fields"])
     if not KNOWN_FIELDS.issuperset(raw):
-        unknown = sorted(set(raw) - KNOWN_FIELDS)
+        unknown = sorted(map(str, set(raw) - KNOWN_FIELDS))  # keys may be 1 or None (YAML)
         problems.append(f"unknown field(s) {', '.join(unknown)} (lead fields are the condition "
                         "paths of the policy language: jurisdiction, customer_type, product, ...)")
 
@@ -281,7 +282,8 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
         try:
             ZoneInfo(explicit_zone)
             zone = explicit_zone
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a tzdata folder ("America": IsADirectoryError), an over-long name
             problems.append(f"timezone: {explicit_zone!r} is not an IANA time zone")
     elif jurisdiction is not None:
         area = jurisdiction.subdivision

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from routing_core.lead import InvalidLead, parse_lead
+from routing_core.lead import KNOWN_FIELDS, InvalidLead, Lead, parse_lead
 
 
 def lead(**fields):  # type: ignore[no-untyped-def]
@@ -156,3 +159,88 @@ def test_attribute_keys_that_are_not_strings_are_named_problems() -> None:
     assert any(p.startswith("attributes: key None ") for p in problems), problems
     assert not any("tier" in p for p in problems), problems
     assert "id: missing" in problems  # every problem, not only the first
+
+
+def test_unknown_fields_that_are_not_strings_are_named() -> None:
+    with pytest.raises(InvalidLead) as info:
+        parse_lead({"id": "L1", "jurisdiction": "GB", 1: "x", "prodcut": "y", None: 3})
+    [problem] = info.value.problems
+    assert problem.startswith("unknown field(s) 1, None, prodcut "), problem
+
+
+def test_unknown_money_keys_of_mixed_types_are_named() -> None:
+    with pytest.raises(InvalidLead) as info:
+        lead(investable_assets={"amount": 1, "currency": "GBP", 1: "x", "extra": 2})
+    assert info.value.problems == ["investable_assets: unknown keys [1, 'extra']"]
+
+
+@pytest.mark.parametrize("zone", ["America", "Etc", "x" * 300])
+def test_timezone_that_is_no_zone_file_is_a_problem(zone: str) -> None:
+    # tzdata folders and over-long names made ZoneInfo raise OSError (IsADirectoryError, ...)
+    with pytest.raises(InvalidLead) as info:
+        lead(timezone=zone)
+    assert info.value.problems == [f"timezone: {zone!r} is not an IANA time zone"]
+
+
+# JSON values (YAML and Python callers also give non-string keys), with text that looks like a
+# lead field's value: these reach the branches that random text does not.
+_ODD_TEXT = st.sampled_from(["", " ", "GB", "US", "US-NY", "Etc", "America", "Europe/", "../x",
+                             "x" * 300, "\x00", "\ud800", "nan", "-1", "1e999999999999999999",
+                             "1,000", "Passed", "yes", "2026-01-01T10:00:00Z", "GBP", "a@b.co"])
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+            | _ODD_TEXT)
+_KEYS = (st.text(max_size=8) | _ODD_TEXT | st.integers() | st.booleans() | st.none()
+         | st.floats(allow_nan=False))
+_JUNK = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(_KEYS, inner, max_size=3), max_leaves=6)
+# Where a lead is: coherent combinations of the location fields.
+_PLACES = st.sampled_from([
+    {"jurisdiction": "GB"}, {"jurisdiction": "US-NY"}, {"jurisdiction": "United States"},
+    {"jurisdiction": "US", "postcode": "94105-1420"}, {"country": "US", "state": "New York"},
+    {"country": "Germany"}, {"jurisdiction": {"country": "CA", "subdivision": "Ontario"}},
+    {"jurisdiction": "GB", "postcode": "SW1A 1AA"}])
+_VALID: dict[str, st.SearchStrategy[Any]] = {
+    "source": st.just("salesforce"),
+    "timezone": st.sampled_from(["Europe/London", "America/New_York"]),
+    "customer_type": st.sampled_from(["retail", "High Net Worth", "ecp"]),
+    "kind": st.sampled_from(["person", "company", "organization"]),
+    "email": st.just("jo@example.com"),
+    "investable_assets": st.fixed_dictionaries(
+        {"amount": st.sampled_from(["1000000", 5, 0.1]), "currency": st.sampled_from(["GBP",
+                                                                                     "eur"])}),
+    "first_contact_at": st.sampled_from(["2026-11-20T10:00:00+01:00", "2026-11-20T10:00:00Z"]),
+    # mappings: valid names and values mixed with junk ones
+    "assessments": st.dictionaries(st.sampled_from(["appropriateness"]) | _KEYS,
+                                   st.sampled_from(["passed", "Failed"]) | _JUNK, max_size=3),
+    "consent": st.dictionaries(st.sampled_from(["phone", "email"]) | _KEYS,
+                               st.sampled_from([True, False, "yes", 0]) | _JUNK, max_size=3),
+    "attributes": st.dictionaries(st.sampled_from(["lead_source", "tier"]) | _KEYS, _JUNK,
+                                  max_size=3),
+}
+_LOCATION = {"jurisdiction", "country", "subdivision", "state", "postcode"}
+
+
+@st.composite
+def _raw_leads(draw: st.DrawFn) -> dict[Any, Any]:
+    """A valid lead (a place, an id, some other fields), then junk of any JSON type in a few
+    fields, sometimes in keys that are no lead field; so that both outcomes are common."""
+    raw: dict[Any, Any] = {"id": "L1", **draw(_PLACES)}
+    for name in sorted(KNOWN_FIELDS - _LOCATION - {"id"}):
+        if draw(st.booleans()):
+            raw[name] = draw(_VALID.get(name, st.text(max_size=12)))
+    for name in draw(st.lists(st.sampled_from(sorted(KNOWN_FIELDS)), max_size=3)):
+        raw[name] = draw(_JUNK)
+    if draw(st.integers(0, 4)) == 0:
+        raw.update(draw(st.dictionaries(_KEYS, _JUNK, max_size=2)))
+    return raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(_raw_leads())
+def test_parse_lead_returns_a_lead_or_raises_invalid_lead(raw: dict[Any, Any]) -> None:
+    try:
+        parsed = parse_lead(raw)
+    except InvalidLead as exc:
+        assert exc.problems and all(type(p) is str and p for p in exc.problems)
+    else:
+        assert isinstance(parsed, Lead)
