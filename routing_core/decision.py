@@ -181,9 +181,13 @@ class Decision:
         return REVIEW_QUEUE if self.outcome == "refused" else None
 
     @property
-    def not_before(self) -> str | None:
-        """When the cooling-off window ends (ISO time), if one applies and its anchor is known."""
-        return self.cooling_off.get("not_before") if self.cooling_off else None
+    def not_before(self) -> datetime | None:
+        """When the cooling-off window ends, if one applies and its anchor is known: an aware
+        datetime in the anchor's offset (`to_json` writes it as RFC 3339 UTC)."""
+        if not self.cooling_off:
+            return None
+        when: datetime | None = self.cooling_off.get("not_before")
+        return when
 
     def rep_crm_id(self, crm: str) -> str | None:
         """The assigned rep's user/owner id in one CRM ("salesforce", "hubspot")."""

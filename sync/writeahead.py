@@ -142,6 +142,7 @@ class Decider:
             "reason": decision.reason,
             "policy_version": str(decision.policy.get("version", "")),
             "outreach": payload.get("outreach"),
+            # a datetime: stored by sync.state.dumps as its str(), which to_outcome reads back
             "not_before": decision.not_before,
             "expected_owner": cand.owner_at_read if cand.cause == "intake" else None,
         }
