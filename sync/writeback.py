@@ -32,14 +32,22 @@ class WriteBackResult:
     failed: list[dict[str, Any]] = field(default_factory=list)  # ids and messages only
 
 
+def _not_before(value: Any) -> datetime | None:
+    """A write-back's not_before as the run holds it (Decision.not_before, a datetime) or as
+    the database gives it back (its str(), "2026-11-27 10:00:00+01:00"; "Z" also read)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
+
+
 def to_outcome(data: dict[str, Any]) -> Outcome:
-    not_before = data.get("not_before")
     return Outcome(
         record_id=data["record_id"], decision_id=data["decision_id"], outcome=data["outcome"],
         owner_crm_id=data.get("owner_crm_id"), reason=data.get("reason"),
         policy_version=data.get("policy_version") or "", outreach=data.get("outreach"),
-        not_before=datetime.fromisoformat(not_before.replace("Z", "+00:00"))
-        if isinstance(not_before, str) else None,
+        not_before=_not_before(data.get("not_before")),
         expected_owner=data.get("expected_owner"),
     )
 
