@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from audit.db import write_transaction
 from audit.ledger import EntryIn, Ledger
 from routing_core import engine as routing_engine
-from routing_core.decision import Decision
+from routing_core.decision import Decision, iso
 from routing_core.lead import InvalidLead, parse_lead
 from sync import crashpoints, sealed
 from sync.rotation_db import DbRotationState
@@ -142,8 +142,7 @@ class Decider:
             "reason": decision.reason,
             "policy_version": str(decision.policy.get("version", "")),
             "outreach": payload.get("outreach"),
-            # a datetime: stored by sync.state.dumps as its str(), which to_outcome reads back
-            "not_before": decision.not_before,
+            "not_before": iso(decision.not_before) if decision.not_before else None,
             "expected_owner": cand.owner_at_read if cand.cause == "intake" else None,
         }
 

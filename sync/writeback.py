@@ -33,10 +33,8 @@ class WriteBackResult:
 
 
 def _not_before(value: Any) -> datetime | None:
-    """A write-back's not_before as the run holds it (Decision.not_before, a datetime) or as
-    the database gives it back (its str(), "2026-11-27 10:00:00+01:00"; "Z" also read)."""
-    if isinstance(value, datetime):
-        return value
+    """A write-back's not_before: RFC 3339 UTC ("2026-11-27T09:00:00Z"), or as rows written
+    ahead by earlier versions keep it, str() of a datetime ("2026-11-27 10:00:00+01:00")."""
     if isinstance(value, str):
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     return None
