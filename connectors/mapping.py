@@ -154,7 +154,23 @@ def _as_datetime(value: Any) -> str:
         raise ValueError(f"{value!r} is not a date and time") from None
 
 
+MAX_EXACT_INTEGER = 2**53 - 1  # the ledger's canonical JSON holds no larger integer exactly
+
+
 def _as_string(value: Any) -> Any:
+    """The value as the CRM typed it (text, yes/no, whole number, decimal), else its text. What
+    the ledger could not record is refused here, naming the field, never passed on to fail a
+    whole page's write-ahead on every later run. Values are not echoed: they may be personal."""
+    if type(value) is str:
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text that is not valid Unicode (a lone surrogate)") from None
+        return value
+    if type(value) is int and abs(value) > MAX_EXACT_INTEGER:
+        raise ValueError("a whole number beyond +-2**53-1, which JSON does not carry exactly "
+                         "(map it as type: number)")
     return value if isinstance(value, str | bool | int | Decimal) else str(value)
 
 

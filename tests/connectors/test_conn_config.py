@@ -113,6 +113,23 @@ def test_mapping_collects_every_problem() -> None:
     assert raw["country"] == "Narnia"  # passthrough: parse_lead judges countries
 
 
+def test_values_the_ledger_cannot_record_are_problems_that_do_not_echo_them() -> None:
+    # A lone surrogate (JSON "\\ud800") and an integer beyond 2**53-1 cannot be stored in the
+    # ledger's canonical JSON: the record is refused with the field named, not the value.
+    record = {"Id": "00Q1", "FirstName": "Ann\ud800", "LastName": "Lee", "Country": "GB",
+              "LeadSource": 2**60, "Company": "Kraków\u00a0Ltd"}
+    raw, problems = map_record(record, default_mapping("salesforce"), source="sf",
+                               mapping_key="sources.sf.mapping")
+    assert [p.split(":")[0] for p in problems[:2]] == ["FirstName", "LeadSource"]
+    assert "not valid Unicode" in problems[0] and "2**53-1" in problems[1]
+    assert "sources.sf.mapping.attributes.lead_source" in problems[1]
+    assert not any("Ann" in p or str(2**60) in p for p in problems)
+    assert raw["company"] == "Kraków\u00a0Ltd"  # other text beyond ASCII is fine
+    edge = map_record({"Id": "00Q2", "LeadSource": 2**53 - 1}, default_mapping("salesforce"),
+                      source="sf")[0]
+    assert edge["attributes"] == {"lead_source": 2**53 - 1}
+
+
 def test_fieldmap_shorthand() -> None:
     assert FieldMap.model_validate("Email").field == "Email"
 
