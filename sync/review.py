@@ -176,13 +176,19 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
                        "digest": ctx.policy.digest},
         }
+        # A cooling-off window the refused decision found still runs: an officer's approval
+        # assigns the lead, it does not shorten a statutory reflection or cancellation period.
+        cooling = refused.get("cooling_off") or {}
+        not_before = cooling.get("not_before")
+        if not_before:
+            payload["cooling_off"] = cooling
         writeback = {
             "record_id": row.record_id, "decision_id": action_id, "outcome": "assigned",
             "owner_crm_id": crm_id, "reason": None, "policy_version": ctx.policy.version,
             # Conduct rules were not evaluated for a manual override: allow no outreach
             # channel automatically (fail closed); the officer's note says what may be done.
             "outreach": {"allowed_channels": [], "override": True, "note": note},
-            "not_before": None, "expected_owner": None,
+            "not_before": not_before, "expected_owner": None,
         }
         with write_transaction(ctx.engine) as conn:
             ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])

@@ -170,3 +170,48 @@ def test_one_digest_per_run_to_webhook_and_email_without_personal_data(tmp_path:
     finally:
         env.sb.stop()
         server.shutdown()
+
+
+def test_approving_a_lead_refused_inside_its_cooling_off_keeps_the_window(
+        tmp_path: Path) -> None:
+    """An officer may assign a lead that was refused because it already sat at the blocked
+    stage inside its reflection period; the approval must still send the period's end to the
+    CRM (it assigns the lead, it does not shorten a statutory window)."""
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.mapping import parse_crm_time
+
+    env = start_env(tmp_path, leads=60)
+    try:
+        i = sorted(env.intake["salesforce"])[0]
+        first_contact = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
+        st = env.sb.store
+        with st.lock:
+            st.leads.set(i, {"Country": "LU", "State": None, "PostalCode": None,
+                             "Customer_Type__c": "Retail Customer",
+                             "Product_Interest__c": "EU Mortgage", "Status": "proposal",
+                             # the sandbox keeps date-times as epoch milliseconds
+                             "First_Contact__c": int(first_contact.timestamp() * 1000)})
+        assert sync_run(env, "salesforce").returncode == 0
+        record = st.leads.get(i, "Id")
+        items = json.loads(leadgate("review", "list", "--json", "--config",
+                                    str(env.config)).stdout)
+        item = next(x for x in items if x["record_id"] == record)
+        assert item["reason"] == "cooling_off_violation"
+        window_end = first_contact + timedelta(hours=168)
+        assert parse_crm_time(st.leads.get(i, "LeadGate_Not_Before__c")) == window_end
+
+        token = _token(env, "cco-marta")
+        approved = leadgate("review", "approve", str(item["id"]), "--team", "eu_mortgages",
+                            "--rep", "daan", "--officer", "cco-marta", "--token", token,
+                            "--config", str(env.config))
+        assert approved.returncode == 0, approved.stderr
+        assert "CRM write ok" in approved.stdout
+        assert st.leads.get(i, "OwnerId") == "0058d00000Nw030AAB"
+        assert parse_crm_time(st.leads.get(i, "LeadGate_Not_Before__c")) == window_end
+        engine = sa.create_engine(env.db_url)
+        action = [e for e in ledger_entries(engine) if e["kind"] == "review_action"][-1]
+        engine.dispose()
+        assert action["payload"]["cooling_off"]["id"] == "eu-mortgage-reflection"
+    finally:
+        env.sb.stop()
