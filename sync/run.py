@@ -154,7 +154,7 @@ class SyncJob:
         return self.summary
 
     def _work(self) -> None:
-        with _few_collections():
+        with few_collections():
             self._steps()
 
     def _steps(self) -> None:
@@ -413,7 +413,7 @@ class _Sending:
 
 
 @contextlib.contextmanager
-def _few_collections() -> Iterator[None]:
+def few_collections() -> Iterator[None]:
     """A run allocates millions of short-lived objects (records, decisions, their JSON) and
     frees nearly all of them by reference counting, yet with the default thresholds the cyclic
     collector runs every 700 allocations and now and then walks everything alive (the policy,
