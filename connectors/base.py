@@ -7,7 +7,7 @@ back as one `WriteResult` per record (a CRM's per-record refusal is a result, ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -120,6 +120,21 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Watched:
+    """A record leadgate routed that is still inside its cooling-off window (`cooling_off_watch`).
+
+    `stage` is the record's stage now as the source's mapping reads it (the `stage` mapping: the
+    same value the routing core compares with a rule's `blocks_stage`); `decision_id` and
+    `not_before` are what leadgate last stamped on the record.
+    """
+
+    record_id: str
+    stage: str | None
+    decision_id: str | None
+    not_before: datetime
+
+
+@dataclass(frozen=True)
 class CheckReport:
     """Result of `check()` (`leadgate connect`): every mismatch found, each with its fix."""
 
@@ -170,5 +185,10 @@ class Connector(Protocol):
     def pull(self, cursor: Cursor | None) -> Iterator[Page]: ...
 
     def write_back(self, outcomes: Sequence[Outcome]) -> list[WriteResult]: ...
+
+    def cooling_off_watch(self, now: datetime, stages: Collection[str]) -> list[Watched]:
+        """Records whose leadgate not_before is after `now` and whose stage (as the mapping
+        reads it) is one of `stages`: one filtered query, paged. No stages: no call."""
+        ...
 
     def close(self) -> None: ...

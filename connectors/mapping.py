@@ -8,12 +8,13 @@ lead fields are required.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.config import FieldMap
+from routing_core.errors import LeadgateError
 
 _SF_CUSTOMER_TYPES = {
     "Retail Customer": "retail",
@@ -81,6 +82,43 @@ def default_mapping(kind: str) -> dict[str, FieldMap]:
 def crm_fields(mapping: Mapping[str, FieldMap]) -> list[str]:
     """The CRM fields the mapping reads, in a stable order without duplicates."""
     return list(dict.fromkeys(spec.field for spec in mapping.values()))
+
+
+def crm_values_for(spec: FieldMap, lead_values: Iterable[str]) -> list[str]:
+    """The CRM values of a mapped field that read as one of `lead_values` (the value map
+    inverted; a value the map does not name passes as itself when the field has no value map or
+    is `passthrough`), for a query that filters on the field."""
+    wanted = set(lead_values)
+    values = spec.values or {}
+    found = [str(crm) for crm, lead in values.items() if lead in wanted]
+    if spec.values is None or spec.passthrough:
+        found += [v for v in sorted(wanted) if v not in values]
+    return list(dict.fromkeys(found))
+
+
+def stage_mapping(mapping: Mapping[str, FieldMap], mapping_key: str) -> FieldMap:
+    """The mapping of the lead's stage (which the cooling-off watch reads), or LeadgateError."""
+    spec = mapping.get("stage")
+    if spec is None:
+        raise LeadgateError("the mapping has no stage field, so stage changes inside a "
+                            "cooling-off window cannot be watched", where=mapping_key,
+                            fix="map the CRM's stage field as `stage:` (Salesforce Status, "
+                                "HubSpot lifecyclestage)")
+    return spec
+
+
+def lead_value(spec: FieldMap, value: Any) -> Any:
+    """One CRM value as the mapping reads it for a text field (the value map, else the value
+    itself when it may pass), or None when it is empty or not mapped."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    key = str(value).strip()
+    if spec.values is not None:
+        if key in spec.values:
+            return spec.values[key]
+        if not spec.passthrough:
+            return None
+    return key
 
 
 _SF_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")

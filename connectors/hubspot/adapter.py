@@ -10,7 +10,7 @@ A run of more contacts than a page sharing one timestamp is read by id within th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,12 +23,20 @@ from connectors.base import (
     Outcome,
     Page,
     PulledRecord,
+    Watched,
     WriteResult,
 )
 from connectors.calls import ApiGate, CallFailed, chunked
 from connectors.config import HubSpotSource
 from connectors.hubspot.errors import classify, rate_headers
-from connectors.mapping import RecordMapper, crm_fields, parse_crm_time
+from connectors.mapping import (
+    RecordMapper,
+    crm_fields,
+    crm_values_for,
+    lead_value,
+    parse_crm_time,
+    stage_mapping,
+)
 from routing_core.errors import LeadgateError
 
 MODIFIED = "lastmodifieddate"
@@ -165,16 +173,20 @@ class HubSpotConnector:
         return list(dict.fromkeys([OBJECT_ID, MODIFIED, OWNER, self.config.writeback.decision_id,
                                    *crm_fields(self.config.mapping)]))
 
-    def _search(self, filters: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+    def _search(self, filters: list[dict[str, Any]], sort: str, *,
+                base: list[dict[str, Any]] | None = None, properties: list[str] | None = None,
+                what: str = "search intake contacts") -> list[dict[str, Any]]:
+        """One search from offset 0: `base` filters (default: intake contacts) and `filters`,
+        sorted ascending by `sort`."""
         intake = self.config.intake
+        if base is None:
+            base = [{"propertyName": "lifecyclestage", "operator": "EQ",
+                     "value": intake.lifecyclestage},
+                    {"propertyName": intake.unstamped_property, "operator": "NOT_HAS_PROPERTY"}]
         body = {
-            "filterGroups": [{"filters": [
-                {"propertyName": "lifecyclestage", "operator": "EQ",
-                 "value": intake.lifecyclestage},
-                {"propertyName": intake.unstamped_property, "operator": "NOT_HAS_PROPERTY"},
-                *filters]}],
+            "filterGroups": [{"filters": [*base, *filters]}],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
-            "properties": self._properties(),
+            "properties": properties or self._properties(),
             "limit": self.config.search_page_size,
             "after": "0",
         }
@@ -183,7 +195,7 @@ class HubSpotConnector:
         if gap > 0:
             self.gate.sleep(gap)
         self._last_search = time.monotonic()
-        data, _ = self.call("search intake contacts", lambda: self.api(
+        data, _ = self.call(what, lambda: self.api(
             "search").do_search_with_http_info(body, _request_timeout=self.timeout))
         return [{"id": str(r["id"]), **(r.get("properties") or {})}
                 for r in (data.to_dict().get("results") or [])] if data is not None else []
@@ -238,6 +250,71 @@ class HubSpotConnector:
                 yield Page(fresh, Cursor(instant, fresh[-1].record_id))
             if len(rows) < self.config.search_page_size:
                 return
+            after_id = rows[-1]["id"]
+
+    # ------------------------------------------------------------ cooling-off watch
+
+    def cooling_off_watch(self, now: datetime, stages: Collection[str]) -> list[Watched]:
+        """Contacts whose leadgate not_before is after `now` and whose mapped stage is one of
+        `stages`: searches keyset-paged by not_before as pull pages by lastmodifieddate (offset
+        0 each time, ids at the last instant skipped, an instant wider than a page read by
+        hs_object_id), so the 10,000-result cap is never met; paced like every search."""
+        spec = stage_mapping(self.config.mapping, f"{self.where}.mapping")
+        crm_stages = crm_values_for(spec, stages)
+        if not crm_stages:
+            return []
+        nb = self.config.writeback.not_before
+        decision = self.config.writeback.decision_id
+        # IN on a text property matches lower-case values (CRM search guide, "Filter search
+        # results"); enumeration option values are compared the same way
+        base = [{"propertyName": spec.field, "operator": "IN",
+                 "values": sorted({v.lower() for v in crm_stages})}]
+        props = list(dict.fromkeys([OBJECT_ID, spec.field, decision, nb]))
+        what = "search contacts inside a cooling-off window"
+
+        def watched(row: dict[str, Any]) -> Watched:
+            return Watched(record_id=row["id"], stage=lead_value(spec, row.get(spec.field)),
+                           decision_id=row.get(decision) or None,
+                           not_before=parse_crm_time(row[nb]))
+
+        size = self.config.search_page_size
+        out: list[Watched] = []
+        anchor, operator = now, "GT"
+        seen: set[str] = set()  # ids taken whose not_before equals `anchor`
+        while True:
+            rows = [r for r in self._search(
+                [{"propertyName": nb, "operator": operator, "value": _millis(anchor)}], nb,
+                base=base, properties=props, what=what) if r.get(nb)]
+            fresh = [watched(r) for r in rows if r["id"] not in seen]
+            if not fresh and len(rows) == size:
+                # a full page of one instant already taken: read that instant by id
+                out += self._watch_instant(anchor, seen, base, props, what, watched)
+                anchor, operator, seen = anchor + timedelta(milliseconds=1), "GTE", set()
+                continue
+            out += fresh
+            if fresh:
+                last = fresh[-1].not_before
+                if last != anchor:
+                    anchor, seen = last, set()
+                operator = "GTE"
+                seen.update(w.record_id for w in fresh if w.not_before == last)
+            if len(rows) < size:
+                return out
+
+    def _watch_instant(self, instant: datetime, seen: set[str], base: list[dict[str, Any]],
+                       props: list[str], what: str,
+                       watched: Callable[[dict[str, Any]], Watched]) -> list[Watched]:
+        nb = self.config.writeback.not_before
+        out: list[Watched] = []
+        after_id = "0"
+        while True:
+            rows = self._search([
+                {"propertyName": nb, "operator": "EQ", "value": _millis(instant)},
+                {"propertyName": OBJECT_ID, "operator": "GT", "value": after_id}], OBJECT_ID,
+                base=base, properties=props, what=what)
+            out += [watched(r) for r in rows if r["id"] not in seen and r.get(nb)]
+            if len(rows) < self.config.search_page_size:
+                return out
             after_id = rows[-1]["id"]
 
     # ------------------------------------------------------------ write-back

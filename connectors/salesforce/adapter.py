@@ -9,9 +9,9 @@ each collection and each query is its own call.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -29,11 +29,19 @@ from connectors.base import (
     Outcome,
     Page,
     PulledRecord,
+    Watched,
     WriteResult,
 )
 from connectors.calls import ApiGate, CallFailed, Failure, chunked
 from connectors.config import SalesforceSource
-from connectors.mapping import RecordMapper, crm_fields, parse_crm_time
+from connectors.mapping import (
+    RecordMapper,
+    crm_fields,
+    crm_values_for,
+    lead_value,
+    parse_crm_time,
+    stage_mapping,
+)
 from connectors.salesforce import soql
 from connectors.salesforce.errors import RETRYABLE_RECORD_CODES, classify
 from connectors.salesforce.session import login, make_session
@@ -309,6 +317,25 @@ class SalesforceConnector:
                 if "INVALID_QUERY_LOCATOR" not in exc.message:
                     raise
                 result = first(last, timedelta(0))
+
+    # ------------------------------------------------------------ cooling-off watch
+
+    def cooling_off_watch(self, now: datetime, stages: Collection[str]) -> list[Watched]:
+        """Leads whose LeadGate not_before is after `now` and whose mapped stage is one of
+        `stages`: one SOQL query (batches of up to 2,000 followed with query_more)."""
+        spec = stage_mapping(self.config.mapping, f"{self.where}.mapping")
+        crm_stages = crm_values_for(spec, stages)
+        if not crm_stages:
+            return []
+        wb = self.config.writeback
+        text = soql.watch_query(sobject=self.config.object, stage_field=spec.field,
+                                decision_field=wb.decision_id, not_before_field=wb.not_before,
+                                stages=crm_stages, now=now)
+        what = "query leads inside a cooling-off window"
+        return [Watched(record_id=row["Id"], stage=lead_value(spec, row.get(spec.field)),
+                        decision_id=row.get(wb.decision_id) or None,
+                        not_before=parse_crm_time(row[wb.not_before]))
+                for row in self.query_all(what, text) if row.get(wb.not_before)]
 
     # ------------------------------------------------------------ write-back
 

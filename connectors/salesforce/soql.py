@@ -72,6 +72,15 @@ def pull_query(*, fields: Sequence[str], sobject: str, intake_queue_id: str,
             "ORDER BY SystemModstamp ASC, Id ASC")
 
 
+def watch_query(*, sobject: str, stage_field: str, decision_field: str, not_before_field: str,
+                stages: Iterable[str], now: datetime) -> str:
+    """Records still inside their cooling-off window (not_before after `now`) whose stage is one
+    of `stages` (CRM values, each an escaped literal), in Id order."""
+    fields = ["Id", stage_field, decision_field, not_before_field]
+    return (f"{select(fields, sobject)} WHERE {name(not_before_field)} > {when(now)} "
+            f"AND {name(stage_field)} IN {in_list(stages)} ORDER BY Id ASC")
+
+
 def by_ids_query(*, fields: Sequence[str], sobject: str, ids: Iterable[str]) -> str:
     return f"{select(fields, sobject)} WHERE Id IN {in_list(ids)}"
 
