@@ -1,4 +1,5 @@
-"""One digest per run to the policy's `review.notify` targets: new refusals and failed writes.
+"""One digest per run to the policy's `review.notify` targets: new refusals, cooling-off
+violations and failed writes.
 
 The digest carries ids, reasons and counts only (no names, emails or phones): the officer opens
 the lead in the CRM or `leadgate review list`. Webhooks are POSTed as JSON with `requests`;
@@ -29,13 +30,17 @@ def targets(policy: Any) -> list[dict[str, Any]]:
 
 def digest(source: str, run_id: str, refusals: list[dict[str, Any]],
            failures: list[dict[str, Any]], *, refused_by_reason: dict[str, int],
-           write_failures: int) -> dict[str, Any]:
-    """Counts are complete; the id lists are the first 500 of each."""
+           write_failures: int, violations: list[dict[str, Any]] | None = None,
+           violations_total: int = 0) -> dict[str, Any]:
+    """Counts are complete; the id lists are the first 500 of each. `violations`: cooling-off
+    violations reported by the run (record id, decision id, rule, stage, not_before)."""
     return {"kind": "leadgate.sync.digest", "source": source, "run_id": run_id,
             "new_refusals": sum(refused_by_reason.values()),
             "refused_by_reason": dict(sorted(refused_by_reason.items())),
             "write_failures_total": write_failures,
+            "cooling_off_violations_total": violations_total,
             "refusals": refusals[:500], "write_failures": failures[:500],
+            "cooling_off_violations": (violations or [])[:500],
             "next": "leadgate review list"}
 
 
@@ -43,6 +48,12 @@ def _text(body: dict[str, Any]) -> str:
     lines = [f"leadgate sync {body['source']} run {body['run_id']}",
              f"{body['new_refusals']} new refusals in the compliance review queue"]
     lines += [f"  {reason}: {n}" for reason, n in sorted(body["refused_by_reason"].items())]
+    if body.get("cooling_off_violations_total"):
+        lines.append(f"{body['cooling_off_violations_total']} cooling-off violations (a record "
+                     "moved into a blocked stage before its not_before):")
+        lines += [f"  {v['record_id']} at {v['stage']} before {v['not_before']} ({v['rule']}) "
+                  f"decision {v['decision_id']}"
+                  for v in body.get("cooling_off_violations", [])[:200]]
     if body["write_failures_total"]:
         lines.append(f"{body['write_failures_total']} write-backs failed (retried next run)")
     lines += [f"  {r['record_id']} {r['reason']} decision {r['decision_id']}"
@@ -76,8 +87,10 @@ def send(policy: Any, body: dict[str, Any], *,
 
 def _email(to: list[str], body: dict[str, Any], outbox: Path | None) -> str:
     msg = EmailMessage()
+    violations = body.get("cooling_off_violations_total") or 0
     msg["Subject"] = (f"leadgate: {body['new_refusals']} new refusals, "
-                      f"{body['write_failures_total']} failed writes ({body['source']})")
+                      + (f"{violations} cooling-off violations, " if violations else "")
+                      + f"{body['write_failures_total']} failed writes ({body['source']})")
     msg["From"] = os.environ.get("LEADGATE_MAIL_FROM", "leadgate@localhost")
     msg["To"] = ", ".join(to)
     msg.set_content(_text(body))

@@ -2,7 +2,7 @@
 
 lease -> finish earlier decisions (crash rule) -> re-evaluate transient refusals -> pull pages ->
 normalise + decide + write ahead (one transaction) -> write back -> record outcomes -> advance the
-cursor -> notify -> checkpoint the ledger.
+cursor -> watch cooling-off windows (report violations) -> notify -> checkpoint the ledger.
 
 Memory is bounded by one page: records stream from the connector page by page, and each page is
 decided, written ahead, written back and recorded before the next is read.
@@ -27,7 +27,7 @@ from audit.ledger import Ledger
 from connectors.base import Connector
 from connectors.base import Cursor as PullCursor
 from routing_core.errors import LeadgateError
-from sync import crashpoints, cursor, notify, sealed, writeback
+from sync import crashpoints, cursor, notify, sealed, violations, writeback
 from sync.lease import DEFAULT_TTL, Lease, default_holder
 from sync.state import (
     ERROR,
@@ -95,6 +95,7 @@ class SyncJob:
         self.summary = RunSummary(source=source, run_id=self.run_id,
                                   dry_run=self.options.dry_run)
         self._new_refusals: list[dict[str, Any]] = []
+        self._violations: list[dict[str, Any]] = []  # reported this run (the digest's ids)
         self.outbox: Path | None = None
         self._working = False
         self.write_chunk = 200  # outcomes per write_back call (build_job: connector.write_group)
@@ -164,6 +165,7 @@ class SyncJob:
             self._finish_earlier()
         self._reevaluate()
         self._pull()
+        self._watch()
 
     # -- 1. the crash rule: decisions with no recorded write-back outcome -------------------
     def _finish_earlier(self) -> None:
@@ -383,13 +385,39 @@ class SyncJob:
                                 fix="raise the lease ttl if runs stall this long")
         self._report()
 
-    # -- 4. notify -------------------------------------------------------------------------
+    # -- 4. cooling-off violations ---------------------------------------------------------
+    def _watch(self) -> None:
+        """Records moved into their cooling-off window's blocked stage too early (see
+        sync/violations.py): one watch query, made here in the job's thread once the pull's
+        CRM thread has been shut down, so no other connector call is in flight. A dry run
+        reports what it would flag and records nothing."""
+        stages = violations.blocked_stages(self.policy)
+        if not stages:
+            return
+        now = self.decider.clock()
+        watched = [w for w in self.connector.cooling_off_watch(now, stages)
+                   if in_shard(w.record_id, self.options.shard)]
+        with self.engine.connect() as conn:
+            found = violations.find(conn, self.source, watched, now)
+        if self.options.dry_run:
+            self.summary.would_flag = [v.digest() for v in found[:KEEP_IDS]]
+            return
+        new = violations.record(self.engine, self.ledger, self.source, self.run_id, found, now)
+        self.summary.violations += len(new)
+        self._violations.extend(v.digest() for v in new[:max(0, KEEP_IDS - len(
+            self._violations))])
+        self._report()
+
+    # -- 5. notify -------------------------------------------------------------------------
     def _notify(self) -> None:
-        if not (self._new_refusals or self.summary.failed) or not notify.targets(self.policy):
+        if not (self._new_refusals or self.summary.failed or self._violations) \
+                or not notify.targets(self.policy):
             return
         body = notify.digest(self.source, self.run_id, self._new_refusals, self.summary.failed,
                              refused_by_reason=dict(self.summary.refused_by_reason),
-                             write_failures=self.summary.write_errors)
+                             write_failures=self.summary.write_errors,
+                             violations=self._violations,
+                             violations_total=self.summary.violations)
         sent, problems = notify.send(self.policy, body, outbox=self.outbox)
         self.summary.notified, self.summary.notify_errors = sent, problems
         if sent and not problems:
@@ -399,6 +427,12 @@ class SyncJob:
                                  sa.select(sync_decisions.c.decision_id)
                                  .where(sync_decisions.c.run_id == self.run_id)))
                              .values(notified=True))
+                if self._violations:
+                    conn.execute(sa.update(sync_review_queue)
+                                 .where(sync_review_queue.c.reason == violations.REASON,
+                                        sync_review_queue.c.decision_id.in_(
+                                            [v["decision_id"] for v in self._violations]))
+                                 .values(notified=True))
 
 
 @dataclass

@@ -67,7 +67,7 @@ def _short(summary: Any) -> dict[str, Any] | None:
     if not isinstance(summary, dict):
         return None
     keys = ("pulled", "decided", "assigned", "refused", "written", "write_errors", "conflicts",
-            "api_calls", "seconds", "exit_code")
+            "violations", "api_calls", "seconds", "exit_code")
     return {k: summary.get(k) for k in keys}
 
 
@@ -94,5 +94,6 @@ def render(data: dict[str, Any]) -> str:
             s = run["summary"] or {}
             lines.append(f"  run {run['run_id']} {run['status']:<8} started {run['started_at']} "
                          f"pulled {s.get('pulled')} assigned {s.get('assigned')} refused "
-                         f"{s.get('refused')} errors {s.get('write_errors')}")
+                         f"{s.get('refused')} errors {s.get('write_errors')}"
+                         + (f" violations {s['violations']}" if s.get("violations") else ""))
     return "\n".join(lines)

@@ -34,6 +34,7 @@ class RunSummary:
     written: int = 0
     write_errors: int = 0
     conflicts: int = 0
+    violations: int = 0  # cooling-off violations reported by this run (sync/violations.py)
     api_calls: int = 0
     seconds: float = 0.0
     notified: list[str] = field(default_factory=list)
@@ -41,6 +42,7 @@ class RunSummary:
     checkpoint: int | None = None
     failed: list[dict[str, Any]] = field(default_factory=list)
     would_write: list[dict[str, Any]] = field(default_factory=list)  # dry run only
+    would_flag: list[dict[str, Any]] = field(default_factory=list)  # dry run only: violations
 
     @property
     def assigned(self) -> int:
@@ -71,6 +73,7 @@ class RunSummary:
                     seconds=round(self.seconds, 3))
         if not self.dry_run:
             data.pop("would_write")
+            data.pop("would_flag")
         return data
 
     def render(self) -> str:
@@ -99,6 +102,9 @@ class RunSummary:
                          f"retries of earlier decisions {self.retried}")
             for item in self.failed[:10]:
                 lines.append(f"    failed {item['record_id']}: {item['message']}")
+            if self.violations:
+                lines.append(f"  cooling-off violations reported to the review queue: "
+                             f"{self.violations}")
             if self.notified:
                 lines.append(f"  digest sent to {', '.join(self.notified)}")
             for problem in self.notify_errors:
@@ -107,4 +113,9 @@ class RunSummary:
                 lines.append(f"  ledger checkpoint at entry {self.checkpoint}")
         else:
             lines.append(f"  would write {len(self.would_write)} records")
+            if self.would_flag:
+                lines.append(f"  would report {len(self.would_flag)} cooling-off violations")
+                for item in self.would_flag[:10]:
+                    lines.append(f"    {item['record_id']} at {item['stage']} before "
+                                 f"{item['not_before']} ({item['rule']})")
         return "\n".join(lines)
