@@ -38,6 +38,7 @@ from sync.state import (
     sync_review_queue,
     utcnow,
 )
+from sync.violations import REASON as VIOLATION
 from sync.writeahead import OPEN_STATUSES, ToWrite
 
 KEYS_ENV = "LEADGATE_OFFICER_KEYS"
@@ -92,19 +93,41 @@ def authenticate(ctx: Context, officer: str, token: str) -> dict[str, Any]:
 
 
 def list_items(config: str | None, *, show_all: bool = False) -> list[dict[str, Any]]:
+    """Review items, oldest first. `kind`: "refusal" (a lead leadgate refused) or "violation"
+    (an assigned lead moved into its cooling-off window's blocked stage too early; the item
+    carries the assignment's decision id)."""
     ctx = open_context(config, migrate=False)
     try:
-        query = sa.select(sync_review_queue).order_by(sync_review_queue.c.id)
+        outcome = (sa.select(sync_decisions.c.outcome)
+                   .where(sync_decisions.c.decision_id == sync_review_queue.c.decision_id)
+                   .scalar_subquery())
+        query = sa.select(sync_review_queue, outcome.label("outcome")) \
+            .order_by(sync_review_queue.c.id)
         if not show_all:
             query = query.where(sync_review_queue.c.status.in_(OPEN_STATUSES))
         with ctx.engine.connect() as conn:
             return [{"id": r.id, "source": r.source, "record_id": r.record_id,
                      "decision_id": r.decision_id, "reason": r.reason,
+                     "kind": _kind(r.reason, r.outcome),
                      "transient": r.transient, "status": r.status,
                      "created_at": r.created_at, "approvals": loads(r.approvals) or []}
                     for r in conn.execute(query)]
     finally:
         ctx.close()
+
+
+def _kind(reason: str, outcome: str | None) -> str:
+    return "violation" if reason == VIOLATION and outcome == "assigned" else "refusal"
+
+
+def _not_a_violation(conn: sa.Connection, row: Any, action: str) -> None:
+    outcome = conn.execute(sa.select(sync_decisions.c.outcome).where(
+        sync_decisions.c.decision_id == row.decision_id)).scalar()
+    if _kind(row.reason, outcome) == "violation":
+        raise LeadgateError(
+            f"item {row.id} reports a cooling-off violation by an assigned lead; there is no "
+            f"refusal to {action}", where="review queue",
+            fix=f"record how it was handled with `leadgate review resolve {row.id} --note ...`")
 
 
 def _find(conn: sa.Connection, item: str) -> Any:
@@ -145,6 +168,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
                                 fix="choose a rep of that team")
         with ctx.engine.connect() as conn:
             row = _find(conn, item)
+            _not_a_violation(conn, row, "approve")
             refused = loads(conn.execute(sa.select(sync_decisions.c.decision).where(
                 sync_decisions.c.decision_id == row.decision_id)).scalar_one())
         _, source_cfg = ctx.source(row.source)
@@ -223,6 +247,7 @@ def reject(config: str | None, item: str, *, officer: str, token: str, note: str
         who = authenticate(ctx, officer, token)
         with ctx.engine.connect() as conn:
             row = _find(conn, item)
+            _not_a_violation(conn, row, "reject")
         _, source_cfg = ctx.source(row.source)
         action_id = str(ULID())
         subject = f"{row.source}:{row.record_id}"
@@ -248,6 +273,39 @@ def reject(config: str | None, item: str, *, officer: str, token: str, note: str
         status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
             row.record_id, action_id, "refused", row.reason, None, writeback, retry=False)])
         return f"rejected: {subject} stays with compliance ({action_id}); CRM write {status}"
+    finally:
+        ctx.close()
+
+
+def resolve(config: str | None, item: str, *, officer: str, token: str, note: str) -> str:
+    """Close a cooling-off violation item with what was done about it (a `review_action`
+    ledger entry with the officer and the note; nothing is written to the CRM)."""
+    ctx = open_context(config)
+    try:
+        who = authenticate(ctx, officer, token)
+        if not note.strip():
+            raise LeadgateError("a violation is resolved with a note saying what was done",
+                                where="--note", fix="pass --note \"...\"")
+        with ctx.engine.connect() as conn:
+            row = _find(conn, item)
+            outcome = conn.execute(sa.select(sync_decisions.c.outcome).where(
+                sync_decisions.c.decision_id == row.decision_id)).scalar()
+        if _kind(row.reason, outcome) != "violation":
+            raise LeadgateError(f"item {row.id} is a refusal, not a cooling-off violation",
+                                where="review queue",
+                                fix="use `leadgate review approve` or `leadgate review reject`")
+        action_id = str(ULID())
+        subject = f"{row.source}:{row.record_id}"
+        payload = {"action": "resolve_violation", "action_id": action_id, "item": row.id,
+                   "source": row.source, "record_id": row.record_id,
+                   "decision_id": row.decision_id, "reason": row.reason, "officer": who,
+                   "note": note}
+        with write_transaction(ctx.engine) as conn:
+            ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
+            conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
+                         .values(status="resolved", resolved_at=utcnow(), lead_input=None,
+                                 resolved_by=officer))
+        return f"resolved: the cooling-off violation of {subject} ({action_id})"
     finally:
         ctx.close()
 

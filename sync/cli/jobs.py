@@ -121,7 +121,8 @@ def review() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include resolved items.")
 @click.option("--json", "as_json", is_flag=True)
 def review_list(config: str | None, show_all: bool, as_json: bool) -> None:
-    """Refused leads waiting for an officer (ids and reasons; open the lead in the CRM)."""
+    """Refused leads and cooling-off violations waiting for an officer (ids and reasons;
+    open the lead in the CRM)."""
     from sync import review as rv
 
     items = rv.list_items(config, show_all=show_all)
@@ -132,8 +133,8 @@ def review_list(config: str | None, show_all: bool, as_json: bool) -> None:
         click.echo("the review queue is empty")
         return
     for it in items:
-        click.echo(f"{it['id']:>6}  {it['source']}:{it['record_id']}  {it['reason']:<24} "
-                   f"{it['status']:<24} decision {it['decision_id']}")
+        click.echo(f"{it['id']:>6}  {it['source']}:{it['record_id']}  {it['kind']:<9} "
+                   f"{it['reason']:<24} {it['status']:<24} decision {it['decision_id']}")
 
 
 def _officer_options(f: Any) -> Any:
@@ -171,6 +172,20 @@ def review_reject(item: str, note: str, officer: str, token: str | None,
 
     token = token or click.prompt("officer token", hide_input=True)
     click.echo(rv.reject(config, item, officer=officer, token=token, note=note))
+
+
+@review.command("resolve")
+@click.argument("item")
+@click.option("--note", required=True, help="What was done (recorded in the ledger).")
+@_officer_options
+def review_resolve(item: str, note: str, officer: str, token: str | None,
+                   config: str | None) -> None:
+    """Close a cooling-off violation item, saying what was done (ITEM: queue id or
+    source:record). Nothing is written to the CRM."""
+    from sync import review as rv
+
+    token = token or click.prompt("officer token", hide_input=True)
+    click.echo(rv.resolve(config, item, officer=officer, token=token, note=note))
 
 
 @review.command("add-officer")
