@@ -185,10 +185,31 @@ def test_a_stage_change_into_the_blocked_stage_inside_the_window_is_reported_onc
         listed = leadgate("review", "list", "--config", str(env.config))
         assert listed.returncode == 0, listed.stderr
         line = next(ln for ln in listed.stdout.splitlines() if inside_id in ln)
-        assert "cooling_off_violation" in line and decision_id in line
+        assert "violation" in line and "cooling_off_violation" in line and decision_id in line
         status = leadgate("sync", "status", "--config", str(env.config))
         assert status.returncode == 0, status.stderr
-        assert "violations 1" in status.stdout
+        assert "violations 1" in status.stdout and "review queue: " in status.stdout
+
+        # An officer cannot "approve" or "reject" it as if it were a refusal (that would
+        # reassign the lead or take it from the rep); they resolve it with a note.
+        add = leadgate("review", "add-officer", "cco-marta", "--config", str(env.config))
+        assert add.returncode == 0, add.stderr
+        token = add.stdout.strip().splitlines()[-1]
+        officer = ("--officer", "cco-marta", "--token", token, "--config", str(env.config))
+        bad = leadgate("review", "approve", str(item.id), "--team", "eu_mortgages", "--rep",
+                       "daan", *officer)
+        assert bad.returncode != 0 and "resolve" in bad.stderr, bad.stdout + bad.stderr
+        bad = leadgate("review", "reject", str(item.id), *officer)
+        assert bad.returncode != 0 and "resolve" in bad.stderr, bad.stdout + bad.stderr
+        done = leadgate("review", "resolve", str(item.id), "--note",
+                        "rep reminded; proposal withdrawn until the period ends", *officer)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert [i.status for i in _review_items(env)] == ["resolved"]
+        engine = env.engine()
+        actions = [e for e in ledger_entries(engine) if e["kind"] == "review_action"]
+        engine.dispose()
+        assert [a["payload"]["action"] for a in actions] == ["resolve_violation"]
+        assert actions[0]["payload"]["decision_id"] == decision_id
 
         # A later run does not report it again (human summary this time).
         third = leadgate("sync", "run", "--config", str(env.config), "--source", crm)

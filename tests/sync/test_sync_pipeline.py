@@ -27,6 +27,7 @@ class Watched:
         self.inner = inner
         self.busy = threading.Lock()
         self.threads: set[str] = set()
+        self.watch_threads: set[str] = set()  # cooling_off_watch: after the CRM lane is shut
         self.events: list[tuple[str, Any]] = []  # ("page", cursor) / ("write", record ids)
         self.overlaps = 0
         self.fail_write = fail_write
@@ -38,12 +39,12 @@ class Watched:
         if not self.busy.acquire(blocking=False):
             self.overlaps += 1
             self.busy.acquire()
-        self.threads.add(threading.current_thread().name)
 
     def pull(self, start: Any) -> Iterator[Page]:
         pages = iter(self.inner.pull(start))
         while True:
             self._enter()
+            self.threads.add(threading.current_thread().name)
             try:
                 page = next(pages, None)
             finally:
@@ -53,8 +54,18 @@ class Watched:
             self.events.append(("page", page.cursor))
             yield page
 
+    def cooling_off_watch(self, now: Any, stages: Any) -> list[Any]:
+        self._enter()
+        try:
+            self.watch_threads.add(threading.current_thread().name)
+            self.events.append(("watch", list(stages)))
+            return list(self.inner.cooling_off_watch(now, stages))
+        finally:
+            self.busy.release()
+
     def write_back(self, outcomes: Sequence[Outcome]) -> list[WriteResult]:
         self._enter()
+        self.threads.add(threading.current_thread().name)
         try:
             writes = sum(1 for kind, _ in self.events if kind == "write")
             if self.fail_write is not None and writes + 1 == self.fail_write:
@@ -106,6 +117,12 @@ def test_one_crm_thread_makes_every_call_and_every_lead_is_finished(tmp_path: Pa
         # written back.
         order = [kind for kind, _ in watched.events]
         assert "page" in order[order.index("write"):]
+        # The cooling-off watch is made once, last, on the job's thread, when the CRM thread
+        # has finished (no call in flight: overlaps is 0 above).
+        assert order.count("watch") == 1 and order[-1] == "watch"
+        assert watched.watch_threads == {threading.current_thread().name}
+        assert not any(t.startswith("leadgate-crm") for t in watched.watch_threads)
+        assert summary.violations == 0
         check_invariants(env, "salesforce")
     finally:
         env.sb.stop()

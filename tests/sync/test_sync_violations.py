@@ -1,0 +1,84 @@
+"""sync/violations.py: which watched records are cooling-off violations, judged against the
+decision's own cooling-off (not the CRM's copy of not_before), and recording them once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from audit import db
+from audit.ledger import Ledger
+from connectors.base import Watched
+from routing_core.decision import iso
+from sync import violations
+from sync.state import dumps, sync_decisions, sync_review_queue
+
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+LATER = NOW + timedelta(days=5)
+
+
+def _decision(record_id: str, decision_id: str, *, outcome: str = "assigned",
+              not_before: datetime | None = LATER, blocks: str | None = "proposal",
+              source: str = "salesforce") -> dict[str, object]:
+    cooling = None if not_before is None and blocks is None else {
+        "id": "eu-mortgage-reflection", "hours": 168, "from": "first_contact",
+        "blocks_stage": blocks, "not_before": iso(not_before) if not_before else None}
+    return {"source": source, "record_id": record_id, "episode": "", "cause": "intake",
+            "decision_id": decision_id, "run_id": "r0", "decided_at": NOW, "outcome": outcome,
+            "reason": None if outcome == "assigned" else "cooling_off_violation",
+            "team_id": None, "rep_id": None, "rotation_slot": None,
+            "decision": dumps({"decision_id": decision_id, "cooling_off": cooling}),
+            "writeback": "{}", "writeback_status": "ok", "writeback_attempts": 1}
+
+
+def test_find_judges_each_record_by_its_decisions_cooling_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'lg.db'}")
+    db.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(sync_decisions), [
+            _decision("A", "D-A"),                                  # a violation
+            _decision("B", "D-B", not_before=NOW - timedelta(hours=1)),  # window over
+            _decision("C", "D-C", outcome="refused"),               # with compliance already
+            _decision("D", "D-D", blocks="closed_won"),             # blocks another stage
+            _decision("E", "D-E-old"),                              # re-routed since
+            _decision("F", "D-F", source="hubspot"),                # another source
+            _decision("G", "D-G", not_before=None, blocks=None),    # no cooling-off at all
+        ])
+    watched = [Watched(r, "proposal", d, LATER) for r, d in (
+        ("A", "D-A"), ("B", "D-B"), ("C", "D-C"), ("D", "D-D"), ("E", "D-E-new"),
+        ("F", "D-F"), ("G", "D-G"))] + [Watched("A2", "proposal", None, LATER)]
+    with engine.connect() as conn:
+        found = violations.find(conn, "salesforce", watched, NOW)
+    assert [(v.record_id, v.decision_id, v.rule_id, v.blocks_stage, v.observed_stage)
+            for v in found] == [("A", "D-A", "eu-mortgage-reflection", "proposal", "proposal")]
+    assert found[0].not_before == iso(LATER)
+
+    # The decision's not_before counts, not the CRM's copy: past it, nothing is reported.
+    with engine.connect() as conn:
+        assert violations.find(conn, "salesforce", watched, LATER) == []
+
+    ledger = Ledger(engine)
+    assert [v.record_id for v in violations.record(engine, ledger, "salesforce", "run-1",
+                                                   found, NOW)] == ["A"]
+    # Recorded once: a second report of the same decision records nothing, and find skips it.
+    assert violations.record(engine, ledger, "salesforce", "run-2", found, NOW) == []
+    with engine.connect() as conn:
+        assert violations.find(conn, "salesforce", watched, NOW) == []
+        items = conn.execute(sa.select(sync_review_queue)).all()
+    assert [(i.record_id, i.decision_id, i.reason, i.status, i.transient) for i in items] == [
+        ("A", "D-A", "cooling_off_violation", "open", False)]
+    ledger.verify()
+    engine.dispose()
+
+
+def test_blocked_stages_come_from_the_policy() -> None:
+    class Rule:
+        def __init__(self, stage: str | None) -> None:
+            self.blocks_stage = stage
+
+    class Policy:
+        cooling_off = (Rule("proposal"), Rule(None), Rule("closed_won"), Rule("proposal"))
+
+    assert violations.blocked_stages(Policy()) == ["closed_won", "proposal"]
+    assert violations.blocked_stages(object()) == []
