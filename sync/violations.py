@@ -65,8 +65,10 @@ def find(conn: sa.Connection, source: str, watched: Sequence[Watched],
 
     A record counts when leadgate's decision for it (the decision id stamped on the record) is
     an assignment of this source whose cooling-off blocks the stage the record is at now, and
-    `now` is before that decision's not_before. A refusal is left out: it is already with the
-    compliance queue (under the same decision id).
+    `now` is before that decision's not_before. An officer's approval (review) counts too: it
+    keeps the window of the refusal it overrides, except when that refusal was the lead sitting
+    at the blocked stage already. A refusal is left out: it is already with the compliance
+    queue (under the same decision id).
     """
     stamped = [w for w in watched if w.decision_id]
     out: list[Violation] = []
@@ -86,7 +88,12 @@ def find(conn: sa.Connection, source: str, watched: Sequence[Watched],
             row = rows.get((w.record_id, w.decision_id))
             if row is None or row.outcome != "assigned" or row.decision_id in reported:
                 continue
-            cooling = (loads(row.decision) or {}).get("cooling_off") or {}
+            decision = loads(row.decision) or {}
+            if decision.get("refusal_reason") == REASON:
+                # an officer's approval of a lead refused because it already sat at the
+                # blocked stage: approved at that stage knowingly, not a later move into it
+                continue
+            cooling = decision.get("cooling_off") or {}
             blocks = cooling.get("blocks_stage")
             not_before = _when(cooling.get("not_before"))
             if not blocks or w.stage != blocks or not_before is None or not now < not_before:

@@ -3,6 +3,7 @@ decision's own cooling-off (not the CRM's copy of not_before), and recording the
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -45,14 +46,27 @@ def test_find_judges_each_record_by_its_decisions_cooling_off(tmp_path) -> None:
             _decision("F", "D-F", source="hubspot"),                # another source
             _decision("G", "D-G", not_before=None, blocks=None),    # no cooling-off at all
         ])
+        # Officers' approvals (sync/review.py): the window of the overridden refusal is kept.
+        approvals = [_decision("H", "D-H"), _decision("I", "D-I")]
+        for row, refusal in zip(approvals, ("no_licensed_team", "cooling_off_violation"),
+                                strict=True):
+            payload = json.loads(str(row["decision"]))
+            row.update(cause="review", episode=f"review:{row['record_id']}", decision=dumps({
+                "action": "approve", "action_id": row["decision_id"],
+                "refusal_reason": refusal, "cooling_off": payload["cooling_off"]}))
+        conn.execute(sa.insert(sync_decisions), approvals)
     watched = [Watched(r, "proposal", d, LATER) for r, d in (
         ("A", "D-A"), ("B", "D-B"), ("C", "D-C"), ("D", "D-D"), ("E", "D-E-new"),
-        ("F", "D-F"), ("G", "D-G"))] + [Watched("A2", "proposal", None, LATER)]
+        ("F", "D-F"), ("G", "D-G"), ("H", "D-H"), ("I", "D-I"))] + [
+        Watched("A2", "proposal", None, LATER)]
     with engine.connect() as conn:
         found = violations.find(conn, "salesforce", watched, NOW)
+    # H: approved over a licence refusal, then moved into the blocked stage. I: approved while
+    # it already sat there (refused cooling_off_violation): the officer knew, not reported again.
     assert [(v.record_id, v.decision_id, v.rule_id, v.blocks_stage, v.observed_stage)
-            for v in found] == [("A", "D-A", "eu-mortgage-reflection", "proposal", "proposal")]
-    assert found[0].not_before == iso(LATER)
+            for v in found] == [("A", "D-A", "eu-mortgage-reflection", "proposal", "proposal"),
+                                ("H", "D-H", "eu-mortgage-reflection", "proposal", "proposal")]
+    assert found[0].not_before == iso(LATER) and found[1].episode == "review:H"
 
     # The decision's not_before counts, not the CRM's copy: past it, nothing is reported.
     with engine.connect() as conn:
@@ -60,14 +74,15 @@ def test_find_judges_each_record_by_its_decisions_cooling_off(tmp_path) -> None:
 
     ledger = Ledger(engine)
     assert [v.record_id for v in violations.record(engine, ledger, "salesforce", "run-1",
-                                                   found, NOW)] == ["A"]
+                                                   found, NOW)] == ["A", "H"]
     # Recorded once: a second report of the same decision records nothing, and find skips it.
     assert violations.record(engine, ledger, "salesforce", "run-2", found, NOW) == []
     with engine.connect() as conn:
         assert violations.find(conn, "salesforce", watched, NOW) == []
         items = conn.execute(sa.select(sync_review_queue)).all()
     assert [(i.record_id, i.decision_id, i.reason, i.status, i.transient) for i in items] == [
-        ("A", "D-A", "cooling_off_violation", "open", False)]
+        ("A", "D-A", "cooling_off_violation", "open", False),
+        ("H", "D-H", "cooling_off_violation", "open", False)]
     ledger.verify()
     engine.dispose()
 
