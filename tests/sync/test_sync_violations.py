@@ -97,3 +97,23 @@ def test_blocked_stages_come_from_the_policy() -> None:
 
     assert violations.blocked_stages(Policy()) == ["closed_won", "proposal"]
     assert violations.blocked_stages(object()) == []
+
+
+def test_the_summary_and_the_digest_show_violations() -> None:
+    from sync import notify
+    from sync.summary import RunSummary
+
+    s = RunSummary(source="salesforce", run_id="01RUN", violations=2)
+    assert "cooling-off violations reported to the review queue: 2" in s.render()
+    assert s.to_json()["violations"] == 2 and "would_flag" not in s.to_json()
+    flagged = [{"record_id": "00Q1", "decision_id": "D1", "rule": "eu-mortgage-reflection",
+                "stage": "proposal", "not_before": "2026-12-09T05:50:57Z"}]
+    dry = RunSummary(source="salesforce", run_id="01RUN", dry_run=True, would_flag=flagged)
+    assert "would report 1 cooling-off violations" in dry.render()
+    assert dry.to_json()["would_flag"] == flagged
+    body = notify.digest("salesforce", "01RUN", [], [], refused_by_reason={}, write_failures=0,
+                         violations=flagged, violations_total=1)
+    assert body["cooling_off_violations_total"] == 1
+    assert body["cooling_off_violations"] == flagged
+    text = notify._text(body)
+    assert "1 cooling-off violations" in text and "00Q1 at proposal" in text
