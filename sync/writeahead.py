@@ -266,7 +266,12 @@ def _decide_batch(conn: sa.Connection, ledger: Ledger | None, decider: Decider,
         conn.execute(sa.update(sync_review_queue)
                      .where(sync_review_queue.c.source == decider.source,
                             sync_review_queue.c.record_id.in_(returned[start:start + 500]),
-                            sync_review_queue.c.status.in_(OPEN_STATUSES))
+                            sync_review_queue.c.status.in_(OPEN_STATUSES),
+                            # A reported violation stays with compliance: it happened whatever
+                            # becomes of the lead now (only refusals end with the episode).
+                            sync_review_queue.c.decision_id.not_in(
+                                sa.select(sync_decisions.c.decision_id).where(
+                                    sync_decisions.c.outcome == "assigned")))
                      .values(status="superseded", resolved_at=at, resolved_by="new intake",
                              lead_input=None))
     rotation.flush()

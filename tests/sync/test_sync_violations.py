@@ -117,3 +117,36 @@ def test_the_summary_and_the_digest_show_violations() -> None:
     assert body["cooling_off_violations"] == flagged
     text = notify._text(body)
     assert "1 cooling-off violations" in text and "00Q1 at proposal" in text
+
+
+def test_a_new_intake_episode_ends_open_refusals_but_not_a_reported_violation(
+        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from routing_core.policy import load_policy
+    from routing_core.screening import NullScreener
+    from sync.writeahead import Candidate, Decider, write_ahead
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'lg.db'}")
+    db.upgrade(engine)
+    item = {"source": "salesforce", "episode": "", "transient": False, "status": "open",
+            "lead_input": None, "created_at": NOW, "last_evaluated_at": NOW, "evaluations": 1}
+    with engine.begin() as conn:
+        conn.execute(sa.insert(sync_decisions), [_decision("A", "D-A"),
+                                                 _decision("B", "D-B", outcome="refused")])
+        conn.execute(sa.insert(sync_review_queue), [
+            {**item, "record_id": "A", "decision_id": "D-A", "reason": "cooling_off_violation"},
+            {**item, "record_id": "B", "decision_id": "D-B", "reason": "cooling_off_violation"},
+        ])
+    policy = load_policy(Path(__file__).parents[1] / "routing_core" / "policies" / "basic.yaml")
+    decider = Decider(source="salesforce", crm="salesforce", policy=policy,
+                      screener=NullScreener(), clock=lambda: NOW)
+    lead = {"jurisdiction": "GB", "customer_type": "retail", "product": "easy_saver"}
+    write_ahead(engine, Ledger(engine, key_path=tmp_path / "key"), decider,
+                [Candidate(r, "again", "intake", dict(lead)) for r in ("A", "B")], run_id="r1")
+    with engine.connect() as conn:
+        status = dict(conn.execute(sa.select(sync_review_queue.c.decision_id,
+                                             sync_review_queue.c.status)).all())
+    engine.dispose()
+    assert status["D-A"] == "open"  # the violation report stays with compliance
+    assert status["D-B"] == "superseded"  # the refusal ended with its episode
