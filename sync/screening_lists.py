@@ -128,7 +128,8 @@ def _declared_lists(screening: dict[str, Any]) -> list[tuple[Check, str, str, st
         ("sanctions", item["id"], item["format"], item["path"])
         for item in screening.get("lists") or []
     ]
-    for key, check in (("pep", "pep"), ("blocklist", "blocklist")):
+    singles: tuple[tuple[str, Check], ...] = (("pep", "pep"), ("blocklist", "blocklist"))
+    for key, check in singles:
         source = screening.get(key)
         if source:
             declared.append((check, source.get("id") or key, source["format"], source["path"]))
