@@ -269,9 +269,11 @@ def _decide_batch(conn: sa.Connection, ledger: Ledger | None, decider: Decider,
                             sync_review_queue.c.status.in_(OPEN_STATUSES),
                             # A reported violation stays with compliance: it happened whatever
                             # becomes of the lead now (only refusals end with the episode).
-                            sync_review_queue.c.decision_id.not_in(
-                                sa.select(sync_decisions.c.decision_id).where(
-                                    sync_decisions.c.outcome == "assigned")))
+                            # (per item, through the unique decision_id index: the set of
+                            # all assignments is never read on the pull's hot path)
+                            ~sa.exists().where(
+                                sync_decisions.c.decision_id == sync_review_queue.c.decision_id,
+                                sync_decisions.c.outcome == "assigned"))
                      .values(status="superseded", resolved_at=at, resolved_by="new intake",
                              lead_input=None))
     rotation.flush()
