@@ -153,3 +153,13 @@ def canonical(value: Any) -> bytes:
         norm, wide = normalise(value)
         return dumps_normalised(norm, wide)
     return data
+
+
+class Canonical(bytes):
+    """A payload already encoded by `canonical()`, by the process that made it: the ledger
+    then only places these bytes in the envelope (sync/decide_ahead.py encodes decisions in a
+    second process)."""
+
+    @classmethod
+    def of(cls, value: Any) -> Canonical:
+        return cls(canonical(value))

@@ -15,6 +15,7 @@ that checkpoints sign. "chain" sorts first, so a verifier checks the link withou
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from audit import crypto, schema
-from audit.canonical import NotCanonical, canonical, rfc3339
+from audit.canonical import Canonical, NotCanonical, canonical, rfc3339
 from audit.db import write_transaction
 from audit.errors import LedgerError
 from audit.ids import new_ulid
@@ -68,10 +69,12 @@ def _envelope_bytes(prev: bytes, seq: int, entry_id: str, entry: EntryIn,
     already in order and the fields the ledger makes need no checking. None when anything is
     unusual (the caller then canonicalises the whole envelope, naming any problem)."""
     subject = entry.subject
-    if not isinstance(entry.payload, dict) or not (subject is None or type(subject) is str):
+    if not isinstance(entry.payload, (dict, Canonical)) \
+            or not (subject is None or type(subject) is str):
         return None
     try:
-        payload = canonical(entry.payload)
+        payload = entry.payload if isinstance(entry.payload, Canonical) \
+            else canonical(entry.payload)
         if personal is None:
             sealed = b"null"
         elif personal.keys() == _SEALED_KEYS and all(type(v) is str for v in personal.values()):
@@ -97,11 +100,12 @@ def leaf_hash(body: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class EntryIn:
-    """One entry to append. `personal` (name, email, phone...) is encrypted per subject."""
+    """One entry to append. `personal` (name, email, phone...) is encrypted per subject.
+    `payload` may come already encoded (`Canonical`)."""
 
     kind: str
     subject: str | None
-    payload: dict[str, Any]
+    payload: dict[str, Any] | Canonical
     personal: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -179,7 +183,8 @@ class Ledger:
                     "id": entry_id,
                     "kind": entry.kind,
                     "ledger": head.ledger_id,
-                    "payload": entry.payload,
+                    "payload": json.loads(entry.payload)
+                    if isinstance(entry.payload, Canonical) else entry.payload,
                     "personal": personal,
                     "subject": entry.subject,
                     "time": now,

@@ -10,10 +10,13 @@ Side by side, on the same seeded Salesforce org (the sandbox in its own process)
   sqlite    `leadgate sync run` with SQLite (the embedded default).
   postgres  `leadgate sync run` with PostgreSQL (LEADGATE_BENCH_DATABASE_URL or
             LEADGATE_TEST_DATABASE_URL: a fresh database is created and dropped).
+  sqlite-one, postgres-one
+            the same with `--one-process`: no helper process deciding pages ahead.
 Each runs in its own process; leads/s = intake leads routed and written / wall time of that
-process (start-up included); leads per CPU-second = the same over that process's own CPU time
-(user + system), the fair figure on a shared machine. Peak memory is the sync process's max RSS (wait4), at each size
-given to --memory (the sandbox generates the leads lazily, in its own process).
+process (start-up included); leads per CPU-second = the same over the CPU time (user + system)
+of that process and of its helper, the fair figure on a shared machine. Peak memory is the
+sync process's max RSS (the helper's is reported beside it), at each size given to --memory
+(the sandbox generates the leads lazily, in its own process).
 Target: leadgate >= 50% of the bare floor; peak memory growth <= 1.2x from 100k to 500k.
 """
 
@@ -99,28 +102,35 @@ def bare_worker(args: argparse.Namespace) -> None:
     print(json.dumps({"written": done, "maxrss_kib": _maxrss(), "cpu_s": _cpu()}))
 
 
-def _maxrss() -> int:
+def _maxrss(who: int | None = None) -> int:
     import resource
 
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return int(resource.getrusage(resource.RUSAGE_SELF if who is None else who).ru_maxrss)
 
 
 def _cpu() -> float:
-    """CPU seconds of this process: a fair figure when the machine is shared (wall time then
-    measures the other tenants as much as the code)."""
+    """CPU seconds of this process and of its reaped children (leadgate's helper process, see
+    sync/decide_ahead.py): a fair figure when the machine is shared (wall time then measures
+    the other tenants as much as the code)."""
     import resource
 
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return round(r.ru_utime + r.ru_stime, 2)
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return round(total, 2)
 
 
 def leadgate_worker(args: argparse.Namespace) -> None:
     """`leadgate sync run` in this process, then its own peak RSS (a child reports its own)."""
+    import resource
+
     from click.testing import CliRunner  # noqa: F401 - keeps import costs comparable
 
     from sync.job import build_job
 
-    job, ctx = build_job(args.leadgate, "salesforce", notify=False)
+    job, ctx = build_job(args.leadgate, "salesforce", notify=False,
+                         decide_ahead=not args.one_process)
     try:
         summary = job.run()
     finally:
@@ -130,7 +140,10 @@ def leadgate_worker(args: argparse.Namespace) -> None:
     print(json.dumps({"written": data["written"], "decided": data["decided"],
                       "assigned": data["assigned"], "refused": data["refused"],
                       "write_errors": data["write_errors"], "api_calls": data["api_calls"],
-                      "maxrss_kib": _maxrss(), "cpu_s": _cpu()}))
+                      "pages_decided_ahead": data["pages_decided_ahead"],
+                      "pages_decided_again": data["pages_decided_again"],
+                      "maxrss_kib": _maxrss(), "cpu_s": _cpu(),
+                      "helper_maxrss_kib": _maxrss(resource.RUSAGE_CHILDREN)}))
 
 
 def _pg_database() -> tuple[str, Any] | None:
@@ -158,6 +171,9 @@ def _pg_database() -> tuple[str, Any] | None:
 
 def one(mode: str, leads: int, work: Path, latency_ms: float = 0.0) -> dict[str, Any]:
     from connectors.sandbox import SandboxProcess
+
+    database, _, variant = mode.partition("-")
+    one_process = variant == "one"
     from sync.demo import copy_policy, write_sandbox_config
 
     drop = None
@@ -172,7 +188,7 @@ def one(mode: str, leads: int, work: Path, latency_ms: float = 0.0) -> dict[str,
             cmd = [sys.executable, __file__, "--bare", str(spec)]
         else:
             url = None
-            if mode == "postgres":
+            if database == "postgres":
                 made = _pg_database()
                 if made is None:
                     return {"mode": mode, "skipped": "no LEADGATE_TEST_DATABASE_URL"}
@@ -184,6 +200,8 @@ def one(mode: str, leads: int, work: Path, latency_ms: float = 0.0) -> dict[str,
             from audit.db import upgrade
             upgrade(url or f"sqlite:///{folder / 'leadgate.db'}")
             cmd = [sys.executable, __file__, "--leadgate", str(config)]
+            if one_process:
+                cmd.append("--one-process")
         try:
             seconds, _, out, err, code = _timed(cmd)
         finally:
@@ -212,6 +230,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--bare", help=argparse.SUPPRESS)
     parser.add_argument("--leadgate", help=argparse.SUPPRESS)
+    parser.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
         return bare_worker(args)

@@ -13,7 +13,7 @@ from sync.writeahead import Decider
 
 def build_job(config: str | Path | None, source: str | None, *, dry_run: bool = False,
               limit: int | None = None, shard: tuple[int, int] | None = None,
-              lease_ttl: float | None = None, notify: bool = True,
+              lease_ttl: float | None = None, notify: bool = True, decide_ahead: bool = True,
               connector_options: dict[str, Any] | None = None) -> tuple[SyncJob, Context]:
     ctx = open_context(config, migrate=not dry_run)
     try:
@@ -34,7 +34,8 @@ def build_job(config: str | Path | None, source: str | None, *, dry_run: bool = 
             return int(ledger.checkpoint().statement["size"])
 
         options = RunOptions(dry_run=dry_run, limit=limit, shard=shard,
-                             lease_ttl=lease_ttl or DEFAULT_TTL, notify=notify)
+                             lease_ttl=lease_ttl or DEFAULT_TTL, notify=notify,
+                             decide_ahead=decide_ahead)
         job = SyncJob(source=name, crm=source_cfg.kind, engine=ctx.engine, ledger=ledger,
                       connector=connector, decider=decider, policy=ctx.policy,
                       options=options, checkpoint=checkpoint)

@@ -15,12 +15,67 @@ run would decide without moving the rotation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date
 
 import sqlalchemy as sa
 
 from routing_core.rotation import Cursor
 from sync.state import dumps, loads, sync_daily_counts, sync_rotation, utcnow
+
+_START = Cursor()
+
+
+@dataclass(frozen=True)
+class RotationSnapshot:
+    """The rotation state a batch can read, as plain values: every cursor and slot count, and
+    every rep's count on `days`. Values at their start (no cursor, 0) are left out, so a row
+    never written and a row at its start compare equal."""
+
+    cursors: dict[str, Cursor] = field(default_factory=dict)
+    slots: dict[str, int] = field(default_factory=dict)
+    counts: dict[tuple[str, date], int] = field(default_factory=dict)
+    days: frozenset[date] = frozenset()
+
+    @classmethod
+    def of(cls, cursors: dict[str, Cursor], slots: dict[str, int],
+           counts: dict[tuple[str, date], int], days: set[date] | frozenset[date]
+           ) -> RotationSnapshot:
+        return cls({k: c for k, c in cursors.items() if c != _START},
+                   {k: n for k, n in slots.items() if n},
+                   {k: n for k, n in counts.items() if n and k[1] in days}, frozenset(days))
+
+
+class SnapshotRotation:
+    """The RotationState protocol (and slots) over a snapshot, in memory: what a batch decided
+    in another process reads and advances. A day first read here is assumed to have no counts
+    yet; `assumed()` says so, and the process that commits checks it."""
+
+    def __init__(self, start: RotationSnapshot) -> None:
+        self.cursors = dict(start.cursors)
+        self.slots = dict(start.slots)
+        self.counts = dict(start.counts)
+        self.days = set(start.days)
+
+    def cursor(self, key: str) -> Cursor:
+        return self.cursors.get(key, _START)
+
+    def assigned_count(self, rep_id: str, day: date) -> int:
+        self.days.add(day)
+        return self.counts.get((rep_id, day), 0)
+
+    def advance(self, key: str, cursor: Cursor, rep_id: str | None, day: date) -> None:
+        self.cursors[key] = cursor
+        if rep_id is not None:
+            self.days.add(day)
+            self.counts[(rep_id, day)] = self.counts.get((rep_id, day), 0) + 1
+
+    def take_slot(self, team_id: str) -> int:
+        self.slots[team_id] = self.slots.get(team_id, 0) + 1
+        return self.slots[team_id]
+
+    def snapshot(self) -> RotationSnapshot:
+        return RotationSnapshot.of(self.cursors, self.slots, self.counts, self.days)
 
 
 class DbRotationState:
@@ -79,7 +134,38 @@ class DbRotationState:
         self._dirty.add(team_id)
         return self._slots[team_id]
 
+    # -- a batch decided elsewhere (sync/decide_ahead.py) ---------------------------------
+    def snapshot(self, days: frozenset[date] | None = None) -> RotationSnapshot:
+        """The whole state (every row; the counts of `days`, by default of the days read so
+        far), as this transaction holds it now."""
+        days = frozenset(self._days) if days is None else days
+        self._load_all()
+        for day in days - self._days:
+            self._load_day(day)
+        return RotationSnapshot.of(self._cursors, self._slots, self._counts, days)
+
+    def adopt(self, final: RotationSnapshot) -> None:
+        """Take `final` as the state after this batch: what differs is written by flush()."""
+        self._load_all()
+        for key in set(self._cursors) | set(final.cursors) | set(final.slots):
+            cursor, slots = final.cursors.get(key, _START), final.slots.get(key, 0)
+            if self._cursors.get(key, _START) != cursor or self._slots.get(key, 0) != slots:
+                self._cursors[key], self._slots[key] = cursor, slots
+                self._dirty.add(key)
+        for day in final.days - self._days:
+            self._load_day(day)
+        for k in {k for k in self._counts if k[1] in final.days} | set(final.counts):
+            if self._counts.get(k, 0) != final.counts.get(k, 0):
+                self._counts[k] = final.counts.get(k, 0)
+                self._count_dirty.add(k)
+
     def _load(self, key: str) -> None:
+        self._load_all()
+        if key not in self._cursors:
+            self._cursors[key] = Cursor()
+            self._slots[key] = 0
+
+    def _load_all(self) -> None:
         """Every team's rotation row in one query (there are few), the first time one is
         needed."""
         if not self._loaded_all:
@@ -93,9 +179,6 @@ class DbRotationState:
                     self._slots[row.team_id] = int(row.slots_used)
                     self._known.add(row.team_id)
             self._loaded_all = True
-        if key not in self._cursors:
-            self._cursors[key] = Cursor()
-            self._slots[key] = 0
 
     def flush(self) -> None:
         """Write the changed cursors, slots and counts (inside the caller's transaction): one

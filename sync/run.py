@@ -14,7 +14,7 @@ import contextlib
 import gc
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +27,10 @@ from audit.ledger import Ledger
 from connectors.base import Connector
 from connectors.base import Cursor as PullCursor
 from routing_core.errors import LeadgateError
-from sync import crashpoints, cursor, notify, sealed, violations, writeback
+from sync import crashpoints, cursor, decide_ahead, notify, sealed, violations, writeback
+from sync.decide_ahead import DecideAhead
 from sync.lease import DEFAULT_TTL, Lease, default_holder
+from sync.rotation_db import DbRotationState
 from sync.state import (
     ERROR,
     PENDING,
@@ -52,6 +54,9 @@ from sync.writeahead import (
 RETRY_CHUNK = 500
 KEEP_IDS = 1000  # ids kept in memory for the digest/summary: memory must not grow with leads
 REEVALUATE_CHUNK = 200
+# Pages in a row the helper decided in vain (another worker of the source moved the rotation
+# first) before it is stopped for the rest of the run.
+GIVE_UP_AFTER = 3
 PREFETCH_MARGIN = 4  # API calls kept per write-back group before the next page is read early
 
 Progress = Callable[[RunSummary], None]
@@ -65,6 +70,7 @@ class RunOptions:
     lease_ttl: float = DEFAULT_TTL
     notify: bool = True
     checkpoint: bool = True
+    decide_ahead: bool = True  # decide pulled pages in a second process where that helps
 
 
 def lease_name(source: str, shard: tuple[int, int] | None) -> str:
@@ -98,6 +104,7 @@ class SyncJob:
         self._violations: list[dict[str, Any]] = []  # reported this run (the digest's ids)
         self.outbox: Path | None = None
         self._working = False
+        self._again_in_row = 0  # see GIVE_UP_AFTER
         self.write_chunk = 200  # outcomes per write_back call (build_job: connector.write_group)
 
     # -- the run --------------------------------------------------------------------------
@@ -224,12 +231,13 @@ class SyncJob:
             stored = cursor.load(conn, self.name)
         start = PullCursor.loads(stored) if isinstance(stored, str) else None
         pages: Iterator[Any] = iter(self.connector.pull(start))
+        helper = self._start_helper()
         lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadgate-crm")
-        reading: Future[Any] | None = lane.submit(next, pages, None)
+        reading: Future[Any] | None = lane.submit(self._read, pages, helper)
         sending: _Sending | None = None
         try:
             while reading is not None:
-                page = reading.result()
+                page, ticket = reading.result()
                 reading = None
                 crashpoints.reached("crm")
                 if page is None:
@@ -238,10 +246,8 @@ class SyncJob:
                 if records is None:
                     break
                 if whole_page and self._may_read_ahead(len(records), sending):
-                    reading = lane.submit(next, pages, None)
-                result = self._decide([
-                    Candidate(r.record_id, r.episode or "", "intake", r.lead_input,
-                              list(r.problems or []), r.owner_at_read) for r in records])
+                    reading = lane.submit(self._read, pages, helper)
+                result = self._decide(_intake(records), helper, ticket)
                 if sending is not None:
                     self._finish(sending)
                 if self.options.dry_run:
@@ -256,7 +262,7 @@ class SyncJob:
                 if reading is None:  # not read ahead (the budget is nearly spent): in turn
                     if sending is not None:
                         self._finish(sending)
-                    reading = lane.submit(next, pages, None)
+                    reading = lane.submit(self._read, pages, helper)
             if sending is not None:
                 self._finish(sending)
         finally:
@@ -268,6 +274,26 @@ class SyncJob:
                         self._finish(sending)
             finally:
                 lane.shutdown(wait=True, cancel_futures=True)  # no CRM call left running
+                if helper is not None:
+                    helper.close()
+
+    def _start_helper(self) -> DecideAhead | None:
+        """A process deciding pages ahead (sync/decide_ahead.py), where it can help."""
+        if self.options.dry_run or not self.options.decide_ahead or not decide_ahead.usable():
+            return None
+        day = self.decider.clock().astimezone(self.policy.tz).date()
+        with self.engine.connect() as conn:
+            start = DbRotationState(conn, read_only=True).snapshot(frozenset({day}))
+        return DecideAhead(self.decider, self.run_id, start)
+
+    def _read(self, pages: Iterator[Any], helper: DecideAhead | None) -> tuple[Any, int | None]:
+        """The next page (None at the end), handed to the helper as soon as it is read (on the
+        CRM thread), with its ticket there."""
+        page = next(pages, None)
+        if page is None or helper is None:
+            return page, None
+        cands = _intake(r for r in page.records if in_shard(r.record_id, self.options.shard))
+        return page, helper.submit(cands, self.decider.clock())
 
     def _take(self, pulled: Sequence[Any]) -> tuple[list[Any] | None, bool]:
         """The page's records of this shard within --limit, and whether that is all of them
@@ -298,12 +324,28 @@ class SyncJob:
         batches = -(-pending // max(1, self.write_chunk))
         return int(remaining()) >= PREFETCH_MARGIN * batches + PREFETCH_MARGIN
 
-    def _decide(self, cands: Sequence[Candidate]) -> WriteAheadResult:
-        """Decide and write ahead; count what is new in the summary."""
+    def _decide(self, cands: Sequence[Candidate], helper: DecideAhead | None = None,
+                ticket: int | None = None) -> WriteAheadResult:
+        """Decide and write ahead (with the helper's answer for `ticket` where it applies);
+        count what is new in the summary."""
         if not cands:
             return WriteAheadResult()
-        result = write_ahead(self.engine, self.ledger, self.decider, cands,
-                             run_id=self.run_id, dry_run=self.options.dry_run)
+        if helper is None or ticket is None or helper.broken:
+            result = write_ahead(self.engine, self.ledger, self.decider, cands,
+                                 run_id=self.run_id, dry_run=self.options.dry_run)
+        else:
+            result = write_ahead(self.engine, self.ledger, self.decider, cands,
+                                 run_id=self.run_id, ahead=helper.take(ticket), helped=True)
+            if result.rotation_after is None:
+                self.summary.pages_decided_ahead += 1
+                self._again_in_row = 0
+            else:  # decided here: the helper replays the pages after it from what committed
+                self.summary.pages_decided_again += 1
+                self._again_in_row += 1
+                if self._again_in_row >= GIVE_UP_AFTER:  # another worker moves the rotation
+                    helper.close()
+                else:
+                    helper.rebase(ticket, result.rotation_after)
         self.summary.already_done += result.already_done
         self.summary.still_refused += result.still_refused
         by_id = {c.record_id: c for c in cands}
@@ -433,6 +475,11 @@ class SyncJob:
                                         sync_review_queue.c.decision_id.in_(
                                             [v["decision_id"] for v in self._violations]))
                                  .values(notified=True))
+
+
+def _intake(records: Iterable[Any]) -> list[Candidate]:
+    return [Candidate(r.record_id, r.episode or "", "intake", r.lead_input,
+                      list(r.problems or []), r.owner_at_read) for r in records]
 
 
 @dataclass

@@ -37,6 +37,10 @@ class RunSummary:
     violations: int = 0  # cooling-off violations reported by this run (sync/violations.py)
     api_calls: int = 0
     seconds: float = 0.0
+    # Pages decided by the helper process and committed as it decided them, and pages it had
+    # decided that were decided again here instead (sync/decide_ahead.py).
+    pages_decided_ahead: int = 0
+    pages_decided_again: int = 0
     notified: list[str] = field(default_factory=list)
     notify_errors: list[str] = field(default_factory=list)
     checkpoint: int | None = None

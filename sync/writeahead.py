@@ -16,13 +16,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from audit.canonical import Canonical
 from audit.db import write_transaction
 from audit.ledger import EntryIn, Ledger
 from routing_core import engine as routing_engine
 from routing_core.decision import Decision, iso
 from routing_core.lead import InvalidLead, parse_lead
 from sync import crashpoints, sealed
-from sync.rotation_db import DbRotationState
+from sync.rotation_db import DbRotationState, RotationSnapshot
 from sync.state import (
     CONFLICT,
     OK,
@@ -105,6 +106,7 @@ class WriteAheadResult:
     already_done: int = 0
     still_refused: int = 0  # re-evaluations that came out the same: nothing recorded
     decisions: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would be
+    rotation_after: RotationSnapshot | None = None  # see write_ahead(helped=True)
 
 
 @dataclass
@@ -165,34 +167,82 @@ def _existing(conn: sa.Connection, source: str,
 
 
 def write_ahead(engine: sa.Engine, ledger: Ledger | None, decider: Decider,
-                candidates: Sequence[Candidate], *, run_id: str,
-                dry_run: bool = False) -> WriteAheadResult:
-    """Decide what is new in `candidates` and commit it ahead of the CRM write (see module)."""
-    result = WriteAheadResult()
+                candidates: Sequence[Candidate], *, run_id: str, dry_run: bool = False,
+                ahead: Ahead | None = None, helped: bool = False) -> WriteAheadResult:
+    """Decide what is new in `candidates` and commit it ahead of the CRM write (see module).
+
+    `ahead`: the same batch decided in advance by another process (sync/decide_ahead.py). It is
+    committed only if it is exactly what deciding here would produce: the same candidates, none
+    decided before, and the rotation state it started from equal to the database's now.
+    Otherwise the batch is decided here, as without it; with `helped` (a helper is deciding
+    the pages after it) the result then carries the rotation state committed."""
     if not candidates:
-        return result
+        return WriteAheadResult()
     if dry_run:
         with engine.connect() as conn:
-            _decide_batch(conn, None, decider, candidates, run_id, result, dry_run=True)
-        return result
+            rotation = DbRotationState(conn, read_only=True)
+            existing = _existing(conn, decider.source, [(c.record_id, c.episode)
+                                                        for c in candidates])
+            return plan_batch(decider, candidates, rotation, existing, decider.clock(),
+                              run_id, dry_run=True).result
     with write_transaction(engine) as conn:
-        _decide_batch(conn, ledger, decider, candidates, run_id, result, dry_run=False)
+        rotation = DbRotationState(conn)
+        existing = _existing(conn, decider.source, [(c.record_id, c.episode)
+                                                    for c in candidates])
+        if ahead is not None and ahead.applies(candidates, existing, rotation):
+            rotation.adopt(ahead.final)
+            plan = ahead.plan
+        else:
+            plan = plan_batch(decider, candidates, rotation, existing, decider.clock(), run_id)
+            if helped:
+                plan.result.rotation_after = rotation.snapshot()
+        commit_plan(conn, ledger, decider.source, plan, rotation)
         crashpoints.reached("ledger")  # killed here: the whole batch rolls back
     crashpoints.reached("committed")
-    return result
+    return plan.result
 
 
-def _decide_batch(conn: sa.Connection, ledger: Ledger | None, decider: Decider,
-                  candidates: Sequence[Candidate], run_id: str, result: WriteAheadResult,
-                  *, dry_run: bool) -> None:
-    rotation = DbRotationState(conn, read_only=dry_run)
-    existing = _existing(conn, decider.source, [(c.record_id, c.episode) for c in candidates])
-    at = decider.clock()
-    rows: list[dict[str, Any]] = []
-    entries: list[EntryIn] = []
-    review_rows: list[tuple[Candidate, Decision]] = []
-    superseded: list[int] = []
-    returned: list[str] = []
+@dataclass
+class Plan:
+    """What one batch's write-ahead transaction writes, worked out before it writes anything."""
+
+    at: datetime
+    result: WriteAheadResult = field(default_factory=WriteAheadResult)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # sync_decisions
+    entries: list[EntryIn] = field(default_factory=list)  # the ledger's `decision` entries
+    review_rows: list[dict[str, Any]] = field(default_factory=list)  # new review items
+    to_seal: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject -> lead input
+    superseded: list[int] = field(default_factory=list)  # review items re-evaluated anew
+    returned: list[str] = field(default_factory=list)  # record ids back at intake
+    evaluated: list[int] = field(default_factory=list)  # re-evaluated, came out the same
+
+
+@dataclass
+class Ahead:
+    """A batch decided in advance from `base` (the rotation state it assumed), ending in
+    `final`; `keys` are its candidates' (record id, episode) in order."""
+
+    keys: list[tuple[str, str]]
+    base: RotationSnapshot
+    final: RotationSnapshot
+    plan: Plan
+
+    def applies(self, candidates: Sequence[Candidate], existing: dict[Any, Any],
+                rotation: DbRotationState) -> bool:
+        return (not existing
+                and self.keys == [(c.record_id, c.episode) for c in candidates]
+                and all(c.cause == "intake" for c in candidates)
+                and rotation.snapshot(self.base.days) == self.base)
+
+
+def plan_batch(decider: Decider, candidates: Sequence[Candidate], rotation: Any,
+               existing: dict[tuple[str, str], Any], at: datetime, run_id: str, *,
+               dry_run: bool = False, encode: bool = False) -> Plan:
+    """Decide the batch against `rotation` (advanced as leads are assigned). Reads nothing
+    else: the same inputs give the same plan in any process. `encode`: the ledger payloads as
+    their canonical bytes (made by the process that decides, not the one that commits)."""
+    plan = Plan(at)
+    result = plan.result
     seen: set[tuple[str, str]] = set()
     for cand in candidates:
         key = (cand.record_id, cand.episode)
@@ -213,29 +263,26 @@ def _decide_batch(conn: sa.Connection, ledger: Ledger | None, decider: Decider,
                 and decision.reason == cand.previous_reason):
             # Nothing changed: no new decision (a refusal consumed no rotation step).
             result.still_refused += 1
-            if not dry_run and cand.review_id is not None:
-                conn.execute(sa.update(sync_review_queue)
-                             .where(sync_review_queue.c.id == cand.review_id)
-                             .values(last_evaluated_at=at,
-                                     evaluations=sync_review_queue.c.evaluations + 1))
+            if cand.review_id is not None:
+                plan.evaluated.append(cand.review_id)
             continue
         if cand.review_id is not None:
-            superseded.append(cand.review_id)
-        elif not dry_run:
-            returned.append(cand.record_id)  # a new intake episode ends any older review item
+            plan.superseded.append(cand.review_id)
+        else:
+            plan.returned.append(cand.record_id)  # a new intake episode ends older review items
         payload = decision.to_json()
         writeback = decider.outcome_for(decision, cand, payload)
+        result.to_write.append(ToWrite(cand.record_id, decision.decision_id, decision.outcome,
+                                       decision.reason, decision.team_id, writeback,
+                                       retry=False))
         if dry_run:
             result.decisions.append({"record_id": cand.record_id, "episode": cand.episode,
                                      "cause": cand.cause, "decision": payload,
                                      "writeback": writeback})
-            result.to_write.append(ToWrite(cand.record_id, decision.decision_id,
-                                           decision.outcome, decision.reason,
-                                           decision.team_id, writeback, retry=False))
             continue
         slot = rotation.take_slot(decision.team_id) if decision.outcome == "assigned" \
             and decision.team_id else None
-        rows.append({
+        plan.rows.append({
             "source": decider.source, "record_id": cand.record_id, "episode": cand.episode,
             "cause": cand.cause, "decision_id": decision.decision_id, "run_id": run_id,
             "decided_at": at, "outcome": decision.outcome, "reason": decision.reason,
@@ -243,29 +290,49 @@ def _decide_batch(conn: sa.Connection, ledger: Ledger | None, decider: Decider,
             "decision": dumps(stored_decision(payload)), "writeback": dumps(writeback),
             "writeback_status": PENDING, "writeback_attempts": 0,
         })
+        subject = f"{decider.source}:{cand.record_id}"
         personal = {k: cand.lead_input[k] for k in PERSONAL_FIELDS
                     if cand.lead_input and cand.lead_input.get(k) is not None}
         payload["sync"] = {"episode": cand.episode, "cause": cand.cause, "run_id": run_id,
                            "rotation_slot": slot}
-        entries.append(EntryIn("decision", f"{decider.source}:{cand.record_id}",
-                               ledger_payload(payload),
-                               personal or None))
+        body = ledger_payload(payload)
+        plan.entries.append(EntryIn("decision", subject,
+                                    Canonical.of(body) if encode else body,
+                                    personal or None))
         if decision.outcome == "refused":
-            review_rows.append((cand, decision))
-        result.to_write.append(ToWrite(cand.record_id, decision.decision_id, decision.outcome,
-                                       decision.reason, decision.team_id, writeback,
-                                       retry=False))
-    if dry_run:
-        return
-    if superseded:
+            transient = decision.reason in TRANSIENT_REASONS
+            if transient and cand.lead_input:
+                plan.to_seal[subject] = cand.lead_input
+            plan.review_rows.append({
+                "source": decider.source, "record_id": cand.record_id,
+                "episode": cand.episode, "decision_id": decision.decision_id,
+                "reason": decision.reason or "unknown", "transient": transient,
+                "status": "open", "lead_input": None, "created_at": at,
+                "last_evaluated_at": at, "evaluations": 1,
+            })
+    return plan
+
+
+def commit_plan(conn: sa.Connection, ledger: Ledger | None, source: str, plan: Plan,
+                rotation: DbRotationState) -> None:
+    """Write a plan inside the write-ahead transaction: rotation, decisions, ledger entries,
+    review items (transient refusals' lead input sealed with the subject's key)."""
+    at = plan.at
+    if plan.evaluated:
         conn.execute(sa.update(sync_review_queue)
-                     .where(sync_review_queue.c.id.in_(superseded))
+                     .where(sync_review_queue.c.id == sa.bindparam("item"))
+                     .values(last_evaluated_at=at,
+                             evaluations=sync_review_queue.c.evaluations + 1),
+                     [{"item": item} for item in plan.evaluated])
+    if plan.superseded:
+        conn.execute(sa.update(sync_review_queue)
+                     .where(sync_review_queue.c.id.in_(plan.superseded))
                      .values(status="superseded", resolved_at=at, resolved_by="re-evaluation",
                              lead_input=None))
-    for start in range(0, len(returned), 500):
+    for start in range(0, len(plan.returned), 500):
         conn.execute(sa.update(sync_review_queue)
-                     .where(sync_review_queue.c.source == decider.source,
-                            sync_review_queue.c.record_id.in_(returned[start:start + 500]),
+                     .where(sync_review_queue.c.source == source,
+                            sync_review_queue.c.record_id.in_(plan.returned[start:start + 500]),
                             sync_review_queue.c.status.in_(OPEN_STATUSES),
                             # A reported violation stays with compliance: it happened whatever
                             # becomes of the lead now (only refusals end with the episode).
@@ -277,22 +344,13 @@ def _decide_batch(conn: sa.Connection, ledger: Ledger | None, decider: Decider,
                      .values(status="superseded", resolved_at=at, resolved_by="new intake",
                              lead_input=None))
     rotation.flush()
-    if rows:
-        conn.execute(sa.insert(sync_decisions), rows)
-    if entries:
+    if plan.rows:
+        conn.execute(sa.insert(sync_decisions), plan.rows)
+    if plan.entries:
         assert ledger is not None
-        ledger.append(conn, entries)
-    if review_rows:
-        keep: dict[str, str | None] = {}
-        transient_rows = [(c, d) for c, d in review_rows
-                          if d.reason in TRANSIENT_REASONS and c.lead_input]
-        if transient_rows:
-            keep = sealed.seal_many(conn, {f"{decider.source}:{c.record_id}": c.lead_input or {}
-                                           for c, _ in transient_rows})
-        conn.execute(sa.insert(sync_review_queue), [{
-            "source": decider.source, "record_id": cand.record_id, "episode": cand.episode,
-            "decision_id": decision.decision_id, "reason": decision.reason or "unknown",
-            "transient": decision.reason in TRANSIENT_REASONS, "status": "open",
-            "lead_input": keep.get(f"{decider.source}:{cand.record_id}"), "created_at": at,
-            "last_evaluated_at": at, "evaluations": 1,
-        } for cand, decision in review_rows])
+        ledger.append(conn, plan.entries)
+    if plan.review_rows:
+        sealed_inputs = sealed.seal_many(conn, plan.to_seal) if plan.to_seal else {}
+        for row in plan.review_rows:
+            row["lead_input"] = sealed_inputs.get(f"{source}:{row['record_id']}")
+        conn.execute(sa.insert(sync_review_queue), plan.review_rows)

@@ -52,15 +52,18 @@ def sync() -> None:
               help="Exit 3 (not 0) when another run holds the source's lease.")
 @click.option("--shard", default=None, metavar="I/N",
               help="Worker I of N for one source (each shard has its own lease and cursor).")
+@click.option("--one-process", is_flag=True,
+              help="Decide every page in this process (by default, with two or more cores, a "
+                   "helper process decides pulled pages ahead).")
 @click.option("--lease-ttl", type=float, default=None, hidden=True)
 def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | None,
-            as_json: bool, strict_lease: bool, shard: str | None,
+            as_json: bool, strict_lease: bool, shard: str | None, one_process: bool,
             lease_ttl: float | None) -> None:
     """Pull new leads, decide, write ahead to the ledger, write back to the CRM."""
     from sync.job import build_job
 
     job, ctx = build_job(config, source, dry_run=dry_run, limit=limit, shard=_shard(shard),
-                         lease_ttl=lease_ttl)
+                         lease_ttl=lease_ttl, decide_ahead=not one_process)
     try:
         summary = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
     finally:

@@ -1,0 +1,214 @@
+"""Deciding pulled pages ahead, in a second process, while this one writes the pages before.
+
+Deciding a lead (parse, screen, gates, rules, licences, rotation, conduct, the decision's JSON
+and its canonical ledger bytes) is pure computation. In one process it competes with the CRM
+thread and the database writes for Python's one interpreter lock, so on a machine with a second
+core the sync job hands each pulled page to one helper process as soon as the page is read; the
+helper decides it while this process writes ahead, sends and records the pages before it.
+
+The helper decides from a copy of the rotation state, which it carries from page to page as this
+process would. What it returns is not trusted blindly: `write_ahead` commits a page decided
+ahead only if, inside the write-ahead transaction, the database holds exactly the rotation state
+the helper started from and none of the page's leads was decided before (`Ahead.applies`);
+otherwise the page is decided again in this process and the helper is given the state as
+committed. So the helper only saves time: what lands is what deciding here would have landed.
+
+The helper is a fork of this process: it holds no lease, uses no database connection or CRM
+session, and dies with this process (PR_SET_PDEATHSIG), so a killed run leaves nothing behind.
+Linux only (elsewhere, and with one usable core, pages are decided in this process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sync.rotation_db import RotationSnapshot, SnapshotRotation
+from sync.writeahead import Ahead, Candidate, Decider, plan_batch
+
+ANSWER_TIMEOUT = 600.0  # seconds to wait for a page (then it is decided here)
+REPLAY_PAGES = 4  # pages the helper keeps to replay after a rebase (at most 2 are in flight)
+_PR_SET_PDEATHSIG = 1
+
+
+def usable() -> bool:
+    """Whether a helper process can help here: Linux, and two cores this process may use."""
+    return sys.platform == "linux" and len(os.sched_getaffinity(0)) >= 2
+
+
+@dataclass
+class _Page:
+    ticket: int
+    candidates: list[Candidate]
+    at: datetime
+
+
+@dataclass
+class _Rebase:
+    """The state committed after page `after`, decided in the parent: the helper replays the
+    pages it was handed after that one from it, so the next page starts where the parent's
+    database will be."""
+
+    after: int
+    state: RotationSnapshot
+
+
+class DecideAhead:
+    """One helper process and the pages handed to it, answered in order (see module).
+
+    Pages are handed over from the CRM thread and rebases from the job's thread, under one lock
+    (the helper must read them in the order they happened); answers are read as soon as they
+    come by a thread of their own, so the helper is never stuck sending one and always gets
+    back to reading what is handed over (the pipes hold far less than a page)."""
+
+    def __init__(self, decider: Decider, run_id: str, start: RotationSnapshot) -> None:
+        context = multiprocessing.get_context("fork")
+        requests_in, self._requests = context.Pipe(duplex=False)
+        answers, answers_out = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_serve, name="leadgate-decide-ahead", daemon=True,
+            args=(decider, run_id, start, requests_in, answers_out, self._requests, answers,
+                  os.getpid()))
+        self._process.start()
+        requests_in.close()
+        answers_out.close()
+        self._answers: queue.Queue[Any] = queue.Queue()
+        self._receiver = threading.Thread(target=_receive, args=(answers, self._answers),
+                                          name="leadgate-decide-ahead-answers", daemon=True)
+        self._receiver.start()
+        self._sent = 0
+        self._taken = 0
+        self._lock = threading.Lock()
+        self.broken = False
+
+    @property
+    def pid(self) -> int:
+        return int(self._process.pid or 0)
+
+    def _send(self, message: Any) -> bool:
+        """Send with the lock held; a helper that cannot be reached is not tried again."""
+        if self.broken:
+            return False
+        try:
+            self._requests.send(message)
+        except Exception:  # noqa: BLE001 - gone, or a page it cannot take: decide here
+            self.broken = True
+            return False
+        return True
+
+    def submit(self, candidates: Sequence[Candidate], at: datetime) -> int | None:
+        """Hand a page over; its ticket (None: the helper is gone, decide it here)."""
+        with self._lock:
+            if not self._send(_Page(self._sent + 1, list(candidates), at)):
+                return None
+            self._sent += 1
+            return self._sent
+
+    def rebase(self, after: int, state: RotationSnapshot) -> None:
+        """Page `after` was decided here and committed `state` (see _Rebase)."""
+        with self._lock:
+            self._send(_Rebase(after, state))
+
+    def take(self, ticket: int) -> Ahead | None:
+        """The answer for `ticket` (answers come in the order pages were handed over); None
+        when there is none to use (the helper failed on it or is gone)."""
+        while self._taken < ticket and not self.broken:
+            try:
+                answer = self._answers.get(timeout=ANSWER_TIMEOUT)
+            except queue.Empty:
+                answer = _GONE
+            if answer is _GONE:
+                self.broken = True
+                return None
+            self._taken += 1
+            if self._taken == ticket:
+                return answer if isinstance(answer, Ahead) else None
+        return None
+
+    def close(self) -> None:
+        """Stop the helper at once (it holds nothing to finish) and reap it, so that its CPU
+        time counts as this process's children's."""
+        self.broken = True
+        self._process.kill()  # also ends a send blocked on it, and so the receiver
+        self._process.join()
+        self._receiver.join()
+        with self._lock:
+            self._requests.close()
+
+
+_GONE = object()
+
+
+def _receive(answers: Connection, into: queue.Queue[Any]) -> None:
+    """Move what arrives on `answers` into `into`, then _GONE once nothing more can arrive."""
+    try:
+        while True:
+            into.put(answers.recv())
+    except Exception:  # noqa: BLE001 - closed, or unreadable: either way nothing more comes
+        into.put(_GONE)
+    finally:
+        answers.close()
+
+
+def _serve(decider: Decider, run_id: str, state: RotationSnapshot, requests: Connection,
+           answers: Connection, parent_requests: Connection, parent_answers: Connection,
+           parent: int) -> None:
+    """The helper: decide each page handed over and answer an Ahead (or why not, as text)."""
+    _die_with(parent)
+    parent_requests.close()
+    parent_answers.close()
+    # Read what is handed over as soon as it comes, so that the CRM thread handing over the
+    # next page never waits for this one to be decided.
+    inbox: queue.Queue[Any] = queue.Queue()
+    threading.Thread(target=_receive, args=(requests, inbox), daemon=True).start()
+    history: deque[_Page] = deque(maxlen=REPLAY_PAGES)
+    while True:
+        message = inbox.get()
+        if message is None or message is _GONE:
+            return
+        if isinstance(message, _Rebase):
+            state = message.state
+            for page in history:
+                if page.ticket > message.after:
+                    with contextlib.suppress(Exception):  # it failed the first time too
+                        state = _decide(decider, run_id, page, state).final
+            continue
+        history.append(message)
+        answer: Any
+        try:
+            answer = _decide(decider, run_id, message, state)
+            state = answer.final
+        except Exception as exc:  # noqa: BLE001 - the page is then decided (and fails) there
+            answer = f"{type(exc).__name__}: {exc}"
+        answers.send(answer)
+
+
+def _decide(decider: Decider, run_id: str, page: _Page, state: RotationSnapshot) -> Ahead:
+    rotation = SnapshotRotation(state)
+    plan = plan_batch(decider, page.candidates, rotation, {}, page.at, run_id, encode=True)
+    base = RotationSnapshot.of(state.cursors, state.slots, state.counts,
+                               state.days | rotation.days)
+    return Ahead([(c.record_id, c.episode) for c in page.candidates], base,
+                 rotation.snapshot(), plan)
+
+
+def _die_with(parent: int) -> None:
+    """Be killed when the parent dies (even by SIGKILL), and leave interrupts to it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
