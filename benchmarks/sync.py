@@ -1,6 +1,7 @@
 """End-to-end throughput and memory of `leadgate sync run` against the sandbox CRM.
 
     python benchmarks/sync.py [--leads 100000] [--memory 100000,500000] [--latency-ms 0,100]
+                              [--modes bare,sqlite,sqlite-one,postgres] [--repeat 3]
 
 Side by side, on the same seeded Salesforce org (the sandbox in its own process):
   bare      the same pull (intake query, 2,000-record pages) and write-back (sObject
@@ -217,6 +218,24 @@ def one(mode: str, leads: int, work: Path, latency_ms: float = 0.0) -> dict[str,
     return result
 
 
+def _medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (mode, latency): the median leads/s, CPU ms per lead and share of the floor."""
+    import statistics
+
+    out = []
+    keys = sorted({(r["latency_ms"], r["mode"]) for r in runs if "leads_per_s" in r})
+    for latency, mode in keys:
+        same = [r for r in runs if r["mode"] == mode and r["latency_ms"] == latency]
+        row = {"mode": mode, "latency_ms": latency, "runs": len(same),
+               "leads_per_s": round(statistics.median(r["leads_per_s"] for r in same), 1),
+               "cpu_ms_per_lead": round(statistics.median(
+                   1000 * r["cpu_s"] / r["written"] for r in same), 3)}
+        if all("share_of_floor" in r for r in same):
+            row["share_of_floor"] = round(statistics.median(r["share_of_floor"] for r in same), 3)
+        out.append(row)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--leads", type=int, default=100_000)
@@ -227,6 +246,8 @@ def main() -> None:
                         help="milliseconds the sandbox adds to every answer, e.g. 0,100: a "
                         "CRM across the internet instead of on loopback (each value is a run "
                         "of every mode)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every mode this many times, interleaved; medians are added")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--bare", help=argparse.SUPPRESS)
     parser.add_argument("--leadgate", help=argparse.SUPPRESS)
@@ -240,11 +261,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="leadgate-bench-sync-") as tmp:
         work = Path(tmp)
         for latency in [float(v) for v in args.latency_ms.split(",")]:
-            for mode in [m for m in args.modes.split(",") if m]:
-                r = one(mode, args.leads, work, latency)
-                results["throughput"].append(r)
-                if not args.json:
-                    print(json.dumps(r), flush=True)
+            for repeat in range(args.repeat):  # the modes interleaved: noise hits them alike
+                for mode in [m for m in args.modes.split(",") if m]:
+                    r = one(mode, args.leads, work, latency)
+                    r["repeat"] = repeat
+                    results["throughput"].append(r)
+                    if not args.json:
+                        print(json.dumps(r), flush=True)
         for size in [int(s) for s in args.memory.split(",") if s]:
             r = one("sqlite", size, work)
             results["memory"].append(r)
@@ -252,10 +275,13 @@ def main() -> None:
                 print(json.dumps(r), flush=True)
     for r in results["throughput"]:
         floor = next((f for f in results["throughput"] if f["mode"] == "bare"
-                      and f["latency_ms"] == r.get("latency_ms")), None)
-        if floor and "leads_per_s" in r:  # against the bare floor at the same latency
+                      and f["latency_ms"] == r.get("latency_ms")
+                      and f["repeat"] == r["repeat"]), None)
+        if floor and "leads_per_s" in r:  # against the bare floor of the same repetition
             r["share_of_floor"] = round(r["leads_per_s"] / floor["leads_per_s"], 3)
             r["cpu_share_of_floor"] = round(r["leads_per_cpu_s"] / floor["leads_per_cpu_s"], 3)
+    if args.repeat > 1:
+        results["medians"] = _medians(results["throughput"])
     if len(results["memory"]) >= 2:
         results["memory_growth"] = round(results["memory"][-1]["peak_rss_mib"]
                                          / results["memory"][0]["peak_rss_mib"], 3)

@@ -15,13 +15,15 @@ committed. So the helper only saves time: what lands is what deciding here would
 
 The helper is a fork of this process: it holds no lease, uses no database connection or CRM
 session, and dies with this process (PR_SET_PDEATHSIG), so a killed run leaves nothing behind.
-Linux only (elsewhere, and with one usable core, pages are decided in this process).
+Linux only; elsewhere, and with less than two cores' worth of CPU (affinity or container
+quota), pages are decided in this process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import multiprocessing
 import os
 import queue
@@ -33,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from sync.rotation_db import RotationSnapshot, SnapshotRotation
@@ -44,15 +47,43 @@ _PR_SET_PDEATHSIG = 1
 
 
 def usable() -> bool:
-    """Whether a helper process can help here: Linux, and two cores this process may use."""
-    return sys.platform == "linux" and len(os.sched_getaffinity(0)) >= 2
+    """Whether a helper process can help here: Linux, and two cores this process may use (the
+    CPUs it may run on, and its container's CPU quota, if one is set)."""
+    return sys.platform == "linux" and min(len(os.sched_getaffinity(0)), _cpu_quota()) >= 2
+
+
+def _cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float:
+    """CPUs' worth of time the cgroup allows (inf when unlimited or unknown): cgroup v2
+    `cpu.max` ("quota period" or "max period"), else v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`
+    (quota -1 when unlimited)."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return math.inf if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        v1 = cgroup / "cpu"
+        quota_us = int((v1 / "cpu.cfs_quota_us").read_text())
+        return math.inf if quota_us < 0 else quota_us / int((v1 / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return math.inf
 
 
 @dataclass
 class _Page:
+    """A page handed over: its candidates as plain tuples of their fields (a third cheaper to
+    pickle than the dataclasses, on the CRM thread)."""
+
     ticket: int
-    candidates: list[Candidate]
+    fields: list[tuple[Any, ...]]
     at: datetime
+
+    @classmethod
+    def of(cls, ticket: int, candidates: Sequence[Candidate], at: datetime) -> _Page:
+        return cls(ticket, [tuple(vars(c).values()) for c in candidates], at)
+
+    def candidates(self) -> list[Candidate]:
+        return [Candidate(*values) for values in self.fields]
 
 
 @dataclass
@@ -68,58 +99,51 @@ class _Rebase:
 class DecideAhead:
     """One helper process and the pages handed to it, answered in order (see module).
 
-    Pages are handed over from the CRM thread and rebases from the job's thread, under one lock
-    (the helper must read them in the order they happened); answers are read as soon as they
-    come by a thread of their own, so the helper is never stuck sending one and always gets
-    back to reading what is handed over (the pipes hold far less than a page)."""
+    Two threads of this process talk to the helper, so that neither the CRM thread nor the
+    job's thread ever waits on a pipe (which holds far less than a page): one sends what is
+    handed over (pages from the CRM thread, rebases from the job's thread) in the order it
+    was handed over, one reads the answers as soon as they come. So the helper is never stuck
+    sending an answer, and the CRM thread goes on to its next call while a page is sent."""
 
     def __init__(self, decider: Decider, run_id: str, start: RotationSnapshot) -> None:
         context = multiprocessing.get_context("fork")
-        requests_in, self._requests = context.Pipe(duplex=False)
+        requests_in, requests = context.Pipe(duplex=False)
         answers, answers_out = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_serve, name="leadgate-decide-ahead", daemon=True,
-            args=(decider, run_id, start, requests_in, answers_out, self._requests, answers,
+            args=(decider, run_id, start, requests_in, answers_out, requests, answers,
                   os.getpid()))
         self._process.start()
         requests_in.close()
         answers_out.close()
+        self._outbox: queue.Queue[Any] = queue.Queue()
         self._answers: queue.Queue[Any] = queue.Queue()
-        self._receiver = threading.Thread(target=_receive, args=(answers, self._answers),
-                                          name="leadgate-decide-ahead-answers", daemon=True)
-        self._receiver.start()
+        self._threads = [
+            threading.Thread(target=self._send_all, args=(requests,), daemon=True,
+                             name="leadgate-decide-ahead-pages"),
+            threading.Thread(target=_receive, args=(answers, self._answers), daemon=True,
+                             name="leadgate-decide-ahead-answers")]
+        for thread in self._threads:
+            thread.start()
         self._sent = 0
         self._taken = 0
-        self._lock = threading.Lock()
         self.broken = False
 
     @property
     def pid(self) -> int:
         return int(self._process.pid or 0)
 
-    def _send(self, message: Any) -> bool:
-        """Send with the lock held; a helper that cannot be reached is not tried again."""
-        if self.broken:
-            return False
-        try:
-            self._requests.send(message)
-        except Exception:  # noqa: BLE001 - gone, or a page it cannot take: decide here
-            self.broken = True
-            return False
-        return True
-
     def submit(self, candidates: Sequence[Candidate], at: datetime) -> int | None:
         """Hand a page over; its ticket (None: the helper is gone, decide it here)."""
-        with self._lock:
-            if not self._send(_Page(self._sent + 1, list(candidates), at)):
-                return None
-            self._sent += 1
-            return self._sent
+        if self.broken:
+            return None
+        self._sent += 1
+        self._outbox.put(_Page.of(self._sent, candidates, at))
+        return self._sent
 
     def rebase(self, after: int, state: RotationSnapshot) -> None:
         """Page `after` was decided here and committed `state` (see _Rebase)."""
-        with self._lock:
-            self._send(_Rebase(after, state))
+        self._outbox.put(_Rebase(after, state))
 
     def take(self, ticket: int) -> Ahead | None:
         """The answer for `ticket` (answers come in the order pages were handed over); None
@@ -141,11 +165,22 @@ class DecideAhead:
         """Stop the helper at once (it holds nothing to finish) and reap it, so that its CPU
         time counts as this process's children's."""
         self.broken = True
-        self._process.kill()  # also ends a send blocked on it, and so the receiver
+        self._process.kill()  # also ends a send blocked on it, and the answers' EOF
         self._process.join()
-        self._receiver.join()
-        with self._lock:
-            self._requests.close()
+        self._outbox.put(_GONE)
+        for thread in self._threads:
+            thread.join()
+
+    def _send_all(self, requests: Connection) -> None:
+        try:
+            while (message := self._outbox.get()) is not _GONE:
+                if not self.broken:
+                    requests.send(message)
+        except Exception:  # noqa: BLE001 - gone, or a page it cannot take: decide here
+            self.broken = True
+            self._answers.put(_GONE)  # wakes a take() waiting for an answer that won't come
+        finally:
+            requests.close()
 
 
 _GONE = object()
@@ -197,11 +232,12 @@ def _serve(decider: Decider, run_id: str, state: RotationSnapshot, requests: Con
 
 def _decide(decider: Decider, run_id: str, page: _Page, state: RotationSnapshot) -> Ahead:
     rotation = SnapshotRotation(state)
-    plan = plan_batch(decider, page.candidates, rotation, {}, page.at, run_id, encode=True)
+    candidates = page.candidates()
+    plan = plan_batch(decider, candidates, rotation, {}, page.at, run_id, encode=True)
     base = RotationSnapshot.of(state.cursors, state.slots, state.counts,
                                state.days | rotation.days)
-    return Ahead([(c.record_id, c.episode) for c in page.candidates], base,
-                 rotation.snapshot(), plan)
+    return Ahead([(c.record_id, c.episode) for c in candidates], base, rotation.snapshot(),
+                 plan)
 
 
 def _die_with(parent: int) -> None:

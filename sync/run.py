@@ -14,6 +14,7 @@ import contextlib
 import gc
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -223,30 +224,33 @@ class SyncJob:
     def _pull(self) -> None:
         """Pages flow through two lanes. This thread normalises, decides and writes ahead page
         k, then records page k-1's write-back outcomes; meanwhile one CRM thread sends page
-        k-1's write-back and reads page k+1. Every connector call happens on the CRM thread,
-        in submission order, so the connector is never used by two threads at once. A page is
-        sent only after its write-ahead committed, and the cursor advances past it only after
-        its outcomes are recorded."""
+        k-1's write-back and reads the pages after k. Every connector call happens on the CRM
+        thread, in submission order, so the connector is never used by two threads at once. A
+        page is sent only after its write-ahead committed, and the cursor advances past it only
+        after its outcomes are recorded. With a helper deciding pages ahead, reads run two
+        pages ahead, so that each page is read (and handed to the helper) before the
+        write-back of the page before it is sent."""
         with self.engine.connect() as conn:
             stored = cursor.load(conn, self.name)
         start = PullCursor.loads(stored) if isinstance(stored, str) else None
         pages: Iterator[Any] = iter(self.connector.pull(start))
         helper = self._start_helper()
+        depth = 1 if helper is None else 2  # pages read ahead of the one being decided
         lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadgate-crm")
-        reading: Future[Any] | None = lane.submit(self._read, pages, helper)
+        readings: deque[Future[Any]] = deque([lane.submit(self._read, pages, helper)])
         sending: _Sending | None = None
         try:
-            while reading is not None:
-                page, ticket = reading.result()
-                reading = None
+            while readings:
+                page, ticket = readings.popleft().result()
                 crashpoints.reached("crm")
                 if page is None:
                     break
                 records, whole_page = self._take(page.records)
                 if records is None:
                     break
-                if whole_page and self._may_read_ahead(len(records), sending):
-                    reading = lane.submit(self._read, pages, helper)
+                while whole_page and len(readings) < depth and self._may_read_ahead(
+                        len(records) * (1 + len(readings)), sending):
+                    readings.append(lane.submit(self._read, pages, helper))
                 result = self._decide(_intake(records), helper, ticket)
                 if sending is not None:
                     self._finish(sending)
@@ -259,10 +263,10 @@ class SyncJob:
                                        len(result.to_write))
                 if not whole_page:
                     break
-                if reading is None:  # not read ahead (the budget is nearly spent): in turn
+                if not readings:  # not read ahead (the budget is nearly spent): in turn
                     if sending is not None:
                         self._finish(sending)
-                    reading = lane.submit(self._read, pages, helper)
+                    readings.append(lane.submit(self._read, pages, helper))
             if sending is not None:
                 self._finish(sending)
         finally:
@@ -312,8 +316,9 @@ class SyncJob:
 
     def _may_read_ahead(self, n_records: int, sending: _Sending | None) -> bool:
         """Whether reading the next page early cannot take API calls that the write-backs
-        still to be sent (this page's, and the one in flight) need: with a budget nearly
-        spent, pages are read only after the write-backs before them."""
+        still to be sent (`n_records`: this page's and those of pages already read ahead; and
+        the one in flight) need: with a budget nearly spent, pages are read only after the
+        write-backs before them."""
         if n_records == 0 and sending is None:
             return True
         gate = getattr(self.connector, "gate", None)

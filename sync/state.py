@@ -125,6 +125,7 @@ sync_review_queue = sa.Table(
     sa.Column("resolved_by", sa.String(200), nullable=True),
     sa.Column("notified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_sync_review_queue_status", "status", "source"),
+    sa.Index("ix_sync_review_queue_record", "source", "record_id"),  # migration 0003
 )
 
 sync_runs = sa.Table(

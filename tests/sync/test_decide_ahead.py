@@ -30,8 +30,8 @@ from sync.writeahead import Candidate, Decider, write_ahead
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
-pytestmark = pytest.mark.skipif(not decide_ahead.usable(),
-                                reason="a helper process needs Linux and two cores")
+needs_helper = pytest.mark.skipif(not decide_ahead.usable(),
+                                  reason="a helper process needs Linux and two cores")
 
 
 def _leads() -> list[dict[str, Any]]:
@@ -96,6 +96,7 @@ def url(request: Any, tmp_path: Path) -> str | None:
     return request.getfixturevalue("pg_url") if request.param == "postgres" else None
 
 
+@needs_helper
 def test_pages_decided_ahead_land_as_deciding_here_would(tmp_path: Path, url: str | None) -> None:
     pages = _pages([300, 300, 300, 7])
     here = tmp_path / "here"
@@ -130,6 +131,7 @@ def test_pages_decided_ahead_land_as_deciding_here_would(tmp_path: Path, url: st
     engine.dispose()
 
 
+@needs_helper
 def test_a_page_decided_from_a_moved_rotation_is_decided_again(tmp_path: Path) -> None:
     """Another worker commits between the helper's decision and ours: the helper's pages no
     longer apply, are decided here, and the helper catches up (replaying what it had been
@@ -168,6 +170,7 @@ def test_a_page_decided_from_a_moved_rotation_is_decided_again(tmp_path: Path) -
     engine.dispose()
 
 
+@needs_helper
 def test_a_page_already_decided_is_not_decided_twice(tmp_path: Path) -> None:
     (page,) = _pages([120])
     engine, ledger, decider = _setup(tmp_path)
@@ -190,6 +193,7 @@ def test_a_page_already_decided_is_not_decided_twice(tmp_path: Path) -> None:
     engine.dispose()
 
 
+@needs_helper
 def test_a_helper_that_dies_leaves_the_page_to_be_decided_here(tmp_path: Path) -> None:
     (page,) = _pages([60])
     engine, ledger, decider = _setup(tmp_path)
@@ -219,6 +223,7 @@ time.sleep(120)
 """
 
 
+@needs_helper
 def test_the_helper_dies_with_its_parent_even_by_sigkill(tmp_path: Path) -> None:
     parent = subprocess.Popen([sys.executable, "-c",
                                PARENT.format(root=str(ROOT), folder=str(tmp_path))],
@@ -247,6 +252,7 @@ def _running(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+@needs_helper
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
 def test_a_run_with_the_helper_ends_as_a_run_in_one_process(tmp_path: Path, crm: str) -> None:
     """`leadgate sync run` over HTTP on two identically seeded sandboxes, one with the helper
@@ -286,3 +292,19 @@ def test_a_run_with_the_helper_ends_as_a_run_in_one_process(tmp_path: Path, crm:
     assert helper["crm"] == one["crm"] and helper["rotation"] == one["rotation"]
     assert helper["assigned_by_team"] == one["assigned_by_team"]
     assert helper["refused_by_reason"] == one["refused_by_reason"]
+
+
+@pytest.mark.parametrize(("files", "cpus"), [
+    ({}, float("inf")),
+    ({"cpu.max": "max 100000\n"}, float("inf")),
+    ({"cpu.max": "150000 100000\n"}, 1.5),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, float("inf")),
+    ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+])
+def test_a_container_cpu_quota_counts_as_cores(tmp_path: Path, files: dict[str, str],
+                                               cpus: float) -> None:
+    """A pod limited to 1.5 CPUs gets no helper, whatever the node's core count."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert decide_ahead._cpu_quota(tmp_path) == cpus

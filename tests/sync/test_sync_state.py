@@ -1,4 +1,4 @@
-"""The sync tables: migration 0002 matches sync/state.py, leases, database rotation state."""
+"""The sync tables: migrations 0002 and later match sync/state.py, leases, database rotation state."""
 
 from __future__ import annotations
 

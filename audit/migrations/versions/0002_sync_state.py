@@ -4,7 +4,7 @@ Revision ID: 0002_sync_state
 Revises: 0001_ledger
 
 A frozen copy of sync/state.py at this revision (tests/sync/test_sync_state.py checks that the two
-agree); later changes to sync/state.py need a new revision.
+agree, with the revisions after it); later changes to sync/state.py need a new revision.
 """
 
 from __future__ import annotations
