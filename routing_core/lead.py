@@ -50,6 +50,12 @@ KNOWN_FIELDS = frozenset({
 
 _MONEY_KEYS = frozenset({"amount", "currency"})
 _STR_ONLY = frozenset({str})
+# Fields read as text: a number may stand for text (a numeric id or postcode), a list, an
+# object or a yes/no may not (str() of them would pass as text: email ["a@b.c"]).
+_JSON_KIND = {list: "a list", tuple: "a list", dict: "an object", bool: "true/false"}
+_TEXT_FIELDS = ("source", "id", "first_name", "last_name", "email", "phone", "company", "kind",
+                "country", "subdivision", "state", "postcode", "timezone", "product", "stage",
+                "owner", "modstamp", "channel")
 _KINDS = {"organization": "organisation", "company": "organisation", "individual": "person"}
 _TRUE = {"true", "yes", "y", "1", "t", "on"}
 _FALSE = {"false", "no", "n", "0", "f", "off", ""}
@@ -272,6 +278,12 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
         problems.append(f"unknown field(s) {', '.join(unknown)} (lead fields are the condition "
                         "paths of the policy language: jurisdiction, customer_type, product, ...)")
 
+    for name in _TEXT_FIELDS:
+        value = raw.get(name)
+        if value is not None and type(value) is not str and (
+                isinstance(value, bool) or not isinstance(value, (int, float, Decimal))):
+            # The value stays out: names, emails and phones are personal data.
+            problems.append(f"{name}: expected text, not {_JSON_KIND.get(type(value), 'a value of another kind')}")
     jurisdiction = _jurisdiction(raw, problems)
 
     zone: str | None = None

@@ -211,7 +211,7 @@ def _serve(decider: Decider, run_id: str, state: RotationSnapshot, requests: Con
     history: deque[_Page] = deque(maxlen=REPLAY_PAGES)
     while True:
         message = inbox.get()
-        if message is None or message is _GONE:
+        if message is _GONE:  # the parent closed its end
             return
         if isinstance(message, _Rebase):
             state = message.state

@@ -161,6 +161,22 @@ def test_attribute_keys_that_are_not_strings_are_named_problems() -> None:
     assert "id: missing" in problems  # every problem, not only the first
 
 
+def test_a_list_an_object_or_a_yes_no_in_a_text_field_is_a_problem() -> None:
+    # str() of them used to pass as text: email ["a@b.c"] even matched the email check.
+    with pytest.raises(InvalidLead) as info:
+        lead(email=["ann@example.com"], first_name={"given": "Ann"}, phone=True,
+             product=("easy_saver",))
+    problems = info.value.problems
+    assert problems == ["first_name: expected text, not an object",
+                        "email: expected text, not a list",
+                        "phone: expected text, not true/false",
+                        "product: expected text, not a list"]
+    assert not any("ann" in p.lower() for p in problems)  # personal data stays out
+    # Numbers still stand for text (numeric CRM ids, postcodes).
+    parsed = lead(id=51000101, postcode=10115, jurisdiction="DE")
+    assert (parsed.id, parsed.postcode) == ("51000101", "10115")
+
+
 def test_unknown_fields_that_are_not_strings_are_named() -> None:
     with pytest.raises(InvalidLead) as info:
         parse_lead({"id": "L1", "jurisdiction": "GB", 1: "x", "prodcut": "y", None: 3})
