@@ -178,18 +178,16 @@ def write_ahead(engine: sa.Engine, ledger: Ledger | None, decider: Decider,
     the pages after it) the result then carries the rotation state committed."""
     if not candidates:
         return WriteAheadResult()
+    keys = [(c.record_id, c.episode) for c in candidates]
     if dry_run:
         with engine.connect() as conn:
-            rotation = DbRotationState(conn, read_only=True)
-            existing = _existing(conn, decider.source, [(c.record_id, c.episode)
-                                                        for c in candidates])
-            return plan_batch(decider, candidates, rotation, existing, decider.clock(),
-                              run_id, dry_run=True).result
+            return plan_batch(decider, candidates, DbRotationState(conn, read_only=True),
+                              _existing(conn, decider.source, keys), decider.clock(), run_id,
+                              dry_run=True).result
     with write_transaction(engine) as conn:
         rotation = DbRotationState(conn)
-        existing = _existing(conn, decider.source, [(c.record_id, c.episode)
-                                                    for c in candidates])
-        if ahead is not None and ahead.applies(candidates, existing, rotation):
+        existing = _existing(conn, decider.source, keys)
+        if ahead is not None and ahead.applies(keys, existing, rotation):
             rotation.adopt(ahead.final)
             plan = ahead.plan
         else:
@@ -227,11 +225,10 @@ class Ahead:
     final: RotationSnapshot
     plan: Plan
 
-    def applies(self, candidates: Sequence[Candidate], existing: dict[Any, Any],
+    def applies(self, keys: list[tuple[str, str]], existing: dict[Any, Any],
                 rotation: DbRotationState) -> bool:
-        return (not existing
-                and self.keys == [(c.record_id, c.episode) for c in candidates]
-                and all(c.cause == "intake" for c in candidates)
+        """Whether committing this is what deciding the batch `keys` here would commit."""
+        return (self.keys == keys and not existing.keys() & keys  # (other episodes may be)
                 and rotation.snapshot(self.base.days) == self.base)
 
 

@@ -194,6 +194,36 @@ def test_a_page_already_decided_is_not_decided_twice(tmp_path: Path) -> None:
 
 
 @needs_helper
+def test_leads_back_at_intake_in_a_new_episode_are_taken_as_decided_ahead(
+        tmp_path: Path) -> None:
+    """Earlier episodes of the same records are no reason to decide the page again."""
+    (first,) = _pages([150])
+    again = [Candidate(c.record_id, "episode-2", "intake", c.lead_input,
+                       owner_at_read="00GQUEUE") for c in first]
+    here = tmp_path / "here"
+    here.mkdir()
+    engine, ledger, decider = _setup(here)
+    for page in (first, again):
+        write_ahead(engine, ledger, decider, page, run_id="run-1")
+    expected = _state(engine)
+    engine.dispose()
+
+    engine, ledger, decider = _setup(tmp_path)
+    write_ahead(engine, ledger, decider, first, run_id="run-1")
+    helper = _start(engine, decider)
+    try:
+        ticket = helper.submit(again, NOW)
+        assert ticket is not None
+        result = write_ahead(engine, ledger, decider, again, run_id="run-1",
+                             ahead=helper.take(ticket), helped=True)
+    finally:
+        helper.close()
+    assert result.rotation_after is None and len(result.to_write) == len(again)
+    assert _state(engine) == expected
+    engine.dispose()
+
+
+@needs_helper
 def test_a_helper_that_dies_leaves_the_page_to_be_decided_here(tmp_path: Path) -> None:
     (page,) = _pages([60])
     engine, ledger, decider = _setup(tmp_path)
