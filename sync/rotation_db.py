@@ -20,7 +20,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from routing_core.rotation import Cursor
+from routing_core.rotation import Cursor, InMemoryRotationState
 from sync.state import dumps, loads, sync_daily_counts, sync_rotation, utcnow
 
 _START = Cursor()
@@ -46,29 +46,27 @@ class RotationSnapshot:
                    {k: n for k, n in counts.items() if n and k[1] in days}, frozenset(days))
 
 
-class SnapshotRotation:
-    """The RotationState protocol (and slots) over a snapshot, in memory: what a batch decided
-    in another process reads and advances. A day first read here is assumed to have no counts
-    yet; `assumed()` says so, and the process that commits checks it."""
+class SnapshotRotation(InMemoryRotationState):
+    """The routing core's in-memory rotation state, started from a snapshot, with the sync
+    job's slots: what a batch decided in another process reads and advances. `days` are the
+    days whose counts were read or changed; a day not in the snapshot is assumed to have no
+    counts yet, and the process that commits checks that (sync.writeahead.Ahead.applies)."""
 
     def __init__(self, start: RotationSnapshot) -> None:
-        self.cursors = dict(start.cursors)
+        super().__init__()
+        self.cursors.update(start.cursors)
+        self.counts.update(start.counts)
         self.slots = dict(start.slots)
-        self.counts = dict(start.counts)
         self.days = set(start.days)
-
-    def cursor(self, key: str) -> Cursor:
-        return self.cursors.get(key, _START)
 
     def assigned_count(self, rep_id: str, day: date) -> int:
         self.days.add(day)
-        return self.counts.get((rep_id, day), 0)
+        return super().assigned_count(rep_id, day)
 
     def advance(self, key: str, cursor: Cursor, rep_id: str | None, day: date) -> None:
-        self.cursors[key] = cursor
         if rep_id is not None:
             self.days.add(day)
-            self.counts[(rep_id, day)] = self.counts.get((rep_id, day), 0) + 1
+        super().advance(key, cursor, rep_id, day)
 
     def take_slot(self, team_id: str) -> int:
         self.slots[team_id] = self.slots.get(team_id, 0) + 1
