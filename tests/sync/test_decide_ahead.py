@@ -84,6 +84,20 @@ def _state(engine: sa.Engine) -> dict[str, Any]:
             "counts": [tuple(r) for r in counts], "review": [tuple(r) for r in review]}
 
 
+def _decided_here(tmp_path: Path, pages: list[list[Candidate]]) -> dict[str, Any]:
+    """The state after deciding `pages` in order in this process, in a database of its own:
+    what a run with the helper must end in."""
+    here = tmp_path / "here"
+    here.mkdir()
+    engine, ledger, decider = _setup(here)
+    for page in pages:
+        result = write_ahead(engine, ledger, decider, page, run_id="run-1")
+        assert result.rotation_after is None  # reported only when helped
+    state = _state(engine)
+    engine.dispose()
+    return state
+
+
 def _start(engine: sa.Engine, decider: Decider) -> DecideAhead:
     day = NOW.astimezone(decider.policy.tz).date()
     with engine.connect() as conn:
@@ -99,14 +113,7 @@ def url(request: Any, tmp_path: Path) -> str | None:
 @needs_helper
 def test_pages_decided_ahead_land_as_deciding_here_would(tmp_path: Path, url: str | None) -> None:
     pages = _pages([300, 300, 300, 7])
-    here = tmp_path / "here"
-    here.mkdir()
-    engine, ledger, decider = _setup(here)
-    for page in pages:
-        result = write_ahead(engine, ledger, decider, page, run_id="run-1")
-        assert result.rotation_after is None
-    expected = _state(engine)
-    engine.dispose()
+    expected = _decided_here(tmp_path, pages)
 
     engine, ledger, decider = _setup(tmp_path, url)
     helper = _start(engine, decider)
@@ -137,13 +144,7 @@ def test_a_page_decided_from_a_moved_rotation_is_decided_again(tmp_path: Path) -
     longer apply, are decided here, and the helper catches up (replaying what it had been
     handed) so that later pages apply again."""
     other, a, b, c = _pages([40, 200, 200, 200])
-    here = tmp_path / "here"
-    here.mkdir()
-    engine, ledger, decider = _setup(here)
-    for page in (other, a, b, c):
-        write_ahead(engine, ledger, decider, page, run_id="run-1")
-    expected = _state(engine)
-    engine.dispose()
+    expected = _decided_here(tmp_path, [other, a, b, c])
 
     engine, ledger, decider = _setup(tmp_path)
     helper = _start(engine, decider)
@@ -200,13 +201,7 @@ def test_leads_back_at_intake_in_a_new_episode_are_taken_as_decided_ahead(
     (first,) = _pages([150])
     again = [Candidate(c.record_id, "episode-2", "intake", c.lead_input,
                        owner_at_read="00GQUEUE") for c in first]
-    here = tmp_path / "here"
-    here.mkdir()
-    engine, ledger, decider = _setup(here)
-    for page in (first, again):
-        write_ahead(engine, ledger, decider, page, run_id="run-1")
-    expected = _state(engine)
-    engine.dispose()
+    expected = _decided_here(tmp_path, [first, again])
 
     engine, ledger, decider = _setup(tmp_path)
     write_ahead(engine, ledger, decider, first, run_id="run-1")
