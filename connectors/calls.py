@@ -8,6 +8,7 @@ counts against the per-run budget.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ class ApiGate:
         self.retries = 0
         self.org_used: int | None = None
         self.org_total: int | None = None
+        # The sync job reads on one thread and writes back on another: the counts are shared.
+        self._lock = threading.Lock()
         self._backoff = wait_random_exponential(multiplier=retry.initial_wait,
                                                 max=retry.max_wait)
 
@@ -83,7 +86,8 @@ class ApiGate:
     def note_org_usage(self, used: int | None, total: int | None) -> None:
         """Record the org's daily API usage (from /limits, Sforce-Limit-Info, HubSpot headers)."""
         if used is not None and total:
-            self.org_used, self.org_total = used, total
+            with self._lock:
+                self.org_used, self.org_total = used, total
 
     def remaining(self) -> int:
         """Calls this run may still make (the smaller of budget and org allowance above reserve)."""
@@ -94,6 +98,10 @@ class ApiGate:
         return left
 
     def _spend(self, what: str) -> None:
+        with self._lock:
+            self._spend_one(what)
+
+    def _spend_one(self, what: str) -> None:
         if self.calls >= self.limits.api_budget:
             raise BudgetExhausted(
                 f"the API budget of {self.limits.api_budget} calls for this run is spent "
@@ -174,7 +182,8 @@ class ApiGate:
         return "the next run retries; check the CRM's status page"
 
     def _sleep(self, seconds: float) -> None:
-        self.retries += 1
+        with self._lock:
+            self.retries += 1
         if seconds > 0:
             self.sleep(seconds)
 

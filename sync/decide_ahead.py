@@ -2,7 +2,7 @@
 
 Deciding a lead (parse, screen, gates, rules, licences, rotation, conduct, the decision's JSON
 and its canonical ledger bytes) is pure computation. In one process it competes with the CRM
-thread and the database writes for Python's one interpreter lock, so on a machine with a second
+threads and the database writes for Python's one interpreter lock, so on a machine with a second
 core the sync job hands each pulled page to one helper process as soon as the page is read; the
 helper decides it while this process writes ahead, sends and records the pages before it.
 
@@ -72,7 +72,7 @@ def _cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float:
 @dataclass
 class _Page:
     """A page handed over: its candidates as plain tuples of their fields (a third cheaper to
-    pickle than the dataclasses, on the CRM thread)."""
+    pickle than the dataclasses, on the CRM reading thread)."""
 
     ticket: int
     fields: list[tuple[Any, ...]]
@@ -99,11 +99,11 @@ class _Rebase:
 class DecideAhead:
     """One helper process and the pages handed to it, answered in order (see module).
 
-    Two threads of this process talk to the helper, so that neither the CRM thread nor the
-    job's thread ever waits on a pipe (which holds far less than a page): one sends what is
-    handed over (pages from the CRM thread, rebases from the job's thread) in the order it
+    Two threads of this process talk to the helper, so that neither the CRM reading thread nor
+    the job's thread ever waits on a pipe (which holds far less than a page): one sends what is
+    handed over (pages from the reading thread, rebases from the job's thread) in the order it
     was handed over, one reads the answers as soon as they come. So the helper is never stuck
-    sending an answer, and the CRM thread goes on to its next call while a page is sent."""
+    sending an answer, and the reading thread goes on to its next call while a page is sent."""
 
     def __init__(self, decider: Decider, run_id: str, start: RotationSnapshot) -> None:
         context = multiprocessing.get_context("fork")

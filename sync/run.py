@@ -222,23 +222,25 @@ class SyncJob:
 
     # -- 3. pull, page by page ---------------------------------------------------------------
     def _pull(self) -> None:
-        """Pages flow through two lanes. This thread normalises, decides and writes ahead page
-        k, then records page k-1's write-back outcomes; meanwhile one CRM thread sends page
-        k-1's write-back and reads the pages after k. Every connector call happens on the CRM
-        thread, in submission order, so the connector is never used by two threads at once. A
-        page is sent only after its write-ahead committed, and the cursor advances past it only
-        after its outcomes are recorded. With a helper deciding pages ahead, reads run two
-        pages ahead, so that each page is read (and handed to the helper) before the
-        write-back of the page before it is sent."""
+        """Pages flow through three lanes. This thread normalises, decides and writes ahead page
+        k, then records page k-1's write-back outcomes; meanwhile one CRM thread reads the pages
+        after k, and another sends the write-backs of pages k-1 and k, in that order. The
+        connector is thus used by at most two threads at once, one reading and one writing
+        (connectors/README.md); the cooling-off watch runs after both have stopped. A page is
+        sent only after its write-ahead committed, and the cursor advances past it only after
+        its outcomes, and those of every page before it, are recorded. With a helper deciding
+        pages ahead, reads run two pages ahead, so that each page reaches the helper well
+        before this thread needs its answer."""
         with self.engine.connect() as conn:
             stored = cursor.load(conn, self.name)
         start = PullCursor.loads(stored) if isinstance(stored, str) else None
         pages: Iterator[Any] = iter(self.connector.pull(start))
         helper = self._start_helper()
         depth = 1 if helper is None else 2  # pages read ahead of the one being decided
-        lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadgate-crm")
-        readings: deque[Future[Any]] = deque([lane.submit(self._read, pages, helper)])
-        sending: _Sending | None = None
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadgate-crm-read")
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadgate-crm-write")
+        readings: deque[Future[Any]] = deque([reader.submit(self._read, pages, helper)])
+        sendings: deque[_Sending] = deque()  # in page order; recorded in that order
         try:
             while readings:
                 page, ticket = readings.popleft().result()
@@ -249,35 +251,36 @@ class SyncJob:
                 if records is None:
                     break
                 while whole_page and len(readings) < depth and self._may_read_ahead(
-                        len(records) * (1 + len(readings)), sending):
-                    readings.append(lane.submit(self._read, pages, helper))
+                        len(records) * (1 + len(readings)), sendings):
+                    readings.append(reader.submit(self._read, pages, helper))
                 result = self._decide(_intake(records), helper, ticket)
-                if sending is not None:
-                    self._finish(sending)
                 if self.options.dry_run:
                     self._would_write(result)
-                    sending = None
                 else:
-                    sending = _Sending(lane.submit(self._send_page, result.to_write),
-                                       page.cursor if whole_page else None,
-                                       len(result.to_write))
+                    sendings.append(_Sending(writer.submit(self._send_page, result.to_write),
+                                             page.cursor if whole_page else None,
+                                             len(result.to_write)))
+                while len(sendings) > 1:  # page k-1 is recorded while page k is being sent
+                    self._finish(sendings.popleft())
                 if not whole_page:
                     break
                 if not readings:  # not read ahead (the budget is nearly spent): in turn
-                    if sending is not None:
-                        self._finish(sending)
-                    readings.append(lane.submit(self._read, pages, helper))
-            if sending is not None:
-                self._finish(sending)
+                    while sendings:
+                        self._finish(sendings.popleft())
+                    readings.append(reader.submit(self._read, pages, helper))
+            while sendings:
+                self._finish(sendings.popleft())
         finally:
             try:
-                if sending is not None:  # _finish does nothing for a page already finished
-                    # Stopped part-way: record what the CRM already answered, if we can (a run
-                    # that cannot leaves those decisions pending; the next run re-sends them).
+                # Stopped part-way: record what the CRM already answered, if we can (a run that
+                # cannot leaves those decisions pending; the next run re-sends them). The cursor
+                # stays where it is: those records are no longer intake once written.
+                for sending in sendings:
                     with contextlib.suppress(Exception):
-                        self._finish(sending)
+                        self._finish(sending, advance=False)
             finally:
-                lane.shutdown(wait=True, cancel_futures=True)  # no CRM call left running
+                reader.shutdown(wait=True, cancel_futures=True)  # no CRM call left running
+                writer.shutdown(wait=True, cancel_futures=True)
                 if helper is not None:
                     helper.close()
 
@@ -292,7 +295,7 @@ class SyncJob:
 
     def _read(self, pages: Iterator[Any], helper: DecideAhead | None) -> tuple[Any, int | None]:
         """The next page (None at the end), handed to the helper as soon as it is read (on the
-        CRM thread), with its ticket there."""
+        CRM reading thread), with its ticket there."""
         page = next(pages, None)
         if page is None or helper is None:
             return page, None
@@ -314,18 +317,18 @@ class SyncJob:
         self.summary.pulled += len(records)
         return records, whole_page
 
-    def _may_read_ahead(self, n_records: int, sending: _Sending | None) -> bool:
+    def _may_read_ahead(self, n_records: int, sendings: Sequence[_Sending]) -> bool:
         """Whether reading the next page early cannot take API calls that the write-backs
         still to be sent (`n_records`: this page's and those of pages already read ahead; and
-        the one in flight) need: with a budget nearly spent, pages are read only after the
+        those in flight) need: with a budget nearly spent, pages are read only after the
         write-backs before them."""
-        if n_records == 0 and sending is None:
+        if n_records == 0 and not sendings:
             return True
         gate = getattr(self.connector, "gate", None)
         remaining = getattr(gate, "remaining", None)
         if not callable(remaining):
             return False
-        pending = n_records + (sending.count if sending is not None else 0)
+        pending = n_records + sum(s.count for s in sendings)
         batches = -(-pending // max(1, self.write_chunk))
         return int(remaining()) >= PREFETCH_MARGIN * batches + PREFETCH_MARGIN
 
@@ -394,7 +397,7 @@ class SyncJob:
     def _send_chunks(self, items: Sequence[ToWrite]
                      ) -> Iterator[tuple[Sequence[ToWrite], list[Any]]]:
         """One CRM batch at a time, each with its results. In this thread each is recorded
-        before the next is sent; the CRM thread hands a page's results back at once. A crash
+        before the next is sent; the CRM writing thread hands a page's results back at once. A crash
         loses at most the outcomes not yet recorded: the next run re-sends those decisions."""
         size = self.write_chunk
         for start in range(0, len(items), size):
@@ -415,15 +418,12 @@ class SyncJob:
         self.summary.retried += rec.retried
         self.summary.failed.extend(rec.failed[:max(0, KEEP_IDS - len(self.summary.failed))])
 
-    def _finish(self, sending: _Sending) -> None:
-        """Wait for a page's write-back, record its outcomes, then advance the cursor (once:
-        a second call does nothing, so nothing is ever recorded twice)."""
-        if sending.finished:
-            return
-        sending.finished = True
+    def _finish(self, sending: _Sending, advance: bool = True) -> None:
+        """Wait for a page's write-back, record its outcomes, then advance the cursor. Called
+        once per page, in page order (the caller takes it off its queue first)."""
         for chunk, results in sending.future.result():
             self._record(chunk, results)
-        if sending.cursor is not None:
+        if advance and sending.cursor is not None:
             # Everything on this page is decided and its outcome recorded: only now advance.
             with self.engine.begin() as conn:
                 cursor.save(conn, self.name, self.source, sending.cursor.dumps(), self.run_id)
@@ -436,7 +436,7 @@ class SyncJob:
     def _watch(self) -> None:
         """Records moved into their cooling-off window's blocked stage too early (see
         sync/violations.py): one watch query, made here in the job's thread once the pull's
-        CRM thread has been shut down, so no other connector call is in flight. A dry run
+        CRM threads have been shut down, so no other connector call is in flight. A dry run
         reports what it would flag and records nothing."""
         stages = violations.blocked_stages(self.policy)
         if not stages:
@@ -489,13 +489,13 @@ def _intake(records: Iterable[Any]) -> list[Candidate]:
 
 @dataclass
 class _Sending:
-    """A page's write-back on the CRM thread: its (chunk, results) pairs to come, how many
-    records it sends, and the cursor to store once they are recorded (None: do not advance)."""
+    """A page's write-back on the CRM writing thread: its (chunk, results) pairs to come, how
+    many records it sends, and the cursor to store once they are recorded (None: do not
+    advance)."""
 
     future: Future[Any]
     cursor: Any
     count: int
-    finished: bool = False
 
 
 @contextlib.contextmanager

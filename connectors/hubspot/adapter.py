@@ -9,6 +9,7 @@ A run of more contacts than a page sharing one timestamp is read by id within th
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -65,6 +66,7 @@ class HubSpotConnector:
         self._last_search = 0.0
         self._client: Any = None
         self._apis: dict[str, Any] = {}
+        self._apis_lock = threading.Lock()  # pages are read on one thread, written on another
         self.owners: set[str] | None = None
         self._run_ready = False
 
@@ -82,23 +84,25 @@ class HubSpotConnector:
     def api(self, name: str) -> Any:
         """One SDK API object per kind, built once (each property access of the SDK builds a
         new client with its own connection pool)."""
-        if name not in self._apis:
-            if self._client is None:
-                self._client = self._make_client()
-            crm = self._client.crm
-            self._apis[name] = {
-                "search": lambda: crm.contacts.search_api,
-                "batch": lambda: crm.contacts.batch_api,
-                "owners": lambda: crm.owners.owners_api,
-                "properties": lambda: crm.properties.core_api,
-                "groups": lambda: crm.properties.groups_api,
-            }[name]()
-        return self._apis[name]
+        with self._apis_lock:
+            if name not in self._apis:
+                if self._client is None:
+                    self._client = self._make_client()
+                crm = self._client.crm
+                self._apis[name] = {
+                    "search": lambda: crm.contacts.search_api,
+                    "batch": lambda: crm.contacts.batch_api,
+                    "owners": lambda: crm.owners.owners_api,
+                    "properties": lambda: crm.properties.core_api,
+                    "groups": lambda: crm.properties.groups_api,
+                }[name]()
+            return self._apis[name]
 
     def _reconnect(self) -> None:
         """Read the token again (it may have been rotated) and rebuild the SDK clients."""
-        self._client = None
-        self._apis.clear()
+        with self._apis_lock:
+            self._client = None
+            self._apis.clear()
 
     def _make_client(self) -> Any:
         import os

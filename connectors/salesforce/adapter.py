@@ -8,6 +8,7 @@ each collection and each query is its own call.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -85,7 +86,11 @@ class SalesforceConnector:
                                        mapping_key=f"{self.where}.mapping")
         self.session = (session_factory or (lambda: make_session(config.connection.ca_file)))()
         self.session.hooks["response"].append(self._on_response)
-        self._last_headers: dict[str, str] = {}
+        # The sync job reads pages on one thread while it writes back on another: what a call
+        # leaves behind for its own error handling is kept per thread, and logging in anew
+        # happens once for both (see _relogin).
+        self._local = threading.local()
+        self._login_lock = threading.Lock()
         self.gate = ApiGate(source=source, limits=config.limits, retry=config.retry,
                             classify=self._classify, reauth=self._relogin, sleep=sleep)
         self._sf: Salesforce | None = None
@@ -101,7 +106,7 @@ class SalesforceConnector:
         return self.gate.calls
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last_headers = dict(response.headers)
+        self._local.headers = dict(response.headers)
         info = response.headers.get("Sforce-Limit-Info")
         if info:
             usage = Salesforce.parse_api_usage(info).get("api-usage")
@@ -109,7 +114,7 @@ class SalesforceConnector:
                 self.gate.note_org_usage(usage.used, usage.total)
 
     def _classify(self, exc: BaseException) -> Failure:
-        return classify(exc, self._last_headers)
+        return classify(exc, getattr(self._local, "headers", {}))
 
     @property
     def timeout(self) -> float:
@@ -123,14 +128,20 @@ class SalesforceConnector:
                           session=self.session, version=conn.api_version, parse_float=Decimal)
 
     def _relogin(self) -> None:
-        self._sf = None
-        self._sf = self._connect()
+        """Log in anew, unless another thread already did since this thread's failed call
+        (both saw the session expire: one new session is enough)."""
+        with self._login_lock:
+            if self._sf is None or self._sf is getattr(self._local, "sf", None):
+                self._sf = None
+                self._sf = self._connect()
 
     @property
     def sf(self) -> Salesforce:
-        if self._sf is None:
-            self._sf = self._connect()
-        return self._sf
+        with self._login_lock:
+            if self._sf is None:
+                self._sf = self._connect()
+            self._local.sf = self._sf
+            return self._sf
 
     def query(self, what: str, text: str, **kwargs: Any) -> dict[str, Any]:
         headers = {"Sforce-Query-Options": f"batchSize={self.config.query_page_size}"}

@@ -1,9 +1,11 @@
 """The pull pipeline: pages decided on the job's thread while one CRM thread reads ahead and
-writes back. The connector is the real Salesforce connector against the sandbox over HTTPS; a
-thin wrapper only watches which thread calls it (and, in one test, makes one write fail)."""
+another writes back. The connector is the real Salesforce connector against the sandbox over
+HTTPS; a thin wrapper only watches which thread calls it (and, in one test, makes one write
+fail)."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,59 +23,61 @@ from tests.integration.synctools import check_invariants, start_env, sync_run
 
 class Watched:
     """Forwards to a real connector; records the calling thread of every pull page and
-    write-back, and fails if two calls ever overlap."""
+    write-back, and counts calls that overlap where they must not: two reads, two writes, or
+    the cooling-off watch with anything."""
 
     def __init__(self, inner: Any, *, fail_write: int | None = None) -> None:
         self.inner = inner
-        self.busy = threading.Lock()
-        self.threads: set[str] = set()
-        self.watch_threads: set[str] = set()  # cooling_off_watch: after the CRM lane is shut
+        self.lanes = {"read": threading.Lock(), "write": threading.Lock()}
+        self.threads: dict[str, set[str]] = {"read": set(), "write": set(), "watch": set()}
         self.events: list[tuple[str, Any]] = []  # ("page", cursor) / ("write", record ids)
         self.overlaps = 0
+        self.both = 0  # calls made while a call of the other lane was in flight
         self.fail_write = fail_write
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def _enter(self) -> None:
-        if not self.busy.acquire(blocking=False):
-            self.overlaps += 1
-            self.busy.acquire()
+    @contextlib.contextmanager
+    def _call(self, *lanes: str) -> Iterator[None]:
+        for lane in lanes:
+            if not self.lanes[lane].acquire(blocking=False):
+                self.overlaps += 1
+                self.lanes[lane].acquire()
+        if len(lanes) == 1 and any(lock.locked() for name, lock in self.lanes.items()
+                                   if name not in lanes):
+            self.both += 1
+        try:
+            yield
+        finally:
+            for lane in lanes:
+                self.lanes[lane].release()
 
     def pull(self, start: Any) -> Iterator[Page]:
         pages = iter(self.inner.pull(start))
         while True:
-            self._enter()
-            self.threads.add(threading.current_thread().name)
-            try:
+            with self._call("read"):
+                self.threads["read"].add(threading.current_thread().name)
                 page = next(pages, None)
-            finally:
-                self.busy.release()
             if page is None:
                 return
             self.events.append(("page", page.cursor))
             yield page
 
     def cooling_off_watch(self, now: Any, stages: Any) -> list[Any]:
-        self._enter()
-        try:
-            self.watch_threads.add(threading.current_thread().name)
+        with self._call("read", "write"):
+            self.threads["watch"].add(threading.current_thread().name)
             self.events.append(("watch", list(stages)))
             return list(self.inner.cooling_off_watch(now, stages))
-        finally:
-            self.busy.release()
 
     def write_back(self, outcomes: Sequence[Outcome]) -> list[WriteResult]:
-        self._enter()
-        self.threads.add(threading.current_thread().name)
-        try:
+        with self._call("write"):
+            self.threads["write"].add(threading.current_thread().name)
             writes = sum(1 for kind, _ in self.events if kind == "write")
             if self.fail_write is not None and writes + 1 == self.fail_write:
                 raise RuntimeError("the process died here")
             self.events.append(("write", [o.record_id for o in outcomes]))
             return list(self.inner.write_back(outcomes))
-        finally:
-            self.busy.release()
 
 
 def _small_pages(config: Path) -> None:
@@ -99,7 +103,7 @@ def _run(config: Path, fail_write: int | None = None) -> tuple[Watched, Any, str
         ctx.close()
 
 
-def test_one_crm_thread_makes_every_call_and_every_lead_is_finished(tmp_path: Path) -> None:
+def test_one_thread_reads_another_writes_and_every_lead_is_finished(tmp_path: Path) -> None:
     env = start_env(tmp_path, leads=1400, contacts=0)
     try:
         _small_pages(env.config)
@@ -109,19 +113,22 @@ def test_one_crm_thread_makes_every_call_and_every_lead_is_finished(tmp_path: Pa
         assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
         pages = [c for kind, c in watched.events if kind == "page"]
         assert len(pages) >= 5  # enough pages for reads and writes to overlap
+        # Reads on one thread, write-backs on another, never two of a kind at once; and they
+        # did run side by side (the connector is safe for one reader and one writer).
         assert watched.overlaps == 0
-        assert watched.threads and all(t.startswith("leadgate-crm") for t in watched.threads)
+        assert watched.threads["read"] == {"leadgate-crm-read_0"}
+        assert watched.threads["write"] == {"leadgate-crm-write_0"}
+        assert watched.both > 0
         assert summary.written == summary.decided == len(env.intake["salesforce"])
         assert stored == pages[-1].dumps()
         # Reads ran ahead of the writes: some page was read before the page before it was
         # written back.
         order = [kind for kind, _ in watched.events]
         assert "page" in order[order.index("write"):]
-        # The cooling-off watch is made once, last, on the job's thread, when the CRM thread
-        # has finished (no call in flight: overlaps is 0 above).
+        # The cooling-off watch is made once, last, on the job's thread, when both CRM
+        # threads have finished (no call in flight: overlaps is 0 above).
         assert order.count("watch") == 1 and order[-1] == "watch"
-        assert watched.watch_threads == {threading.current_thread().name}
-        assert not any(t.startswith("leadgate-crm") for t in watched.watch_threads)
+        assert watched.threads["watch"] == {threading.current_thread().name}
         assert summary.violations == 0
         check_invariants(env, "salesforce")
     finally:
