@@ -96,12 +96,16 @@ def crm_values_for(spec: FieldMap, lead_values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def stage_mapping(mapping: Mapping[str, FieldMap], mapping_key: str) -> FieldMap:
-    """The mapping of the lead's stage (which the cooling-off watch reads), or LeadgateError."""
+def stage_mapping(mapping: Mapping[str, FieldMap], mapping_key: str,
+                  stages: Iterable[str] = ()) -> FieldMap:
+    """The mapping of the lead's stage (which the cooling-off watch reads), or LeadgateError
+    (naming the policy's blocked `stages` where given)."""
     spec = mapping.get("stage")
     if spec is None:
+        named = ", ".join(sorted(stages))
+        blocked = f" (the policy's cooling-off rules block: {named})" if named else ""
         raise LeadgateError("the mapping has no stage field, so stage changes inside a "
-                            "cooling-off window cannot be watched", where=mapping_key,
+                            f"cooling-off window cannot be watched{blocked}", where=mapping_key,
                             fix="map the CRM's stage field as `stage:` (Salesforce Status, "
                                 "HubSpot lifecyclestage)")
     return spec

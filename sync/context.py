@@ -48,6 +48,11 @@ def _relative(base: Path, value: Path | str) -> Path:
     return p if p.is_absolute() else base / p
 
 
+def policy_path(path: Path, cfg: Any) -> Path:
+    """The policy file leadgate.yaml at `path` names (relative to that file's folder)."""
+    return _relative(path.resolve().parent, cfg.policy)
+
+
 def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
     from audit import db
     from audit.ledger import Ledger
@@ -57,7 +62,7 @@ def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
     path = config_path(str(config) if config else None)
     cfg = load_config(path)
     base = path.resolve().parent
-    policy = load_policy(_relative(base, cfg.policy))
+    policy = load_policy(policy_path(path, cfg))
     url = db.database_url(cfg.database_url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         # A relative SQLite path is relative to leadgate.yaml, not to wherever cron starts us.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sync import violations
 from sync.context import Context, open_context, open_source, screener_for
 from sync.lease import DEFAULT_TTL
 from sync.run import RunOptions, SyncJob
@@ -18,6 +19,8 @@ def build_job(config: str | Path | None, source: str | None, *, dry_run: bool = 
     ctx = open_context(config, migrate=not dry_run)
     try:
         name, source_cfg = ctx.source(source)
+        violations.require_watch(ctx.policy, source_cfg.mapping,
+                                 f"{ctx.config_path}: sources.{name}.mapping")
         from connectors import open_connector
 
         connector = open_connector(source_cfg, source=name, **(connector_options or {}))

@@ -13,7 +13,7 @@ the decision's id, in one write transaction. Ids, stages and times only: no pers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from audit.db import write_transaction
 from audit.ledger import EntryIn, Ledger
 from connectors.base import Watched
+from connectors.mapping import stage_mapping
 from routing_core.decision import iso
 from sync.state import loads, sync_decisions, sync_review_queue
 
@@ -50,6 +51,15 @@ def blocked_stages(policy: Any) -> list[str]:
     """Every stage a cooling-off rule of the policy blocks (none: nothing to watch)."""
     return sorted({c.blocks_stage for c in getattr(policy, "cooling_off", ()) or ()
                    if c.blocks_stage})
+
+
+def require_watch(policy: Any, mapping: Mapping[str, Any], mapping_key: str) -> None:
+    """Refuse a source whose mapping cannot read the stage the policy's cooling-off rules
+    block: its runs would route every lead and then fail at the watch, run after run. Said
+    before anything is pulled (LeadgateError naming the mapping and the fix)."""
+    stages = blocked_stages(policy)
+    if stages:
+        stage_mapping(mapping, mapping_key, stages)
 
 
 def _when(value: Any) -> datetime | None:

@@ -29,8 +29,8 @@ def _source_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="Source name in leadgate.yaml (default: the one of this kind).")(f)
 
 
-def _open(config_path: Path, kind: str, source: str | None) -> Connector:
-    from connectors import open_connector
+def _source(config_path: Path, kind: str, source: str | None) -> tuple[Any, str, Any]:
+    """leadgate.yaml, and the name and settings of its source of this kind."""
     from connectors.config import load_config
 
     config = load_config(config_path)
@@ -42,7 +42,32 @@ def _open(config_path: Path, kind: str, source: str | None) -> Connector:
                                 fix=f"run `leadgate ... {settings.kind} --source {source}`")
     else:
         name, settings = config.source_of_kind(kind)
+    return config, name, settings
+
+
+def _open(config_path: Path, kind: str, source: str | None) -> Connector:
+    from connectors import open_connector
+
+    _, name, settings = _source(config_path, kind, source)
     return open_connector(settings, source=name)
+
+
+def _policy_problems(config_path: Path, config: Any, name: str, settings: Any) -> list[str]:
+    """What the policy asks of this source's mapping that it cannot give (the cooling-off
+    watch reads the stage): found here, before a run would fail on it."""
+    from routing_core.policy import load_policy
+    from sync.context import policy_path
+    from sync.violations import require_watch
+
+    path = policy_path(config_path, config)
+    if not path.exists():
+        return []  # not written yet (`leadgate init`, then connect): `sync run` says so
+    try:
+        require_watch(load_policy(path), settings.mapping,
+                      f"{config_path}: sources.{name}.mapping")
+    except LeadgateError as exc:
+        return [str(exc)]
+    return []
 
 
 @click.command()
@@ -116,17 +141,21 @@ def install(crm: str, config_path: Path, source: str | None, dry_run: bool,
 @_config_option
 @_source_option
 def connect(crm: str, config_path: Path, source: str | None) -> None:
-    """Check credentials, API version and the field mapping against the CRM."""
-    connector = _open(config_path, crm, source)
+    """Check credentials, API version and the field mapping against the CRM and the policy."""
+    from connectors import open_connector
+
+    config, name, settings = _source(config_path, crm, source)
+    connector = open_connector(settings, source=name)
     try:
         report = connector.check()
     finally:
         connector.close()
+    problems = [*report.problems, *_policy_problems(config_path, config, name, settings)]
     for fact in report.facts:
         click.echo(f"ok: {fact}")
-    for problem in report.problems:
+    for problem in problems:
         click.echo(f"problem: {problem}")
-    if report.problems:
-        click.echo(f"{len(report.problems)} problem(s) found", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found", err=True)
         raise SystemExit(1)
     click.echo(f"{crm}: connection and mapping are in order")

@@ -244,3 +244,37 @@ def test_the_watch_costs_one_query_a_run_and_nothing_without_blocked_stages(
         assert env.sb.calls("salesforce.query") - before == 3
     finally:
         env.sb.stop()
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_mapping_without_stage_is_refused_before_anything_is_pulled(tmp_path: Path,
+                                                                      crm: str) -> None:
+    """The example policy blocks stages in its cooling-off rules: a source that cannot read
+    the stage could never watch them. The run says so before it pulls (exit 2, one line), and
+    so does `leadgate connect`; nothing is decided."""
+    env = start_env(tmp_path, leads=20)
+    try:
+        data = yaml.safe_load(env.config.read_text())
+        mapping = {k: v.model_dump(exclude_defaults=True)
+                   for k, v in default_mapping(crm).items() if k != "stage"}
+        data["sources"][crm]["mapping"] = mapping
+        env.config.write_text(yaml.safe_dump(data, sort_keys=False))
+        before = env.sb.calls(crm)
+
+        done = sync_run(env, crm)
+        assert done.returncode == 2, done.stdout + done.stderr
+        error = done.stderr.strip()
+        assert len(error.splitlines()) == 1 and "Traceback" not in error
+        assert f"sources.{crm}.mapping" in error and "no stage field" in error
+        assert "closed_won, proposal" in error and "fix: map the CRM's stage field" in error
+        assert env.sb.calls(crm) == before  # not one CRM call
+        with env.engine().connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(
+                sync_decisions)).scalar() == 0
+
+        check = leadgate("connect", crm, "--config", str(env.config))
+        assert check.returncode == 1
+        assert f"problem: {env.config}: sources.{crm}.mapping: the mapping has no stage " \
+               "field" in check.stdout
+    finally:
+        env.sb.stop()
