@@ -10,6 +10,7 @@ time-zone-aware datetimes, and the lead's IANA time zone.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -50,6 +51,7 @@ KNOWN_FIELDS = frozenset({
 
 _MONEY_KEYS = frozenset({"amount", "currency"})
 _STR_ONLY = frozenset({str})
+_JURISDICTION_KEYS = frozenset({"country", "subdivision"})
 # Fields read as text: a number may stand for text (a numeric id or postcode), a list, an
 # object or a yes/no may not (str() of them would pass as text: email ["a@b.c"]).
 _JSON_KIND = {list: "a list", tuple: "a list", dict: "an object", bool: "true/false"}
@@ -185,6 +187,11 @@ def _jurisdiction(raw: Mapping[str, Any], problems: list[str]) -> Jurisdiction |
     subdivision: str | None = None
     try:
         if _is_mapping(given):
+            unknown = sorted(map(str, set(given) - _JURISDICTION_KEYS))
+            if unknown:  # a misspelt "subdivison" must not quietly widen it to the country
+                problems.append(f"jurisdiction: unknown key(s) {', '.join(unknown)} (give "
+                                "country and subdivision)")
+                return None
             country_text = _text(given.get("country")) or country_text
             sub_text = _text(given.get("subdivision")) or sub_text
         elif _text(given):
@@ -259,12 +266,25 @@ def _customer_type(value: Any, problems: list[str]) -> str | None:
     return key
 
 
-def _mapping(name: str, value: Any, problems: list[str]) -> Mapping[str, Any]:
+def _finite(value: Any) -> bool:
+    """False for NaN and infinities (float or Decimal); True for anything else."""
+    if type(value) is float:
+        return math.isfinite(value)
+    return not isinstance(value, Decimal) or value.is_finite()
+
+
+def _mapping(name: str, value: Any, problems: list[str], keys: str) -> Mapping[str, Any]:
+    """A mapping of names to values; a key that is not text (YAML's 1: or null:, a Python
+    caller's int) is a problem, since it cannot name what `keys` says."""
     if value is None:
         return {}
     if not _is_mapping(value):
         problems.append(f"{name}: expected a mapping of names to values")
         return {}
+    if value and {*map(type, value)} != _STR_ONLY:  # the usual case: one set, no loop
+        problems.extend(f"{name}: key {key!r} is not a string ({keys} are text)"
+                        for key in value if not isinstance(key, str))
+        return {k: v for k, v in value.items() if isinstance(k, str)}
     return value
 
 
@@ -315,30 +335,30 @@ def parse_lead(raw: Mapping[str, Any], *, source: str | None = None) -> Lead:
         problems.append("email: not an email address")
 
     consent: dict[str, bool] = {}
-    for key, value in _mapping("consent", raw.get("consent"), problems).items():
+    for key, value in _mapping("consent", raw.get("consent"), problems, "channels").items():
         if type(value) is bool:   # the usual case: a checkbox
-            consent[str(key)] = value
+            consent[key] = value
             continue
         if value is None or _text(value) is None:
             continue  # unknown consent is absent consent, never a yes
         try:
-            consent[str(key)] = parse_bool(value)
+            consent[key] = parse_bool(value)
         except ValueError as exc:
             problems.append(f"consent.{key}: {exc}")
 
     assessments: dict[str, str] = {}
-    for key, value in _mapping("assessments", raw.get("assessments"), problems).items():
+    for key, value in _mapping("assessments", raw.get("assessments"), problems,
+                               "assessment names").items():
         text = _text(value)
         if text is not None:
             # CRMs spell outcomes "Passed"/"PASSED"; policies compare lower case.
-            assessments[str(key)] = text.lower()
+            assessments[key] = text.lower()
 
-    attributes = dict(_mapping("attributes", raw.get("attributes"), problems))
-    if attributes and {*map(type, attributes)} != _STR_ONLY:  # the usual case: one set, no loop
-        # A key that is not text (YAML's 1: or null:, a Python caller's int) cannot name a
-        # custom field: the Lead model would refuse it with its own error type.
-        problems.extend(f"attributes: key {key!r} is not a string (custom field names are text)"
-                        for key in attributes if not isinstance(key, str))
+    attributes = dict(_mapping("attributes", raw.get("attributes"), problems,
+                               "custom field names"))
+    # NaN or infinity compares false with everything and has no JSON: not a value to decide on
+    problems.extend(f"attributes.{key}: not a finite number" for key, value in attributes.items()
+                    if not _finite(value))
 
     first_contact: datetime | None = None
     if _text(raw.get("first_contact_at")) is not None:

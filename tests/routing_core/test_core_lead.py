@@ -260,3 +260,31 @@ def test_parse_lead_returns_a_lead_or_raises_invalid_lead(raw: dict[Any, Any]) -
         assert exc.problems and all(type(p) is str and p for p in exc.problems)
     else:
         assert isinstance(parsed, Lead)
+
+
+def test_consent_and_assessment_keys_that_are_not_strings_are_named_problems() -> None:
+    # str() of them used to make a consent "1" or an assessment "None" out of a YAML slip.
+    with pytest.raises(InvalidLead) as info:
+        lead(consent={1: True, "email": True}, assessments={None: "passed"})
+    assert info.value.problems == [
+        "consent: key 1 is not a string (channels are text)",
+        "assessments: key None is not a string (assessment names are text)"]
+
+
+def test_a_jurisdiction_object_with_a_key_it_does_not_know_is_a_problem() -> None:
+    # A misspelt subdivision must not quietly widen a US state lead to the whole country.
+    with pytest.raises(InvalidLead) as info:
+        lead(jurisdiction={"country": "US", "subdivison": "CA"})
+    assert info.value.problems == [
+        "jurisdiction: unknown key(s) subdivison (give country and subdivision)"]
+    assert lead(jurisdiction={"country": "US", "subdivision": "CA"}).jurisdiction.code == "US-CA"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), Decimal("NaN"),
+                                   Decimal("-Infinity"), Decimal("sNaN")])
+def test_an_attribute_that_is_not_a_finite_number_is_a_problem(value: Any) -> None:
+    # NaN compares false with everything and has no JSON: the decision could not be recorded.
+    with pytest.raises(InvalidLead) as info:
+        lead(attributes={"score": value, "tier": "gold"})
+    assert info.value.problems == ["attributes.score: not a finite number"]
+    assert lead(attributes={"score": 1.5, "rank": Decimal("2")}).attributes["score"] == 1.5
