@@ -186,6 +186,12 @@ class Connector(Protocol):
 
     def write_back(self, outcomes: Sequence[Outcome]) -> list[WriteResult]: ...
 
+    def read(self, record_ids: Sequence[str]) -> list[PulledRecord]:
+        """These records as `pull` maps them, whatever their owner, stage or status (an
+        officer's approval works out the lead's cooling-off from it); ids not found are
+        absent."""
+        ...
+
     def cooling_off_watch(self, now: datetime, stages: Collection[str]) -> list[Watched]:
         """Records whose leadgate not_before is after `now` and whose stage (as the mapping
         reads it) is one of `stages`: one filtered query, paged. No stages: no call."""

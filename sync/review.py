@@ -20,6 +20,7 @@ import hmac
 import json
 import os
 import secrets
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,11 @@ from ulid import ULID
 
 from audit.db import write_transaction
 from audit.ledger import EntryIn
+from routing_core.decision import iso, json_safe, rules_json
 from routing_core.errors import LeadgateError
+from routing_core.lead import InvalidLead, Lead, parse_lead
+from routing_core.outreach import select_cooling_off
+from routing_core.policy.conditions import Facts
 from sync.context import Context, open_context
 from sync.state import (
     PENDING,
@@ -200,12 +205,10 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
                        "digest": ctx.policy.digest},
         }
-        # A cooling-off window the refused decision found still runs: an officer's approval
-        # assigns the lead, it does not shorten a statutory reflection or cancellation period.
-        cooling = refused.get("cooling_off") or {}
-        not_before = cooling.get("not_before")
-        if not_before:
-            payload["cooling_off"] = cooling
+        not_before = None
+        if complete:  # the assignment happens now: so does the cooling-off it is under
+            payload.update(_cooling_off_of_approval(ctx, row, refused, source_cfg, utcnow()))
+            not_before = (payload["cooling_off"] or {}).get("not_before")
         writeback = {
             "record_id": row.record_id, "decision_id": action_id, "outcome": "assigned",
             "owner_crm_id": crm_id, "reason": None, "policy_version": ctx.policy.version,
@@ -239,6 +242,54 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         return f"approved: {subject} assigned to {team}/{rep} ({action_id}); CRM write {status}"
     finally:
         ctx.close()
+
+
+def _cooling_off_of_approval(ctx: Context, row: Any, refused: dict[str, Any], source_cfg: Any,
+                             at: datetime) -> dict[str, Any]:
+    """The cooling-off an approval assigns the lead under (policy-spec.md, Cooling-off): an
+    officer's approval assigns the lead, it does not shorten a statutory reflection or
+    cancellation period. A lead refused for being inside its window keeps that window (one
+    counted from the assignment counts from this approval). Any other refusal came before the
+    window was worked out, so the policy's cooling_off rules are evaluated now, with this
+    approval as the assignment, on the lead as the CRM holds it. Fail closed: a lead that
+    cannot be read or normalised cannot be approved (LeadgateError: nothing is recorded)."""
+    window = refused.get("cooling_off")
+    if window:
+        if window.get("from") == "assignment":
+            window = {**window, "anchor_at": iso(at),
+                      "not_before": iso(at + timedelta(hours=window["hours"]))}
+        return {"cooling_off": window}
+    if not ctx.policy.cooling_off:
+        return {"cooling_off": None}
+    lead = _lead_now(row, source_cfg)
+    product = ctx.policy.products.get(lead.product) if lead.product else None
+    found, tried = select_cooling_off(ctx.policy, lead, Facts(lead, product), at)
+    return {"cooling_off": json_safe(found), "cooling_off_rules": rules_json(tried)}
+
+
+def _lead_now(row: Any, source_cfg: Any) -> Lead:
+    """The review item's lead, read from the CRM and normalised as a sync run would."""
+    from connectors import open_connector
+
+    connector = open_connector(source_cfg, source=row.source)
+    try:
+        found = connector.read([row.record_id])
+    finally:
+        connector.close()
+    where = f"review item {row.id}"
+    if not found:
+        raise LeadgateError(f"{row.source} record {row.record_id} is no longer in the CRM",
+                            where=where, fix="reject the item")
+    problems = found[0].problems or ["the record could not be mapped to a lead"]
+    if found[0].lead_input is not None and not found[0].problems:
+        try:
+            return parse_lead({**found[0].lead_input, "id": row.record_id}, source=row.source)
+        except InvalidLead as exc:
+            problems = exc.problems
+    raise LeadgateError("the lead's cooling-off cannot be worked out, the record as the CRM "
+                        f"holds it now does not normalise: {'; '.join(problems)}", where=where,
+                        fix="correct the record in the CRM and approve again, or reject the "
+                            "item")
 
 
 def reject(config: str | None, item: str, *, officer: str, token: str, note: str = "") -> str:

@@ -323,16 +323,27 @@ class HubSpotConnector:
 
     # ------------------------------------------------------------ write-back
 
-    def _current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        body = {"inputs": [{"id": i} for i in ids],
-                "properties": [OWNER, self.config.writeback.decision_id]}
-        data, _ = self.call("re-read owners before writing", lambda: self.api(
+    def _batch_read(self, what: str, ids: list[str], properties: list[str]
+                    ) -> list[dict[str, Any]]:
+        """One batch read (up to 100 ids): a row of `properties` and "id" per contact found."""
+        body = {"inputs": [{"id": i} for i in ids], "properties": properties}
+        data, _ = self.call(what, lambda: self.api(
             "batch").read_with_http_info(body, _request_timeout=self.timeout))
         found = data.to_dict().get("results") if data is not None else None
         if found is None:
             raise CallFailed("batch read answered without results", where=self.where,
                              retryable=True)
-        return {str(r["id"]): r.get("properties") or {} for r in found}
+        return [{**(r.get("properties") or {}), "id": str(r["id"])} for r in found]
+
+    def _current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        rows = self._batch_read("re-read owners before writing", ids,
+                                [OWNER, self.config.writeback.decision_id])
+        return {row["id"]: row for row in rows}
+
+    def read(self, record_ids: Sequence[str]) -> list[PulledRecord]:
+        """These contacts as pull maps them: one batch read per 100 ids."""
+        return [self._pulled(row) for chunk in chunked(list(record_ids), 100)
+                for row in self._batch_read("read contacts", chunk, self._properties())]
 
     def _properties_for(self, outcome: Outcome, owner: str) -> dict[str, str]:
         wb = self.config.writeback

@@ -329,6 +329,15 @@ class SalesforceConnector:
                     raise
                 result = first(last, timedelta(0))
 
+    def read(self, record_ids: Sequence[str]) -> list[PulledRecord]:
+        """These records as pull maps them: one `Id IN` query per 400 ids."""
+        found: list[PulledRecord] = []
+        for chunk in chunked(list(record_ids), 2 * self.config.write_batch_size):
+            text = soql.by_ids_query(fields=self._pull_fields(), sobject=self.config.object,
+                                     ids=chunk)
+            found.extend(self._pulled(row) for row in self.query_all("read records", text))
+        return found
+
     # ------------------------------------------------------------ cooling-off watch
 
     def cooling_off_watch(self, now: datetime, stages: Collection[str]) -> list[Watched]:

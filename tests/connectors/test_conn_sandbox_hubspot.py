@@ -182,3 +182,16 @@ def test_private_ca_over_https(sandbox: Any) -> None:
     no_ca = open_connector(hs_source(sb), source="hs")
     with pytest.raises(CallFailed, match="ca_file"):
         no_ca.begin_run()
+
+
+def test_read_maps_contacts_as_pull_does_whatever_their_status(sandbox: Any) -> None:
+    sb = sandbox(leads=0, contacts=250)
+    crm = open_connector(hs_source(sb), source="hs")
+    pulled = pull_all(crm)
+    crm.write_back(outcomes_for(pulled[:3], owner(sb)))  # no longer intake
+    ids = [r.record_id for r in pulled[:150]]
+    read = crm.read([*ids, "999999999"])  # one unknown id: absent, not an error
+    assert sorted(r.record_id for r in read) == sorted(ids)  # two batch reads
+    by_id = {r.record_id: r for r in read}
+    assert all(by_id[r.record_id].lead_input == r.lead_input for r in pulled[3:150])
+    assert by_id[pulled[0].record_id].owner_at_read == owner(sb)

@@ -335,3 +335,15 @@ def test_a_lead_sent_back_to_intake_starts_a_new_episode(sandbox: Any) -> None:
     again = [r for r in pull_all(open_connector(sf_source(sb), source="sf"))
              if r.record_id == first.record_id]
     assert again and again[0].episode == outcomes_for([first], rep(sb))[0].decision_id
+
+
+def test_read_maps_records_as_pull_does_whatever_their_status(sandbox: Any) -> None:
+    sb = sandbox(leads=900)
+    crm = open_connector(sf_source(sb, write_batch_size=100), source="sf")
+    pulled = pull_all(crm)
+    crm.write_back(outcomes_for(pulled[:3], rep(sb)))  # no longer intake
+    ids = [r.record_id for r in pulled[:450]]
+    read = crm.read([*ids, "00Q000000000000AAA"])  # one unknown id: absent, not an error
+    assert [r.record_id for r in read] == ids  # in two queries of up to 200 ids
+    assert [r.lead_input for r in read[3:]] == [r.lead_input for r in pulled[3:450]]
+    assert read[0].lead_input is not None and read[0].owner_at_read == rep(sb)

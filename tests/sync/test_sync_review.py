@@ -215,3 +215,117 @@ def test_approving_a_lead_refused_inside_its_cooling_off_keeps_the_window(
         assert action["payload"]["cooling_off"]["id"] == "eu-mortgage-reflection"
     finally:
         env.sb.stop()
+
+
+def test_approving_a_lead_refused_for_another_reason_works_out_its_cooling_off(
+        tmp_path: Path) -> None:
+    """A refusal before the cooling-off was evaluated (here: the only licence for Germany is
+    not yet in force) recorded no window. The approval assigns the lead, so it works the
+    window out then, on the lead as the CRM holds it: the reflection period reaches the CRM.
+    A lead that no longer normalises cannot be approved (fail closed, nothing recorded)."""
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.mapping import parse_crm_time
+
+    env = start_env(tmp_path, leads=60)
+    try:
+        i = sorted(env.intake["salesforce"])[0]
+        first_contact = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
+        st = env.sb.store
+        lead = {"Country": "DE", "State": None, "PostalCode": None,
+                "Customer_Type__c": "Retail Customer", "Product_Interest__c": "EU Mortgage",
+                "Status": "Open - Not Contacted",
+                "First_Contact__c": int(first_contact.timestamp() * 1000)}
+        with st.lock:
+            st.leads.set(i, lead)
+        assert sync_run(env, "salesforce").returncode == 0
+        record = st.leads.get(i, "Id")
+        items = json.loads(leadgate("review", "list", "--json", "--config",
+                                    str(env.config)).stdout)
+        item = next(x for x in items if x["record_id"] == record)
+        assert item["reason"] not in ("cooling_off_violation", None)
+        assert not st.leads.get(i, "LeadGate_Not_Before__c")
+
+        cfg = ["--config", str(env.config)]
+        approve = ["review", "approve", str(item["id"]), "--team", "eu_mortgages", "--rep",
+                   "daan", *cfg]
+        marta, kwame = _token(env, "cco-marta"), _token(env, "mlro-kwame")
+        first = leadgate(*approve, "--officer", "cco-marta", "--token", marta)
+        assert first.returncode == 0 and "second officer" in first.stdout, first.stderr
+
+        with st.lock:  # the record changed in the CRM since: it no longer normalises
+            st.leads.set(i, {"Country": "Atlantis"})
+        refused = leadgate(*approve, "--officer", "mlro-kwame", "--token", kwame)
+        assert refused.returncode == 2
+        assert "cooling-off cannot be worked out" in refused.stderr
+        assert "Atlantis" in refused.stderr and "fix: correct the record" in refused.stderr
+        assert st.leads.get(i, "OwnerId") != "0058d00000Nw030AAB"
+        engine = sa.create_engine(env.db_url)
+        with engine.connect() as conn:
+            status = conn.execute(sa.select(sync_review_queue.c.status).where(
+                sync_review_queue.c.id == item["id"])).scalar_one()
+        assert status == "awaiting_second_officer"
+        assert len([e for e in ledger_entries(engine) if e["kind"] == "review_action"]) == 1
+
+        with st.lock:
+            st.leads.set(i, {"Country": "DE"})
+        second = leadgate(*approve, "--officer", "mlro-kwame", "--token", kwame)
+        assert second.returncode == 0, second.stderr
+        assert "CRM write ok" in second.stdout
+        assert st.leads.get(i, "OwnerId") == "0058d00000Nw030AAB"
+        window_end = first_contact + timedelta(hours=168)
+        assert parse_crm_time(st.leads.get(i, "LeadGate_Not_Before__c")) == window_end
+        action = [e for e in ledger_entries(engine) if e["kind"] == "review_action"][-1]
+        engine.dispose()
+        assert action["payload"]["action"] == "approve"
+        assert action["payload"]["cooling_off"]["id"] == "eu-mortgage-reflection"
+        assert action["payload"]["cooling_off"]["not_before"] == window_end.strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        tried = {r["id"]: r["result"] for r in action["payload"]["cooling_off_rules"]}
+        assert tried["eu-mortgage-reflection"] is True
+        assert tried["uk-protection-cancellation"] is False
+    finally:
+        env.sb.stop()
+
+
+def test_a_window_counted_from_the_assignment_counts_from_the_approval(tmp_path: Path) -> None:
+    """UK protection's cancellation period runs from the assignment. A lead refused for
+    sitting at closed_won inside it is assigned by the officer's approval: the window starts
+    then, not at the refusal."""
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.mapping import parse_crm_time
+
+    env = start_env(tmp_path, leads=60)
+    try:
+        i = sorted(env.intake["salesforce"])[0]
+        st = env.sb.store
+        with st.lock:
+            st.leads.set(i, {"Country": "GB", "State": None, "PostalCode": None,
+                             "Customer_Type__c": "Retail Customer",
+                             "Product_Interest__c": "Term Life", "Status": "closed_won"})
+        assert sync_run(env, "salesforce").returncode == 0
+        record = st.leads.get(i, "Id")
+        items = json.loads(leadgate("review", "list", "--json", "--config",
+                                    str(env.config)).stdout)
+        item = next(x for x in items if x["record_id"] == record)
+        assert item["reason"] == "cooling_off_violation"
+        refused_end = parse_crm_time(st.leads.get(i, "LeadGate_Not_Before__c"))
+
+        before = datetime.now(UTC)
+        approved = leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
+                            "--rep", "alice", "--officer", "cco-marta",
+                            "--token", _token(env, "cco-marta"), "--config", str(env.config))
+        assert approved.returncode == 0, approved.stderr
+        window_end = parse_crm_time(st.leads.get(i, "LeadGate_Not_Before__c"))
+        assert before + timedelta(hours=720) <= window_end <= datetime.now(UTC) + timedelta(
+            hours=720)
+        assert window_end > refused_end
+        engine = sa.create_engine(env.db_url)
+        action = [e for e in ledger_entries(engine) if e["kind"] == "review_action"][-1]
+        engine.dispose()
+        window = action["payload"]["cooling_off"]
+        assert (window["id"], window["from"]) == ("uk-protection-cancellation", "assignment")
+        assert parse_crm_time(window["anchor_at"]) >= before
+    finally:
+        env.sb.stop()
