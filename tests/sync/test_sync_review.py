@@ -40,6 +40,19 @@ def _token(env: Any, officer: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def _refused_item(env: Any, fields: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Give the first intake lead these CRM fields, run a sync, and return the lead's index
+    and its review item."""
+    i = sorted(env.intake["salesforce"])[0]
+    with env.sb.store.lock:
+        env.sb.store.leads.set(i, fields)
+    assert sync_run(env, "salesforce").returncode == 0
+    record = env.sb.store.leads.get(i, "Id")
+    items = json.loads(leadgate("review", "list", "--json", "--config",
+                                str(env.config)).stdout)
+    return i, next(x for x in items if x["record_id"] == record)
+
+
 def test_review_approve_with_four_eyes_and_reject(tmp_path: Path) -> None:
     env = start_env(tmp_path, leads=200)
     try:
@@ -183,20 +196,14 @@ def test_approving_a_lead_refused_inside_its_cooling_off_keeps_the_window(
 
     env = start_env(tmp_path, leads=60)
     try:
-        i = sorted(env.intake["salesforce"])[0]
         first_contact = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
         st = env.sb.store
-        with st.lock:
-            st.leads.set(i, {"Country": "LU", "State": None, "PostalCode": None,
-                             "Customer_Type__c": "Retail Customer",
-                             "Product_Interest__c": "EU Mortgage", "Status": "proposal",
-                             # the sandbox keeps date-times as epoch milliseconds
-                             "First_Contact__c": int(first_contact.timestamp() * 1000)})
-        assert sync_run(env, "salesforce").returncode == 0
-        record = st.leads.get(i, "Id")
-        items = json.loads(leadgate("review", "list", "--json", "--config",
-                                    str(env.config)).stdout)
-        item = next(x for x in items if x["record_id"] == record)
+        i, item = _refused_item(env, {
+            "Country": "LU", "State": None, "PostalCode": None,
+            "Customer_Type__c": "Retail Customer", "Product_Interest__c": "EU Mortgage",
+            "Status": "proposal",
+            # the sandbox keeps date-times as epoch milliseconds
+            "First_Contact__c": int(first_contact.timestamp() * 1000)})
         assert item["reason"] == "cooling_off_violation"
         window_end = first_contact + timedelta(hours=168)
         assert parse_crm_time(st.leads.get(i, "LeadGate_Not_Before__c")) == window_end
@@ -229,20 +236,13 @@ def test_approving_a_lead_refused_for_another_reason_works_out_its_cooling_off(
 
     env = start_env(tmp_path, leads=60)
     try:
-        i = sorted(env.intake["salesforce"])[0]
         first_contact = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
         st = env.sb.store
-        lead = {"Country": "DE", "State": None, "PostalCode": None,
-                "Customer_Type__c": "Retail Customer", "Product_Interest__c": "EU Mortgage",
-                "Status": "Open - Not Contacted",
-                "First_Contact__c": int(first_contact.timestamp() * 1000)}
-        with st.lock:
-            st.leads.set(i, lead)
-        assert sync_run(env, "salesforce").returncode == 0
-        record = st.leads.get(i, "Id")
-        items = json.loads(leadgate("review", "list", "--json", "--config",
-                                    str(env.config)).stdout)
-        item = next(x for x in items if x["record_id"] == record)
+        i, item = _refused_item(env, {
+            "Country": "DE", "State": None, "PostalCode": None,
+            "Customer_Type__c": "Retail Customer", "Product_Interest__c": "EU Mortgage",
+            "Status": "Open - Not Contacted",
+            "First_Contact__c": int(first_contact.timestamp() * 1000)})
         assert item["reason"] not in ("cooling_off_violation", None)
         assert not st.leads.get(i, "LeadGate_Not_Before__c")
 
@@ -298,17 +298,11 @@ def test_a_window_counted_from_the_assignment_counts_from_the_approval(tmp_path:
 
     env = start_env(tmp_path, leads=60)
     try:
-        i = sorted(env.intake["salesforce"])[0]
         st = env.sb.store
-        with st.lock:
-            st.leads.set(i, {"Country": "GB", "State": None, "PostalCode": None,
-                             "Customer_Type__c": "Retail Customer",
-                             "Product_Interest__c": "Term Life", "Status": "closed_won"})
-        assert sync_run(env, "salesforce").returncode == 0
-        record = st.leads.get(i, "Id")
-        items = json.loads(leadgate("review", "list", "--json", "--config",
-                                    str(env.config)).stdout)
-        item = next(x for x in items if x["record_id"] == record)
+        i, item = _refused_item(env, {
+            "Country": "GB", "State": None, "PostalCode": None,
+            "Customer_Type__c": "Retail Customer", "Product_Interest__c": "Term Life",
+            "Status": "closed_won"})
         assert item["reason"] == "cooling_off_violation"
         refused_end = parse_crm_time(st.leads.get(i, "LeadGate_Not_Before__c"))
 
