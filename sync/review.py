@@ -271,12 +271,20 @@ def _lead_now(row: Any, source_cfg: Any) -> Lead:
     """The review item's lead, read from the CRM and normalised as a sync run would."""
     from connectors import open_connector
 
-    connector = open_connector(source_cfg, source=row.source)
-    try:
-        found = connector.read([row.record_id])
-    finally:
-        connector.close()
     where = f"review item {row.id}"
+    try:
+        connector = open_connector(source_cfg, source=row.source)
+        try:
+            found = connector.read([row.record_id])
+        finally:
+            connector.close()
+    except LeadgateError as exc:
+        cause = f"{exc.where}: {exc.message}" if exc.where else exc.message
+        raise LeadgateError(
+            "the lead's cooling-off is worked out from the record as the CRM holds it, and "
+            f"the CRM could not be read ({cause})", where=where,
+            fix=f"{exc.fix + ', then ' if exc.fix else ''}approve again once the CRM can be "
+                "read; nothing was recorded") from exc
     if not found:
         raise LeadgateError(f"{row.source} record {row.record_id} is no longer in the CRM",
                             where=where, fix="reject the item")

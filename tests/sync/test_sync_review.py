@@ -323,3 +323,39 @@ def test_a_window_counted_from_the_assignment_counts_from_the_approval(tmp_path:
         assert parse_crm_time(window["anchor_at"]) >= before
     finally:
         env.sb.stop()
+
+
+def test_an_approval_that_cannot_read_the_crm_records_nothing(tmp_path: Path) -> None:
+    """Without the record there is no knowing its cooling-off: with the CRM gone the approval
+    is refused in one line saying so, and the item waits as it was."""
+    env = start_env(tmp_path, leads=60)
+    stopped = False
+    try:
+        _, item = _refused_item(env, {
+            "Country": "DE", "State": None, "PostalCode": None,
+            "Customer_Type__c": "Retail Customer", "Product_Interest__c": "EU Mortgage"})
+        approve = ["review", "approve", str(item["id"]), "--team", "eu_mortgages", "--rep",
+                   "daan", "--config", str(env.config)]
+        first = leadgate(*approve, "--officer", "cco-marta", "--token",
+                         _token(env, "cco-marta"))
+        assert first.returncode == 0 and "second officer" in first.stdout, first.stderr
+        kwame = _token(env, "mlro-kwame")
+        env.sb.stop()
+        stopped = True
+        second = leadgate(*approve, "--officer", "mlro-kwame", "--token", kwame)
+        assert second.returncode == 2
+        error = second.stderr.strip()
+        assert len(error.splitlines()) == 1 and "Traceback" not in error
+        assert f"review item {item['id']}: the lead's cooling-off is worked out from the " \
+               "record as the CRM holds it, and the CRM could not be read" in error
+        assert "nothing was recorded" in error
+        engine = sa.create_engine(env.db_url)
+        with engine.connect() as conn:
+            status = conn.execute(sa.select(sync_review_queue.c.status).where(
+                sync_review_queue.c.id == item["id"])).scalar_one()
+        actions = [e for e in ledger_entries(engine) if e["kind"] == "review_action"]
+        engine.dispose()
+        assert status == "awaiting_second_officer" and len(actions) == 1
+    finally:
+        if not stopped:
+            env.sb.stop()
