@@ -90,7 +90,7 @@ class SalesforceConnector:
         # leaves behind for its own error handling is kept per thread, and logging in anew
         # happens once for both (see _relogin).
         self._local = threading.local()
-        self._login_lock = threading.Lock()
+        self._login_lock = threading.RLock()  # re-entered if logging in itself needs a login
         self.gate = ApiGate(source=source, limits=config.limits, retry=config.retry,
                             classify=self._classify, reauth=self._relogin, sleep=sleep)
         self._sf: Salesforce | None = None
