@@ -40,6 +40,17 @@ def _token(env: Any, officer: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def _mortgage_lead(country: str, status: str, first_contact: Any = None) -> dict[str, Any]:
+    """CRM fields of a retail EU mortgage lead (the example policy's reflection period)."""
+    fields: dict[str, Any] = {
+        "Country": country, "State": None, "PostalCode": None,
+        "Customer_Type__c": "Retail Customer", "Product_Interest__c": "EU Mortgage",
+        "Status": status}
+    if first_contact is not None:  # the sandbox keeps date-times as epoch milliseconds
+        fields["First_Contact__c"] = int(first_contact.timestamp() * 1000)
+    return fields
+
+
 def _refused_item(env: Any, fields: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Give the first intake lead these CRM fields, run a sync, and return the lead's index
     and its review item."""
@@ -198,12 +209,7 @@ def test_approving_a_lead_refused_inside_its_cooling_off_keeps_the_window(
     try:
         first_contact = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
         st = env.sb.store
-        i, item = _refused_item(env, {
-            "Country": "LU", "State": None, "PostalCode": None,
-            "Customer_Type__c": "Retail Customer", "Product_Interest__c": "EU Mortgage",
-            "Status": "proposal",
-            # the sandbox keeps date-times as epoch milliseconds
-            "First_Contact__c": int(first_contact.timestamp() * 1000)})
+        i, item = _refused_item(env, _mortgage_lead("LU", "proposal", first_contact))
         assert item["reason"] == "cooling_off_violation"
         window_end = first_contact + timedelta(hours=168)
         assert parse_crm_time(st.leads.get(i, "LeadGate_Not_Before__c")) == window_end
@@ -238,11 +244,8 @@ def test_approving_a_lead_refused_for_another_reason_works_out_its_cooling_off(
     try:
         first_contact = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
         st = env.sb.store
-        i, item = _refused_item(env, {
-            "Country": "DE", "State": None, "PostalCode": None,
-            "Customer_Type__c": "Retail Customer", "Product_Interest__c": "EU Mortgage",
-            "Status": "Open - Not Contacted",
-            "First_Contact__c": int(first_contact.timestamp() * 1000)})
+        i, item = _refused_item(env, _mortgage_lead("DE", "Open - Not Contacted",
+                                                    first_contact))
         assert item["reason"] not in ("cooling_off_violation", None)
         assert not st.leads.get(i, "LeadGate_Not_Before__c")
 
@@ -331,9 +334,7 @@ def test_an_approval_that_cannot_read_the_crm_records_nothing(tmp_path: Path) ->
     env = start_env(tmp_path, leads=60)
     stopped = False
     try:
-        _, item = _refused_item(env, {
-            "Country": "DE", "State": None, "PostalCode": None,
-            "Customer_Type__c": "Retail Customer", "Product_Interest__c": "EU Mortgage"})
+        _, item = _refused_item(env, _mortgage_lead("DE", "Open - Not Contacted"))
         approve = ["review", "approve", str(item["id"]), "--team", "eu_mortgages", "--rep",
                    "daan", "--config", str(env.config)]
         first = leadgate(*approve, "--officer", "cco-marta", "--token",
