@@ -241,6 +241,17 @@ class SyncJob:
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadgate-crm-write")
         readings: deque[Future[Any]] = deque([reader.submit(self._read, pages, helper)])
         sendings: deque[_Sending] = deque()  # in page order; recorded in that order
+        broken = False  # a page's outcomes could not be recorded: the cursor stays before it
+
+        def finish_next() -> None:
+            nonlocal broken
+            sending = sendings.popleft()
+            try:
+                self._finish(sending, advance=not broken)
+            except BaseException:
+                broken = True
+                raise
+
         try:
             while readings:
                 page, ticket = readings.popleft().result()
@@ -261,23 +272,22 @@ class SyncJob:
                                              page.cursor if whole_page else None,
                                              len(result.to_write)))
                 while len(sendings) > 1:  # page k-1 is recorded while page k is being sent
-                    self._finish(sendings.popleft())
+                    finish_next()
                 if not whole_page:
                     break
                 if not readings:  # not read ahead (the budget is nearly spent): in turn
                     while sendings:
-                        self._finish(sendings.popleft())
+                        finish_next()
                     readings.append(reader.submit(self._read, pages, helper))
             while sendings:
-                self._finish(sendings.popleft())
+                finish_next()
         finally:
             try:
                 # Stopped part-way: record what the CRM already answered, if we can (a run that
-                # cannot leaves those decisions pending; the next run re-sends them). The cursor
-                # stays where it is: those records are no longer intake once written.
-                for sending in sendings:
+                # cannot leaves those decisions pending; the next run re-sends them).
+                while sendings:
                     with contextlib.suppress(Exception):
-                        self._finish(sending, advance=False)
+                        finish_next()
             finally:
                 reader.shutdown(wait=True, cancel_futures=True)  # no CRM call left running
                 writer.shutdown(wait=True, cancel_futures=True)
@@ -419,8 +429,9 @@ class SyncJob:
         self.summary.failed.extend(rec.failed[:max(0, KEEP_IDS - len(self.summary.failed))])
 
     def _finish(self, sending: _Sending, advance: bool = True) -> None:
-        """Wait for a page's write-back, record its outcomes, then advance the cursor. Called
-        once per page, in page order (the caller takes it off its queue first)."""
+        """Wait for a page's write-back, record its outcomes, then advance the cursor (unless
+        `advance` is false: the outcomes of a page before it were not recorded). Called once
+        per page, in page order (`_pull`'s finish_next)."""
         for chunk, results in sending.future.result():
             self._record(chunk, results)
         if advance and sending.cursor is not None:

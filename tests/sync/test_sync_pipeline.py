@@ -26,7 +26,8 @@ class Watched:
     write-back, and counts calls that overlap where they must not: two reads, two writes, or
     the cooling-off watch with anything."""
 
-    def __init__(self, inner: Any, *, fail_write: int | None = None) -> None:
+    def __init__(self, inner: Any, *, fail_write: int | None = None,
+                 fail_read: int | None = None) -> None:
         self.inner = inner
         self.lanes = {"read": threading.Lock(), "write": threading.Lock()}
         self.threads: dict[str, set[str]] = {"read": set(), "write": set(), "watch": set()}
@@ -34,6 +35,7 @@ class Watched:
         self.overlaps = 0
         self.both = 0  # calls made while a call of the other lane was in flight
         self.fail_write = fail_write
+        self.fail_read = fail_read
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -58,6 +60,9 @@ class Watched:
         while True:
             with self._call("read"):
                 self.threads["read"].add(threading.current_thread().name)
+                reads = sum(1 for kind, _ in self.events if kind == "page")
+                if self.fail_read is not None and reads + 1 == self.fail_read:
+                    raise RuntimeError("the CRM went away here")
                 page = next(pages, None)
             if page is None:
                 return
@@ -86,9 +91,10 @@ def _small_pages(config: Path) -> None:
     config.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def _run(config: Path, fail_write: int | None = None) -> tuple[Watched, Any, str | None]:
+def _run(config: Path, fail_write: int | None = None,
+         fail_read: int | None = None) -> tuple[Watched, Any, str | None]:
     job, ctx = build_job(config, "salesforce", notify=False)
-    watched = Watched(job.connector, fail_write=fail_write)
+    watched = Watched(job.connector, fail_write=fail_write, fail_read=fail_read)
     job.connector = watched  # type: ignore[assignment]
     try:
         try:
@@ -153,5 +159,23 @@ def test_a_failed_write_back_leaves_the_cursor_behind_it_and_the_next_run_finish
         done = sync_run(env, "salesforce")
         assert done.returncode == 0, done.stderr[-2000:]
         check_invariants(env, "salesforce")  # no second decision, every write recorded
+    finally:
+        env.sb.stop()
+
+
+def test_a_failed_read_leaves_the_cursor_after_every_page_recorded(tmp_path: Path) -> None:
+    """The CRM goes away while page 5 is read: pages 1-4 were decided and sent, and the run
+    records the last one's outcomes on its way out, so the cursor is after page 4."""
+    env = start_env(tmp_path, leads=1400, contacts=0)
+    try:
+        _small_pages(env.config)
+        watched, summary, stored = _run(env.config, fail_read=5)
+        assert summary is None  # the run stopped with the error
+        pages = [c for kind, c in watched.events if kind == "page"]
+        assert len(pages) == 4
+        assert stored == pages[3].dumps()
+        done = sync_run(env, "salesforce")
+        assert done.returncode == 0, done.stderr[-2000:]
+        check_invariants(env, "salesforce")
     finally:
         env.sb.stop()
