@@ -31,7 +31,7 @@ from audit.db import write_transaction
 from audit.ledger import EntryIn
 from routing_core.decision import iso, json_safe, rules_json
 from routing_core.errors import LeadgateError
-from routing_core.lead import InvalidLead, Lead, parse_lead
+from routing_core.lead import Lead
 from routing_core.outreach import select_cooling_off
 from routing_core.policy.conditions import Facts
 from sync.context import Context, open_context
@@ -44,7 +44,7 @@ from sync.state import (
     utcnow,
 )
 from sync.violations import REASON as VIOLATION
-from sync.writeahead import OPEN_STATUSES, ToWrite
+from sync.writeahead import OPEN_STATUSES, ToWrite, normalise
 
 KEYS_ENV = "LEADGATE_OFFICER_KEYS"
 LICENCE_REASONS = frozenset({"unlicensed_jurisdiction", "no_licensed_team"})
@@ -288,16 +288,13 @@ def _lead_now(row: Any, source_cfg: Any) -> Lead:
     if not found:
         raise LeadgateError(f"{row.source} record {row.record_id} is no longer in the CRM",
                             where=where, fix="reject the item")
-    problems = found[0].problems or ["the record could not be mapped to a lead"]
-    if found[0].lead_input is not None and not found[0].problems:
-        try:
-            return parse_lead({**found[0].lead_input, "id": row.record_id}, source=row.source)
-        except InvalidLead as exc:
-            problems = exc.problems
-    raise LeadgateError("the lead's cooling-off cannot be worked out, the record as the CRM "
-                        f"holds it now does not normalise: {'; '.join(problems)}", where=where,
-                        fix="correct the record in the CRM and approve again, or reject the "
-                            "item")
+    lead = normalise(row.source, row.record_id, found[0].lead_input, found[0].problems)
+    if isinstance(lead, list):
+        raise LeadgateError("the lead's cooling-off cannot be worked out, the record as the "
+                            f"CRM holds it now does not normalise: {'; '.join(lead)}",
+                            where=where, fix="correct the record in the CRM and approve "
+                                             "again, or reject the item")
+    return lead
 
 
 def reject(config: str | None, item: str, *, officer: str, token: str, note: str = "") -> str:

@@ -21,7 +21,7 @@ from audit.db import write_transaction
 from audit.ledger import EntryIn, Ledger
 from routing_core import engine as routing_engine
 from routing_core.decision import Decision, iso
-from routing_core.lead import InvalidLead, parse_lead
+from routing_core.lead import InvalidLead, Lead, parse_lead
 from sync import crashpoints, sealed
 from sync.rotation_db import DbRotationState, RotationSnapshot
 from sync.state import (
@@ -109,6 +109,18 @@ class WriteAheadResult:
     rotation_after: RotationSnapshot | None = None  # see write_ahead(helped=True)
 
 
+def normalise(source: str, record_id: str, lead_input: dict[str, Any] | None,
+              problems: Sequence[str]) -> Lead | list[str]:
+    """A pulled record's lead as a sync run normalises it, or every problem found (a record
+    the mapping could not read, or a lead parse_lead refuses)."""
+    if lead_input is None or problems:
+        return list(problems) or ["the record could not be mapped to a lead"]
+    try:
+        return parse_lead({**lead_input, "id": record_id}, source=source)
+    except InvalidLead as exc:
+        return list(exc.problems)
+
+
 @dataclass
 class Decider:
     """Everything needed to decide leads from one source."""
@@ -120,15 +132,10 @@ class Decider:
     clock: Callable[[], datetime] = utcnow
 
     def decide(self, cand: Candidate, rotation: DbRotationState, at: datetime) -> Decision:
-        if cand.lead_input is None or cand.problems:
-            problems = cand.problems or ["the record could not be mapped to a lead"]
-            return routing_engine.refuse_invalid(self.source, cand.record_id, list(problems),
+        lead = normalise(self.source, cand.record_id, cand.lead_input, cand.problems)
+        if isinstance(lead, list):
+            return routing_engine.refuse_invalid(self.source, cand.record_id, lead,
                                                  self.policy, at=at)
-        try:
-            lead = parse_lead({**cand.lead_input, "id": cand.record_id}, source=self.source)
-        except InvalidLead as exc:
-            return routing_engine.refuse_invalid(self.source, cand.record_id,
-                                                 list(exc.problems), self.policy, at=at)
         return routing_engine.decide(lead, self.policy, at=at, rotation=rotation,
                                      screener=self.screener)
 
