@@ -95,11 +95,11 @@ sync_decisions = sa.Table(
     sa.Column("writeback_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("writeback_message", sa.Text, nullable=True),
     sa.Column("writeback_at", sa.DateTime(timezone=True), nullable=True),
+    # Also the index for look-ups by (source, record_id): migration 0004 dropped a second one.
     sa.UniqueConstraint("source", "record_id", "episode", name="uq_sync_decisions_episode"),
     # A rotation slot is used by exactly one assignment, whatever the number of workers.
     sa.UniqueConstraint("team_id", "rotation_slot", name="uq_sync_decisions_slot"),
     sa.Index("ix_sync_decisions_pending", "source", "writeback_status"),
-    sa.Index("ix_sync_decisions_record", "source", "record_id"),
 )
 
 sync_review_queue = sa.Table(

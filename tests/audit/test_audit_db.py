@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -107,3 +109,43 @@ def test_append_chains_entries(engine: Engine) -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(LedgerError, match="unknown ledger entry kind"):
         EntryIn("gossip", None, {})
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    db.upgrade(pg_url)
+    eng = db.make_engine(pg_url)
+    yield eng
+    eng.dispose()
+
+
+def test_postgres_prepares_batch_statements_but_never_a_key_look_up(pg_engine: Engine) -> None:
+    # Batches are parsed and planned once; a single execute (the `subject IN (...)` key
+    # look-up) is never prepared, so it never gets a generic plan that scans the key table.
+    ledger = Ledger(pg_engine)
+    for n in range(8):  # more than psycopg's default threshold of 5 executions
+        ledger.append_batch([EntryIn("decision", f"s:{n}", {"n": n}, {"name": "A"}),
+                             EntryIn("decision", f"t:{n}", {"n": n}, {"name": "B"})])
+    with pg_engine.connect() as conn:
+        prepared = [s for (s,) in conn.execute(sa.text(
+            "SELECT statement FROM pg_prepared_statements WHERE from_sql IS FALSE"))]
+    assert any(s.startswith("INSERT INTO ledger_entries") for s in prepared), prepared
+    assert any(s.startswith("INSERT INTO ledger_subject_keys") for s in prepared), prepared
+    assert not [s for s in prepared if "FROM ledger_subject_keys" in s], prepared
+    ledger.verify()
+
+
+def test_postgres_compresses_ledger_bodies_with_lz4(pg_engine: Engine) -> None:
+    with pg_engine.connect() as conn:
+        if not conn.execute(sa.text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                                    "WHERE name = 'default_toast_compression'")).scalar():
+            pytest.skip("this PostgreSQL server was built without lz4")
+    ledger = Ledger(pg_engine)
+    # A decision-sized body (several kB of JSON) is compressed; a small one is not.
+    ledger.append_batch([EntryIn("decision", "s:1", {"rules": [f"rule-{i}" for i in range(600)]}),
+                         EntryIn("writeback", "s:1", {"status": "ok"})])
+    with pg_engine.connect() as conn:
+        methods = conn.execute(sa.text("SELECT pg_column_compression(body) FROM ledger_entries "
+                                       "ORDER BY seq")).scalars().all()
+    assert methods == ["lz4", None]
+    ledger.verify()
