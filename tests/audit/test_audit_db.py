@@ -135,17 +135,29 @@ def test_postgres_prepares_batch_statements_but_never_a_key_look_up(pg_engine: E
     ledger.verify()
 
 
-def test_postgres_compresses_ledger_bodies_with_lz4(pg_engine: Engine) -> None:
-    with pg_engine.connect() as conn:
-        if not conn.execute(sa.text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
-                                    "WHERE name = 'default_toast_compression'")).scalar():
-            pytest.skip("this PostgreSQL server was built without lz4")
-    ledger = Ledger(pg_engine)
-    # A decision-sized body (several kB of JSON) is compressed; a small one is not.
-    ledger.append_batch([EntryIn("decision", "s:1", {"rules": [f"rule-{i}" for i in range(600)]}),
-                         EntryIn("writeback", "s:1", {"status": "ok"})])
-    with pg_engine.connect() as conn:
-        methods = conn.execute(sa.text("SELECT pg_column_compression(body) FROM ledger_entries "
-                                       "ORDER BY seq")).scalars().all()
-    assert methods == ["lz4", None]
-    ledger.verify()
+def _large_entry(subject: str) -> EntryIn:
+    """A decision-sized body (several kB of JSON): PostgreSQL compresses it."""
+    return EntryIn("decision", subject, {"rules": [f"rule-{i}" for i in range(600)]})
+
+
+def test_postgres_compresses_ledger_bodies_with_lz4(pg_url: str) -> None:
+    db.upgrade(pg_url, "0003_review_record")  # a ledger written before migration 0004
+    engine = db.make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            if not conn.execute(sa.text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                                        "WHERE name = 'default_toast_compression'")).scalar():
+                pytest.skip("this PostgreSQL server was built without lz4")
+        ledger = Ledger(engine)
+        ledger.append_batch([_large_entry("s:1")])
+        db.upgrade(engine)
+        ledger.append_batch([_large_entry("s:2"), EntryIn("writeback", "s:2", {"status": "ok"})])
+        with engine.connect() as conn:
+            methods = conn.execute(sa.text("SELECT pg_column_compression(body) "
+                                           "FROM ledger_entries ORDER BY seq")).scalars().all()
+        # Bodies stored before keep pglz, new large ones are lz4, a small one is not compressed;
+        # all read back as the bytes that were hashed.
+        assert methods == ["pglz", "lz4", None]
+        assert ledger.verify().entries == 3
+    finally:
+        engine.dispose()
