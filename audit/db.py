@@ -26,6 +26,8 @@ _WRITE_OPTION = "leadgate_write"
 SQLITE_BUSY_TIMEOUT = 60.0
 # psycopg prepares a statement run this many times; never reached (see make_engine).
 _NEVER = 2**62
+# The PostgreSQL URL's query option for server-side prepared statements: batches | off.
+PREPARED_OPTION = "prepared_statements"
 # Bytes of the file a verifying reader maps into memory (verification streams the whole file);
 # other connections read through SQLite's page cache, so that their resident memory does not
 # grow with the ledger.
@@ -60,15 +62,25 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite" and driver in ("", "pysqlite"):
         return _sqlite_engine(parsed)
     if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
+        prepared = parsed.query.get(PREPARED_OPTION, "batches")
+        if prepared not in ("batches", "off"):
+            raise LedgerError(
+                f"{PREPARED_OPTION}={prepared!r} in the database URL is not a choice",
+                where=mask_url(parsed),
+                fix=f"use {PREPARED_OPTION}=batches (the default) or {PREPARED_OPTION}=off "
+                    "(behind a pooler that cannot keep prepared statements)")
+        parsed = parsed.set(drivername="postgresql+psycopg").difference_update_query(
+            [PREPARED_OPTION])
         # Server-side prepared statements for batches only. psycopg prepares an `executemany`
         # statement whatever the threshold: parsed and planned once, not for every row (the
         # server's parse and plan were 40% of its time for a page's rows). A single
         # `execute` is never prepared: once PostgreSQL switched a prepared key look-up
         # (`subject IN (500 values)`) to a generic plan after ANALYZE, it scanned the whole
         # key table on every batch and appends slowed down tenfold at about 70,000 entries.
-        return sa.create_engine(parsed, pool_pre_ping=True,
-                                connect_args={"prepare_threshold": _NEVER})
+        # `off` (None) prepares nothing: PgBouncer in transaction mode before 1.21, or without
+        # max_prepared_statements, would run a later batch on a server that lacks the statement.
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args={
+            "prepare_threshold": None if prepared == "off" else _NEVER})
     raise LedgerError(
         f"unsupported database driver {parsed.drivername!r}", where=mask_url(parsed),
         fix="use sqlite:///path/leadgate.db or postgresql+psycopg://user@host:5432/db",

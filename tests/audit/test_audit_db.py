@@ -135,6 +135,31 @@ def test_postgres_prepares_batch_statements_but_never_a_key_look_up(pg_engine: E
     ledger.verify()
 
 
+def test_postgres_prepares_nothing_when_the_url_says_off(pg_url: str) -> None:
+    # For PgBouncer in transaction mode (a later batch may run on another server connection).
+    db.upgrade(pg_url)
+    engine = db.make_engine(pg_url + "?prepared_statements=off")
+    try:
+        ledger = Ledger(engine)
+        for n in range(8):
+            ledger.append_batch([EntryIn("decision", f"s:{n}", {"n": n}, {"name": "A"}),
+                                 EntryIn("decision", f"t:{n}", {"n": n}, {"name": "B"})])
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM pg_prepared_statements")
+                                ).scalar() == 0
+        assert ledger.verify().entries == 16
+    finally:
+        engine.dispose()
+
+
+def test_an_unknown_prepared_statements_choice_is_one_line_without_the_password() -> None:
+    with pytest.raises(LedgerError) as info:
+        db.make_engine("postgresql+psycopg://u:hunter2@db/x?prepared_statements=sometimes")
+    text = str(info.value)
+    assert "prepared_statements='sometimes'" in text and "fix:" in text
+    assert "hunter2" not in text and "\n" not in text
+
+
 def _large_entry(subject: str) -> EntryIn:
     """A decision-sized body (several kB of JSON): PostgreSQL compresses it."""
     return EntryIn("decision", subject, {"rules": [f"rule-{i}" for i in range(600)]})
