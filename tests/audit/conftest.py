@@ -25,17 +25,23 @@ def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def engine(any_url: str) -> Iterator[Engine]:
-    db.upgrade(any_url)
-    eng = db.make_engine(any_url)
+def _upgraded_engine(url: str) -> Iterator[Engine]:
+    db.upgrade(url)
+    eng = db.make_engine(url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def engine(any_url: str) -> Iterator[Engine]:
+    yield from _upgraded_engine(any_url)
 
 
 @pytest.fixture
 def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
-    db.upgrade(sqlite_url)
-    eng = db.make_engine(sqlite_url)
-    yield eng
-    eng.dispose()
+    yield from _upgraded_engine(sqlite_url)
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    yield from _upgraded_engine(pg_url)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -109,14 +107,6 @@ def test_append_chains_entries(engine: Engine) -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(LedgerError, match="unknown ledger entry kind"):
         EntryIn("gossip", None, {})
-
-
-@pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:
-    db.upgrade(pg_url)
-    eng = db.make_engine(pg_url)
-    yield eng
-    eng.dispose()
 
 
 def test_postgres_prepares_batch_statements_but_never_a_key_look_up(pg_engine: Engine) -> None:
