@@ -43,6 +43,7 @@ from routing_core.errors import LeadgateError
 MODIFIED = "lastmodifieddate"
 OBJECT_ID = "hs_object_id"
 OWNER = "hubspot_owner_id"
+BATCH_READ_LIMIT = 100  # ids in one batch read
 # per-record error categories a later attempt may get past
 RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT", "CONFLICT"})
 
@@ -325,7 +326,8 @@ class HubSpotConnector:
 
     def _batch_read(self, what: str, ids: list[str], properties: list[str]
                     ) -> list[dict[str, Any]]:
-        """One batch read (up to 100 ids): a row of `properties` and "id" per contact found."""
+        """One batch read (up to BATCH_READ_LIMIT ids): a row of `properties` and "id" per
+        contact found."""
         body = {"inputs": [{"id": i} for i in ids], "properties": properties}
         data, _ = self.call(what, lambda: self.api(
             "batch").read_with_http_info(body, _request_timeout=self.timeout))
@@ -341,8 +343,8 @@ class HubSpotConnector:
         return {row["id"]: row for row in rows}
 
     def read(self, record_ids: Sequence[str]) -> list[PulledRecord]:
-        """These contacts as pull maps them: one batch read per 100 ids."""
-        return [self._pulled(row) for chunk in chunked(list(record_ids), 100)
+        """These contacts as pull maps them: one batch read per BATCH_READ_LIMIT ids."""
+        return [self._pulled(row) for chunk in chunked(list(record_ids), BATCH_READ_LIMIT)
                 for row in self._batch_read("read contacts", chunk, self._properties())]
 
     def _properties_for(self, outcome: Outcome, owner: str) -> dict[str, str]:

@@ -117,6 +117,12 @@ class SalesforceConnector:
         return classify(exc, getattr(self._local, "headers", {}))
 
     @property
+    def _ids_per_query(self) -> int:
+        """Ids in one `Id IN (...)` query: two collections' worth (400 at most), so that the
+        query's URI stays under Salesforce's 16,384 characters."""
+        return 2 * self.config.write_batch_size
+
+    @property
     def timeout(self) -> float:
         return self.config.retry.timeout_seconds
 
@@ -330,9 +336,9 @@ class SalesforceConnector:
                 result = first(last, timedelta(0))
 
     def read(self, record_ids: Sequence[str]) -> list[PulledRecord]:
-        """These records as pull maps them: one `Id IN` query per 400 ids."""
+        """These records as pull maps them: one `Id IN` query per `_ids_per_query` ids."""
         found: list[PulledRecord] = []
-        for chunk in chunked(list(record_ids), 2 * self.config.write_batch_size):
+        for chunk in chunked(list(record_ids), self._ids_per_query):
             text = soql.by_ids_query(fields=self._pull_fields(), sobject=self.config.object,
                                      ids=chunk)
             found.extend(self._pulled(row) for row in self.query_all("read records", text))
@@ -379,12 +385,12 @@ class SalesforceConnector:
         }
 
     def _current(self, group: list[Outcome]) -> list[tuple[list[Outcome], Any]]:
-        """The owners now of the group's records, one `Id IN` query per 400 (two collections;
-        the query's URI stays under Salesforce's 16,384 characters): (records, their rows by
-        15-character id) or (records, the LeadgateError the query failed with)."""
+        """The owners now of the group's records, one `Id IN` query per `_ids_per_query`:
+        (records, their rows by 15-character id) or (records, the LeadgateError the query
+        failed with)."""
         what = "re-read owners before writing"
         fields = ["Id", "OwnerId", self.config.writeback.decision_id]
-        chunks = chunked(group, 2 * self.config.write_batch_size)
+        chunks = chunked(group, self._ids_per_query)
         headers = {"Sforce-Query-Options": f"batchSize={self.config.query_page_size}"}
         subs = [Sub("GET", "query/?" + urlencode({"q": soql.by_ids_query(
             fields=fields, sobject=self.config.object, ids=[o.record_id for o in chunk])}),
