@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any
+from unittest import mock
+from uuid import UUID
 
 import pytest
 import rfc8785
@@ -87,6 +91,53 @@ def test_values_outside_json_are_refused() -> None:
         canonical({"x": object()})
     with pytest.raises(NotCanonical):
         canonical({"x": float("nan")})
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values, st.sampled_from([float("nan"), float("inf"), float("-inf")]),
+       st.integers(0, 3))
+def test_a_non_finite_float_anywhere_is_refused(value: Any, bad: float, depth: int) -> None:
+    # orjson writes NaN and infinities as null: its bytes must never be taken for them.
+    nested: Any = bad
+    for level in range(depth):
+        nested = {"k": [value, nested]} if level % 2 else [None, nested]
+    with pytest.raises(NotCanonical):
+        canonical({"v": value, "x": nested})
+
+
+class Colour(Enum):
+    RED = "red"
+
+
+@dataclass
+class Point:
+    x: int
+
+
+@pytest.mark.parametrize("odd", [UUID(int=7), Colour.RED, Point(1), {1: "int key"},
+                                 {1: "a", "1": "b"}, {True: 1}, b"bytes"])
+def test_types_orjson_knows_but_json_does_not_are_refused(odd: Any) -> None:
+    with pytest.raises(NotCanonical):
+        canonical({"a": [None, {"b": odd}]})
+
+
+def test_values_that_json_converts_keep_their_canonical_bytes() -> None:
+    # Datetimes, Decimals and tuples are not what orjson reads back: the other paths encode them.
+    value = {"t": datetime(2026, 11, 24, 10, 15, 2, 5, tzinfo=UTC), "d": Decimal("0.10"),
+             "p": ("a", 1, None, True), "n": None}
+    assert canonical(value) == rfc8785.dumps(normalise(value)[0]) == (
+        b'{"d":"0.10","n":null,"p":["a",1,null,true],"t":"2026-11-24T10:15:02.000005Z"}')
+
+
+def test_plain_json_takes_the_fast_path() -> None:
+    value = {"id": "eu-mortgage-esis", "leaves": [{"path": "lead.country", "ok": True,
+                                                   "value": "DE", "n": 12, "x": None}],
+             "name": "Zoë Ångström"}
+    assert canonical(value) == rfc8785.dumps(value)
+    with mock.patch("audit.canonical._encode", side_effect=AssertionError("slow path")):
+        assert canonical(value) == rfc8785.dumps(value)
+        with pytest.raises(AssertionError, match="slow path"):
+            canonical({"score": 0.5})
 
 
 def test_entry_ids_are_ulids() -> None:
