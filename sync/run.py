@@ -31,6 +31,7 @@ from routing_core.errors import LeadgateError
 from sync import crashpoints, cursor, decide_ahead, notify, sealed, violations, writeback
 from sync.decide_ahead import DecideAhead
 from sync.lease import DEFAULT_TTL, Lease, default_holder
+from sync.planner_stats import PlannerStatistics
 from sync.rotation_db import DbRotationState
 from sync.state import (
     ERROR,
@@ -107,6 +108,7 @@ class SyncJob:
         self._working = False
         self._again_in_row = 0  # see GIVE_UP_AFTER
         self.write_chunk = 200  # outcomes per write_back call (build_job: connector.write_group)
+        self.statistics = PlannerStatistics(engine)
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -367,6 +369,7 @@ class SyncJob:
         self.summary.already_done += result.already_done
         self.summary.still_refused += result.still_refused
         by_id = {c.record_id: c for c in cands}
+        decided_before = self.summary.decided
         for w in result.to_write:
             if w.retry:
                 continue
@@ -380,6 +383,8 @@ class SyncJob:
                 if len(self._new_refusals) < KEEP_IDS:  # the digest lists the first ones
                     self._new_refusals.append({"record_id": w.record_id, "reason": w.reason,
                                                "decision_id": w.decision_id})
+        if not self.options.dry_run:
+            self.statistics.added(self.summary.decided - decided_before)
         return result
 
     def _decide_and_write(self, cands: Sequence[Candidate]) -> None:
