@@ -16,12 +16,18 @@ LOOKUP = ("SELECT record_id FROM sync_decisions WHERE source = 'salesforce' "
           "AND record_id IN ('{}')")
 
 
-def _manual_analyzes(engine: sa.Engine) -> dict[str, int]:
-    """ANALYZE runs per table, not counting autovacuum's (its own counter)."""
-    with engine.connect() as conn:
-        return {row.relname: row.analyze_count for row in conn.execute(sa.text(
-            "SELECT relname, analyze_count FROM pg_stat_user_tables "
-            "WHERE relname = ANY(:t)"), {"t": list(TABLES)})}
+def _manual_analyzes(engine: sa.Engine, expected: int) -> dict[str, int]:
+    """ANALYZE runs per table, not counting autovacuum's (its own counter); waits up to 10 s
+    for `expected` on every table, since backends report their statistics a little later."""
+    deadline = time.monotonic() + 10
+    while True:
+        with engine.connect() as conn:
+            counts = {row.relname: row.analyze_count for row in conn.execute(sa.text(
+                "SELECT relname, analyze_count FROM pg_stat_user_tables "
+                "WHERE relname = ANY(:t)"), {"t": list(TABLES)})}
+        if counts == {t: expected for t in TABLES} or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.2)
 
 
 def test_a_first_backfill_analyzes_its_tables_and_the_lookup_probes_the_index(
@@ -34,11 +40,7 @@ def test_a_first_backfill_analyzes_its_tables_and_the_lookup_probes_the_index(
         check_invariants(env, "salesforce")
         engine = env.engine()
         try:
-            deadline = time.monotonic() + 10  # statistics reach the view when backends flush
-            while (counts := _manual_analyzes(engine)) != {t: 1 for t in TABLES} \
-                    and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert counts == {t: 1 for t in TABLES}
+            assert _manual_analyzes(engine, 1) == {t: 1 for t in TABLES}
             with engine.connect() as conn:
                 some = [r[0] for r in conn.execute(sa.text(
                     "SELECT record_id FROM sync_decisions LIMIT 20"))]
@@ -68,7 +70,7 @@ def test_statistics_are_taken_when_the_rows_added_double_those_described(pg_url:
         assert stats.analyzed == 2
         stats.added(2 * MIN_ROWS - 1)
         assert stats.analyzed == 2
-        assert _manual_analyzes(engine)["sync_decisions"] <= 2
+        assert _manual_analyzes(engine, 2) == {t: 2 for t in TABLES}
     finally:
         engine.dispose()
 
