@@ -9,7 +9,7 @@ outcome (a crash, a CRM error) the same decision is sent again; if it has one, n
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -201,7 +201,8 @@ def write_ahead(engine: sa.Engine, ledger: Ledger | None, decider: Decider,
             plan = plan_batch(decider, candidates, rotation, existing, decider.clock(), run_id)
             if helped:
                 plan.result.rotation_after = rotation.snapshot()
-        commit_plan(conn, ledger, decider.source, plan, rotation)
+        commit_plan(conn, ledger, decider.source, plan, rotation,
+                    decided_before={record_id for record_id, _ in existing})
         crashpoints.reached("ledger")  # killed here: the whole batch rolls back
     crashpoints.reached("committed")
     return plan.result
@@ -318,10 +319,14 @@ def plan_batch(decider: Decider, candidates: Sequence[Candidate], rotation: Any,
 
 
 def commit_plan(conn: sa.Connection, ledger: Ledger | None, source: str, plan: Plan,
-                rotation: DbRotationState) -> None:
+                rotation: DbRotationState, decided_before: Collection[str]) -> None:
     """Write a plan inside the write-ahead transaction: rotation, decisions, ledger entries,
-    review items (transient refusals' lead input sealed with the subject's key)."""
+    review items (transient refusals' lead input sealed with the subject's key).
+    `decided_before`: the batch's record ids that have a decision of an earlier episode; only
+    they can have review items for a new intake episode to end (every review item is a
+    decision's), so a first backfill never looks for any."""
     at = plan.at
+    returned = [record_id for record_id in plan.returned if record_id in decided_before]
     if plan.evaluated:
         conn.execute(sa.update(sync_review_queue)
                      .where(sync_review_queue.c.id == sa.bindparam("item"))
@@ -333,10 +338,10 @@ def commit_plan(conn: sa.Connection, ledger: Ledger | None, source: str, plan: P
                      .where(sync_review_queue.c.id.in_(plan.superseded))
                      .values(status="superseded", resolved_at=at, resolved_by="re-evaluation",
                              lead_input=None))
-    for start in range(0, len(plan.returned), 500):
+    for start in range(0, len(returned), 500):
         conn.execute(sa.update(sync_review_queue)
                      .where(sync_review_queue.c.source == source,
-                            sync_review_queue.c.record_id.in_(plan.returned[start:start + 500]),
+                            sync_review_queue.c.record_id.in_(returned[start:start + 500]),
                             sync_review_queue.c.status.in_(OPEN_STATUSES),
                             # A reported violation stays with compliance: it happened whatever
                             # becomes of the lead now (only refusals end with the episode).

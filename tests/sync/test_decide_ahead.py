@@ -77,9 +77,11 @@ def _state(engine: sa.Engine) -> dict[str, Any]:
                                         sync_daily_counts.c.count)
                               .order_by(sync_daily_counts.c.rep_id)).all()
         review = conn.execute(sa.select(sync_review_queue.c.record_id,
-                                        sync_review_queue.c.reason,
+                                        sync_review_queue.c.episode,
+                                        sync_review_queue.c.reason, sync_review_queue.c.status,
                                         sync_review_queue.c.lead_input.is_not(None))
-                              .order_by(sync_review_queue.c.record_id)).all()
+                              .order_by(sync_review_queue.c.record_id,
+                                        sync_review_queue.c.episode)).all()
     return {"decisions": [tuple(r) for r in decisions], "rotation": [tuple(r) for r in rotation],
             "counts": [tuple(r) for r in counts], "review": [tuple(r) for r in review]}
 
@@ -133,7 +135,7 @@ def test_pages_decided_ahead_land_as_deciding_here_would(tmp_path: Path, url: st
     assert got == expected
     # The example policy's caps bind, rotation moved, refusals were sealed for re-evaluation.
     assert sum(1 for d in got["decisions"] if d[1] == "assigned") > 50
-    assert any(r[1] == "no_available_rep" and r[2] for r in got["review"])
+    assert any(r[2] == "no_available_rep" and r[4] for r in got["review"])
     ledger.verify()  # raises if the chain or any entry is wrong
     engine.dispose()
 
@@ -214,6 +216,8 @@ def test_leads_back_at_intake_in_a_new_episode_are_taken_as_decided_ahead(
     finally:
         helper.close()
     assert result.rotation_after is None and len(result.to_write) == len(again)
+    # The new episode ended the first one's open refusals, as deciding here did.
+    assert {(r[1], r[3]) for r in expected["review"]} >= {("", "superseded"), ("episode-2", "open")}
     assert _state(engine) == expected
     engine.dispose()
 
