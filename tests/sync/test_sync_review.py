@@ -309,7 +309,9 @@ def test_a_window_counted_from_the_assignment_counts_from_the_approval(tmp_path:
         assert item["reason"] == "cooling_off_violation"
         refused_end = parse_crm_time(st.leads.get(i, "LeadGate_Not_Before__c"))
 
-        before = datetime.now(UTC)
+        # The CRM's field holds whole seconds: an approval within this second may end its
+        # window at this second + 720 h.
+        before = datetime.now(UTC).replace(microsecond=0)
         approved = leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
                             "--rep", "alice", "--officer", "cco-marta",
                             "--token", _token(env, "cco-marta"), "--config", str(env.config))
