@@ -369,7 +369,7 @@ class SyncJob:
         self.summary.already_done += result.already_done
         self.summary.still_refused += result.still_refused
         by_id = {c.record_id: c for c in cands}
-        decided_before = self.summary.decided
+        decided_so_far = self.summary.decided
         for w in result.to_write:
             if w.retry:
                 continue
@@ -384,7 +384,7 @@ class SyncJob:
                     self._new_refusals.append({"record_id": w.record_id, "reason": w.reason,
                                                "decision_id": w.decision_id})
         if not self.options.dry_run:
-            self.statistics.added(self.summary.decided - decided_before)
+            self.statistics.added(self.summary.decided - decided_so_far)
         return result
 
     def _decide_and_write(self, cands: Sequence[Candidate]) -> None:
