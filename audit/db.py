@@ -117,6 +117,13 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 
 
+def in_list_size(conn: Connection) -> int:
+    """How many values one `column IN (...)` look-up carries. SQLite builds before 3.32 take at
+    most 999 bound parameters; PostgreSQL takes 65,535, and every statement is a round trip
+    (and a plan) on the job's hot path, so there a page of 2,000 ids is one look-up."""
+    return 500 if is_sqlite(conn) else 2_000
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection inside one transaction holding the ledger's single-writer lock.
