@@ -8,16 +8,18 @@ transaction, so concurrent appenders from several processes produce one unbroken
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from audit.errors import LedgerError
+
+T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///leadgate.db"
 ENV_URL = "LEADGATE_DATABASE_URL"
@@ -117,11 +119,13 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 
 
-def in_list_size(conn: Connection) -> int:
-    """How many values one `column IN (...)` look-up carries. SQLite builds before 3.32 take at
+def in_lists(conn: Connection, values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`values` in pieces, one per `column IN (...)` look-up. SQLite builds before 3.32 take at
     most 999 bound parameters; PostgreSQL takes 65,535, and every statement is a round trip
     (and a plan) on the job's hot path, so there a page of 2,000 ids is one look-up."""
-    return 500 if is_sqlite(conn) else 2_000
+    size = 500 if is_sqlite(conn) else 2_000
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 @contextmanager

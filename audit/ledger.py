@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from audit import crypto, schema
 from audit.canonical import Canonical, NotCanonical, canonical, rfc3339
-from audit.db import in_list_size, write_transaction
+from audit.db import in_lists, write_transaction
 from audit.errors import LedgerError
 from audit.ids import new_ulid
 from audit.keys import (
@@ -312,9 +312,7 @@ class Ledger:
         wanted = sorted(set(subjects))
         table = schema.subject_keys
         found: dict[str, bytes | None] = {}
-        size = in_list_size(conn)
-        for start in range(0, len(wanted), size):
-            chunk = wanted[start:start + size]
+        for chunk in in_lists(conn, wanted):
             for row in conn.execute(sa.select(table.c.subject, table.c.key)
                                     .where(table.c.subject.in_(chunk))):
                 found[row.subject] = None if row.key is None else bytes(row.key)

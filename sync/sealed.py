@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from audit import crypto, schema
-from audit.db import in_list_size
+from audit.db import in_lists
 from audit.ledger import read_head
 from sync.state import dumps, loads
 
@@ -22,14 +22,13 @@ def seal(conn: sa.Connection, subject: str, data: dict[str, Any]) -> str | None:
 
 
 def seal_many(conn: sa.Connection, data: dict[str, dict[str, Any]]) -> dict[str, str | None]:
-    """seal() for many subjects with one key look-up per `in_list_size` subjects."""
+    """seal() for many subjects with one key look-up per `in_lists` piece."""
     table = schema.subject_keys
     keys: dict[str, bytes] = {}
     subjects = sorted(data)
-    size = in_list_size(conn)
-    for start in range(0, len(subjects), size):
+    for chunk in in_lists(conn, subjects):
         for row in conn.execute(sa.select(table.c.subject, table.c.key)
-                                .where(table.c.subject.in_(subjects[start:start + size]))):
+                                .where(table.c.subject.in_(chunk))):
             if row.key is not None:
                 keys[row.subject] = bytes(row.key)
     ledger_id = read_head(conn).ledger_id

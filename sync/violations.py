@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from audit.db import in_list_size, write_transaction
+from audit.db import in_lists, write_transaction
 from audit.ledger import EntryIn, Ledger
 from connectors.base import Watched
 from connectors.mapping import stage_mapping
@@ -81,9 +81,7 @@ def find(conn: sa.Connection, source: str, watched: Sequence[Watched],
     """
     stamped = [w for w in watched if w.decision_id]
     out: list[Violation] = []
-    size = in_list_size(conn)
-    for start in range(0, len(stamped), size):
-        chunk = stamped[start:start + size]
+    for chunk in in_lists(conn, stamped):
         rows = {(r.record_id, r.decision_id): r for r in conn.execute(
             sa.select(sync_decisions.c.record_id, sync_decisions.c.decision_id,
                       sync_decisions.c.episode, sync_decisions.c.outcome,

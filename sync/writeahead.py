@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from audit.canonical import Canonical
-from audit.db import in_list_size, write_transaction
+from audit.db import in_lists, write_transaction
 from audit.ledger import EntryIn, Ledger
 from routing_core import engine as routing_engine
 from routing_core.decision import Decision, iso
@@ -160,15 +160,14 @@ def _existing(conn: sa.Connection, source: str,
               keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     found: dict[tuple[str, str], Any] = {}
     ids = sorted({record_id for record_id, _ in keys})
-    size = in_list_size(conn)
-    for start in range(0, len(ids), size):
+    for chunk in in_lists(conn, ids):
         rows = conn.execute(
             sa.select(sync_decisions.c.record_id, sync_decisions.c.episode,
                       sync_decisions.c.decision_id, sync_decisions.c.outcome,
                       sync_decisions.c.reason, sync_decisions.c.team_id,
                       sync_decisions.c.writeback, sync_decisions.c.writeback_status)
             .where(sync_decisions.c.source == source,
-                   sync_decisions.c.record_id.in_(ids[start:start + size])))
+                   sync_decisions.c.record_id.in_(chunk)))
         for row in rows:
             found[(row.record_id, row.episode)] = row
     return found
@@ -339,11 +338,10 @@ def commit_plan(conn: sa.Connection, ledger: Ledger | None, source: str, plan: P
                      .where(sync_review_queue.c.id.in_(plan.superseded))
                      .values(status="superseded", resolved_at=at, resolved_by="re-evaluation",
                              lead_input=None))
-    size = in_list_size(conn)
-    for start in range(0, len(returned), size):
+    for chunk in in_lists(conn, returned):
         conn.execute(sa.update(sync_review_queue)
                      .where(sync_review_queue.c.source == source,
-                            sync_review_queue.c.record_id.in_(returned[start:start + size]),
+                            sync_review_queue.c.record_id.in_(chunk),
                             sync_review_queue.c.status.in_(OPEN_STATUSES),
                             # A reported violation stays with compliance: it happened whatever
                             # becomes of the lead now (only refusals end with the episode).

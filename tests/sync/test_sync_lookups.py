@@ -1,4 +1,4 @@
-"""A page's look-ups by id take as few statements as the database allows (audit.db.in_list_size):
+"""A page's look-ups by id take as few statements as the database allows (audit.db.in_lists):
 each is a round trip on the job's hot path, and SQLite builds before 3.32 take 999 parameters."""
 
 from __future__ import annotations
