@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from audit import crypto, schema
 from audit.canonical import Canonical, NotCanonical, canonical, rfc3339
-from audit.db import in_lists, write_transaction
+from audit.db import in_lists, insert_rows, write_transaction
 from audit.errors import LedgerError
 from audit.ids import new_ulid
 from audit.keys import (
@@ -51,12 +51,6 @@ GENESIS = bytes(32)
 
 
 ENTRY_COLUMNS = ("seq", "entry_id", "kind", "subject", "time", "body", "prev_hash", "entry_hash")
-
-
-def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return (f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - fixed names only
-            f"VALUES ({', '.join([marker] * len(columns))})")
 
 
 _SEALED_KEYS = frozenset({"alg", "ct", "nonce"})
@@ -200,9 +194,9 @@ class Ledger:
             out.append(Appended(seq, entry_id, entry.kind, entry.subject, now, digest.hex()))
             acc.add(digest)
             prev = digest
-        # Straight to the driver's executemany: the Core insert's per-row processing would
-        # cost about as much as the hashing and encryption together.
-        conn.exec_driver_sql(_insert_sql(conn, "ledger_entries", ENTRY_COLUMNS), rows)
+        # Straight to the driver (binary COPY on PostgreSQL): the Core insert's per-row
+        # processing would cost about as much as the hashing and encryption together.
+        insert_rows(conn, schema.entries, ENTRY_COLUMNS, rows)
         conn.execute(schema.head.update().where(schema.head.c.id == 1)
                      .values(size=seq, last_hash=prev, frontier=acc.frontier()))
         return out
@@ -320,9 +314,8 @@ class Ledger:
         if new:
             now = rfc3339(self.clock())
             fresh = {s: crypto.new_key() for s in new}
-            conn.exec_driver_sql(_insert_sql(conn, "ledger_subject_keys",
-                                             ("subject", "key", "created_at")),
-                                 [(s, k, now) for s, k in fresh.items()])
+            insert_rows(conn, table, ("subject", "key", "created_at"),
+                        [(s, k, now) for s, k in fresh.items()])
             found.update(fresh)
         return found
 

@@ -12,12 +12,13 @@ import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 
 from audit.canonical import Canonical
-from audit.db import in_lists, write_transaction
+from audit.db import in_lists, insert_rows, write_transaction
 from audit.ledger import EntryIn, Ledger
 from routing_core import engine as routing_engine
 from routing_core.decision import Decision, iso
@@ -353,8 +354,7 @@ def commit_plan(conn: sa.Connection, ledger: Ledger | None, source: str, plan: P
                      .values(status="superseded", resolved_at=at, resolved_by="new intake",
                              lead_input=None))
     rotation.flush()
-    if plan.rows:
-        conn.execute(sa.insert(sync_decisions), plan.rows)
+    _insert_dicts(conn, sync_decisions, plan.rows)
     if plan.entries:
         assert ledger is not None
         ledger.append(conn, plan.entries)
@@ -362,4 +362,12 @@ def commit_plan(conn: sa.Connection, ledger: Ledger | None, source: str, plan: P
         sealed_inputs = sealed.seal_many(conn, plan.to_seal) if plan.to_seal else {}
         for row in plan.review_rows:
             row["lead_input"] = sealed_inputs.get(f"{source}:{row['record_id']}")
-        conn.execute(sa.insert(sync_review_queue), plan.review_rows)
+        _insert_dicts(conn, sync_review_queue, plan.review_rows)
+
+
+def _insert_dicts(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """`rows`, all with the same keys (one dict literal in `plan_batch`), through `insert_rows`."""
+    if rows:
+        columns = tuple(rows[0])
+        values = itemgetter(*columns)
+        insert_rows(conn, table, columns, [values(row) for row in rows])

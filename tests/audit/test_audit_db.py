@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from audit import db
+from audit import db, schema
 from audit.errors import LedgerError
 from audit.ledger import EntryIn, Ledger
+from sync.state import sync_review_queue
 
 
 def test_database_url_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,9 +112,10 @@ def test_unknown_kind_is_refused() -> None:
         EntryIn("gossip", None, {})
 
 
-def test_postgres_prepares_batch_statements_but_never_a_key_look_up(pg_engine: Engine) -> None:
-    # Batches are parsed and planned once; a single execute (the `subject IN (...)` key
-    # look-up) is never prepared, so it never gets a generic plan that scans the key table.
+def test_postgres_never_prepares_a_key_look_up(pg_engine: Engine) -> None:
+    # A single execute (the `subject IN (...)` key look-up) is never prepared, so it never
+    # gets a generic plan that scans the key table. The appends themselves are COPYs
+    # (test_postgres_inserts_rows_with_one_binary_copy), which prepare nothing.
     ledger = Ledger(pg_engine)
     for n in range(8):  # more than psycopg's default threshold of 5 executions
         ledger.append_batch([EntryIn("decision", f"s:{n}", {"n": n}, {"name": "A"}),
@@ -119,10 +123,53 @@ def test_postgres_prepares_batch_statements_but_never_a_key_look_up(pg_engine: E
     with pg_engine.connect() as conn:
         prepared = [s for (s,) in conn.execute(sa.text(
             "SELECT statement FROM pg_prepared_statements WHERE from_sql IS FALSE"))]
-    assert any(s.startswith("INSERT INTO ledger_entries") for s in prepared), prepared
-    assert any(s.startswith("INSERT INTO ledger_subject_keys") for s in prepared), prepared
-    assert not [s for s in prepared if "FROM ledger_subject_keys" in s], prepared
-    ledger.verify()
+        assert conn.execute(sa.text("SELECT count(*) FROM ledger_subject_keys")).scalar() == 16
+    assert not [s for s in prepared if "ledger_subject_keys" in s or "INSERT" in s], prepared
+    assert ledger.verify().entries == 16
+
+
+def test_postgres_inserts_rows_with_one_binary_copy(pg_engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # libpq's own trace of the protocol: the rows go as COPY data, not as a Bind and Execute
+    # per row.
+    trace = tmp_path / "libpq.trace"
+    rows = [(f"s:{n}", bytes([n]) * 32, "2026-12-03T00:00:00Z") for n in range(50)]
+    with db.write_transaction(pg_engine) as conn, trace.open("w") as out:
+        pgconn = conn.connection.driver_connection.pgconn  # type: ignore[union-attr]
+        pgconn.trace(out.fileno())
+        try:
+            db.insert_rows(conn, schema.subject_keys, ("subject", "key", "created_at"), rows)
+        finally:
+            pgconn.untrace()
+    text = trace.read_text()
+    assert "FROM STDIN (FORMAT BINARY)" in text and "CopyInResponse" in text, text[:2000]
+    assert "\tBind\t" not in text and text.count("CopyData") >= 1
+    with pg_engine.connect() as conn:
+        stored = conn.execute(sa.select(schema.subject_keys.c.subject, schema.subject_keys.c.key,
+                                        schema.subject_keys.c.created_at)
+                              .order_by(schema.subject_keys.c.subject)).all()
+    assert [(s, bytes(k), t) for s, k, t in stored] == sorted(rows)
+
+
+def test_inserted_rows_read_back_as_a_core_insert_would_store_them(engine: Engine) -> None:
+    # Datetimes, booleans, NULLs and server defaults, on both databases: SQLite gets the
+    # columns' own conversions, PostgreSQL's binary COPY the declared types.
+    at = datetime(2026, 12, 3, 9, 30, 15, 123456, tzinfo=UTC)
+    columns = ("source", "record_id", "episode", "decision_id", "reason", "transient", "status",
+               "lead_input", "created_at", "last_evaluated_at")
+    copied = ("sf", "00Q1", "e1", "d-copied", "no_team", True, "open", None, at, at)
+    core = dict(zip(columns, copied, strict=True)) | {"decision_id": "d-core"}
+    with db.write_transaction(engine) as conn:
+        db.insert_rows(conn, sync_review_queue, columns, [copied])
+        conn.execute(sa.insert(sync_review_queue), [core])
+    with engine.connect() as conn:
+        read = conn.execute(sa.select(sync_review_queue).order_by(sync_review_queue.c.id)).all()
+    first, second = (row._asdict() for row in read)
+    assert first["decision_id"] == "d-copied" and first["transient"] is True
+    assert first["lead_input"] is None and first["evaluations"] == 0 and not first["notified"]
+    assert first["created_at"].replace(tzinfo=first["created_at"].tzinfo or UTC) == at
+    for name in first:
+        if name not in ("id", "decision_id"):
+            assert first[name] == second[name], name
 
 
 def test_postgres_prepares_nothing_when_the_url_says_off(pg_url: str) -> None:

@@ -6,7 +6,6 @@ import json
 import time
 from datetime import UTC, date
 
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -18,18 +17,6 @@ from routing_core.rotation import Cursor
 from sync.lease import Lease
 from sync.rotation_db import DbRotationState
 from sync.state import dumps, metadata
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'lg.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    eng = db.make_engine(url)
-    db.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def test_migration_creates_exactly_the_tables_of_sync_state(engine: sa.Engine) -> None:
