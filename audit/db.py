@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -145,12 +145,17 @@ def insert_rows(conn: Connection, table: sa.Table, columns: Sequence[str],
     target = preparer.format_table(table)
     if is_sqlite(conn):
         # The columns' own conversions (a datetime is stored as SQLAlchemy's text), which a
-        # Core insert would apply; none for the ledger's strings, integers and bytes.
-        convert = [(i, p) for i, p in enumerate(
-            table.c[c].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-            for c in columns) if p is not None]
-        if convert:
-            rows = [_converted(row, convert) for row in rows]
+        # Core insert would apply; none for the ledger's strings, integers and bytes. Column
+        # by column, each distinct value once: a batch's rows share their times.
+        processors = [table.c[c].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+                      for c in columns]
+        if any(processors):
+            values = [list(column) for column in zip(*rows, strict=True)]
+            for index, process in enumerate(processors):
+                if process is not None:
+                    once = {v: process(v) for v in set(values[index])}
+                    values[index] = [once[v] for v in values[index]]
+            rows = list(zip(*values, strict=True))
         marks = ", ".join("?" * len(columns))
         conn.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})",  # noqa: S608
                              list(rows))
@@ -163,14 +168,6 @@ def insert_rows(conn: Connection, table: sa.Table, columns: Sequence[str],
         copy.set_types(types)
         for row in rows:
             copy.write_row(row)
-
-
-def _converted(row: Sequence[Any],
-               convert: Sequence[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
-    values = list(row)
-    for i, process in convert:
-        values[i] = process(values[i])
-    return tuple(values)
 
 
 def _pg_type(column_type: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> str:
