@@ -31,7 +31,6 @@ from audit import crypto, schema
 from audit.canonical import Canonical, NotCanonical, canonical, rfc3339
 from audit.db import in_lists, insert_rows, write_transaction
 from audit.errors import LedgerError
-from audit.ids import new_ulid
 from audit.keys import (
     ensure_signing_key,
     fingerprint,
@@ -41,6 +40,7 @@ from audit.keys import (
 )
 from audit.merkle import Accumulator
 from audit.signing import SignedCheckpoint, rotation_statement, sign_checkpoint
+from routing_core.ids import new_ulid
 
 KINDS = frozenset({
     "decision", "writeback", "review_action", "violation", "policy_loaded", "checkpoint",

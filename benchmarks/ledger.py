@@ -32,9 +32,9 @@ import sqlalchemy as sa  # noqa: E402
 
 from audit import db  # noqa: E402
 from audit.canonical import rfc3339  # noqa: E402
-from audit.ids import new_ulid  # noqa: E402
 from audit.ledger import ENTRY_COLUMNS, EntryIn, Ledger  # noqa: E402
 from audit.verify import verify_database  # noqa: E402
+from routing_core.ids import new_ulid  # noqa: E402
 
 DECISION: dict[str, Any] = {
     "decision_id": "01JD8Z6Q3W4XKQ0S0M5VJ3B1AA", "decided_at": "2026-11-24T10:15:02Z",

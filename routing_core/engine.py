@@ -12,10 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ulid import ULID
-
 from routing_core.assignment import availability, choose
 from routing_core.decision import Decision
+from routing_core.ids import new_ulid
 from routing_core.lead import Lead
 from routing_core.licensing import team_authority
 from routing_core.outreach import merge_conduct, select_cooling_off
@@ -30,7 +29,7 @@ _HIT_ORDER = {"sanctions": 0, "pep": 1, "blocklist": 2}
 
 def new_decision_id(at: datetime) -> str:
     """A ULID whose time part is the decision time (the engine reads no clock)."""
-    return str(ULID.from_timestamp(at.timestamp()))
+    return new_ulid(int(at.timestamp() * 1000))
 
 
 def _lead_summary(lead: Lead) -> dict[str, Any]:

@@ -163,17 +163,6 @@ def test_float_look_alikes_inside_strings_are_left_alone() -> None:
         assert canonical(value) == rfc8785.dumps(normalise(value)[0])
 
 
-def test_entry_ids_are_ulids() -> None:
-    from ulid import ULID
-
-    from audit.ids import new_ulid
-
-    ids = [new_ulid() for _ in range(200)]
-    assert all(str(ULID.from_str(i)) == i and len(i) == 26 for i in ids)
-    assert len(set(ids)) == 200
-    assert abs(ULID.from_str(ids[0]).timestamp - datetime.now(UTC).timestamp()) < 5
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.text(max_size=6), json_values, max_size=4),
        st.none() | st.text(max_size=8),
