@@ -15,6 +15,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from audit.canonical import compact_encoder
@@ -153,9 +154,24 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-# json.dumps(value, sort_keys=True, separators=(",", ":"), default=str), made once (two rows
-# per decision go through it)
-dumps = compact_encoder(str, ensure_ascii=True, allow_nan=True)
+# json.dumps(value, sort_keys=True, separators=(",", ":"), default=str), made once
+_compact = compact_encoder(str, ensure_ascii=True, allow_nan=True)
+# Datetimes, dataclasses and subclasses of str, int, dict and list go to `default=str`, as
+# with json.dumps; keys that are not strings, lone surrogates and integers beyond 64 bits
+# make orjson refuse, and the C encoder writes them as json.dumps does.
+_ORJSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+                   | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text with sorted keys for the JSON columns (`default=str`). Two per decision
+    in the helper: orjson, a fifth of the C encoder's time. Text is UTF-8, not \\u-escaped;
+    NaN and infinities, which JSON lacks, are written as null (json.dumps wrote NaN, which
+    JSON readers refuse)."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return _compact(value)
 
 
 def loads(text: str | None) -> Any:
