@@ -895,9 +895,12 @@ class SalesforceApp:
 def _render_lazy(t: LazyTable, sobject: str, ver: str, page: Any, fields: list[str]
                  ) -> list[dict[str, Any]]:
     """A query page of a generated table: per-field readers decided once per page, the cold
-    (generated) part of each record built once, datetimes formatted on the way."""
+    (generated) part of each record built only if a field asks for it, datetimes formatted on
+    the way."""
     url = f"/services/data/v{ver}/sobjects/{sobject}/"
-    plan: list[tuple[str, int, Any, bool]] = []  # (field, source, column, is datetime)
+    # (field, source, column, is datetime); source 0 a hot column, 1 the id, 2 generated,
+    # 3 written only
+    plan: list[tuple[str, int, Any, bool]] = []
     for f in fields:
         is_dt = t.fields[f.lower()].type == "datetime"
         if f in t.cols:
@@ -905,7 +908,7 @@ def _render_lazy(t: LazyTable, sobject: str, ver: str, page: Any, fields: list[s
         elif f == t.id_field:
             plan.append((f, 1, None, False))
         else:
-            plan.append((f, 2, None, is_dt))
+            plan.append((f, 2 if f in t.generated else 3, None, is_dt))
     need_cold = any(src == 2 for _, src, _, _ in plan)
     out = []
     for i in page:
@@ -913,7 +916,8 @@ def _render_lazy(t: LazyTable, sobject: str, ver: str, page: Any, fields: list[s
         cold = t.cold(i) if need_cold else None
         rec: dict[str, Any] = {"attributes": {"type": sobject, "url": url + rid}}
         for f, src, col, is_dt in plan:
-            v: Any = col[i] if src == 0 else rid if src == 1 else cold.get(f)  # type: ignore[union-attr]
+            v: Any = (col[i] if src == 0 else rid if src == 1 else
+                      cold.get(f) if src == 2 else t.written(i, f))  # type: ignore[union-attr]
             if is_dt and v is not None:
                 v = ms_to_sf(v)
             rec[f] = v

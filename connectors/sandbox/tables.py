@@ -37,6 +37,10 @@ class LazyTable(Source):
         self.n = n
         self.cols: dict[str, list[Any]] = hot  # one list per hot field, len n
         self._cold = cold
+        # The fields the generator makes (the same keys for every record). The others, such as
+        # leadgate's installed fields, hold only what writes set: they are read from the
+        # overrides without generating the record (the owner re-read asks for one of them).
+        self.generated = frozenset(cold(0)) if n else frozenset()
         self.id_of = id_of
         self._index_of = index_of
         self.id_field = id_field
@@ -65,12 +69,19 @@ class LazyTable(Source):
         self._cache_i, self._cache = i, base
         return base
 
+    def written(self, i: int, field: str) -> Any:
+        """A field the generator does not make: what a write set, else None."""
+        over = self.overrides.get(i)
+        return over.get(field) if over else None
+
     def get(self, i: int, field: str) -> Any:
         col = self.cols.get(field)
         if col is not None:
             return col[i]
         if field == self.id_field:
             return self.id_of(i)
+        if field not in self.generated:
+            return self.written(i, field)
         return self.cold(i).get(field)
 
     def accessor(self, field: str) -> Callable[[int], Any]:
@@ -80,6 +91,8 @@ class LazyTable(Source):
             return col.__getitem__
         if f == self.id_field:
             return self.id_of
+        if f not in self.generated:
+            return lambda i: self.written(i, f)
         return lambda i: self.cold(i).get(f)
 
     def sort_accessor(self, field: str) -> Callable[[int], Any]:
@@ -97,6 +110,8 @@ class LazyTable(Source):
                 out[f] = col[i]
             elif f == self.id_field:
                 out[f] = self.id_of(i)
+            elif f not in self.generated:
+                out[f] = self.written(i, f)
             else:
                 if cold is None:
                     cold = self.cold(i)

@@ -210,3 +210,39 @@ def test_next_page_shows_writes_made_after_the_previous_page(sb: Sandbox, sf: An
     assert got[target] == "Written Between Pages"
     untouched = t.id_of(2200)
     assert got[untouched] == t.get(2200, "City")
+
+
+def test_installed_field_reads_what_was_written_without_generating_the_record(
+        sb: Sandbox, sf: Any) -> None:
+    """The owner re-read (Id, OwnerId, the decision id field) must not regenerate each lead:
+    leadgate's installed fields hold only what writes set."""
+    leads = sb.store.leads
+    assert "LeadGate_Decision_Id__c" not in leads.generated and "FirstName" in leads.generated
+    ids = [r["Id"] for r in sf.query("SELECT Id FROM Lead ORDER BY Id LIMIT 3")["records"]]
+    res = sf.restful("composite/sobjects", method="PATCH", json={"records": [
+        {"attributes": {"type": "Lead"}, "id": ids[0], "LeadGate_Decision_Id__c": "dec-1"}]})
+    assert res[0]["success"] is True
+    generated = 0
+    make = leads._cold
+
+    def counting(i: int) -> dict[str, Any]:
+        nonlocal generated
+        generated += 1
+        return make(i)
+
+    leads._cold = counting
+    leads._cache_i = -1
+    in_ids = ", ".join(f"'{i}'" for i in ids)
+    rows = sf.query(f"SELECT Id, OwnerId, LeadGate_Decision_Id__c FROM Lead "  # noqa: S608
+                    f"WHERE Id IN ({in_ids})")["records"]
+    assert [r["LeadGate_Decision_Id__c"] for r in rows] == ["dec-1", None, None]
+    assert generated == 0
+    # with a generated field beside it, each record is generated once and both parts agree
+    rows = sf.query(f"SELECT Id, FirstName, LeadGate_Decision_Id__c FROM Lead "  # noqa: S608
+                    f"WHERE Id IN ({in_ids})")["records"]
+    assert [r["LeadGate_Decision_Id__c"] for r in rows] == ["dec-1", None, None]
+    assert [r["FirstName"] for r in rows] == [make(leads.index_of(i))["FirstName"] for i in ids]
+    assert generated == 3
+    assert leads.get(leads.index_of(ids[0]), "LeadGate_Decision_Id__c") == "dec-1"
+    assert leads.record(leads.index_of(ids[1]), ["LeadGate_Decision_Id__c"]) == {
+        "LeadGate_Decision_Id__c": None}
