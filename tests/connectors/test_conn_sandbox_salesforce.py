@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -347,3 +348,16 @@ def test_read_maps_records_as_pull_does_whatever_their_status(sandbox: Any) -> N
     assert [r.record_id for r in read] == ids  # in two queries of up to 200 ids
     assert [r.lead_input for r in read[3:]] == [r.lead_input for r in pulled[3:450]]
     assert read[0].lead_input is not None and read[0].owner_at_read == rep(sb)
+
+
+def test_answers_parse_to_plain_dicts_with_exact_money(sandbox: Any) -> None:
+    """The client parses JSON without the SDK's OrderedDict hook (the C scanner builds dicts),
+    and keeps amounts as Decimals: a float would round an investable-assets figure."""
+    sb = sandbox(leads=5)
+    crm = open_connector(sf_source(sb), source="sf")
+    crm.begin_run()
+    answer = crm.query("test read", "SELECT Id, Investable_Assets__c FROM Lead "
+                                    "WHERE Investable_Assets__c != null LIMIT 1")
+    record = answer["records"][0]
+    assert type(answer) is dict and type(record) is dict and type(record["attributes"]) is dict
+    assert isinstance(record["Investable_Assets__c"], Decimal)
