@@ -1,6 +1,6 @@
 """sync/writeback.record: each lead's write-back result lands on its own decision row (status,
-message, attempts, time) with a `writeback` ledger entry, on SQLite and on PostgreSQL (where a
-page's outcomes are one UPDATE from arrays)."""
+message, attempts, time) with a `writeback` ledger entry, on SQLite (one UPDATE per kind of
+outcome and `IN` list) and on PostgreSQL (a page's outcomes are one UPDATE from arrays)."""
 
 from __future__ import annotations
 
@@ -59,3 +59,20 @@ def test_each_result_lands_on_its_own_decision(engine: Engine) -> None:
         subjects = sorted(s for (s,) in conn.execute(sa.text(
             "SELECT subject FROM ledger_entries WHERE kind = 'writeback'")))
     assert subjects == [f"salesforce:{k}" for k in "ABCD"]
+
+
+def test_a_page_of_outcomes_beyond_one_in_list(engine: Engine) -> None:
+    """More alike outcomes than one `IN` list holds (SQLite groups them 500 to a statement):
+    every row gets its own result, none is left pending or given another's."""
+    ids = [f"L{n:04d}" for n in range(1_203)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(sync_decisions), [_row(i, 0) for i in ids])
+    results = [WriteResult(i, "ok") if n % 7 else WriteResult(i, "error", f"refused {n % 3}")
+               for n, i in enumerate(ids)]
+    writeback.record(engine, Ledger(engine), "salesforce", "salesforce", "r1",
+                     [_to_write(i) for i in ids], results)
+    with engine.connect() as conn:
+        got = {r.record_id: (r.writeback_status, r.writeback_message, r.writeback_attempts)
+               for r in conn.execute(sa.select(sync_decisions))}
+    assert got == {i: (OK, None, 1) if n % 7 else (ERROR, f"refused {n % 3}", 1)
+                   for n, i in enumerate(ids)}
