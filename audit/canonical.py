@@ -9,7 +9,8 @@ with sorted keys, no whitespace and no escaping beyond JSON's own produces exact
 - orjson, for plain JSON values (dicts, lists, strings, booleans, None, small integers): it
   encodes a 5 kB decision in 5 us, the C encoder of `json` in 55. It writes NaN as null and
   knows types the ledger refuses (UUIDs, enums, dataclasses), so its bytes are kept only when
-  they read back as a value equal to the one given and hold nothing suspect (34 us in all);
+  they read back as a value equal to the one given and hold nothing suspect (34 us in all;
+  told OPT_STRICT_INTEGER, it refuses integers outside +-2**53-1 itself);
 - the C encoder of `json`, for values with datetimes, Decimals, tuples or floats (floats read
   back as their own digits, as strings);
 - the walk (`normalise`), which names the path of anything outside the domain, and the
@@ -75,11 +76,15 @@ _LONG_INTEGER = b"0" * 16
 _WIDE = re.compile(rb"[\xed-\xf4]").search
 
 
-def _suspect(data: bytes) -> bool:
+def _suspect(data: bytes, *, integers: bool = True) -> bool:
+    """Whether `data` may hold a float, a wide character or (unless `integers` is False: orjson
+    refused every integer outside +-2**53-1 itself) a long integer."""
     if not data.isascii() and _WIDE(data):
         return True
     if _FLOAT(data):
         return True
+    if not integers:  # the digit map costs as much as everything else here
+        return _EXPONENT(data) is not None
     zeros = data.translate(_DIGITS_AS_ZERO)
     return _LONG_INTEGER in zeros or (
         (b"0e+0" in zeros or b"0e-0" in zeros) and _EXPONENT(data) is not None)
@@ -150,10 +155,11 @@ def dumps_normalised(value: Any, wide: bool) -> bytes:
 
 def _orjson(value: dict[str, Any] | list[Any]) -> bytes | None:
     """orjson's sorted compact bytes of `value`; None when orjson refuses it (a key that is not
-    a string, a lone surrogate, an integer beyond 64 bits, an unknown type): the walk then names
+    a string, a lone surrogate, an integer outside +-2**53-1, an unknown type): the walk then names
     the offending path. Datetimes and Decimals go through `_default`."""
     try:
-        return orjson.dumps(value, default=_default, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(value, default=_default,
+                            option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
     except orjson.JSONEncodeError:
         return None
 
@@ -161,21 +167,24 @@ def _orjson(value: dict[str, Any] | list[Any]) -> bytes | None:
 def canonical(value: Any) -> bytes:
     """RFC 8785 canonical JSON bytes of `value` (after normalisation)."""
     data: bytes | None = None
+    integers = True  # whether `data` may still hold an integer outside +-2**53-1
     if isinstance(value, (dict, list)):  # a bare scalar has no token before it: slow path
         data = _orjson(value)
+        integers = False  # orjson refused those itself (OPT_STRICT_INTEGER)
         # Kept only if they read back as an equal value, which rules out what orjson writes
         # its own way (NaN and infinities as null; UUIDs, enums, dataclasses) and what the
         # C encoder converts (datetimes, Decimals, tuples).
         if data is not None and orjson.loads(data) != value:
+            integers = True
             try:
                 data = _encode(value).encode("utf-8")
             except (TypeError, ValueError, RecursionError):
                 data = None
-    if data is not None and _suspect(data):
+    if data is not None and _suspect(data, integers=integers):
         # Usually only floats (screening scores), which `normalise` stores as their repr.
         data = _floats_as_strings(data)
-        if data is not None and _suspect(data):  # a large integer or a wide key: only the
-            data = None                            # walk gets it right
+        if data is not None and _suspect(data, integers=integers):  # a large integer or a
+            data = None                                  # wide key: only the walk gets it right
     if data is None:
         norm, wide = normalise(value)
         return dumps_normalised(norm, wide)
