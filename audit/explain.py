@@ -3,13 +3,18 @@
 Every entry about the subject, in order, with its sequence number and hash; a decision is shown
 as the facts the routing core recorded (policy version and digest, screening, gates, the rule
 and its evaluated conditions, the teams considered with their licences, the team and rep chosen
-and why, outreach and cooling-off); write-backs and review actions follow. Personal fields are
-decrypted with the subject's key, or marked erased. The whole chain is verified, and each entry
-is located in the latest signed checkpoint with an inclusion proof.
+and why, outreach and cooling-off); write-backs and review actions follow. The whole chain is
+verified, and each entry is located in the latest signed checkpoint with an inclusion proof.
+
+Personal fields stay sealed unless asked for: an extract goes to regulators, auditors and
+tickets, and most questions about a decision need none. Shown, they are decrypted with the
+subject's key (or marked erased), and the showing is itself a ledger entry
+(`personal_data_access`: who, why), appended before anything is decrypted.
 """
 
 from __future__ import annotations
 
+import getpass
 import html
 import json
 from dataclasses import dataclass, field
@@ -19,9 +24,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from audit import crypto, schema
-from audit.db import connect, require_schema
+from audit.db import connect, require_schema, write_transaction
 from audit.erasure import subject_key
 from audit.errors import LedgerError, VerificationFailed
+from audit.ledger import Appended, EntryIn, Ledger
 from audit.merkle import Tree, verify_inclusion
 from audit.verify import ChainVerifier, Report, stream_entries
 
@@ -33,7 +39,7 @@ class ExplainedEntry:
     time: str
     entry_hash: str
     payload: dict[str, Any]
-    personal: dict[str, Any] | str | None  # dict, "erased", "withheld", or None
+    personal: dict[str, Any] | str | None  # dict, "sealed", "erased", "withheld", or None
     included_in: str | None = None
 
 
@@ -46,7 +52,25 @@ class Explanation:
     erased_at: str | None = None
 
 
-def explain_subject(engine: Engine, subject: str) -> Explanation:
+def record_personal_access(ledger: Ledger, subject: str, reason: str, *,
+                           by: str | None = None) -> Appended:
+    """Record in the ledger that `subject`'s personal data is about to be shown, and why."""
+    if not reason.strip():
+        raise LedgerError("showing personal data needs a reason",
+                          fix="pass --reason 'subject access request #...' (it is recorded)")
+    with write_transaction(ledger.engine) as conn:
+        if conn.execute(sa.select(schema.entries.c.seq)
+                        .where(schema.entries.c.subject == subject).limit(1)).first() is None:
+            raise LedgerError(f"no ledger entries about {subject!r}",
+                              fix="give the subject as source:record_id (e.g. salesforce:00Q...)")
+        return ledger.append(conn, [EntryIn("personal_data_access", subject, {
+            "subject": subject, "reason": reason, "by": by, "os_user": getpass.getuser()})])[0]
+
+
+def explain_subject(engine: Engine, subject: str, *,
+                    reveal_personal: bool = False) -> Explanation:
+    """What the ledger holds about `subject`; personal fields decrypted only with
+    `reveal_personal` (after `record_personal_access`)."""
     require_schema(engine)
     out = Explanation(subject)
     with connect(engine) as conn:
@@ -63,7 +87,9 @@ def explain_subject(engine: Engine, subject: str) -> Explanation:
             sealed = env.get("personal")
             personal: dict[str, Any] | str | None = None
             if isinstance(sealed, dict) and "ct" in sealed:
-                if key is None:
+                if not reveal_personal:
+                    personal = "erased" if key is None else "sealed"
+                elif key is None:
                     personal = "erased"
                 else:
                     try:
@@ -173,6 +199,9 @@ def entry_lines(entry: ExplainedEntry) -> list[str]:
                                                    for k, v in sorted(entry.personal.items())))
     elif entry.personal == "erased":
         lines.append("personal data: [erased: the subject's key was destroyed]")
+    elif entry.personal == "sealed":
+        lines.append("personal data: [sealed: --show-personal --reason '...' shows it, "
+                     "and records that in the ledger]")
     elif entry.personal:
         lines.append(f"personal data: [{entry.personal}]")
     return lines

@@ -228,14 +228,28 @@ def retention_cmd(database_url: str | None, config_path: str, years: int) -> Non
 @click.argument("subject")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Also write a self-contained, printable HTML page.")
+@click.option("--show-personal", is_flag=True,
+              help="Decrypt and show the subject's personal data (recorded in the ledger).")
+@click.option("--reason", default=None,
+              help="Why personal data is shown (e.g. the subject access request reference).")
+@click.option("--by", default=None, help="Who asked for it (recorded with the reason).")
 def explain_cmd(database_url: str | None, config_path: str, subject: str,
-                html_path: str | None) -> None:
-    """Every ledger entry about SUBJECT (source:record_id), in order, and whether it verifies."""
-    from audit.explain import explain_subject, render_html, render_text
+                html_path: str | None, show_personal: bool, reason: str | None,
+                by: str | None) -> None:
+    """Every ledger entry about SUBJECT (source:record_id), in order, and whether it verifies.
+    Personal data stays sealed unless --show-personal is given with a --reason."""
+    from audit.explain import explain_subject, record_personal_access, render_html, render_text
 
+    if show_personal and not reason:
+        raise LeadgateError("--show-personal needs --reason", where="--reason",
+                            fix="say why, e.g. --reason 'subject access request #4711' "
+                                "(it is recorded in the ledger)")
     ledger = open_ledger(database_url, config_path)
     try:
-        explanation = explain_subject(ledger.engine, subject)
+        if show_personal:
+            assert reason is not None
+            record_personal_access(ledger, subject, reason, by=by)
+        explanation = explain_subject(ledger.engine, subject, reveal_personal=show_personal)
     finally:
         ledger.engine.dispose()
     click.echo(render_text(explanation))

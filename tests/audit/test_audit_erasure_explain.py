@@ -76,7 +76,8 @@ def test_personal_data_is_encrypted_and_hashes_cover_ciphertext(engine: Engine,
     assert b"ada.lovelace" not in bodies and b'"ct":' in bodies
     if engine.dialect.name == "sqlite":
         assert b"ada.lovelace" not in _database_bytes(engine)
-    explained = explain_subject(engine, SUBJECT)
+    assert explain_subject(engine, SUBJECT).entries[0].personal == "sealed"  # not decrypted
+    explained = explain_subject(engine, SUBJECT, reveal_personal=True)
     assert explained.entries[0].personal == PERSONAL
 
 
@@ -107,7 +108,9 @@ def test_erasure_shreds_the_key_and_the_chain_still_verifies(engine: Engine,
     assert "[erased" in text and "Ada" not in text
     assert "uk-retail" in text and "FCA-FRN-123456-retail" in text  # the facts remain
     # Other subjects are untouched; new personal data for the erased subject is never stored.
-    assert explain_subject(engine, "hubspot:901").entries[0].personal == {"name": "Other Person"}
+    assert explain_subject(engine, "hubspot:901", reveal_personal=True).entries[0].personal \
+        == {"name": "Other Person"}
+    assert explain_subject(engine, SUBJECT, reveal_personal=True).entries[0].personal == "erased"
     ledger.append_batch([EntryIn("writeback", SUBJECT, {"status": "ok"}, {"email": "x@y.z"})])
     assert explain_subject(engine, SUBJECT).entries[-1].personal == "withheld"
     with pytest.raises(LedgerError, match="already erased"):
@@ -136,6 +139,41 @@ def test_explain_shows_every_entry_with_sequence_hash_and_proof(sqlite_engine: E
     proc = leadgate("audit", "explain", "salesforce:nope", "--database-url", url,
                     cwd=str(tmp_path))
     assert proc.returncode == 2 and "no ledger entries" in proc.stderr
+
+
+def test_explain_shows_personal_data_only_when_asked_and_records_that(
+        engine: Engine, tmp_path: Path, leadgate) -> None:  # type: ignore[no-untyped-def]
+    _seed(engine, tmp_path)
+    url = engine.url.render_as_string(hide_password=False)
+    base = ("audit", "explain", SUBJECT, "--database-url", url)
+    page = tmp_path / "extract.html"
+    proc = leadgate(*base, "--html", str(page), cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    shown = proc.stdout + page.read_text()
+    assert "rep chosen alice" in proc.stdout and "[sealed" in proc.stdout
+    assert not any(value in shown for value in PERSONAL.values())
+    assert verify_database(engine).kinds.get("personal_data_access") is None
+
+    proc = leadgate(*base, "--show-personal", cwd=str(tmp_path))
+    assert proc.returncode == 2 and "--show-personal needs --reason" in proc.stderr
+    assert PERSONAL["email"] not in proc.stdout
+    proc = leadgate("audit", "explain", "salesforce:nope", "--show-personal", "--reason", "x",
+                    "--database-url", url, cwd=str(tmp_path))
+    assert proc.returncode == 2 and "no ledger entries" in proc.stderr
+    assert verify_database(engine).kinds.get("personal_data_access") is None
+
+    proc = leadgate(*base, "--show-personal", "--reason", "subject access request #88",
+                    "--by", "dpo-sam", cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert PERSONAL["email"] in proc.stdout and PERSONAL["name"] in proc.stdout
+    report = verify_database(engine)  # the showing is an entry of the chain, which verifies
+    assert report.kinds["personal_data_access"] == 1
+    with engine.connect() as conn:
+        kind, body = conn.execute(sa.text(
+            "SELECT kind, body FROM ledger_entries ORDER BY seq DESC LIMIT 1")).one()
+    assert kind == "personal_data_access"
+    assert b"subject access request #88" in bytes(body) and b"dpo-sam" in bytes(body)
+    assert "personal_data_access" in proc.stdout  # appended before the extract was read
 
 
 def test_retention_reports_and_deletes_nothing(sqlite_engine: Engine, tmp_path: Path) -> None:
