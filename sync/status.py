@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -92,8 +93,18 @@ def render(data: dict[str, Any]) -> str:
                                if k not in ("open",)))
         for run in info["runs"]:
             s = run["summary"] or {}
-            lines.append(f"  run {run['run_id']} {run['status']:<8} started {run['started_at']} "
+            lines.append(f"  run {run['run_id']} {run['status']:<8} started "
+                         f"{_utc(run['started_at'])} "
                          f"pulled {s.get('pulled')} assigned {s.get('assigned')} refused "
                          f"{s.get('refused')} errors {s.get('write_errors')}"
                          + (f" violations {s['violations']}" if s.get("violations") else ""))
     return "\n".join(lines)
+
+
+def _utc(moment: Any) -> str:
+    """A stored time to the second, in UTC (SQLite gives it back naive, in UTC)."""
+    if not isinstance(moment, datetime):
+        return str(moment)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")

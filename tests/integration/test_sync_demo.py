@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,6 +37,17 @@ def test_demo_runs_end_to_end_and_points_to_next_steps(tmp_path: Path) -> None:
     status = subprocess.run([sys.executable, "-m", "sync.cli", "sync", "status"], cwd=folder,
                             env=env, capture_output=True, text=True, timeout=120)
     assert status.returncode == 0 and "review queue:" in status.stdout
+    assert re.search(r"run \w+ done +started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC ", status.stdout)
+    # The explain command it suggests shows the decision and keeps the lead's personal data
+    # sealed (the sandbox's leads have example.com addresses).
+    subject = re.search(r"leadgate audit explain (salesforce:\w+)", out)
+    assert subject is not None
+    explained = subprocess.run([sys.executable, "-m", "sync.cli", "audit", "explain",
+                                subject.group(1)], cwd=folder, env=env, capture_output=True,
+                               text=True, timeout=120)
+    assert explained.returncode == 0, explained.stderr
+    assert "rep chosen" in explained.stdout and "personal data: [sealed" in explained.stdout
+    assert "@example" not in explained.stdout
     # Running it again starts afresh; a folder it did not make is left alone.
     assert _demo(tmp_path).returncode == 0
     other = tmp_path / "mine"
