@@ -39,7 +39,12 @@ def sync() -> None:
     """Run the CRM sync job, or show its status."""
 
 
-@sync.command("run")
+@sync.command("run", epilog="""\b
+Exit codes:
+  0  done (or another run holds the lease)
+  1  some write-backs failed or the run stopped part-way: the next run retries them
+  2  could not start: configuration, credentials, database
+  3  another run holds the lease (only with --strict-lease)""")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="leadgate.yaml (default: $LEADGATE_CONFIG or ./leadgate.yaml).")
 @click.option("--source", default=None, help="The source in leadgate.yaml to sync.")
