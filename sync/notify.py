@@ -1,5 +1,7 @@
 """One digest per run to the policy's `review.notify` targets: new refusals, cooling-off
-violations and failed writes.
+violations and failed writes, and the open review items of earlier runs that no digest reached
+(a run killed before it sent one, a target that was down): a review item counts as notified
+only once every target took a digest with it.
 
 The digest carries ids, reasons and counts only (no names, emails or phones): the officer opens
 the lead in the CRM or `leadgate review list`. Webhooks are POSTed as JSON with `requests`;
@@ -13,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import smtplib
+from collections import Counter
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -28,12 +32,32 @@ def targets(policy: Any) -> list[dict[str, Any]]:
     return [dict(t) for t in review.get("notify") or []]
 
 
+@dataclass
+class Earlier:
+    """Open review items of earlier runs that no digest reached: counted by reason, the first
+    ones listed."""
+
+    by_reason: Counter[str] = field(default_factory=Counter)
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+    def add(self, record_id: str, reason: str, decision_id: str, *, keep: int) -> None:
+        self.by_reason[reason] += 1
+        if len(self.items) < keep:
+            self.items.append({"record_id": record_id, "reason": reason,
+                               "decision_id": decision_id})
+
+
 def digest(source: str, run_id: str, refusals: list[dict[str, Any]],
            failures: list[dict[str, Any]], *, refused_by_reason: dict[str, int],
            write_failures: int, violations: list[dict[str, Any]] | None = None,
-           violations_total: int = 0) -> dict[str, Any]:
+           violations_total: int = 0, earlier: Earlier | None = None) -> dict[str, Any]:
     """Counts are complete; the id lists are the first 500 of each. `violations`: cooling-off
     violations reported by the run (record id, decision id, rule, stage, not_before)."""
+    earlier = earlier or Earlier()
     return {"kind": "leadgate.sync.digest", "source": source, "run_id": run_id,
             "new_refusals": sum(refused_by_reason.values()),
             "refused_by_reason": dict(sorted(refused_by_reason.items())),
@@ -41,6 +65,9 @@ def digest(source: str, run_id: str, refusals: list[dict[str, Any]],
             "cooling_off_violations_total": violations_total,
             "refusals": refusals[:500], "write_failures": failures[:500],
             "cooling_off_violations": (violations or [])[:500],
+            "earlier_unnotified_total": earlier.total,
+            "earlier_unnotified_by_reason": dict(sorted(earlier.by_reason.items())),
+            "earlier_unnotified": earlier.items[:500],
             "next": "leadgate review list"}
 
 
@@ -58,6 +85,14 @@ def _text(body: dict[str, Any]) -> str:
         lines.append(f"{body['write_failures_total']} write-backs failed (retried next run)")
     lines += [f"  {r['record_id']} {r['reason']} decision {r['decision_id']}"
               for r in body["refusals"][:200]]
+    if body.get("earlier_unnotified_total"):
+        lines.append(f"{body['earlier_unnotified_total']} open review items from earlier runs "
+                     "that no digest reached (a run stopped before its digest, or a target "
+                     "was down):")
+        lines += [f"  {reason}: {n}"
+                  for reason, n in sorted(body["earlier_unnotified_by_reason"].items())]
+        lines += [f"  {r['record_id']} {r['reason']} decision {r['decision_id']}"
+                  for r in body["earlier_unnotified"][:200]]
     lines.append("Work the queue with: leadgate review list")
     return "\n".join(lines) + "\n"
 
@@ -88,7 +123,9 @@ def send(policy: Any, body: dict[str, Any], *,
 def _email(to: list[str], body: dict[str, Any], outbox: Path | None) -> str:
     msg = EmailMessage()
     violations = body.get("cooling_off_violations_total") or 0
+    earlier = body.get("earlier_unnotified_total") or 0
     msg["Subject"] = (f"leadgate: {body['new_refusals']} new refusals, "
+                      + (f"{earlier} earlier not yet notified, " if earlier else "")
                       + (f"{violations} cooling-off violations, " if violations else "")
                       + f"{body['write_failures_total']} failed writes ({body['source']})")
     msg["From"] = os.environ.get("LEADGATE_MAIL_FROM", "leadgate@localhost")

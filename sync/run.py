@@ -14,6 +14,7 @@ import contextlib
 import gc
 import time
 import zlib
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from ulid import ULID
 
+from audit.db import in_lists
 from audit.ledger import Ledger
 from connectors.base import Connector
 from connectors.base import Cursor as PullCursor
@@ -104,6 +106,7 @@ class SyncJob:
                                   dry_run=self.options.dry_run)
         self._new_refusals: list[dict[str, Any]] = []
         self._violations: list[dict[str, Any]] = []  # reported this run (the digest's ids)
+        self._queue_mark = 0  # the last review item made before this run (see run)
         self.outbox: Path | None = None
         self._working = False
         self._again_in_row = 0  # see GIVE_UP_AFTER
@@ -130,6 +133,10 @@ class SyncJob:
         lease.start_heartbeat()
         self._lease = lease
         with self.engine.begin() as conn:
+            # Review items up to here were made by earlier runs (one run per source or shard
+            # at a time): those no digest reached are carried into this run's (_notify).
+            self._queue_mark = int(conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(sync_review_queue.c.id), 0))).scalar_one())
             if lease.taken_over:
                 conn.execute(sa.update(sync_runs).where(sync_runs.c.run_id == lease.taken_over,
                                                         sync_runs.c.status == "running")
@@ -473,29 +480,48 @@ class SyncJob:
 
     # -- 5. notify -------------------------------------------------------------------------
     def _notify(self) -> None:
-        if not (self._new_refusals or self.summary.failed or self._violations) \
-                or not notify.targets(self.policy):
+        """One digest of this run's refusals, violations and failed writes, and of the open
+        review items of earlier runs that no digest reached (a run killed before its digest,
+        a target that was down): every open item is notified once all targets took it."""
+        if not notify.targets(self.policy):
+            return
+        unnotified, earlier = self._unnotified()
+        if not (self._new_refusals or self.summary.failed or self._violations or earlier.total):
             return
         body = notify.digest(self.source, self.run_id, self._new_refusals, self.summary.failed,
                              refused_by_reason=dict(self.summary.refused_by_reason),
                              write_failures=self.summary.write_errors,
                              violations=self._violations,
-                             violations_total=self.summary.violations)
+                             violations_total=self.summary.violations, earlier=earlier)
         sent, problems = notify.send(self.policy, body, outbox=self.outbox)
         self.summary.notified, self.summary.notify_errors = sent, problems
+        self.summary.notified_earlier = earlier.total if sent and not problems else 0
         if sent and not problems:
             with self.engine.begin() as conn:
-                conn.execute(sa.update(sync_review_queue)
-                             .where(sync_review_queue.c.decision_id.in_(
-                                 sa.select(sync_decisions.c.decision_id)
-                                 .where(sync_decisions.c.run_id == self.run_id)))
-                             .values(notified=True))
-                if self._violations:
+                for chunk in in_lists(conn, unnotified):
                     conn.execute(sa.update(sync_review_queue)
-                                 .where(sync_review_queue.c.reason == violations.REASON,
-                                        sync_review_queue.c.decision_id.in_(
-                                            [v["decision_id"] for v in self._violations]))
+                                 .where(sync_review_queue.c.id.in_(chunk))
                                  .values(notified=True))
+
+    def _unnotified(self) -> tuple[array[int], notify.Earlier]:
+        """The ids of this source's (shard's) open review items no digest has reached, and
+        those of them made before this run (counted by reason; the first KEEP_IDS listed).
+        Streamed: a backfill's refusals are not held in memory, only their ids."""
+        q = sync_review_queue.c
+        ids: array[int] = array("q")
+        earlier = notify.Earlier()
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=2_000).execute(
+                sa.select(q.id, q.record_id, q.reason, q.decision_id)
+                .where(q.source == self.source, q.status.in_(OPEN_STATUSES),
+                       q.notified.is_(False)))
+            for row in rows:
+                if not in_shard(row.record_id, self.options.shard):
+                    continue
+                ids.append(row.id)
+                if row.id <= self._queue_mark:
+                    earlier.add(row.record_id, row.reason, row.decision_id, keep=KEEP_IDS)
+        return ids, earlier
 
 
 def _intake(records: Iterable[Any]) -> list[Candidate]:

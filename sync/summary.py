@@ -42,6 +42,7 @@ class RunSummary:
     pages_decided_ahead: int = 0
     pages_decided_again: int = 0
     notified: list[str] = field(default_factory=list)
+    notified_earlier: int = 0  # open review items of earlier runs first notified in this digest
     notify_errors: list[str] = field(default_factory=list)
     checkpoint: int | None = None
     failed: list[dict[str, Any]] = field(default_factory=list)
@@ -110,7 +111,9 @@ class RunSummary:
                 lines.append(f"  cooling-off violations reported to the review queue: "
                              f"{self.violations}")
             if self.notified:
-                lines.append(f"  digest sent to {', '.join(self.notified)}")
+                lines.append(f"  digest sent to {', '.join(self.notified)}"
+                             + (f" (with {self.notified_earlier} earlier review items no "
+                                "digest had reached)" if self.notified_earlier else ""))
             for problem in self.notify_errors:
                 lines.append(f"  digest not sent: {problem}")
             if self.checkpoint is not None:

@@ -19,6 +19,7 @@ from tests.integration.synctools import (
     crm_state,
     leadgate,
     ledger_entries,
+    return_to_intake,
     start_env,
     summary,
     sync_run,
@@ -155,11 +156,14 @@ def test_transient_refusals_are_re_evaluated_until_resolved(tmp_path: Path) -> N
 
 class _Receiver(BaseHTTPRequestHandler):
     bodies: list[dict[str, Any]] = []
+    down = False  # answer 503 and keep nothing
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         length = int(self.headers["Content-Length"])
-        _Receiver.bodies.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
+        body = json.loads(self.rfile.read(length))
+        if not _Receiver.down:
+            _Receiver.bodies.append(body)
+        self.send_response(503 if _Receiver.down else 204)
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
@@ -191,6 +195,68 @@ def test_one_digest_per_run_to_webhook_and_email_without_personal_data(tmp_path:
         # Nothing new: no digest.
         sync_run(env, "salesforce")
         assert len(_Receiver.bodies) == 1
+    finally:
+        env.sb.stop()
+        server.shutdown()
+
+
+def _open_items(env: Any, after: int = 0) -> dict[int, tuple[str, str, bool]]:
+    """Open review items of the Salesforce source made after item `after`: id -> (record id,
+    reason, notified)."""
+    q = sync_review_queue.c
+    with env.engine().connect() as conn:
+        return {r.id: (r.record_id, r.reason, r.notified) for r in conn.execute(
+            sa.select(q.id, q.record_id, q.reason, q.notified)
+            .where(q.source == "salesforce", q.id > after,
+                   q.status.in_(("open", "awaiting_second_officer"))))}
+
+
+def _earlier(body: dict[str, Any]) -> dict[str, str]:
+    return {r["record_id"]: r["reason"] for r in body["earlier_unnotified"]}
+
+
+def test_refusals_no_digest_reached_go_out_with_the_next_runs_digest(tmp_path: Path) -> None:
+    """A notify target that is down, or a run killed before its digest, must not leave refusals
+    the ops admin never hears of: the next run's digest carries them."""
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.bodies, _Receiver.down = [], True
+    url = f"http://127.0.0.1:{server.server_port}/hooks/leadgate"
+    env = start_env(tmp_path, leads=120, notify=[{"kind": "webhook", "url": url}])
+    try:
+        # 1. The webhook is down: the run succeeds, says so, and notifies nothing.
+        s1 = summary(sync_run(env, "salesforce"))
+        assert s1["refused"] > 0 and s1["notify_errors"] and not s1["notified"]
+        items = _open_items(env)
+        assert items and not any(notified for _, _, notified in items.values())
+        mark = max(items)
+        # 2. Back up, nothing new pulled: the digest carries every open item of run 1.
+        _Receiver.down = False
+        s2 = summary(sync_run(env, "salesforce"))
+        assert len(_Receiver.bodies) == 1
+        body = _Receiver.bodies[0]
+        expected = {record: reason for record, reason, _ in _open_items(env).values()}
+        assert _earlier(body) == expected and body["earlier_unnotified_total"] == len(expected)
+        assert sum(body["earlier_unnotified_by_reason"].values()) == len(expected)
+        assert s2["notified_earlier"] == len(expected) > 0
+        assert all(notified for _, _, notified in _open_items(env).values())
+        sync_run(env, "salesforce")  # 3. nothing new, nothing unnotified: no digest
+        assert len(_Receiver.bodies) == 1
+        # 4. Leads back at intake; the run is killed right after its first write-ahead
+        # commit, before any digest. The next run's digest lists exactly those refusals.
+        mark = max(_open_items(env))
+        return_to_intake(env, "salesforce", set(sorted(env.intake["salesforce"])[:60]))
+        killed = sync_run(env, "salesforce", crash_at="committed:1")
+        assert killed.returncode == -9, killed.stderr[-2000:]
+        made = _open_items(env, after=mark)
+        assert made and len(_Receiver.bodies) == 1
+        s5 = summary(sync_run(env, "salesforce"))
+        assert len(_Receiver.bodies) == 2
+        body = _Receiver.bodies[1]
+        assert _earlier(body) == {record: reason for record, reason, _ in made.values()}
+        assert s5["notified_earlier"] == len(made)
+        assert all(notified for _, _, notified in _open_items(env).values())
+        check_invariants(env, "salesforce")
     finally:
         env.sb.stop()
         server.shutdown()
