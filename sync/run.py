@@ -107,6 +107,7 @@ class SyncJob:
         self._new_refusals: list[dict[str, Any]] = []
         self._violations: list[dict[str, Any]] = []  # reported this run (the digest's ids)
         self._queue_mark = 0  # the last review item made before this run (see run)
+        self.stop_requested: str | None = None  # why the run is to stop early (request_stop)
         self.outbox: Path | None = None
         self._working = False
         self._again_in_row = 0  # see GIVE_UP_AFTER
@@ -114,6 +115,13 @@ class SyncJob:
         self.statistics = PlannerStatistics(engine)
 
     # -- the run --------------------------------------------------------------------------
+    def request_stop(self, why: str) -> None:
+        """Stop at the next page boundary (a scheduler's SIGTERM, a Ctrl-C): no further page
+        is decided; the pages already written ahead are written back and recorded, the cursor
+        moves past them, the digest and checkpoint go out and the lease is released. The next
+        run goes on from there. Safe to call from a signal handler."""
+        self.stop_requested = why
+
     def run(self) -> RunSummary:
         started = time.monotonic()
         calls_before = self.connector.api_calls
@@ -148,7 +156,12 @@ class SyncJob:
         try:
             try:
                 self._work()
-                self.summary.status = "partial" if self.summary.write_errors else "done"
+                if self.stop_requested:
+                    self.summary.status = "interrupted"
+                    self.summary.error = (f"stopped on {self.stop_requested}; what was in "
+                                          "flight is written back and recorded")
+                else:
+                    self.summary.status = "partial" if self.summary.write_errors else "done"
             except LeadgateError as exc:
                 if not self._working:
                     raise  # could not start (credentials, CRM unreachable): exit 2
@@ -178,16 +191,16 @@ class SyncJob:
     def _steps(self) -> None:
         self.connector.begin_run()
         self._working = True
-        if not self.options.dry_run:
-            self._finish_earlier()
-        self._reevaluate()
-        self._pull()
-        self._watch()
+        steps = (self._reevaluate, self._pull, self._watch)
+        for step in steps if self.options.dry_run else (self._finish_earlier, *steps):
+            if self.stop_requested:
+                return
+            step()
 
     # -- 1. the crash rule: decisions with no recorded write-back outcome -------------------
     def _finish_earlier(self) -> None:
         last_id = 0
-        while True:  # in chunks, so that a large backlog does not sit in memory at once
+        while not self.stop_requested:  # in chunks: a large backlog is never all in memory
             with self.engine.connect() as conn:
                 rows = conn.execute(
                     sa.select(sync_decisions.c.record_id, sync_decisions.c.decision_id,
@@ -227,6 +240,8 @@ class SyncJob:
                                        lead_input, review_id=row.id,
                                        previous_reason=row.reason))
         for start in range(0, len(cands), REEVALUATE_CHUNK):
+            if self.stop_requested:
+                return
             self._decide_and_write(cands[start:start + REEVALUATE_CHUNK])
 
     # -- 3. pull, page by page ---------------------------------------------------------------
@@ -262,10 +277,10 @@ class SyncJob:
                 raise
 
         try:
-            while readings:
+            while readings and not self.stop_requested:  # stopping: no further page decided
                 page, ticket = readings.popleft().result()
                 crashpoints.reached("crm")
-                if page is None:
+                if page is None or self.stop_requested:  # (asked to stop during the read)
                     break
                 records, whole_page = self._take(page.records)
                 if records is None:

@@ -107,4 +107,4 @@ def _utc(moment: Any) -> str:
         return str(moment)
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"

@@ -65,7 +65,7 @@ class RunSummary:
     def exit_code(self) -> int:
         if self.status == "lease_held":
             return EXIT_DONE
-        if self.status == "failed":
+        if self.status in ("failed", "interrupted"):
             return EXIT_WRITE_FAILED
         return EXIT_WRITE_FAILED if self.write_errors else EXIT_DONE
 

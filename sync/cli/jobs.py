@@ -2,16 +2,20 @@
 
 Exit codes of `leadgate sync run` (schedulers rely on them):
   0  done (also: another run holds the lease, without --strict-lease)
-  1  some write-backs failed, or the run stopped part-way (CRM down, API budget spent);
-     the next run finishes them with the same decisions
+  1  some write-backs failed, or the run stopped part-way (CRM down, API budget spent,
+     SIGTERM or Ctrl-C); the next run finishes them with the same decisions
   2  the run could not start (configuration, credentials, database): one line with the fix
   3  another run holds the lease (only with --strict-lease)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -42,7 +46,8 @@ def sync() -> None:
 @sync.command("run", epilog="""\b
 Exit codes:
   0  done (or another run holds the lease)
-  1  some write-backs failed or the run stopped part-way: the next run retries them
+  1  some write-backs failed or the run stopped part-way (also on SIGTERM or Ctrl-C):
+     the next run retries them
   2  could not start: configuration, credentials, database
   3  another run holds the lease (only with --strict-lease)""")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
@@ -70,7 +75,8 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
     job, ctx = build_job(config, source, dry_run=dry_run, limit=limit, shard=_shard(shard),
                          lease_ttl=lease_ttl, decide_ahead=not one_process)
     try:
-        summary = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
+        with _stop_on_signals(job):
+            summary = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
     finally:
         job.connector.close()
         ctx.close()
@@ -86,6 +92,31 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
     if summary.status == "lease_held" and strict_lease:
         sys.exit(EXIT_LEASE_HELD)
     sys.exit(summary.exit_code)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(job: Any) -> Iterator[None]:
+    """SIGTERM (a scheduler's deadline, a pod being stopped) or Ctrl-C: the run stops at the
+    next page boundary with what is in flight recorded (SyncJob.request_stop). A second signal
+    stops the process at once; that is safe too, as after a crash the next run finishes the
+    decisions already written ahead."""
+    def stop(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if job.stop_requested:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        job.request_stop(name)
+        # os.write: a print here could re-enter a write to stderr the signal interrupted
+        os.write(sys.stderr.fileno(), f"{name}: finishing the pages in flight, then stopping "
+                 "(send it again to stop at once)\n".encode())
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _run_with_progress(job: Any, *, show: bool) -> Any:

@@ -41,9 +41,9 @@ class Env:
 
 def start_env(folder: Path, *, leads: int, contacts: int | None = None, db_url: str | None = None,
               faults: str | None = None, notify: list[dict[str, Any]] | None = None,
-              seed: int = 3) -> Env:
+              seed: int = 3, latency_ms: float = 0.0) -> Env:
     sb = Sandbox(seed=seed, leads=leads, contacts=contacts if contacts is not None else leads,
-                 faults=faults, install_leadgate_fields=True).start()
+                 faults=faults, install_leadgate_fields=True, latency_ms=latency_ms).start()
     policy = copy_policy(folder / "policy", notify=notify)
     url = db_url or f"sqlite:///{folder / 'leadgate.db'}"
     config = write_sandbox_config(sb, folder, database_url=url, policy=policy)

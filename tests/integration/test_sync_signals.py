@@ -1,0 +1,103 @@
+"""Stopping `leadgate sync run` with a signal, as schedulers do (a Kubernetes pod stopped, an
+Airflow task past its timeout: SIGTERM; a person at the terminal: Ctrl-C, SIGINT).
+
+The first signal stops the run at the next page boundary: the pages already written ahead are
+written back and recorded, the cursor moves past them and no further, the lease is released,
+the run is recorded as interrupted and exits 1; the next run finishes the backlog. A second
+signal stops the process at once, which is as safe as any crash.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from sync.state import PENDING, sync_decisions, sync_leases, sync_runs
+from tests.integration.synctools import REPO_ROOT, check_invariants, start_env, summary, sync_run
+
+LEADS = 1_500  # ~1,270 intake leads: 7 pages of 200
+
+
+def _start_run(config: Path) -> subprocess.Popen[str]:
+    env = {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.Popen([sys.executable, "-m", "sync.cli", "sync", "run", "--config",
+                             str(config), "--source", "salesforce", "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _decisions(engine: sa.Engine) -> int:
+    if not sa.inspect(engine).has_table("sync_decisions"):  # the run has not migrated yet
+        return 0
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(sync_decisions))
+                   .scalar_one())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_run_at_a_page_boundary_with_nothing_left_in_flight(
+        tmp_path: Path, signum: signal.Signals) -> None:
+    # Each CRM call takes 150 ms more, so that the run is still pulling when the signal comes.
+    env = start_env(tmp_path, leads=LEADS, latency_ms=150)
+    try:
+        data = yaml.safe_load(env.config.read_text())
+        data["sources"]["salesforce"].update(query_page_size=200)
+        env.config.write_text(yaml.safe_dump(data, sort_keys=False))
+        engine = env.engine()
+        intake = len(env.intake["salesforce"])
+        proc = _start_run(env.config)
+        deadline = time.monotonic() + 120
+        while _decisions(engine) == 0:  # the first page is written ahead
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err[-2000:]
+        assert f"{signum.name}: finishing the pages in flight" in err
+        first = json.loads(out)
+        assert first["status"] == "interrupted" and signum.name in first["error"]
+        assert 0 < first["decided"] < intake  # it stopped early...
+        assert first["written"] == first["decided"]  # ...with every decision it made sent
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(sync_decisions)
+                                .where(sync_decisions.c.writeback_status == PENDING)
+                                ).scalar_one() == 0  # and recorded
+            assert conn.execute(sa.select(sync_leases)).first() is None  # lease released
+            assert conn.execute(sa.select(sync_runs.c.status)).scalar_one() == "interrupted"
+        # The next run goes on from the cursor and finishes the backlog, no lead twice.
+        second = summary(sync_run(env, "salesforce"))
+        assert second["status"] == "done" and second["retried"] == 0
+        assert first["decided"] + second["decided"] == intake
+        check_invariants(env, "salesforce")
+    finally:
+        env.sb.stop()
+
+
+def test_a_second_signal_stops_at_once_and_the_next_run_finishes(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=LEADS, latency_ms=150)
+    try:
+        data = yaml.safe_load(env.config.read_text())
+        data["sources"]["salesforce"].update(query_page_size=200)
+        env.config.write_text(yaml.safe_dump(data, sort_keys=False))
+        engine = env.engine()
+        proc = _start_run(env.config)
+        deadline = time.monotonic() + 120
+        while _decisions(engine) == 0:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+        assert proc.returncode == -signal.SIGTERM
+        assert summary(sync_run(env, "salesforce"))["status"] == "done"
+        check_invariants(env, "salesforce")
+    finally:
+        env.sb.stop()
