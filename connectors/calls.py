@@ -8,6 +8,7 @@ counts against the per-run budget.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from connectors.config import Limits, RetrySettings
 from routing_core.errors import LeadgateError
 
 T = TypeVar("T")
+log = logging.getLogger("leadgate.crm")
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ class ApiGate:
 
         retrying = Retrying(stop=stop_after_attempt(self.retry.attempts), wait=self._wait,
                             retry=retry_if_exception_type(_Retry), sleep=self._sleep,
-                            reraise=True)
+                            before_sleep=self._log_retry(what), reraise=True)
         try:
             return retrying(attempt)
         except _Retry as exc:
@@ -174,6 +176,19 @@ class ApiGate:
                 where=f"sources.{self.source}", status=exc.failure.status, retryable=True,
                 fix=exc.failure.fix or self._unreachable_fix(exc.failure),
             ) from None
+
+    def _log_retry(self, what: str) -> Callable[[RetryCallState], None]:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            failure = exc.failure if isinstance(exc, _Retry) else None
+            if failure is not None and failure.kind == "reauth":
+                log.info("%s: %s: the session expired; logged in again", self.source, what)
+                return
+            wait = state.next_action.sleep if state.next_action else 0.0
+            log.warning("%s: %s: %s; attempt %d of %d failed, next in %.1f s", self.source,
+                        what, (failure.message if failure else str(exc))[:200],
+                        state.attempt_number, self.retry.attempts, wait)
+        return before_sleep
 
     def _unreachable_fix(self, failure: Failure) -> str:
         if failure.status is None:   # nothing answered: a wrong address or a network problem

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import time
 import zlib
 from array import array
@@ -55,6 +56,7 @@ from sync.writeahead import (
     write_ahead,
 )
 
+log = logging.getLogger("leadgate.sync")  # ids and counts only: never a name or an email
 RETRY_CHUNK = 500
 KEEP_IDS = 1000  # ids kept in memory for the digest/summary: memory must not grow with leads
 REEVALUATE_CHUNK = 200
@@ -108,6 +110,7 @@ class SyncJob:
         self._violations: list[dict[str, Any]] = []  # reported this run (the digest's ids)
         self._queue_mark = 0  # the last review item made before this run (see run)
         self.stop_requested: str | None = None  # why the run is to stop early (request_stop)
+        self._pages = 0  # pages written back and recorded (the log's page numbers)
         self.outbox: Path | None = None
         self._working = False
         self._again_in_row = 0  # see GIVE_UP_AFTER
@@ -135,9 +138,13 @@ class SyncJob:
                       self.options.lease_ttl)
         held = lease.acquire()
         if held is not None:
+            log.info("%s: another run holds the lease (%s); nothing to do", self.name,
+                     held.holder)
             self.summary.status = "lease_held"
             self.summary.lease_held_by = held.holder
             return self.summary
+        log.info("%s: run %s started%s", self.name, self.run_id,
+                 f" (took over the lease of run {lease.taken_over})" if lease.taken_over else "")
         lease.start_heartbeat()
         self._lease = lease
         with self.engine.begin() as conn:
@@ -182,6 +189,11 @@ class SyncJob:
                              .values(finished_at=utcnow(), status=status,
                                      summary=dumps(self.summary.to_json())))
             lease.release()
+            s = self.summary
+            log.info("%s: run %s %s in %.1f s: pulled %d, assigned %d, refused %d, written %d, "
+                     "write errors %d, conflicts %d, %d API calls", self.name, self.run_id,
+                     status, s.seconds, s.pulled, s.assigned, s.refused, s.written,
+                     s.write_errors, s.conflicts, s.api_calls)
         return self.summary
 
     def _work(self) -> None:
@@ -454,14 +466,24 @@ class SyncJob:
         self.summary.conflicts += rec.conflicts
         self.summary.retried += rec.retried
         self.summary.failed.extend(rec.failed[:max(0, KEEP_IDS - len(self.summary.failed))])
+        if rec.failed and log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: write-back failed for %s (retried next run)", self.name,
+                      ", ".join(str(f["record_id"]) for f in rec.failed[:100]))
 
     def _finish(self, sending: _Sending, advance: bool = True) -> None:
         """Wait for a page's write-back, record its outcomes, then advance the cursor (unless
         `advance` is false: the outcomes of a page before it were not recorded). Called once
         per page, in page order (`_pull`'s finish_next)."""
+        s = self.summary
+        before = (s.written, s.write_errors, s.conflicts)
         for chunk, results in sending.future.result():
             self._record(chunk, results)
-        if advance and sending.cursor is not None:
+        self._pages += 1
+        moved = advance and sending.cursor is not None
+        log.info("%s: page %d: %d sent, written %d, write errors %d, conflicts %d%s", self.name,
+                 self._pages, sending.count, s.written - before[0], s.write_errors - before[1],
+                 s.conflicts - before[2], "" if moved else "; the cursor stays before it")
+        if moved:
             # Everything on this page is decided and its outcome recorded: only now advance.
             with self.engine.begin() as conn:
                 cursor.save(conn, self.name, self.source, sending.cursor.dumps(), self.run_id)

@@ -7,7 +7,9 @@ Subcommands live in their own modules and are imported only when used, so that
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
+import time
 from typing import Any
 
 import click
@@ -57,10 +59,26 @@ class LazyGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
+def log_to_stderr(level: int = logging.WARNING) -> None:
+    """leadgate's log lines (CRM retries from WARNING; pages and runs at INFO; lead ids of
+    failed writes at DEBUG; never a name or an email) on stderr, in UTC."""
+    logger = logging.getLogger("leadgate")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                      "%Y-%m-%dT%H:%M:%SZ")
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="leadgate")
 def main() -> None:
     """leadgate: compliance-aware lead routing for banks and insurers."""
+    log_to_stderr()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -65,18 +66,26 @@ Exit codes:
 @click.option("--one-process", is_flag=True,
               help="Decide every page in this process (by default, with two or more cores, a "
                    "helper process decides pulled pages ahead).")
+@click.option("-v", "--verbose", count=True,
+              help="Log each page and run on stderr (-vv: also the ids of leads whose "
+                   "write-back failed). CRM retries are logged in any case.")
 @click.option("--lease-ttl", type=float, default=None, hidden=True)
 def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | None,
             as_json: bool, strict_lease: bool, shard: str | None, one_process: bool,
-            lease_ttl: float | None) -> None:
+            verbose: int, lease_ttl: float | None) -> None:
     """Pull new leads, decide, write ahead to the ledger, write back to the CRM."""
+    from sync.cli import log_to_stderr
     from sync.job import build_job
+
+    if verbose:
+        log_to_stderr(logging.INFO if verbose == 1 else logging.DEBUG)
 
     job, ctx = build_job(config, source, dry_run=dry_run, limit=limit, shard=_shard(shard),
                          lease_ttl=lease_ttl, decide_ahead=not one_process)
     try:
         with _stop_on_signals(job):
-            summary = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
+            summary = _run_with_progress(
+                job, show=sys.stderr.isatty() and not as_json and not verbose)
     finally:
         job.connector.close()
         ctx.close()
