@@ -28,6 +28,9 @@ PENDING = "pending"
 OK = "ok"
 ERROR = "error"
 CONFLICT = "conflict"
+# sync_runs.status of a run that went through its whole backlog (partial: some write-backs
+# failed; the next run retries them)
+COMPLETED = ("done", "partial")
 WRITEBACK_STATUSES = (PENDING, OK, ERROR, CONFLICT)
 
 sync_cursors = sa.Table(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from sync.state import (
+    COMPLETED,
     ERROR,
     PENDING,
     loads,
@@ -55,13 +57,69 @@ def gather_from(engine: sa.Engine, sources: list[str]) -> dict[str, Any]:
                 .where(sync_decisions.c.source == source,
                        sync_decisions.c.writeback_status.in_((PENDING, ERROR)))
                 .group_by(sync_decisions.c.writeback_status)).all())
+            oldest_waiting = conn.execute(
+                sa.select(sa.func.min(sync_decisions.c.decided_at))
+                .where(sync_decisions.c.source == source,
+                       sync_decisions.c.writeback_status.in_((PENDING, ERROR)))).scalar_one()
+            completed = {r.source: {"run_id": r.run_id, "finished_at": r.finished_at}
+                         for r in conn.execute(
+                             sa.select(sync_runs.c.source, sync_runs.c.run_id,
+                                       sync_runs.c.finished_at)
+                             .where(sa.or_(sync_runs.c.source == source,
+                                           sync_runs.c.source.like(f"{source}#%")),
+                                    sync_runs.c.status.in_(COMPLETED))
+                             .order_by(sync_runs.c.finished_at))}  # the last one per name
             review: dict[str, int] = dict(conn.execute(
                 sa.select(sync_review_queue.c.status, sa.func.count())
                 .where(sync_review_queue.c.source == source)
                 .group_by(sync_review_queue.c.status)).all())
             out["sources"][source] = {"cursors": cursors, "leases": leases, "runs": runs,
-                                      "writeback_backlog": backlog, "review_queue": review}
+                                      "writeback_backlog": backlog, "review_queue": review,
+                                      "last_completed": completed,
+                                      "oldest_waiting_writeback": oldest_waiting}
     return out
+
+
+def check(data: dict[str, Any], max_age: timedelta, now: datetime | None = None
+          ) -> dict[str, list[str]]:
+    """Problems per source for a monitor: no run of it (or of one of its shards) completed
+    within `max_age`, or a write-back waiting longer than that. Empty lists: healthy."""
+    now = now or datetime.now(UTC)
+    since = now - max_age
+    problems: dict[str, list[str]] = {}
+    for source, info in data["sources"].items():
+        found = problems.setdefault(source, [])
+        completed = info["last_completed"]
+        if not completed:
+            found.append("no run has completed yet")
+        for name, run in sorted(completed.items()):
+            finished = _aware(run["finished_at"])
+            if finished < since:
+                last = info["runs"][0] if info["runs"] else None
+                found.append(("" if name == source else f"{name}: ")
+                             + f"no run completed since {_utc(finished)}"
+                             + (f" (the last, {last['run_id']}, {last['status']})"
+                                if last and last["run_id"] != run["run_id"] else ""))
+        waiting = info["oldest_waiting_writeback"]
+        if waiting is not None and _aware(waiting) < since:
+            backlog = info["writeback_backlog"]
+            found.append(f"{sum(backlog.values())} write-backs waiting, the oldest decided "
+                         f"{_utc(_aware(waiting))}")
+    return problems
+
+
+def parse_age(text: str) -> timedelta:
+    """'90s', '30m', '2h', '1d' as a duration; ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
+    if not match:
+        raise ValueError(text)
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives stored times back naive, in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _short(summary: Any) -> dict[str, Any] | None:

@@ -151,12 +151,36 @@ def _run_with_progress(job: Any, *, show: bool) -> Any:
 @sync.command("status")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
 @click.option("--json", "as_json", is_flag=True)
-def status_cmd(config: str | None, as_json: bool) -> None:
+@click.option("--check", is_flag=True,
+              help="For a monitor: exit 1 when a source has no run completed within "
+                   "--max-age, or a write-back has waited longer.")
+@click.option("--max-age", default="1h", show_default=True, metavar="AGE",
+              help="With --check: how long without a completed run is a problem "
+                   "(90s, 30m, 2h, 1d).")
+def status_cmd(config: str | None, as_json: bool, check: bool, max_age: str) -> None:
     """Cursors, last runs, leases and the backlog (write-backs to retry, review queue)."""
-    from sync.status import gather, render
+    from sync.status import check as check_health
+    from sync.status import gather, parse_age, render
 
+    try:
+        age = parse_age(max_age)
+    except ValueError:
+        raise LeadgateError(f"--max-age {max_age!r} is not a duration", where="--max-age",
+                            fix="give a number and a unit: 90s, 30m, 2h or 1d") from None
     data = gather(config)
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else render(data))
+    problems = check_health(data, age) if check else {}
+    if as_json:
+        if check:
+            data["check"] = {"max_age_s": age.total_seconds(), "problems": problems}
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif check:
+        for source, found in problems.items():
+            click.echo(f"ok {source}" if not found else
+                       "\n".join(f"PROBLEM {source}: {problem}" for problem in found))
+    else:
+        click.echo(render(data))
+    if any(problems.values()):
+        sys.exit(1)
 
 
 @click.group()
