@@ -43,9 +43,9 @@ def _decisions(engine: sa.Engine) -> int:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_the_run_at_a_page_boundary_with_nothing_left_in_flight(
-        tmp_path: Path, signum: signal.Signals) -> None:
+        tmp_path: Path, signum: signal.Signals, any_url: str) -> None:
     # Each CRM call takes 150 ms more, so that the run is still pulling when the signal comes.
-    env = start_env(tmp_path, leads=LEADS, latency_ms=150)
+    env = start_env(tmp_path, leads=LEADS, latency_ms=150, db_url=any_url)
     try:
         data = yaml.safe_load(env.config.read_text())
         data["sources"]["salesforce"].update(query_page_size=200)

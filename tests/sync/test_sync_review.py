@@ -215,14 +215,16 @@ def _earlier(body: dict[str, Any]) -> dict[str, str]:
     return {r["record_id"]: r["reason"] for r in body["earlier_unnotified"]}
 
 
-def test_refusals_no_digest_reached_go_out_with_the_next_runs_digest(tmp_path: Path) -> None:
+def test_refusals_no_digest_reached_go_out_with_the_next_runs_digest(tmp_path: Path,
+                                                                      any_url: str) -> None:
     """A notify target that is down, or a run killed before its digest, must not leave refusals
     the ops admin never hears of: the next run's digest carries them."""
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Receiver.bodies, _Receiver.down = [], True
     url = f"http://127.0.0.1:{server.server_port}/hooks/leadgate"
-    env = start_env(tmp_path, leads=120, notify=[{"kind": "webhook", "url": url}])
+    env = start_env(tmp_path, leads=120, db_url=any_url,
+                    notify=[{"kind": "webhook", "url": url}])
     try:
         # 1. The webhook is down: the run succeeds, says so, and notifies nothing.
         s1 = summary(sync_run(env, "salesforce"))
