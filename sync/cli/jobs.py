@@ -39,6 +39,10 @@ def _shard(value: str | None) -> tuple[int, int] | None:
     return shard
 
 
+CONFIG_OPTION = click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+                             help="leadgate.yaml (default: $LEADGATE_CONFIG or ./leadgate.yaml).")
+
+
 @click.group()
 def sync() -> None:
     """Run the CRM sync job, or show its status."""
@@ -51,8 +55,7 @@ Exit codes:
      the next run retries them
   2  could not start: configuration, credentials, database
   3  another run holds the lease (only with --strict-lease)""")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
-              help="leadgate.yaml (default: $LEADGATE_CONFIG or ./leadgate.yaml).")
+@CONFIG_OPTION
 @click.option("--source", default=None, help="The source in leadgate.yaml to sync.")
 @click.option("--dry-run", is_flag=True,
               help="Decide and show what would be written; write nothing, move no rotation.")
@@ -149,8 +152,8 @@ def _run_with_progress(job: Any, *, show: bool) -> Any:
 
 
 @sync.command("status")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
-@click.option("--json", "as_json", is_flag=True)
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="The status as JSON.")
 @click.option("--check", is_flag=True,
               help="For a monitor: exit 1 when a source has no run completed within "
                    "--max-age, or a write-back has waited longer.")
@@ -189,9 +192,9 @@ def review() -> None:
 
 
 @review.command("list")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@CONFIG_OPTION
 @click.option("--all", "show_all", is_flag=True, help="Include resolved items.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The items as JSON.")
 def review_list(config: str | None, show_all: bool, as_json: bool) -> None:
     """Refused leads and cooling-off violations waiting for an officer (ids and reasons;
     open the lead in the CRM)."""
@@ -213,7 +216,7 @@ def _officer_options(f: Any) -> Any:
     f = click.option("--officer", required=True, help="Your officer id in the policy.")(f)
     f = click.option("--token", envvar="LEADGATE_OFFICER_TOKEN", default=None,
                      help="Your officer token (default: $LEADGATE_OFFICER_TOKEN, else asked).")(f)
-    f = click.option("--config", "config", type=click.Path(dir_okay=False), default=None)(f)
+    f = CONFIG_OPTION(f)
     return f
 
 
@@ -262,7 +265,7 @@ def review_resolve(item: str, note: str, officer: str, token: str | None,
 
 @review.command("add-officer")
 @click.argument("officer")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@CONFIG_OPTION
 def review_add_officer(officer: str, config: str | None) -> None:
     """Create a token for an officer of the policy (prints it once; store it in a vault)."""
     from sync import review as rv
