@@ -52,6 +52,11 @@ class Explanation:
     erased_at: str | None = None
 
 
+def _no_entries(subject: str) -> LedgerError:
+    return LedgerError(f"no ledger entries about {subject!r}",
+                       fix="give the subject as source:record_id (e.g. salesforce:00Q...)")
+
+
 def record_personal_access(ledger: Ledger, subject: str, reason: str, *,
                            by: str | None = None) -> Appended:
     """Record in the ledger that `subject`'s personal data is about to be shown, and why."""
@@ -61,8 +66,7 @@ def record_personal_access(ledger: Ledger, subject: str, reason: str, *,
     with write_transaction(ledger.engine) as conn:
         if conn.execute(sa.select(schema.entries.c.seq)
                         .where(schema.entries.c.subject == subject).limit(1)).first() is None:
-            raise LedgerError(f"no ledger entries about {subject!r}",
-                              fix="give the subject as source:record_id (e.g. salesforce:00Q...)")
+            raise _no_entries(subject)
         return ledger.append(conn, [EntryIn("personal_data_access", subject, {
             "subject": subject, "reason": reason, "by": by, "os_user": getpass.getuser()})])[0]
 
@@ -78,8 +82,7 @@ def explain_subject(engine: Engine, subject: str, *,
         rows = conn.execute(sa.select(e.c.seq, e.c.kind, e.c.time, e.c.body, e.c.entry_hash)
                             .where(e.c.subject == subject).order_by(e.c.seq)).all()
         if not rows:
-            raise LedgerError(f"no ledger entries about {subject!r}",
-                              fix="give the subject as source:record_id (e.g. salesforce:00Q...)")
+            raise _no_entries(subject)
         key, out.erased_at = subject_key(conn, subject)
         head = conn.execute(sa.select(schema.head.c.ledger_id)).scalar_one()
         for row in rows:

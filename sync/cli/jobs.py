@@ -1,11 +1,7 @@
 """`leadgate sync run|status`, `leadgate review list|approve|reject`, `leadgate demo`.
 
-Exit codes of `leadgate sync run` (schedulers rely on them):
-  0  done (also: another run holds the lease, without --strict-lease)
-  1  some write-backs failed, or the run stopped part-way (CRM down, API budget spent,
-     SIGTERM or Ctrl-C); the next run finishes them with the same decisions
-  2  the run could not start (configuration, credentials, database): one line with the fix
-  3  another run holds the lease (only with --strict-lease)
+The exit codes of `leadgate sync run`, which schedulers rely on, are RUN_EXIT_CODES (its --help
+shows them; sync/README.md explains them).
 """
 
 from __future__ import annotations
@@ -48,13 +44,16 @@ def sync() -> None:
     """Run the CRM sync job, or show its status."""
 
 
-@sync.command("run", epilog="""\b
+RUN_EXIT_CODES = """\b
 Exit codes:
-  0  done (or another run holds the lease)
-  1  some write-backs failed or the run stopped part-way (also on SIGTERM or Ctrl-C):
-     the next run retries them
-  2  could not start: configuration, credentials, database
-  3  another run holds the lease (only with --strict-lease)""")
+  0  done (also: another run holds the lease, without --strict-lease)
+  1  some write-backs failed, or the run stopped part-way (CRM down, API budget spent,
+     SIGTERM or Ctrl-C): the next run finishes them with the same decisions
+  2  the run could not start (configuration, credentials, database): one line with the fix
+  3  another run holds the lease (only with --strict-lease)"""
+
+
+@sync.command("run", epilog=RUN_EXIT_CODES)
 @CONFIG_OPTION
 @click.option("--source", default=None, help="The source in leadgate.yaml to sync.")
 @click.option("--dry-run", is_flag=True,
