@@ -532,8 +532,8 @@ class SyncJob:
                              violations_total=self.summary.violations, earlier=earlier)
         sent, problems = notify.send(self.policy, body, outbox=self.outbox)
         self.summary.notified, self.summary.notify_errors = sent, problems
-        self.summary.notified_earlier = earlier.total if sent and not problems else 0
-        if sent and not problems:
+        if sent and not problems:  # every target took it
+            self.summary.notified_earlier = earlier.total
             with self.engine.begin() as conn:
                 for chunk in in_lists(conn, unnotified):
                     conn.execute(sa.update(sync_review_queue)

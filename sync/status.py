@@ -43,14 +43,12 @@ def gather_from(engine: sa.Engine, sources: list[str]) -> dict[str, Any]:
             leases = [{"name": r.name, "holder": r.holder, "expires_in_s": round(r.expires_at - now),
                        "expired": r.expires_at < now}
                       for r in conn.execute(sa.select(sync_leases).where(
-                          sa.or_(sync_leases.c.name == source,
-                                 sync_leases.c.name.like(f"{source}#%"))))]
+                          _of_source(sync_leases.c.name, source)))]
             runs = [{"run_id": r.run_id, "name": r.source, "status": r.status,
                      "started_at": r.started_at, "finished_at": r.finished_at,
                      "summary": _short(loads(r.summary))}
                     for r in conn.execute(sa.select(sync_runs).where(
-                        sa.or_(sync_runs.c.source == source,
-                               sync_runs.c.source.like(f"{source}#%")))
+                        _of_source(sync_runs.c.source, source))
                         .order_by(sync_runs.c.started_at.desc()).limit(5))]
             backlog: dict[str, int] = dict(conn.execute(
                 sa.select(sync_decisions.c.writeback_status, sa.func.count())
@@ -65,8 +63,7 @@ def gather_from(engine: sa.Engine, sources: list[str]) -> dict[str, Any]:
                          for r in conn.execute(
                              sa.select(sync_runs.c.source, sync_runs.c.run_id,
                                        sync_runs.c.finished_at)
-                             .where(sa.or_(sync_runs.c.source == source,
-                                           sync_runs.c.source.like(f"{source}#%")),
+                             .where(_of_source(sync_runs.c.source, source),
                                     sync_runs.c.status.in_(COMPLETED))
                              .order_by(sync_runs.c.finished_at))}  # the last one per name
             review: dict[str, int] = dict(conn.execute(
@@ -80,6 +77,11 @@ def gather_from(engine: sa.Engine, sources: list[str]) -> dict[str, Any]:
     return out
 
 
+def _of_source(name: sa.Column[str], source: str) -> sa.ColumnElement[bool]:
+    """A lease or run name of `source`: the source itself, or one of its shards (source#I/N)."""
+    return sa.or_(name == source, name.like(f"{source}#%"))
+
+
 def check(data: dict[str, Any], max_age: timedelta, now: datetime | None = None
           ) -> dict[str, list[str]]:
     """Problems per source for a monitor: no run of it (or of one of its shards) completed
@@ -88,7 +90,7 @@ def check(data: dict[str, Any], max_age: timedelta, now: datetime | None = None
     since = now - max_age
     problems: dict[str, list[str]] = {}
     for source, info in data["sources"].items():
-        found = problems.setdefault(source, [])
+        problems[source] = found = []
         completed = info["last_completed"]
         if not completed:
             found.append("no run has completed yet")

@@ -21,16 +21,34 @@ import sqlalchemy as sa
 import yaml
 
 from sync.state import PENDING, sync_decisions, sync_leases, sync_runs
-from tests.integration.synctools import REPO_ROOT, check_invariants, start_env, summary, sync_run
+from tests.integration.synctools import (
+    REPO_ROOT,
+    Env,
+    check_invariants,
+    start_env,
+    summary,
+    sync_run,
+)
 
 LEADS = 1_500  # ~1,270 intake leads: 7 pages of 200
 
 
-def _start_run(config: Path) -> subprocess.Popen[str]:
-    env = {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}
-    return subprocess.Popen([sys.executable, "-m", "sync.cli", "sync", "run", "--config",
-                             str(config), "--source", "salesforce", "--json"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _run_past_its_first_page(env: Env) -> subprocess.Popen[str]:
+    """`leadgate sync run` of Salesforce in pages of 200, once its first page is written
+    ahead (the run is then still pulling: every CRM call takes 150 ms more)."""
+    data = yaml.safe_load(env.config.read_text())
+    data["sources"]["salesforce"].update(query_page_size=200)
+    env.config.write_text(yaml.safe_dump(data, sort_keys=False))
+    proc = subprocess.Popen([sys.executable, "-m", "sync.cli", "sync", "run", "--config",
+                             str(env.config), "--source", "salesforce", "--json"],
+                            env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    engine = env.engine()
+    deadline = time.monotonic() + 120
+    while _decisions(engine) == 0:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    return proc
 
 
 def _decisions(engine: sa.Engine) -> int:
@@ -44,19 +62,11 @@ def _decisions(engine: sa.Engine) -> int:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_the_run_at_a_page_boundary_with_nothing_left_in_flight(
         tmp_path: Path, signum: signal.Signals, any_url: str) -> None:
-    # Each CRM call takes 150 ms more, so that the run is still pulling when the signal comes.
     env = start_env(tmp_path, leads=LEADS, latency_ms=150, db_url=any_url)
     try:
-        data = yaml.safe_load(env.config.read_text())
-        data["sources"]["salesforce"].update(query_page_size=200)
-        env.config.write_text(yaml.safe_dump(data, sort_keys=False))
         engine = env.engine()
         intake = len(env.intake["salesforce"])
-        proc = _start_run(env.config)
-        deadline = time.monotonic() + 120
-        while _decisions(engine) == 0:  # the first page is written ahead
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.02)
+        proc = _run_past_its_first_page(env)
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 1, err[-2000:]
@@ -83,15 +93,7 @@ def test_a_signal_stops_the_run_at_a_page_boundary_with_nothing_left_in_flight(
 def test_a_second_signal_stops_at_once_and_the_next_run_finishes(tmp_path: Path) -> None:
     env = start_env(tmp_path, leads=LEADS, latency_ms=150)
     try:
-        data = yaml.safe_load(env.config.read_text())
-        data["sources"]["salesforce"].update(query_page_size=200)
-        env.config.write_text(yaml.safe_dump(data, sort_keys=False))
-        engine = env.engine()
-        proc = _start_run(env.config)
-        deadline = time.monotonic() + 120
-        while _decisions(engine) == 0:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.02)
+        proc = _run_past_its_first_page(env)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)

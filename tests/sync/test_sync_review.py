@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync.state import sync_review_queue
+from sync.writeahead import OPEN_STATUSES
 from tests.integration.synctools import (
     check_invariants,
     crm_state,
@@ -208,7 +209,7 @@ def _open_items(env: Any, after: int = 0) -> dict[int, tuple[str, str, bool]]:
         return {r.id: (r.record_id, r.reason, r.notified) for r in conn.execute(
             sa.select(q.id, q.record_id, q.reason, q.notified)
             .where(q.source == "salesforce", q.id > after,
-                   q.status.in_(("open", "awaiting_second_officer"))))}
+                   q.status.in_(OPEN_STATUSES)))}
 
 
 def _earlier(body: dict[str, Any]) -> dict[str, str]:
