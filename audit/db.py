@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from audit.errors import LedgerError
+from audit.errors import DatabaseFailed, LedgerError
 
 T = TypeVar("T")
 
@@ -197,20 +197,55 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+_FIX = ("check that the database server runs, that this machine reaches it and its disk has "
+        "room, and that the URL (LEADGATE_DATABASE_URL or database_url in leadgate.yaml) names it")
+
+
 @contextmanager
 def connect(engine: Engine) -> Iterator[Connection]:
     """engine.connect(), turning an unreachable or missing database into a one-line error."""
     try:
         conn = engine.connect()
-    except sa.exc.OperationalError as exc:
-        raise LedgerError(
+    except sa.exc.DBAPIError as exc:
+        if not _is_failure(exc):
+            raise
+        raise DatabaseFailed(
             f"cannot connect to the database ({_first_line(exc.orig)})",
             where=mask_url(engine.url),
-            fix="check that the server runs and the URL (LEADGATE_DATABASE_URL or database_url "
-                "in leadgate.yaml) names it",
+            fix=_FIX,
         ) from exc
     with conn:
         yield conn
+
+
+def _is_failure(exc: BaseException) -> bool:
+    """The database itself failing or unusable (a lost connection, a server shut down, a full
+    disk, a lock timeout, a file that is not a database), as against a statement leadgate got
+    wrong (IntegrityError, ProgrammingError: those keep their traceback)."""
+    return (isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
+            or type(exc) is sa.exc.DatabaseError)
+
+
+def database_failure(exc: BaseException, engine: Engine | None = None) -> DatabaseFailed | None:
+    """The one-line error for `exc` when it is the database failing, else None."""
+    if not isinstance(exc, sa.exc.DBAPIError) or not _is_failure(exc):
+        return None
+    return DatabaseFailed(
+        f"the database failed ({_first_line(exc.orig)})",
+        where=mask_url(engine.url) if engine is not None else None,
+        fix=_FIX)
+
+
+@contextmanager
+def database_failures(engine: Engine) -> Iterator[None]:
+    """Raise the database failing inside the block as a one-line DatabaseFailed."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        failure = database_failure(exc, engine)
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 def _first_line(exc: BaseException | None) -> str:

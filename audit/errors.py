@@ -9,6 +9,11 @@ class LedgerError(LeadgateError):
     """The database, a key file or a bundle cannot be used as asked."""
 
 
+class DatabaseFailed(LedgerError):
+    """The database stopped answering part-way: the server went down, the connection was cut,
+    the disk is full, a lock was held too long."""
+
+
 class VerificationFailed(LeadgateError):
     """The ledger or a bundle does not verify; `seq` names the first bad entry when known."""
 

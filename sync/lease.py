@@ -146,10 +146,13 @@ class Lease:
         self._thread = threading.Thread(target=beat, name=f"lease-{self.name}", daemon=True)
         self._thread.start()
 
-    def release(self) -> None:
+    def stop_heartbeat(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def release(self) -> None:
+        self.stop_heartbeat()
         with self.engine.begin() as conn:
             conn.execute(
                 sa.delete(sync_leases)

@@ -26,7 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from ulid import ULID
 
-from audit.db import in_lists
+from audit.db import database_failures, in_lists
+from audit.errors import DatabaseFailed
 from audit.ledger import Ledger
 from connectors.base import Connector
 from connectors.base import Cursor as PullCursor
@@ -113,6 +114,7 @@ class SyncJob:
         self._pages = 0  # pages written back and recorded (the log's page numbers)
         self.outbox: Path | None = None
         self._working = False
+        self._database_failed = False  # a failed run's cause (see _part_way)
         self._again_in_row = 0  # see GIVE_UP_AFTER
         self.write_chunk = 200  # outcomes per write_back call (build_job: connector.write_group)
         self.statistics = PlannerStatistics(engine)
@@ -130,13 +132,15 @@ class SyncJob:
         calls_before = self.connector.api_calls
         if self.options.dry_run:
             self.summary.status = "dry_run"
-            self._work()
+            with database_failures(self.engine):
+                self._work()
             self.summary.api_calls = self.connector.api_calls - calls_before
             self.summary.seconds = time.monotonic() - started
             return self.summary
         lease = Lease(self.engine, self.name, default_holder(self.run_id), self.run_id,
                       self.options.lease_ttl)
-        held = lease.acquire()
+        with database_failures(self.engine):
+            held = lease.acquire()
         if held is not None:
             log.info("%s: another run holds the lease (%s); nothing to do", self.name,
                      held.holder)
@@ -147,6 +151,51 @@ class SyncJob:
                  f" (took over the lease of run {lease.taken_over})" if lease.taken_over else "")
         lease.start_heartbeat()
         self._lease = lease
+        status = "failed"
+        try:
+            with database_failures(self.engine):
+                self._record_start(lease)
+            if self._part_way(self._work):
+                if self.stop_requested:
+                    self.summary.status = "interrupted"
+                    self.summary.error = (f"stopped on {self.stop_requested}; what was in "
+                                          "flight is written back and recorded")
+                else:
+                    self.summary.status = "partial" if self.summary.write_errors else "done"
+            if not self._database_failed:
+                self._part_way(self._digest_and_checkpoint)
+            status = self.summary.status
+        finally:
+            self.summary.api_calls = self.connector.api_calls - calls_before
+            self.summary.seconds = time.monotonic() - started
+            self._record_end(lease, status)
+        return self.summary
+
+    def _part_way(self, step: Callable[[], None]) -> bool:
+        """Run a step of a started run; False when it stopped part-way. An error then (the CRM
+        down, the API budget spent, the database gone) fails the run, not the process:
+        everything decided so far is written ahead, and the next run finishes it with the
+        same decisions. Before any work the error is raised (cannot start: exit 2)."""
+        try:
+            with database_failures(self.engine):
+                step()
+            return True
+        except LeadgateError as exc:
+            if not self._working:
+                raise  # could not start (credentials, CRM unreachable): exit 2
+            self.summary.status = "failed"
+            earlier = self.summary.error
+            self.summary.error = f"{earlier}; then {exc}" if earlier else str(exc)
+            self._database_failed = isinstance(exc, DatabaseFailed)
+            return False
+
+    def _digest_and_checkpoint(self) -> None:
+        if self.options.notify:
+            self._notify()
+        if self.options.checkpoint and self.checkpoint is not None:
+            self.summary.checkpoint = self.checkpoint()
+
+    def _record_start(self, lease: Lease) -> None:
         with self.engine.begin() as conn:
             # Review items up to here were made by earlier runs (one run per source or shard
             # at a time): those no digest reached are carried into this run's (_notify).
@@ -159,42 +208,26 @@ class SyncJob:
             conn.execute(sa.insert(sync_runs).values(
                 run_id=self.run_id, source=self.name, holder=lease.holder,
                 started_at=utcnow(), status="running"))
-        status = "failed"
+
+    def _record_end(self, lease: Lease, status: str) -> None:
         try:
-            try:
-                self._work()
-                if self.stop_requested:
-                    self.summary.status = "interrupted"
-                    self.summary.error = (f"stopped on {self.stop_requested}; what was in "
-                                          "flight is written back and recorded")
-                else:
-                    self.summary.status = "partial" if self.summary.write_errors else "done"
-            except LeadgateError as exc:
-                if not self._working:
-                    raise  # could not start (credentials, CRM unreachable): exit 2
-                # Stopped part-way (CRM down, API budget spent): everything decided so far is
-                # written ahead; the next run finishes it with the same decisions.
-                self.summary.status = "failed"
-                self.summary.error = str(exc)
-            status = self.summary.status
-            if self.options.notify:
-                self._notify()
-            if self.options.checkpoint and self.checkpoint is not None:
-                self.summary.checkpoint = self.checkpoint()
-        finally:
-            self.summary.api_calls = self.connector.api_calls - calls_before
-            self.summary.seconds = time.monotonic() - started
-            with self.engine.begin() as conn:
-                conn.execute(sa.update(sync_runs).where(sync_runs.c.run_id == self.run_id)
-                             .values(finished_at=utcnow(), status=status,
-                                     summary=dumps(self.summary.to_json())))
-            lease.release()
-            s = self.summary
-            log.info("%s: run %s %s in %.1f s: pulled %d, assigned %d, refused %d, written %d, "
-                     "write errors %d, conflicts %d, %d API calls", self.name, self.run_id,
-                     status, s.seconds, s.pulled, s.assigned, s.refused, s.written,
-                     s.write_errors, s.conflicts, s.api_calls)
-        return self.summary
+            with database_failures(self.engine):
+                with self.engine.begin() as conn:
+                    conn.execute(sa.update(sync_runs).where(sync_runs.c.run_id == self.run_id)
+                                 .values(finished_at=utcnow(), status=status,
+                                         summary=dumps(self.summary.to_json())))
+                lease.release()
+        except DatabaseFailed:
+            # The database is still gone: the run stays "running" in `sync status` until the
+            # next run takes its lease over (at once on this host, else when it expires).
+            lease.stop_heartbeat()
+            log.warning("%s: run %s: the database failed; its end is not recorded and its "
+                        "lease expires in %.0f s", self.name, self.run_id, lease.ttl)
+        s = self.summary
+        log.info("%s: run %s %s in %.1f s: pulled %d, assigned %d, refused %d, written %d, "
+                 "write errors %d, conflicts %d, %d API calls", self.name, self.run_id,
+                 status, s.seconds, s.pulled, s.assigned, s.refused, s.written,
+                 s.write_errors, s.conflicts, s.api_calls)
 
     def _work(self) -> None:
         with few_collections():

@@ -57,6 +57,22 @@ class LazyGroup(click.Group):
         except LeadgateError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except Exception as exc:
+            failure = _database_failure(exc)
+            if failure is None:
+                raise
+            click.echo(f"error: {failure}", err=True)
+            ctx.exit(failure.exit_code)
+
+
+def _database_failure(exc: Exception) -> LeadgateError | None:
+    """The database going away in the middle of a command is one line too, not a traceback
+    (the commands that start from a config already report an unreachable one that way)."""
+    if "sqlalchemy" not in sys.modules:  # nothing imported it: not a database error
+        return None
+    from audit.db import database_failure
+
+    return database_failure(exc)
 
 
 def log_to_stderr(level: int = logging.WARNING) -> None:

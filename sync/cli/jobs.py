@@ -47,8 +47,8 @@ def sync() -> None:
 RUN_EXIT_CODES = """\b
 Exit codes:
   0  done (also: another run holds the lease, without --strict-lease)
-  1  some write-backs failed, or the run stopped part-way (CRM down, API budget spent,
-     SIGTERM or Ctrl-C): the next run finishes them with the same decisions
+  1  some write-backs failed, or the run stopped part-way (CRM or database down, API
+     budget spent, SIGTERM or Ctrl-C): the next run finishes them with the same decisions
   2  the run could not start (configuration, credentials, database): one line with the fix
   3  another run holds the lease (only with --strict-lease)"""
 

@@ -36,6 +36,31 @@ def test_unreachable_database_is_one_line(leadgate, tmp_path) -> None:  # type: 
     assert "hunter2" not in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_the_database_failing_is_told_apart_from_a_statement_gone_wrong(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from audit.errors import DatabaseFailed
+    from sync.cli import _database_failure
+
+    gone = db.make_engine(f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}")
+    with pytest.raises(DatabaseFailed) as info, db.database_failures(gone), gone.connect():
+        pass
+    assert str(info.value).startswith(f"sqlite:///{tmp_path}/no-such-folder/x.db: the database "
+                                      "failed (unable to open database file) (fix: ")
+    assert isinstance(info.value.__cause__, sa.exc.OperationalError)
+    assert _database_failure(info.value.__cause__) is not None  # the CLI's last resort too
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'ok.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+    # A statement leadgate got wrong keeps its own error (and traceback): it is a bug.
+    with pytest.raises(sa.exc.IntegrityError) as wrong, db.database_failures(engine), \
+            engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+    assert _database_failure(wrong.value) is None
+    assert _database_failure(ValueError("x")) is None
+    engine.dispose()
+
+
 def test_migration_up_and_down_on_an_empty_database(any_url: str, leadgate, tmp_path) -> None:  # type: ignore[no-untyped-def]
     proc = leadgate("db", "upgrade", "--database-url", any_url, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr

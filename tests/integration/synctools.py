@@ -7,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import yaml
 
 from audit import schema as audit_schema
 from audit.db import make_engine
@@ -93,6 +95,36 @@ def sync_run(env: Env, source: str, *extra: str, crash_at: str | None = None,
     e = {"LEADGATE_CRASH_AT": crash_at} if crash_at else {}
     return leadgate("sync", "run", "--config", str(env.config), "--source", source, "--json",
                     *extra, env=e, timeout=timeout)
+
+
+def run_past_its_first_page(env: Env) -> subprocess.Popen[str]:
+    """`leadgate sync run --json` of Salesforce in pages of 200, returned once its first page
+    is written ahead (the run is then still pulling if the sandbox was started with latency:
+    at 150 ms, a run of 1,500 leads takes seconds more)."""
+    data = yaml.safe_load(env.config.read_text())
+    data["sources"]["salesforce"].update(query_page_size=200)
+    env.config.write_text(yaml.safe_dump(data, sort_keys=False))
+    proc = subprocess.Popen([sys.executable, "-m", "sync.cli", "sync", "run", "--config",
+                             str(env.config), "--source", "salesforce", "--json"],
+                            env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    engine = env.engine()
+    deadline = time.monotonic() + 120
+    try:
+        while _decisions(engine) == 0:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+    finally:
+        engine.dispose()
+    return proc
+
+
+def _decisions(engine: sa.Engine) -> int:
+    if not sa.inspect(engine).has_table("sync_decisions"):  # the run has not migrated yet
+        return 0
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(sync_decisions))
+                   .scalar_one())
 
 
 def summary(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:

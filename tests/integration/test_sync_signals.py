@@ -11,52 +11,22 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from sync.state import PENDING, sync_decisions, sync_leases, sync_runs
 from tests.integration.synctools import (
-    REPO_ROOT,
-    Env,
     check_invariants,
+    run_past_its_first_page,
     start_env,
     summary,
     sync_run,
 )
 
 LEADS = 1_500  # ~1,270 intake leads: 7 pages of 200
-
-
-def _run_past_its_first_page(env: Env) -> subprocess.Popen[str]:
-    """`leadgate sync run` of Salesforce in pages of 200, once its first page is written
-    ahead (the run is then still pulling: every CRM call takes 150 ms more)."""
-    data = yaml.safe_load(env.config.read_text())
-    data["sources"]["salesforce"].update(query_page_size=200)
-    env.config.write_text(yaml.safe_dump(data, sort_keys=False))
-    proc = subprocess.Popen([sys.executable, "-m", "sync.cli", "sync", "run", "--config",
-                             str(env.config), "--source", "salesforce", "--json"],
-                            env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    engine = env.engine()
-    deadline = time.monotonic() + 120
-    while _decisions(engine) == 0:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
-    return proc
-
-
-def _decisions(engine: sa.Engine) -> int:
-    if not sa.inspect(engine).has_table("sync_decisions"):  # the run has not migrated yet
-        return 0
-    with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(sync_decisions))
-                   .scalar_one())
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -66,7 +36,7 @@ def test_a_signal_stops_the_run_at_a_page_boundary_with_nothing_left_in_flight(
     try:
         engine = env.engine()
         intake = len(env.intake["salesforce"])
-        proc = _run_past_its_first_page(env)
+        proc = run_past_its_first_page(env)
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 1, err[-2000:]
@@ -93,7 +63,7 @@ def test_a_signal_stops_the_run_at_a_page_boundary_with_nothing_left_in_flight(
 def test_a_second_signal_stops_at_once_and_the_next_run_finishes(tmp_path: Path) -> None:
     env = start_env(tmp_path, leads=LEADS, latency_ms=150)
     try:
-        proc = _run_past_its_first_page(env)
+        proc = run_past_its_first_page(env)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
