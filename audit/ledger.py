@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Connection, Engine
 
 from audit import crypto, schema
 from audit.canonical import Canonical, NotCanonical, canonical, rfc3339
-from audit.db import in_lists, insert_rows, write_transaction
+from audit.db import connect, in_lists, insert_rows, write_transaction
 from audit.errors import LedgerError
 from audit.keys import (
     ensure_signing_key,
@@ -219,6 +220,32 @@ class Ledger:
             fingerprint=fingerprint(public), public_key=public,
             announced_seq=appended[0].seq, created_at=appended[0].time))
 
+    def check_signing_key(self) -> None:
+        """Refuse now, not at the next checkpoint, a key file that is missing, unusable or not
+        the ledger's key (a job would otherwise do a run's work and fail at its end). Before
+        the ledger has a key there is nothing to check: the first checkpoint creates it."""
+        with connect(self.engine) as conn:
+            current = self.current_key(conn)
+        if current is not None:
+            self._ledgers_key(current)
+
+    def _ledgers_key(self, current: str) -> Ed25519PrivateKey:
+        path = self.key_file()
+        if not path.is_file():  # never created here: a lost key is restored, not replaced
+            raise LedgerError(
+                f"signing key file not found (the ledger is signed with key {current[:19]}...)",
+                where=str(path), fix="restore that key file from your backup and point "
+                "LEADGATE_SIGNING_KEY or signing_key in leadgate.yaml at it")
+        key = load_signing_key(path)
+        found = fingerprint(public_bytes(key))
+        if found != current:
+            raise LedgerError(
+                f"the signing key file holds key {found[:19]}..., but the ledger is signed "
+                f"with {current[:19]}...", where=str(path),
+                fix="use the ledger's key file, or rotate with `leadgate audit rotate-key`",
+            )
+        return key
+
     def checkpoint(self, conn: Connection | None = None) -> SignedCheckpoint:
         """Sign the current tree head (also when nothing was appended) and record it.
 
@@ -229,21 +256,14 @@ class Ledger:
             with write_transaction(self.engine) as own:
                 return self.checkpoint(own)
         current = self.current_key(conn)
-        path = self.key_file()
         if current is None:
-            ensure_signing_key(path)
-        key = load_signing_key(path)
-        public = public_bytes(key)
-        if current is None:
+            key = load_signing_key(ensure_signing_key(self.key_file()))
+            public = public_bytes(key)
             self._register_key(conn, public, {"public_key": crypto.b64(public),
                                               "key": fingerprint(public), "previous": None,
                                               "endorsement": None})
-        elif fingerprint(public) != current:
-            raise LedgerError(
-                f"the signing key file holds key {fingerprint(public)[:19]}..., but the ledger "
-                f"is signed with {current[:19]}...", where=str(path),
-                fix="use the ledger's key file, or rotate with `leadgate audit rotate-key`",
-            )
+        else:
+            key = self._ledgers_key(current)
         head = read_head(conn)
         number = head.checkpoints + 1
         signed = sign_checkpoint(

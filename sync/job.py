@@ -21,6 +21,8 @@ def build_job(config: str | Path | None, source: str | None, *, dry_run: bool = 
         name, source_cfg = ctx.source(source)
         violations.require_watch(ctx.policy, source_cfg.mapping,
                                  f"{ctx.config_path}: sources.{name}.mapping")
+        if not dry_run:
+            ctx.ledger.check_signing_key()  # before any work: a run must end in a checkpoint
         from connectors import open_connector
 
         connector = open_connector(source_cfg, source=name, **(connector_options or {}))
@@ -29,11 +31,6 @@ def build_job(config: str | Path | None, source: str | None, *, dry_run: bool = 
         ledger = ctx.ledger
 
         def checkpoint() -> int | None:
-            if not hasattr(ledger, "checkpoint"):
-                return None
-            from audit.keys import ensure_signing_key
-
-            ensure_signing_key(ctx.key_path)
             return int(ledger.checkpoint().statement["size"])
 
         options = RunOptions(dry_run=dry_run, limit=limit, shard=shard,

@@ -158,3 +158,37 @@ def test_could_not_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert "wrong" not in proc.stderr
     finally:
         env.sb.stop()
+
+
+def test_a_lost_signing_key_stops_the_run_before_any_work_and_is_not_replaced(
+        tmp_path: Path) -> None:
+    # A run ends in a signed checkpoint. Without the ledger's key it would do a run's work and
+    # fail at the end; and a new key made in its place would sign nothing the ledger accepts
+    # while looking, to whoever backs it up, like the real one.
+    env = start_env(tmp_path, leads=120)
+    try:
+        assert summary(sync_run(env, "salesforce", "--limit", "40"))["status"] == "done"
+        key = tmp_path / "leadgate-signing.key"
+        key.rename(tmp_path / "backup.key")
+        engine = env.engine()
+        with engine.connect() as conn:
+            decided = conn.execute(sa.select(sa.func.count()).select_from(sync_decisions)
+                                   ).scalar_one()
+        calls = env.sb.calls()
+        proc = sync_run(env, "salesforce")
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith(f"error: {key}: signing key file not found (the ledger is "
+                                      "signed with key sha256:"), proc.stderr
+        assert "restore that key file from your backup" in proc.stderr
+        assert proc.stderr.count("\n") == 1 and not key.exists()
+        assert env.sb.calls() == calls  # not even a log-in
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(sync_decisions)
+                                ).scalar_one() == decided
+        engine.dispose()
+        (tmp_path / "backup.key").rename(key)
+        again = summary(sync_run(env, "salesforce"))
+        assert again["status"] == "done" and again["decided"] > 0
+        check_invariants(env, "salesforce")
+    finally:
+        env.sb.stop()
