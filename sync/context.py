@@ -75,6 +75,9 @@ def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
             migrate_serialised(engine)
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
+        failure = db.database_failure(exc, engine)  # unreachable, full, not a database
+        if failure is not None:
+            raise failure from exc
         raise LeadgateError(f"database error: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}",
                             where=db.mask_url(url),
                             fix="check the database is reachable and `leadgate db upgrade` "

@@ -50,6 +50,12 @@ def test_a_run_that_loses_its_database_stops_in_one_line_and_the_next_run_finish
         assert "(fix: check that the database server runs" in first["error"]
         assert 0 < first["decided"] < intake  # it stopped part-way
 
+        # A run started while it is still down does not start: one line, exit 2.
+        down = sync_run(env, "salesforce")
+        assert down.returncode == 2 and down.stdout == "", down.stderr[-3000:]
+        assert down.stderr.startswith(f"error: {where}") and down.stderr.count("\n") == 1
+        assert "(fix: check that the database server runs" in down.stderr
+
         forwarder.restore()
         second = summary(sync_run(env, "salesforce"))
         assert second["status"] == "done", second
