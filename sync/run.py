@@ -128,19 +128,21 @@ class SyncJob:
         self.stop_requested = why
 
     def run(self) -> RunSummary:
+        with database_failures(self.engine):  # one line (exit 2) for a database gone at start
+            return self._run()
+
+    def _run(self) -> RunSummary:
         started = time.monotonic()
         calls_before = self.connector.api_calls
         if self.options.dry_run:
             self.summary.status = "dry_run"
-            with database_failures(self.engine):
-                self._work()
+            self._work()
             self.summary.api_calls = self.connector.api_calls - calls_before
             self.summary.seconds = time.monotonic() - started
             return self.summary
         lease = Lease(self.engine, self.name, default_holder(self.run_id), self.run_id,
                       self.options.lease_ttl)
-        with database_failures(self.engine):
-            held = lease.acquire()
+        held = lease.acquire()
         if held is not None:
             log.info("%s: another run holds the lease (%s); nothing to do", self.name,
                      held.holder)
@@ -153,8 +155,7 @@ class SyncJob:
         self._lease = lease
         status = "failed"
         try:
-            with database_failures(self.engine):
-                self._record_start(lease)
+            self._record_start(lease)
             if self._part_way(self._work):
                 if self.stop_requested:
                     self.summary.status = "interrupted"

@@ -37,7 +37,6 @@ class Forwarder:
         for sock in open_now:
             _close(sock)
 
-    close = cut
 
     def _accept(self, listener: socket.socket) -> None:
         while True:

@@ -73,7 +73,7 @@ def test_a_run_that_loses_its_database_stops_in_one_line_and_the_next_run_finish
         assert summary(sync_run(env, "salesforce"))["decided"] == 0  # nothing left over
     finally:
         env.sb.stop()
-        forwarder.close()
+        forwarder.cut()
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_the_next_run_finishes_once_there_is_room(
