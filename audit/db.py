@@ -218,6 +218,19 @@ def connect(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only connection whose statements all see one moment of the database, for readers
+    that compare what several statements return (the head against the entries, the checkpoints
+    against the chain) while a sync run appends. SQLite's deferred BEGIN already reads from one
+    snapshot; PostgreSQL's default, READ COMMITTED, takes a new one for every statement."""
+    with connect(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ",
+                                          postgresql_readonly=True)
+        yield conn
+
+
 def _is_failure(exc: BaseException) -> bool:
     """The database itself failing or unusable (a lost connection, a server shut down, a full
     disk, a lock timeout, a file that is not a database), as against a statement leadgate got

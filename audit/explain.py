@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from audit import crypto, schema
-from audit.db import connect, require_schema, write_transaction
+from audit.db import require_schema, snapshot, write_transaction
 from audit.erasure import subject_key
 from audit.errors import LedgerError, VerificationFailed
 from audit.ledger import Appended, EntryIn, Ledger
@@ -77,7 +77,7 @@ def explain_subject(engine: Engine, subject: str, *,
     `reveal_personal` (after `record_personal_access`)."""
     require_schema(engine)
     out = Explanation(subject)
-    with connect(engine) as conn:
+    with snapshot(engine) as conn:
         e = schema.entries
         rows = conn.execute(sa.select(e.c.seq, e.c.kind, e.c.time, e.c.body, e.c.entry_hash)
                             .where(e.c.subject == subject).order_by(e.c.seq)).all()

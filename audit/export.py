@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from audit import schema
 from audit.canonical import canonical, rfc3339
 from audit.crypto import b64
-from audit.db import connect, require_schema
+from audit.db import require_schema, snapshot
 from audit.errors import LedgerError
 from audit.keys import load_signing_key, public_bytes
 from audit.ledger import Ledger
@@ -73,7 +73,7 @@ def export(ledger: Ledger, out: Path, *, start: str | None = None, end: str | No
     key = load_signing_key(ledger.key_file())
     final = signed.statement
     size = int(final["size"])
-    with connect(ledger.engine) as conn:
+    with snapshot(ledger.engine) as conn:
         ledger_id = conn.execute(sa.select(schema.head.c.ledger_id)).scalar_one()
         cps = [SignedCheckpoint(bytes(r.body), bytes(r.signature)) for r in conn.execute(
             sa.select(schema.checkpoints.c.body, schema.checkpoints.c.signature)

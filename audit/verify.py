@@ -385,10 +385,10 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
     import sqlalchemy as sa
 
     from audit import schema
-    from audit.db import connect, require_schema
+    from audit.db import require_schema, snapshot
 
     require_schema(engine)
-    with connect(engine) as conn:
+    with snapshot(engine) as conn:
         head = conn.execute(sa.select(schema.head)).one()
         cps = [SignedCheckpoint(bytes(r.body), bytes(r.signature)) for r in conn.execute(
             sa.select(schema.checkpoints.c.body, schema.checkpoints.c.signature)
