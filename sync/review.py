@@ -151,6 +151,19 @@ def _find(conn: sa.Connection, item: str) -> Any:
     return row
 
 
+def _unchanged(conn: sa.Connection, row: Any) -> None:
+    """Inside the write transaction, before anything is written: the item must still be as it
+    was read. The writer lock serialises this with other officers' actions and with the sync
+    job's re-evaluation (which may supersede the item and assign the lead itself)."""
+    q = sync_review_queue.c
+    now = conn.execute(sa.select(q.status, q.approvals).where(q.id == row.id)).one()
+    if (now.status, now.approvals) != (row.status, row.approvals):
+        raise LeadgateError(
+            f"review item {row.id} changed while this action was being recorded (it is now "
+            f"{now.status}); nothing was recorded", where="review queue",
+            fix="see `leadgate review list`, and act again if the item is still open")
+
+
 def _licensed(decision: dict[str, Any], team: str) -> bool:
     for considered in decision.get("teams_considered") or []:
         if considered.get("team") == team and considered.get("eligible"):
@@ -218,6 +231,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             "not_before": not_before, "expected_owner": None,
         }
         with write_transaction(ctx.engine) as conn:
+            _unchanged(conn, row)
             ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
             values: dict[str, Any] = {"approvals": dumps(approvals)}
             if complete:
@@ -316,6 +330,7 @@ def reject(config: str | None, item: str, *, officer: str, token: str, note: str
                      "policy_version": ctx.policy.version, "outreach": None,
                      "not_before": None, "expected_owner": None}
         with write_transaction(ctx.engine) as conn:
+            _unchanged(conn, row)
             ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
             conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
                          .values(status="rejected", resolved_at=utcnow(), lead_input=None,
@@ -357,6 +372,7 @@ def resolve(config: str | None, item: str, *, officer: str, token: str, note: st
                    "decision_id": row.decision_id, "reason": row.reason, "officer": who,
                    "note": note}
         with write_transaction(ctx.engine) as conn:
+            _unchanged(conn, row)
             ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
             conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
                          .values(status="resolved", resolved_at=utcnow(), lead_input=None,

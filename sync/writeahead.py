@@ -194,6 +194,9 @@ def write_ahead(engine: sa.Engine, ledger: Ledger | None, decider: Decider,
                               _existing(conn, decider.source, keys), decider.clock(), run_id,
                               dry_run=True).result
     with write_transaction(engine) as conn:
+        if any(c.review_id is not None for c in candidates):
+            candidates = _still_open(conn, candidates)
+            keys = [(c.record_id, c.episode) for c in candidates]
         rotation = DbRotationState(conn)
         existing = _existing(conn, decider.source, keys)
         if ahead is not None and ahead.applies(keys, existing, rotation):
@@ -208,6 +211,17 @@ def write_ahead(engine: sa.Engine, ledger: Ledger | None, decider: Decider,
         crashpoints.reached("ledger")  # killed here: the whole batch rolls back
     crashpoints.reached("committed")
     return plan.result
+
+
+def _still_open(conn: sa.Connection, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates whose review item is still open, read under the writer lock: an officer
+    who approved or rejected one since the job read the queue has decided it (their action
+    takes the same lock), and a re-evaluation must not assign it a second time."""
+    ids = [c.review_id for c in candidates if c.review_id is not None]
+    q = sync_review_queue.c
+    open_ids = {row.id for chunk in in_lists(conn, ids) for row in conn.execute(
+        sa.select(q.id).where(q.id.in_(chunk), q.status.in_(OPEN_STATUSES)))}
+    return [c for c in candidates if c.review_id is None or c.review_id in open_ids]
 
 
 @dataclass
