@@ -9,6 +9,11 @@ class LedgerError(LeadgateError):
     """The database, a key file or a bundle cannot be used as asked."""
 
 
+class KeyRotated(LedgerError):
+    """The key file holds an earlier signing key of this ledger: `audit rotate-key` replaced it
+    (perhaps while a sync run was working)."""
+
+
 class DatabaseFailed(LedgerError):
     """The database stopped answering part-way: the server went down, the connection was cut,
     the disk is full, a lock was held too long."""

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from audit import crypto, schema
 from audit.canonical import Canonical, NotCanonical, canonical, rfc3339
 from audit.db import connect, in_lists, insert_rows, write_transaction
-from audit.errors import LedgerError
+from audit.errors import KeyRotated, LedgerError
 from audit.keys import (
     ensure_signing_key,
     fingerprint,
@@ -226,10 +226,10 @@ class Ledger:
         the ledger has a key there is nothing to check: the first checkpoint creates it."""
         with connect(self.engine) as conn:
             current = self.current_key(conn)
-        if current is not None:
-            self._ledgers_key(current)
+            if current is not None:
+                self._ledgers_key(conn, current)
 
-    def _ledgers_key(self, current: str) -> Ed25519PrivateKey:
+    def _ledgers_key(self, conn: Connection, current: str) -> Ed25519PrivateKey:
         path = self.key_file()
         if not path.is_file():  # never created here: a lost key is restored, not replaced
             raise LedgerError(
@@ -239,6 +239,13 @@ class Ledger:
         key = load_signing_key(path)
         found = fingerprint(public_bytes(key))
         if found != current:
+            if conn.execute(sa.select(schema.signing_keys.c.fingerprint)
+                            .where(schema.signing_keys.c.fingerprint == found)).first():
+                raise KeyRotated(
+                    f"the signing key file holds key {found[:19]}..., which was rotated out: "
+                    f"the ledger now signs with {current[:19]}...", where=str(path),
+                    fix="point LEADGATE_SIGNING_KEY or signing_key in leadgate.yaml at the new "
+                    "key file")
             raise LedgerError(
                 f"the signing key file holds key {found[:19]}..., but the ledger is signed "
                 f"with {current[:19]}...", where=str(path),
@@ -263,7 +270,7 @@ class Ledger:
                                               "key": fingerprint(public), "previous": None,
                                               "endorsement": None})
         else:
-            key = self._ledgers_key(current)
+            key = self._ledgers_key(conn, current)
         head = read_head(conn)
         number = head.checkpoints + 1
         signed = sign_checkpoint(

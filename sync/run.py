@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from ulid import ULID
 
 from audit.db import database_failures, in_lists
-from audit.errors import DatabaseFailed
+from audit.errors import DatabaseFailed, KeyRotated
 from audit.ledger import Ledger
 from connectors.base import Connector
 from connectors.base import Cursor as PullCursor
@@ -194,7 +194,14 @@ class SyncJob:
         if self.options.notify:
             self._notify()
         if self.options.checkpoint and self.checkpoint is not None:
-            self.summary.checkpoint = self.checkpoint()
+            try:
+                self.summary.checkpoint = self.checkpoint()
+            except KeyRotated as exc:
+                # `audit rotate-key` ran while this run worked. Its work is in the ledger; the
+                # next run, given the new key, signs a checkpoint that covers it.
+                self.summary.checkpoint_left = str(exc)
+                log.warning("%s: run %s: the signing key was rotated during the run; its "
+                            "checkpoint is left to the next run", self.name, self.run_id)
 
     def _record_start(self, lease: Lease) -> None:
         with self.engine.begin() as conn:

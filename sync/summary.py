@@ -45,6 +45,7 @@ class RunSummary:
     notified_earlier: int = 0  # open review items of earlier runs first notified in this digest
     notify_errors: list[str] = field(default_factory=list)
     checkpoint: int | None = None
+    checkpoint_left: str | None = None  # why this run left its checkpoint to the next one
     failed: list[dict[str, Any]] = field(default_factory=list)
     would_write: list[dict[str, Any]] = field(default_factory=list)  # dry run only
     would_flag: list[dict[str, Any]] = field(default_factory=list)  # dry run only: violations
@@ -118,6 +119,8 @@ class RunSummary:
                 lines.append(f"  digest not sent: {problem}")
             if self.checkpoint is not None:
                 lines.append(f"  ledger checkpoint at entry {self.checkpoint}")
+            if self.checkpoint_left:
+                lines.append(f"  ledger checkpoint left to the next run: {self.checkpoint_left}")
         else:
             lines.append(f"  would write {len(self.would_write)} records")
             if self.would_flag:

@@ -184,7 +184,9 @@ def rotate_key_cmd(database_url: str | None, config_path: str, key_path: str | N
         fp = ledger.rotate_key(new_key)
     finally:
         ledger.engine.dispose()
-    click.echo(f"signing key rotated to {fp}; use {new_key} from now on")
+    click.echo(f"signing key rotated to {fp}; point signing_key in leadgate.yaml (or "
+               f"LEADGATE_SIGNING_KEY) at {new_key} now: runs given the old key stop at start, "
+               "and a run already working leaves its checkpoint to the next run")
 
 
 @audit.command("erase")

@@ -97,10 +97,11 @@ def sync_run(env: Env, source: str, *extra: str, crash_at: str | None = None,
                     *extra, env=e, timeout=timeout)
 
 
-def run_past_its_first_page(env: Env) -> subprocess.Popen[str]:
+def run_past_its_first_page(env: Env, decided_before: int = 0) -> subprocess.Popen[str]:
     """`leadgate sync run --json` of Salesforce in pages of 200, returned once its first page
-    is written ahead (the run is then still pulling if the sandbox was started with latency:
-    at 150 ms, a run of 1,500 leads takes seconds more)."""
+    is written ahead, i.e. the database holds more than `decided_before` decisions (the run is
+    then still pulling if the sandbox was started with latency: at 150 ms, a run of 1,500 leads
+    takes seconds more)."""
     data = yaml.safe_load(env.config.read_text())
     data["sources"]["salesforce"].update(query_page_size=200)
     env.config.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -111,7 +112,7 @@ def run_past_its_first_page(env: Env) -> subprocess.Popen[str]:
     engine = env.engine()
     deadline = time.monotonic() + 120
     try:
-        while _decisions(engine) == 0:
+        while _decisions(engine) <= decided_before:
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.02)
     finally:

@@ -3,6 +3,7 @@ end state, idempotence, dry run, intake episodes, lease contention."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ from sync.state import sync_decisions, sync_leases, sync_rotation
 from tests.integration.synctools import (
     check_invariants,
     crm_state,
+    leadgate,
     ledger_entries,
     return_to_intake,
+    run_past_its_first_page,
     start_env,
     summary,
     sync_run,
@@ -190,5 +193,44 @@ def test_a_lost_signing_key_stops_the_run_before_any_work_and_is_not_replaced(
         again = summary(sync_run(env, "salesforce"))
         assert again["status"] == "done" and again["decided"] > 0
         check_invariants(env, "salesforce")
+    finally:
+        env.sb.stop()
+
+
+def test_a_key_rotated_during_a_run_leaves_its_checkpoint_to_the_next_run(
+        tmp_path: Path) -> None:
+    # `audit rotate-key` while the job works (cron keeps running): the run's work is recorded
+    # and it ends `done`, without signing with the key that was rotated out; the next run
+    # says which file to use, and once pointed at it signs a checkpoint covering everything.
+    env = start_env(tmp_path, leads=1_500, latency_ms=150)
+    try:
+        first = summary(sync_run(env, "salesforce", "--limit", "40"))  # the ledger has a key
+        assert first["checkpoint"] is not None
+        proc = run_past_its_first_page(env, decided_before=first["decided"])
+        rotated = leadgate("audit", "rotate-key", "--new-key", str(tmp_path / "new.key"),
+                           "--config", str(env.config))
+        assert rotated.returncode == 0, rotated.stderr
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        done = json.loads(out)
+        assert done["status"] == "done"
+        assert first["decided"] + done["decided"] == len(env.intake["salesforce"])
+        assert done["checkpoint"] is None
+        assert "which was rotated out" in done["checkpoint_left"]
+        assert "rotated during the run" in err
+
+        stale = sync_run(env, "salesforce")  # still configured with the old key
+        assert stale.returncode == 2 and stale.stderr.count("\n") == 1, stale.stderr
+        assert "which was rotated out" in stale.stderr and "signing_key" in stale.stderr
+        env.config.write_text(env.config.read_text().replace(
+            str(tmp_path / "leadgate-signing.key"), str(tmp_path / "new.key")))
+        after = summary(sync_run(env, "salesforce"))
+        assert after["status"] == "done" and after["decided"] == 0
+        engine = env.engine()
+        entries = ledger_entries(engine)
+        engine.dispose()
+        assert entries[-1]["kind"] == "checkpoint"
+        assert entries[-1]["payload"]["size"] == len(entries) - 1  # all but itself are signed
+        check_invariants(env, "salesforce")  # incl. the ledger verifies
     finally:
         env.sb.stop()
