@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from audit.db import snapshot
 from sync.state import (
     COMPLETED,
     ERROR,
@@ -35,7 +36,7 @@ def gather(config: str | None) -> dict[str, Any]:
 def gather_from(engine: sa.Engine, sources: list[str]) -> dict[str, Any]:
     now = time.time()
     out: dict[str, Any] = {"sources": {}}
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:  # one moment: a run ending mid-read shows once, consistently
         for source in sources:
             cursors = [{"name": r.name, "cursor": loads(r.cursor), "updated_at": r.updated_at}
                        for r in conn.execute(sa.select(sync_cursors)
