@@ -11,7 +11,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -95,60 +98,63 @@ def export(ledger: Ledger, out: Path, *, start: str | None = None, end: str | No
     assert verifier.leaves is not None
     tree = Tree(verifier.leaves)
     complete = len(selected) == size
-    out.mkdir(parents=True, exist_ok=True)
-    files: list[str] = []
+    with _staged(out) as folder:  # `out` appears only once the bundle is whole
+        files: list[str] = []
 
-    if fmt == "jsonl":
-        with open(out / ENTRIES_JSONL, "wb") as handle:
-            for row in selected:
-                handle.write(bytes(row[5]) + b"\n")  # the stored bytes, exactly
-        files.append(ENTRIES_JSONL)
-    else:
-        with open(out / ENTRIES_CSV, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(CSV_COLUMNS)
-            for row in selected:
-                writer.writerow([row[0], row[1], row[2], row[3] or "", row[4],
-                                 bytes(row[6]).hex(), bytes(row[5]).decode("utf-8")])
-        files.append(ENTRIES_CSV)
+        if fmt == "jsonl":
+            with open(folder / ENTRIES_JSONL, "wb") as handle:
+                for row in selected:
+                    handle.write(bytes(row[5]) + b"\n")  # the stored bytes, exactly
+            files.append(ENTRIES_JSONL)
+        else:
+            with open(folder / ENTRIES_CSV, "w", encoding="utf-8", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(CSV_COLUMNS)
+                for row in selected:
+                    writer.writerow([row[0], row[1], row[2], row[3] or "", row[4],
+                                     bytes(row[6]).hex(), bytes(row[5]).decode("utf-8")])
+            files.append(ENTRIES_CSV)
 
-    _write_lines(out / "checkpoints.jsonl", (cp.to_file(_key_of(cp, public_keys)) for cp in cps))
-    files.append("checkpoints.jsonl")
-    (out / "checkpoint.json").write_bytes(signed.to_file(public_bytes(key)))
-    files.append("checkpoint.json")
-    (out / "public_keys.json").write_bytes(canonical(public_keys) + b"\n")
-    files.append("public_keys.json")
-    _write_lines(out / "key_entries.jsonl", (bytes(r[5]) + b"\n" for r in key_entries))
-    files.append("key_entries.jsonl")
-    proof_rows = [] if complete else [
-        {"seq": int(r[0]), "size": size,
-         "path": [h.hex() for h in tree.inclusion_proof(int(r[0]) - 1, size)]}
-        for r in _unique(selected + key_entries)]
-    _write_lines(out / "inclusion_proofs.jsonl", (canonical(p) + b"\n" for p in proof_rows))
-    files.append("inclusion_proofs.jsonl")
-    consistency = [
-        {"from": int(cp.statement["size"]), "to": size,
-         "path": [h.hex() for h in tree.consistency_proof(int(cp.statement["size"]), size)]}
-        for cp in cps if 0 < int(cp.statement["size"]) < size]
-    _write_lines(out / "consistency_proofs.jsonl", (canonical(p) + b"\n" for p in consistency))
-    files.append("consistency_proofs.jsonl")
+        _write_lines(folder / "checkpoints.jsonl",
+                     (cp.to_file(_key_of(cp, public_keys)) for cp in cps))
+        files.append("checkpoints.jsonl")
+        (folder / "checkpoint.json").write_bytes(signed.to_file(public_bytes(key)))
+        files.append("checkpoint.json")
+        (folder / "public_keys.json").write_bytes(canonical(public_keys) + b"\n")
+        files.append("public_keys.json")
+        _write_lines(folder / "key_entries.jsonl", (bytes(r[5]) + b"\n" for r in key_entries))
+        files.append("key_entries.jsonl")
+        proof_rows = [] if complete else [
+            {"seq": int(r[0]), "size": size,
+             "path": [h.hex() for h in tree.inclusion_proof(int(r[0]) - 1, size)]}
+            for r in _unique(selected + key_entries)]
+        _write_lines(folder / "inclusion_proofs.jsonl", (canonical(p) + b"\n" for p in proof_rows))
+        files.append("inclusion_proofs.jsonl")
+        consistency = [
+            {"from": int(cp.statement["size"]), "to": size,
+             "path": [h.hex() for h in tree.consistency_proof(int(cp.statement["size"]), size)]}
+            for cp in cps if 0 < int(cp.statement["size"]) < size]
+        _write_lines(folder / "consistency_proofs.jsonl",
+                     (canonical(p) + b"\n" for p in consistency))
+        files.append("consistency_proofs.jsonl")
 
-    first = selected[0] if selected else None
-    last = selected[-1] if selected else None
-    manifest = {
-        "format": FORMAT, "ledger": ledger_id, "created": rfc3339(ledger.clock()),
-        "selection": {"from": lo, "to": hi, "subject": subject, "format": fmt},
-        "complete": complete, "entries": len(selected),
-        "first": None if first is None else {"seq": int(first[0]), "hash": bytes(first[6]).hex()},
-        "last": None if last is None else {"seq": int(last[0]), "hash": bytes(last[6]).hex()},
-        "checkpoint": {"number": final["number"], "size": size, "root": final["root"],
-                       "digest": signed.digest.hex(), "key": final["key"]},
-        "files": {name: _digest(out / name) for name in sorted(files)},
-    }
-    body = canonical(manifest)
-    (out / "manifest.json").write_bytes(body + b"\n")
-    # The manifest is signed too, so a regulator can trust its counts and file list.
-    (out / "manifest.sig").write_text(b64(key.sign(body)) + "\n", encoding="ascii")
+        first = selected[0] if selected else None
+        last = selected[-1] if selected else None
+        manifest = {
+            "format": FORMAT, "ledger": ledger_id, "created": rfc3339(ledger.clock()),
+            "selection": {"from": lo, "to": hi, "subject": subject, "format": fmt},
+            "complete": complete, "entries": len(selected),
+            "first": None if first is None else {"seq": int(first[0]),
+                                                 "hash": bytes(first[6]).hex()},
+            "last": None if last is None else {"seq": int(last[0]), "hash": bytes(last[6]).hex()},
+            "checkpoint": {"number": final["number"], "size": size, "root": final["root"],
+                           "digest": signed.digest.hex(), "key": final["key"]},
+            "files": {name: _digest(folder / name) for name in sorted(files)},
+        }
+        body = canonical(manifest)
+        (folder / "manifest.json").write_bytes(body + b"\n")
+        # The manifest is signed too, so a regulator can trust its counts and file list.
+        (folder / "manifest.sig").write_text(b64(key.sign(body)) + "\n", encoding="ascii")
     return ExportResult(out, len(selected), None if first is None else int(first[0]),
                         None if last is None else int(last[0]), int(final["number"]), size,
                         complete)
@@ -184,6 +190,35 @@ def _key_of(cp: SignedCheckpoint, public_keys: list[dict[str, Any]]) -> bytes:
         if entry["key"] == fp:
             return unb64(entry["public_key"])
     raise LedgerError(f"checkpoint {cp.statement['number']} names unknown key {fp}")
+
+
+@contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """A folder beside `out` to write the bundle in, renamed to `out` once it is complete: a
+    bundle that could not be written whole (a full disk, no permission) never appears, and the
+    export can be retried under the same name."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as exc:
+        raise _unwritable(out, exc) from exc
+    try:
+        yield staging
+        if out.exists():
+            out.rmdir()  # empty: checked before the export began
+        staging.rename(out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _unwritable(out, exc) from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _unwritable(out: Path, exc: OSError) -> LedgerError:
+    return LedgerError(f"cannot write the export ({exc.strerror or exc})", where=str(out),
+                       fix="free space on that disk, or name a folder where you may write; "
+                           "nothing was left behind")
 
 
 def _write_lines(path: Path, lines: Iterable[bytes]) -> None:

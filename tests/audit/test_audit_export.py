@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -138,3 +139,33 @@ def _fresh_engine(tmp_path: Path) -> Engine:
     url = f"sqlite:///{tmp_path / 'other.db'}"
     db.upgrade(url)
     return db.make_engine(url)
+
+
+def test_a_full_disk_leaves_no_partial_bundle_and_the_export_can_be_retried(
+        sqlite_engine: Engine, tmp_path: Path) -> None:
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    ledger.append_batch([EntryIn("decision", f"salesforce:00Qpad{n}", {"pad": "x" * 2000})
+                         for n in range(40)])  # about 90 kB of entries
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs (a disk to fill) needs root")
+    try:
+        with pytest.raises(LedgerError) as err:
+            export(ledger, disk / "bundle")
+        assert str(err.value).startswith(f"{disk / 'bundle'}: cannot write the export (No "
+                                         "space left on device)"), str(err.value)
+        assert list(disk.iterdir()) == []  # no half-written bundle, no staging folder
+        subprocess.run(["mount", "-o", "remount,size=4M", str(disk)], check=True)
+        result = export(ledger, disk / "bundle")  # the same name: nothing is in the way
+        assert verify_bundle(disk / "bundle").entries == result.tree_size
+        assert sorted(p.name for p in disk.iterdir()) == ["bundle"]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_folder_that_cannot_be_made_is_one_error(sqlite_engine: Engine, tmp_path: Path) -> None:
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    with pytest.raises(LedgerError, match=r"^/proc/leadgate-export: cannot write the export"):
+        export(ledger, Path("/proc/leadgate-export"))
