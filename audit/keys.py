@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -32,14 +33,24 @@ def ensure_signing_key(path: str | Path) -> Path:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    # O_EXCL: two processes creating the key at once cannot both win and sign with different keys.
+    # Written whole to a temporary file, then linked into place: a full disk leaves no empty
+    # key file behind, and link() fails if the name exists, so two processes creating the key
+    # at once cannot both win and sign with different keys.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
     except FileExistsError:
         load_signing_key(path)
-        return path
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+    except OSError as exc:
+        raise LedgerError(f"cannot write the signing key file ({exc.strerror})",
+                          where=str(path), fix="free space on that disk, or point "
+                          "LEADGATE_SIGNING_KEY or signing_key in leadgate.yaml elsewhere") from exc
+    finally:
+        os.unlink(tmp)
     return path
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from routing_core.errors import LeadgateError
+from sync.files import write_atomically
 
 MARKER = ".leadgate-demo"
 EXAMPLE_POLICY = Path(__file__).resolve().parents[1] / "examples" / "policy"
@@ -36,8 +37,7 @@ def write_sandbox_config(sb: Any, folder: Path, *, database_url: str | None = No
 
     def secret(name: str, value: str) -> dict[str, str]:
         path = secrets / name
-        path.write_text(value)
-        path.chmod(0o600)
+        write_atomically(path, value, private=True)
         return {"file": str(path.resolve())}
 
     srcs: dict[str, Any] = {}

@@ -23,6 +23,8 @@ from typing import Any
 
 import requests
 
+from sync.files import write_atomically
+
 WEBHOOK_TIMEOUT = 10.0
 
 
@@ -142,5 +144,5 @@ def _email(to: list[str], body: dict[str, Any], outbox: Path | None) -> str:
     outbox = Path(os.environ.get("LEADGATE_OUTBOX") or outbox or "leadgate-outbox")
     outbox.mkdir(parents=True, exist_ok=True)
     path = outbox / f"{body['source']}-{body['run_id']}.eml"
-    path.write_bytes(bytes(msg))
+    write_atomically(path, bytes(msg))  # a relay watching *.eml never sees half a message
     return f"email outbox {path}"

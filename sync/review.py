@@ -35,6 +35,7 @@ from routing_core.lead import Lead
 from routing_core.outreach import select_cooling_off
 from routing_core.policy.conditions import Facts
 from sync.context import Context, open_context
+from sync.files import write_atomically
 from sync.state import (
     PENDING,
     dumps,
@@ -71,8 +72,7 @@ def add_officer(config: str | None, officer: str) -> tuple[str, Path]:
         token = secrets.token_urlsafe(32)
         data[officer] = {"sha256": hashlib.sha256(token.encode()).hexdigest(),
                          "created_at": utcnow().isoformat(), "created_by": getpass.getuser()}
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        path.chmod(0o600)
+        write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n", private=True)
         return token, path
     finally:
         ctx.close()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+
+from tests.disks import SmallDisk, small_disks
 
 PG_ENV = "LEADGATE_TEST_DATABASE_URL"
 
@@ -107,3 +109,11 @@ def leadgate():  # type: ignore[no-untyped-def]
         )
 
     return run
+
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[str], SmallDisk]]:
+    """small_disk("32k"): a fresh tmpfs of that size under tmp_path (skips unless root)."""
+    with small_disks(tmp_path) as mount:
+        yield mount

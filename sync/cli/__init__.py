@@ -6,8 +6,11 @@ Subcommands live in their own modules and are imported only when used, so that
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
+import re
+import shutil
 import sys
 import time
 from typing import Any
@@ -58,7 +61,7 @@ class LazyGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except Exception as exc:
-            failure = _database_failure(exc)
+            failure = _database_failure(exc) or _disk_failure(exc)
             if failure is None:
                 raise
             click.echo(f"error: {failure}", err=True)
@@ -73,6 +76,25 @@ def _database_failure(exc: Exception) -> LeadgateError | None:
     from audit.db import database_failure
 
     return database_failure(exc)
+
+
+# The machine refusing a file (a full disk, a read-only one, no permission): the environment,
+# not a bug, so one line; any other OSError keeps its traceback.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def _disk_failure(exc: Exception) -> LeadgateError | None:
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
+        _src, dst, why = exc.args[0][0]  # copytree: every file that failed; the first says it
+        reason = re.sub(r"^\[Errno \d+\] ", "", str(why)).split(": ")[0]
+        return LeadgateError(f"cannot write ({reason})", where=str(dst), fix=_DISK_FIX)
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        return LeadgateError(f"cannot write ({exc.strerror})",
+                             where=str(exc.filename) if exc.filename else None, fix=_DISK_FIX)
+    return None
+
+
+_DISK_FIX = "free space on that disk, or run where you may write"
 
 
 def log_to_stderr(level: int = logging.WARNING) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from routing_core.errors import LeadgateError
+from sync.files import write_atomically
 
 CONFIG_OPTION = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default="leadgate.yaml",
@@ -165,7 +166,8 @@ def checkpoint_cmd(database_url: str | None, config_path: str, key_path: str | N
         ledger.engine.dispose()
     st = signed.statement
     if out:
-        Path(out).write_bytes(signed.to_file(public_bytes(load_signing_key(ledger.key_path))))
+        write_atomically(Path(out),
+                         signed.to_file(public_bytes(load_signing_key(ledger.key_path))))
     click.echo(f"checkpoint {st['number']}: {st['size']} entries, root {st['root'][:16]}..., "
                f"key {st['key'][:19]}...")
 
@@ -256,7 +258,8 @@ def explain_cmd(database_url: str | None, config_path: str, subject: str,
         ledger.engine.dispose()
     click.echo(render_text(explanation))
     if html_path:
-        Path(html_path).write_text(render_html(explanation), encoding="utf-8")
+        # About one person, perhaps with their data revealed: readable by its owner only.
+        write_atomically(Path(html_path), render_html(explanation), private=True)
         click.echo(f"wrote {html_path}")
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from routing_core.errors import LeadgateError
+from sync.files import write_atomically
 
 if TYPE_CHECKING:
     from connectors.base import Connector
@@ -85,12 +86,13 @@ def init(path: Path, force: bool, print_only: bool) -> None:
     if path.exists() and not force:
         raise LeadgateError("the file already exists", where=str(path),
                             fix="edit it, or pass --force to overwrite it with the template")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(TEMPLATE)
-    click.echo(f"wrote {path}")
     from audit.keys import ensure_signing_key, signing_key_path
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The key first: if it cannot be written, no leadgate.yaml is left to refuse the retry.
     key = ensure_signing_key(signing_key_path(str(path.parent / "leadgate-signing.key")))
+    write_atomically(path, TEMPLATE)
+    click.echo(f"wrote {path}")
     click.echo(f"signing key: {key} (keep it secret and backed up)")
     click.echo("next: set the environment variables it names, then "
                "`leadgate connect salesforce|hubspot`")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from audit.bundle import verify_bundle
 from audit.errors import LedgerError, VerificationFailed
 from audit.export import export
 from audit.ledger import EntryIn, Ledger
+from tests.disks import SmallDisk
 
 
 class Clock:
@@ -142,27 +143,20 @@ def _fresh_engine(tmp_path: Path) -> Engine:
 
 
 def test_a_full_disk_leaves_no_partial_bundle_and_the_export_can_be_retried(
-        sqlite_engine: Engine, tmp_path: Path) -> None:
+        sqlite_engine: Engine, tmp_path: Path, small_disk: Callable[[str], SmallDisk]) -> None:
     ledger, _ = _ledger(sqlite_engine, tmp_path)
     ledger.append_batch([EntryIn("decision", f"salesforce:00Qpad{n}", {"pad": "x" * 2000})
                          for n in range(40)])  # about 90 kB of entries
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mounting a small tmpfs (a disk to fill) needs root")
-    try:
-        with pytest.raises(LedgerError) as err:
-            export(ledger, disk / "bundle")
-        assert str(err.value).startswith(f"{disk / 'bundle'}: cannot write the export (No "
-                                         "space left on device)"), str(err.value)
-        assert list(disk.iterdir()) == []  # no half-written bundle, no staging folder
-        subprocess.run(["mount", "-o", "remount,size=4M", str(disk)], check=True)
-        result = export(ledger, disk / "bundle")  # the same name: nothing is in the way
-        assert verify_bundle(disk / "bundle").entries == result.tree_size
-        assert sorted(p.name for p in disk.iterdir()) == ["bundle"]
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
+    disk = small_disk("32k")
+    with pytest.raises(LedgerError) as err:
+        export(ledger, disk.path / "bundle")
+    assert str(err.value).startswith(f"{disk.path / 'bundle'}: cannot write the export (No "
+                                     "space left on device)"), str(err.value)
+    assert list(disk.path.iterdir()) == []  # no half-written bundle, no staging folder
+    disk.grow("4M")
+    result = export(ledger, disk.path / "bundle")  # the same name: nothing is in the way
+    assert verify_bundle(disk.path / "bundle").entries == result.tree_size
+    assert sorted(p.name for p in disk.path.iterdir()) == ["bundle"]
 
 
 def test_a_folder_that_cannot_be_made_is_one_error(sqlite_engine: Engine, tmp_path: Path) -> None:

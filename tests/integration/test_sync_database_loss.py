@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from sync.state import sync_leases, sync_runs
+from tests.disks import SmallDisk
 from tests.integration.forwarder import Forwarder
 from tests.integration.synctools import (
     check_invariants,
@@ -77,36 +77,28 @@ def test_a_run_that_loses_its_database_stops_in_one_line_and_the_next_run_finish
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_the_next_run_finishes_once_there_is_room(
-        tmp_path: Path) -> None:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mounting a small tmpfs (a disk to fill) needs root")
+        tmp_path: Path, small_disk: Callable[[str], SmallDisk]) -> None:
+    disk = small_disk("3M")
+    env = start_env(tmp_path, leads=1_500, latency_ms=150,
+                    db_url=f"sqlite:///{disk.path / 'leadgate.db'}")
     try:
-        env = start_env(tmp_path, leads=1_500, latency_ms=150,
-                        db_url=f"sqlite:///{disk / 'leadgate.db'}")
-        try:
-            intake = len(env.intake["salesforce"])
-            proc = run_past_its_first_page(env)
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 1, err[-3000:]
-            assert "Traceback" not in err, err[-3000:]
-            first = json.loads(out)
-            assert first["status"] == "failed"
-            assert first["error"].startswith(f"sqlite:///{disk / 'leadgate.db'}: the database "
-                                             "failed (database or disk is full)"), first["error"]
-            assert 0 < first["decided"] < intake
+        intake = len(env.intake["salesforce"])
+        proc = run_past_its_first_page(env)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+        first = json.loads(out)
+        assert first["status"] == "failed"
+        assert first["error"].startswith(f"sqlite:///{disk.path / 'leadgate.db'}: the database "
+                                         "failed (database or disk is full)"), first["error"]
+        assert 0 < first["decided"] < intake
 
-            subprocess.run(["mount", "-o", "remount,size=256M", str(disk)], check=True)
-            second = summary(sync_run(env, "salesforce"))
-            assert second["status"] == "done", second
-            check_invariants(env, "salesforce")
-        finally:
-            env.sb.stop()
+        disk.grow()
+        second = summary(sync_run(env, "salesforce"))
+        assert second["status"] == "done", second
+        check_invariants(env, "salesforce")
     finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
-
+        env.sb.stop()
 
 
 def test_a_file_that_is_not_a_database_is_one_line_for_every_command_and_left_as_it_is(
