@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from audit.errors import LedgerError
+from audit.files import temporary_beside
 
 ENV_KEY = "LEADGATE_SIGNING_KEY"
 DEFAULT_KEY_FILE = "leadgate-signing.key"
@@ -36,21 +36,15 @@ def ensure_signing_key(path: str | Path) -> Path:
     # Written whole to a temporary file, then linked into place: a full disk leaves no empty
     # key file behind, and link() fails if the name exists, so two processes creating the key
     # at once cannot both win and sign with different keys.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)
+        with temporary_beside(path, pem) as tmp:  # mode 0600
+            os.link(tmp, path)
     except FileExistsError:
         load_signing_key(path)
     except OSError as exc:
         raise LedgerError(f"cannot write the signing key file ({exc.strerror})",
                           where=str(path), fix="free space on that disk, or point "
                           "LEADGATE_SIGNING_KEY or signing_key in leadgate.yaml elsewhere") from exc
-    finally:
-        os.unlink(tmp)
     return path
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
+from audit.files import write_atomically
 from routing_core.errors import LeadgateError
-from sync.files import write_atomically
 
 MARKER = ".leadgate-demo"
 EXAMPLE_POLICY = Path(__file__).resolve().parents[1] / "examples" / "policy"

@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from sync.files import write_atomically
+from audit.files import write_atomically
 
 WEBHOOK_TIMEOUT = 10.0
 

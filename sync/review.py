@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from ulid import ULID
 
 from audit.db import write_transaction
+from audit.files import write_atomically
 from audit.ledger import EntryIn
 from routing_core.decision import iso, json_safe, rules_json
 from routing_core.errors import LeadgateError
@@ -35,7 +36,6 @@ from routing_core.lead import Lead
 from routing_core.outreach import select_cooling_off
 from routing_core.policy.conditions import Facts
 from sync.context import Context, open_context
-from sync.files import write_atomically
 from sync.state import (
     PENDING,
     dumps,

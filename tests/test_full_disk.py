@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.files import write_atomically
+from audit.files import write_atomically
 from tests.disks import SmallDisk
 
 

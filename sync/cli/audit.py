@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
+from audit.files import write_atomically
 from routing_core.errors import LeadgateError
-from sync.files import write_atomically
 
 CONFIG_OPTION = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default="leadgate.yaml",

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from audit.files import write_atomically
 from routing_core.errors import LeadgateError
-from sync.files import write_atomically
 
 if TYPE_CHECKING:
     from connectors.base import Connector
