@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,9 +92,34 @@ def make_engine(url: str) -> Engine:
     )
 
 
+def sqlite_read_only_uri(path: str) -> str:
+    """The `file:` URI that reads the ledger at `path` and never writes. On a read-only disk (a
+    backup snapshot, an evidence share) nobody can write either, so SQLite is told the file is
+    immutable: it then needs no lock and no -shm file beside it, which it could not create."""
+    uri = f"file:{urllib.parse.quote(path)}?mode=ro"
+    return uri + "&immutable=1" if _on_read_only_disk(path) else uri
+
+
+def _on_read_only_disk(path: str) -> bool:
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.exists(path) and bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
-    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
     file_db = bool(url.database) and url.database != ":memory:"
+    read_only = file_db and _on_read_only_disk(str(url.database))
+    if not read_only:
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+    else:
+        wal = Path(f"{url.database}-wal")
+        if wal.exists() and wal.stat().st_size:  # an immutable read would not see its entries
+            raise LedgerError(
+                "the database is on a read-only disk with a write-ahead log (-wal) beside it",
+                where=mask_url(url), fix="copy the database and its -wal file to a writable "
+                "folder and use that copy, or verify an export bundle (`audit verify --bundle`)")
+        uri = sqlite_read_only_uri(str(url.database))
+        engine = sa.create_engine(url, creator=lambda: sqlite3.connect(
+            uri, uri=True, check_same_thread=False))
 
     # pysqlite's own BEGIN handling defers locks and breaks SAVEPOINT/transactional DDL; the
     # SQLAlchemy docs' recipe turns it off and lets SQLAlchemy emit BEGIN itself.
@@ -100,7 +127,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if file_db:
+        if file_db and not read_only:
             cursor.execute("PRAGMA journal_mode=WAL")  # readers (verify) never block the writer
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA secure_delete=ON")  # erased subject keys are overwritten on disk
@@ -243,10 +270,16 @@ def database_failure(exc: BaseException, engine: Engine | None = None) -> Databa
     """The one-line error for `exc` when it is the database failing, else None."""
     if not isinstance(exc, sa.exc.DBAPIError) or not _is_failure(exc):
         return None
+    detail = _first_line(exc.orig)
     return DatabaseFailed(
-        f"the database failed ({_first_line(exc.orig)})",
+        f"the database failed ({detail})",
         where=mask_url(engine.url) if engine is not None else None,
-        fix=_FIX)
+        fix=_READ_ONLY_FIX if "readonly database" in detail else _FIX)
+
+
+_READ_ONLY_FIX = ("this database can only be read here (a read-only disk or file): `audit verify` "
+                  "and `audit explain` work as it is; copy it to a writable folder for a command "
+                  "that writes (an export signs a checkpoint first)")
 
 
 @contextmanager

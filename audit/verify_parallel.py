@@ -21,7 +21,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 
-from audit.db import SQLITE_MMAP
+from audit.db import SQLITE_MMAP, sqlite_read_only_uri
 
 MIN_ENTRIES = 200_000  # below this, starting processes costs more than it saves
 
@@ -58,7 +58,7 @@ def check_range(path: str, ledger_id: str, lo: int, hi: int, marks: frozenset[in
     keep_leaves = keep_leaves or not fold
     stack = chunk.stack
     stacks = chunk.stacks
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(sqlite_read_only_uri(path), uri=True)
     try:
         conn.execute(f"PRAGMA mmap_size={SQLITE_MMAP}")
         cursor = conn.execute(

@@ -1,4 +1,5 @@
-"""A disk to fill: a tmpfs of a few kilobytes (mounting needs root; tests skip otherwise)."""
+"""A disk of our own: a tmpfs of a given size, to fill or to make read-only (mounting needs
+root; the tests skip otherwise)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ class SmallDisk:
     def grow(self, size: str = "256M") -> None:
         """Room again, with what is on it kept."""
         subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], check=True)
+
+    def read_only(self) -> None:
+        """Nobody may write on it any more (a backup snapshot, an evidence share)."""
+        subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True)
 
 
 @contextmanager
