@@ -11,10 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -27,6 +24,7 @@ from audit.canonical import canonical, rfc3339
 from audit.crypto import b64
 from audit.db import require_schema, snapshot
 from audit.errors import LedgerError
+from audit.files import staged_folder
 from audit.keys import load_signing_key, public_bytes
 from audit.ledger import Ledger
 from audit.merkle import Tree
@@ -98,7 +96,7 @@ def export(ledger: Ledger, out: Path, *, start: str | None = None, end: str | No
     assert verifier.leaves is not None
     tree = Tree(verifier.leaves)
     complete = len(selected) == size
-    with _staged(out) as folder:  # `out` appears only once the bundle is whole
+    with staged_folder(out, "the export") as folder:  # `out` appears once it is whole
         files: list[str] = []
 
         if fmt == "jsonl":
@@ -190,35 +188,6 @@ def _key_of(cp: SignedCheckpoint, public_keys: list[dict[str, Any]]) -> bytes:
         if entry["key"] == fp:
             return unb64(entry["public_key"])
     raise LedgerError(f"checkpoint {cp.statement['number']} names unknown key {fp}")
-
-
-@contextmanager
-def _staged(out: Path) -> Iterator[Path]:
-    """A folder beside `out` to write the bundle in, renamed to `out` once it is complete: a
-    bundle that could not be written whole (a full disk, no permission) never appears, and the
-    export can be retried under the same name."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    except OSError as exc:
-        raise _unwritable(out, exc) from exc
-    try:
-        yield staging
-        if out.exists():
-            out.rmdir()  # empty: checked before the export began
-        staging.rename(out)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise _unwritable(out, exc) from exc
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _unwritable(out: Path, exc: OSError) -> LedgerError:
-    return LedgerError(f"cannot write the export ({exc.strerror or exc})", where=str(out),
-                       fix="free space on that disk, or name a folder where you may write; "
-                           "nothing was left behind")
 
 
 def _write_lines(path: Path, lines: Iterable[bytes]) -> None:

@@ -1,15 +1,18 @@
-"""Files leadgate writes whole or not at all (the signing key, configs, officer keys, digests in
-an outbox): written to a temporary file beside the target, flushed to disk, then put in place
-by one rename or link. A full disk or a crash leaves the old file or none, never half of one."""
+"""Files and folders leadgate writes whole or not at all (the signing key, configs, officer keys,
+digests in an outbox, export bundles): written beside the target, flushed to disk, then put in
+place by one rename or link. A full disk or a crash leaves the old file or none, never half."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from audit.errors import LedgerError
 
 
 @contextmanager
@@ -41,3 +44,32 @@ def write_atomically(path: Path, data: str | bytes, *, private: bool = False) ->
             os.replace(tmp, path)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+@contextmanager
+def staged_folder(out: Path, what: str) -> Iterator[Path]:
+    """A hidden folder beside `out` to write `what` in, renamed to `out` once the block ends: a
+    folder that could not be written whole (a full disk, no permission) never appears, and the
+    same name can be used again. `out` must be missing or empty; the folder is mode 0700."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as exc:
+        raise _unwritable(what, out, exc) from exc
+    try:
+        yield staging
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _unwritable(what, out, exc) from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _unwritable(what: str, out: Path, exc: OSError) -> LedgerError:
+    return LedgerError(f"cannot write {what} ({exc.strerror or exc})", where=str(out),
+                       fix="free space on that disk, or name a folder where you may write; "
+                           "nothing was left behind")
