@@ -43,8 +43,9 @@ def ensure_signing_key(path: str | Path) -> Path:
         load_signing_key(path)
     except OSError as exc:
         raise LedgerError(f"cannot write the signing key file ({exc.strerror})",
-                          where=str(path), fix="free space on that disk, or point "
-                          "LEADGATE_SIGNING_KEY or signing_key in leadgate.yaml elsewhere") from exc
+                          where=str(path), fix="make room on that disk, or point "
+                          "LEADGATE_SIGNING_KEY or signing_key in leadgate.yaml at a folder where "
+                          "you may write") from exc
     return path
 
 

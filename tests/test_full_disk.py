@@ -3,6 +3,7 @@ line naming the file (exit 2), leaving nothing that blocks its retry."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
@@ -49,7 +50,7 @@ def test_init_on_a_full_disk_is_one_line_and_can_be_retried(
     proc = leadgate("init", cwd=str(disk.path))
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == ("error: leadgate.yaml: cannot write (No space left on device) "
-                           "(fix: free space on that disk, or run where you may write)\n")
+                           "(fix: free space on that disk, or run where there is room)\n")
     assert sorted(os.listdir(disk.path)) == ["leadgate-signing.key"]  # whole, and kept
     disk.grow("1M")
     again = leadgate("init", cwd=str(disk.path))
@@ -76,3 +77,25 @@ def test_demo_on_a_full_disk_is_one_line(
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("error: leadgate-demo/") and \
         "cannot write (No space left on device)" in proc.stderr
+
+
+def test_init_on_a_read_only_disk_says_so(
+        leadgate, small_disk: Callable[[str], SmallDisk]) -> None:  # type: ignore[no-untyped-def]
+    disk = small_disk("1M")
+    disk.read_only()
+    proc = leadgate("init", cwd=str(disk.path))
+    assert proc.returncode == 2
+    assert proc.stderr == ("error: leadgate-signing.key: cannot write the signing key file "
+                           "(Read-only file system) (fix: make room on that disk, or point "
+                           "LEADGATE_SIGNING_KEY or signing_key in leadgate.yaml at a folder "
+                           "where you may write)\n")
+
+
+def test_a_file_leadgate_may_not_use_is_one_line_naming_it() -> None:
+    from sync.cli import _disk_failure
+
+    failure = _disk_failure(PermissionError(errno.EACCES, "Permission denied", "/srv/x.yaml"))
+    assert failure is not None
+    assert str(failure) == ("/srv/x.yaml: not permitted (Permission denied) (fix: check the "
+                            "file's owner and mode, or run as a user who may use it)")
+    assert _disk_failure(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None  # a bug

@@ -80,21 +80,29 @@ def _database_failure(exc: Exception) -> LeadgateError | None:
 
 # The machine refusing a file (a full disk, a read-only one, no permission): the environment,
 # not a bug, so one line; any other OSError keeps its traceback.
-_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+_DISK_ERRORS = {  # errno -> (what could not be done, the fix)
+    errno.ENOSPC: ("cannot write", "free space on that disk, or run where there is room"),
+    errno.EDQUOT: ("cannot write", "free space in your quota, or run where there is room"),
+    errno.EROFS: ("cannot write", "run where you may write (that disk is read-only)"),
+    errno.EACCES: ("not permitted", "check the file's owner and mode, or run as a user who may "
+                                    "use it"),
+}
+_DISK_ERRORS[errno.EPERM] = _DISK_ERRORS[errno.EACCES]
 
 
 def _disk_failure(exc: Exception) -> LeadgateError | None:
     if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
-        _src, dst, why = exc.args[0][0]  # copytree: every file that failed; the first says it
-        reason = re.sub(r"^\[Errno \d+\] ", "", str(why)).split(": ")[0]
-        return LeadgateError(f"cannot write ({reason})", where=str(dst), fix=_DISK_FIX)
-    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
-        return LeadgateError(f"cannot write ({exc.strerror})",
-                             where=str(exc.filename) if exc.filename else None, fix=_DISK_FIX)
-    return None
-
-
-_DISK_FIX = "free space on that disk, or run where you may write"
+        _src, where, why = exc.args[0][0]  # copytree: every file that failed; the first says it
+        found = re.match(r"\[Errno (\d+)\] ([^:]+)", str(why))
+        code, reason = (int(found[1]), found[2]) if found else (None, "")
+    elif isinstance(exc, OSError):
+        code, reason, where = exc.errno, exc.strerror or "", exc.filename
+    else:
+        return None
+    if code not in _DISK_ERRORS:
+        return None
+    verb, fix = _DISK_ERRORS[code]
+    return LeadgateError(f"{verb} ({reason})", where=str(where) if where else None, fix=fix)
 
 
 def log_to_stderr(level: int = logging.WARNING) -> None:
