@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from routing_core.errors import LeadgateError
+from routing_core.policy.source import Located, SourceError, read_file
 
 # Where a secret comes from; the value itself never appears in the config, a log or a result.
 
@@ -314,7 +314,9 @@ def _key(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-def parse_config(data: Any, *, origin: str = "leadgate.yaml") -> Config:
+def parse_config(data: Any, *, origin: str = "leadgate.yaml",
+                 lines: Located | None = None) -> Config:
+    """Validate the file's data; `lines` (from read_config_file) puts a line on each problem."""
     if not isinstance(data, dict):
         raise LeadgateError("must be a YAML mapping", where=origin,
                             fix="start from `leadgate init`")
@@ -326,30 +328,39 @@ def parse_config(data: Any, *, origin: str = "leadgate.yaml") -> Config:
             key = _key(err["loc"])
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                message = "unknown key (fix: remove it or check its spelling)"
+                message = "unknown key (remove it or check its spelling)"
             elif err["type"] == "missing":
-                message = "required key is missing (fix: add it; see `leadgate init`)"
+                message = "required key is missing (add it; see `leadgate init`)"
+            if lines is not None:
+                line = lines.locate(key)[1]
+                key = f"{key} (line {line})" if line and key else key
             problems.append(f"{key}: {message}" if key else message)
         raise LeadgateError("; ".join(problems), where=origin,
                             fix="`leadgate init --print` shows a commented template") from None
 
 
+def read_config_file(path: Path) -> Located:
+    """The YAML of leadgate.yaml with the line of every key, read by the policy's own reader:
+    a key written twice is an error (plain YAML would let the later one win silently)."""
+    try:
+        data, where = read_file(path)
+    except SourceError as error:
+        if error.message.startswith("cannot read"):
+            raise LeadgateError(error.message, where=str(path),
+                                fix="run `leadgate init` to create it, or pass --config") from None
+        place = f"{path}:{error.line}" if error.line else str(path)
+        message = f"{error.path}: {error.message}" if error.path else error.message
+        raise LeadgateError(message, where=place,
+                            fix="correct the YAML at that line") from None
+    return Located(data=data, where=where, files=[str(path)])
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate leadgate.yaml. Raises LeadgateError naming the key and the fix."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise LeadgateError(f"cannot read {path} ({exc.strerror})", where=str(path),
-                            fix="run `leadgate init` to create it, or pass --config") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise LeadgateError(f"not valid YAML ({getattr(exc, 'problem', exc)})", where=where,
-                            fix="correct the YAML syntax at that line") from None
-    config = parse_config(data, origin=str(path))
+    located = read_config_file(path)
+    data = located.data if located.where else None  # an empty file is not a mapping
+    config = parse_config(data, origin=str(path), lines=located)
     # relative paths in the file are relative to the file, not to the working directory
     base = path.parent
     updates: dict[str, Any] = {}

@@ -25,3 +25,16 @@ def test_an_officer_action_without_a_token_or_terminal_is_one_line(leadgate, tmp
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr == ("error: --token: no officer token given, and no terminal to ask "
                                "for it on (fix: pass --token or set LEADGATE_OFFICER_TOKEN)\n")
+
+
+def test_a_config_key_written_twice_stops_every_command_that_reads_it(leadgate, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # `audit verify` and `sync run` read leadgate.yaml the same way: neither picks the later
+    # database_url and goes on against a ledger nobody meant
+    (tmp_path / "leadgate.yaml").write_text(
+        "database_url: sqlite:///ledger.db\ndatabase_url: sqlite:///other.db\n")
+    for args in (("audit", "verify"), ("sync", "run"), ("sync", "status")):
+        proc = leadgate(*args, cwd=str(tmp_path))
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert proc.stderr == ("error: leadgate.yaml:2: database_url: duplicate key "
+                               "'database_url' (fix: correct the YAML at that line)\n"), args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leadgate.yaml"]

@@ -71,8 +71,9 @@ def child_path(path: str, key: Any) -> str:
 
 
 def _build(node: yaml.Node, loader: _Loader, path: str, file: str,
-           where: dict[str, tuple[str, int]]) -> Any:
-    where[path] = (file, node.start_mark.line + 1)
+           where: dict[str, tuple[str, int]], line: int | None = None) -> Any:
+    # a mapping's value is placed at its key's line (a block value starts on the next line)
+    where[path] = (file, line or node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<` merge keys
         out: dict[Any, Any] = {}
@@ -85,7 +86,8 @@ def _build(node: yaml.Node, loader: _Loader, path: str, file: str,
             if key in out:
                 raise SourceError(f"duplicate key {key!r}", file,
                                   key_node.start_mark.line + 1, child_path(path, key))
-            out[key] = _build(value_node, loader, child_path(path, key), file, where)
+            out[key] = _build(value_node, loader, child_path(path, key), file, where,
+                              key_node.start_mark.line + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, loader, child_path(path, i), file, where)

@@ -21,17 +21,13 @@ URL_OPTION = click.option(
 
 
 def _config_value(config_path: str, key: str) -> Any:
-    """One top-level key of leadgate.yaml (if the file exists)."""
+    """One top-level key of leadgate.yaml (if the file exists), read as `sync run` reads it."""
+    from connectors.config import read_config_file
+
     path = Path(config_path)
     if not path.is_file():
         return None
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise LeadgateError(f"cannot read the config ({exc.__class__.__name__})",
-                            where=str(path), fix="fix the YAML or pass --database-url") from exc
+    data = read_config_file(path).data
     return data.get(key) if isinstance(data, dict) else None
 
 

@@ -148,3 +148,50 @@ def test_crm_time_formats() -> None:
     assert parse_crm_time("2026-11-20T10:00:00.000+0000") == expected
     assert parse_crm_time("2026-11-20T10:00:00Z") == expected
     assert parse_crm_time(str(int(expected.timestamp() * 1000))) == expected
+
+
+def test_a_key_written_twice_is_an_error_with_its_line_not_the_later_value(
+        tmp_path: Path) -> None:
+    # Plain YAML lets the later key win silently: a second database_url pasted at the end of
+    # the file would move the ledger to another database without a word.
+    path = tmp_path / "leadgate.yaml"
+    path.write_text("database_url: sqlite:///ledger.db\nsources:\n  crm:\n    kind: hubspot\n"
+                    "    connection:\n      token: {env: X}\n"
+                    "database_url: sqlite:///elsewhere.db\n")
+    with pytest.raises(LeadgateError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}:7: database_url: duplicate key 'database_url'")
+    nested = path.read_text().replace("database_url: sqlite:///elsewhere.db\n", "") \
+        .replace("      token: {env: X}\n", "      token: {env: X}\n      token: {env: Y}\n")
+    path.write_text(nested)
+    with pytest.raises(LeadgateError, match=r"leadgate.yaml:7: sources.crm.connection.token: "
+                                            r"duplicate key"):
+        load_config(path)
+
+
+def test_each_problem_of_the_file_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "leadgate.yaml"
+    path.write_text("sources:\n  crm:\n    kind: hubspot\n    connection:\n"
+                    "      token: {env: X}\n    write_batch_sise: 50\n"
+                    "  sf:\n    kind: salesforce\n    connection:\n      auth: password\n")
+    with pytest.raises(LeadgateError) as err:
+        load_config(path)
+    text = str(err.value)
+    assert "sources.crm.write_batch_sise (line 6): unknown key" in text
+    # a block mapping is placed at its key's line, not at its first child's
+    assert "sources.sf.connection (line 9): auth password needs username" in text
+    assert "(fix: (fix:" not in text and text.count("(fix:") == 1
+
+
+def test_an_empty_or_unreadable_file_is_one_line_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "leadgate.yaml"
+    path.write_text("")
+    with pytest.raises(LeadgateError, match="must be a YAML mapping"):
+        load_config(path)
+    path.write_text("sources:\n  crm:\n    kind: hubspot\n")  # a key missing from a mapping
+    with pytest.raises(LeadgateError, match=r"sources.crm.connection \(line 2\): required key "
+                                            r"is missing"):
+        load_config(path)
+    path.write_bytes(b"sources: \xff\n")
+    with pytest.raises(LeadgateError, match="not UTF-8"):
+        load_config(path)

@@ -95,6 +95,10 @@ def test_minimal_policy_loads_with_defaults(tmp_path: Path) -> None:
      "rules[0].when.gte", 22, "not a number"),
     ('policy: { id: p, version: "1" }', 'policy: { id: p, version: "1", timezone: Mars/Base }',
      "policy.timezone", 1, "not an IANA time zone"),
+    # a key missing from a block mapping points at that mapping's own key (`  t1:`), not at
+    # its first child on the next line
+    ("    members:\n      - { id: a, name: A }\n", "", "teams.t1.members", 9,
+     "required key 'members' is missing"),
 ])
 def test_errors_name_file_line_and_path(tmp_path: Path, old: str, new: str, path: str,
                                         line: int, fragment: str) -> None:
