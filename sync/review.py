@@ -3,7 +3,9 @@
 Officers are the policy's `review.officers`. Each authenticates with a per-officer token created
 by `leadgate review add-officer ID`; only a SHA-256 of the token is stored, in a file kept
 outside the policy (LEADGATE_OFFICER_KEYS, default `leadgate-officers.json` next to
-leadgate.yaml, mode 0600). The OS user running the command is recorded with every action.
+leadgate.yaml, mode 0600); `revoke-officer` removes it. Issuing, replacing and revoking are
+`officer_credential` ledger entries. The OS user running the command is recorded with every
+action.
 
 Every action is a `review_action` ledger entry. An approval is written back to the CRM (the rep
 becomes the owner; the record is stamped with the action's id); a rejection re-stamps the record
@@ -20,6 +22,7 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,20 +63,96 @@ def _officers(ctx: Context) -> dict[str, Any]:
     return {str(o["id"]): o for o in ctx.policy.review.officers}
 
 
+_KEYS_FIX = ("restore it from a backup, or move it aside and give each officer a new token with "
+             "`leadgate review add-officer`")
+
+
+def _read_keys(path: Path) -> dict[str, Any]:
+    """The officer key file, {officer: {"sha256", "created_at", "created_by"}}; none yet: {}."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise LeadgateError(f"cannot read the officer key file ({reason})", where=str(path),
+                            fix="run leadgate as the user that owns it (mode 0600)") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise LeadgateError("the officer key file is not leadgate's JSON", where=str(path),
+                            fix=_KEYS_FIX)
+    return data
+
+
+def _change_keys(ctx: Context, officer: str, change: Callable[[dict[str, Any]], str]) -> Path:
+    """Change the officer key file and record what changed as an `officer_credential` entry.
+
+    Both happen under the ledger's write lock, so two administrators at once cannot lose each
+    other's token; the file is put back if the entry does not commit, so no credential is issued
+    or revoked without its record. The token and its hash never reach the ledger."""
+    path = keys_path(ctx)
+    before: bytes | None = None
+    written = False
+    try:
+        with write_transaction(ctx.engine) as conn:
+            keys = _read_keys(path)
+            before = path.read_bytes() if path.exists() else None
+            action = change(keys)
+            payload = {"officer": officer, "action": action, "os_user": getpass.getuser(),
+                       "in_policy": officer in _officers(ctx),
+                       "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
+                                  "digest": ctx.policy.digest}}
+            ctx.ledger.append(conn, [EntryIn("officer_credential", None, payload)])
+            write_atomically(path, json.dumps(keys, indent=2, sort_keys=True) + "\n",
+                             private=True)
+            written = True
+    except BaseException:
+        if written:
+            if before is None:
+                path.unlink(missing_ok=True)
+            else:
+                write_atomically(path, before, private=True)
+        raise
+    return path
+
+
 def add_officer(config: str | None, officer: str) -> tuple[str, Path]:
-    ctx = open_context(config, migrate=False)
+    """A new token for an officer of the policy (replacing any earlier one), and the key file."""
+    ctx = open_context(config)  # a first credential may come before any sync run
     try:
         if officer not in _officers(ctx):
             raise LeadgateError(f"{officer!r} is not an officer of policy {ctx.policy.id}",
                                 where="review.officers",
                                 fix="add the officer to the policy's review.officers first")
-        path = keys_path(ctx)
-        data = json.loads(path.read_text()) if path.exists() else {}
         token = secrets.token_urlsafe(32)
-        data[officer] = {"sha256": hashlib.sha256(token.encode()).hexdigest(),
-                         "created_at": utcnow().isoformat(), "created_by": getpass.getuser()}
-        write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n", private=True)
-        return token, path
+
+        def issue(keys: dict[str, Any]) -> str:
+            action = "replaced" if officer in keys else "issued"
+            keys[officer] = {"sha256": hashlib.sha256(token.encode()).hexdigest(),
+                             "created_at": utcnow().isoformat(), "created_by": getpass.getuser()}
+            return action
+
+        return token, _change_keys(ctx, officer, issue)
+    finally:
+        ctx.close()
+
+
+def revoke_officer(config: str | None, officer: str) -> Path:
+    """Remove an officer's token at once (an officer who left need not wait for a policy
+    change); the officer may still be in the policy, and gets a token again with add-officer."""
+    ctx = open_context(config)
+    try:
+        def revoke(keys: dict[str, Any]) -> str:
+            if keys.pop(officer, None) is None:
+                raise LeadgateError(f"{officer!r} has no token to revoke",
+                                    where=str(keys_path(ctx)),
+                                    fix="check the officer id (nothing was changed)")
+            return "revoked"
+
+        return _change_keys(ctx, officer, revoke)
     finally:
         ctx.close()
 
@@ -85,10 +164,7 @@ def authenticate(ctx: Context, officer: str, token: str) -> dict[str, Any]:
         raise LeadgateError(f"{officer!r} is not an officer of policy {ctx.policy.id}",
                             where="--officer", fix="use your id from the policy's review.officers")
     path = keys_path(ctx)
-    try:
-        stored = json.loads(path.read_text()).get(officer, {}).get("sha256", "")
-    except (OSError, ValueError):
-        stored = ""
+    stored = str(_read_keys(path).get(officer, {}).get("sha256", ""))
     given = hashlib.sha256(token.encode()).hexdigest()
     if not stored or not hmac.compare_digest(stored, given):
         raise LeadgateError(f"officer {officer!r} could not be authenticated", where=str(path),

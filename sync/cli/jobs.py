@@ -283,6 +283,17 @@ def review_add_officer(officer: str, config: str | None) -> None:
     click.echo(token)
 
 
+@review.command("revoke-officer")
+@click.argument("officer")
+@CONFIG_OPTION
+def review_revoke_officer(officer: str, config: str | None) -> None:
+    """Remove an officer's token now (recorded in the ledger); add-officer gives a new one."""
+    from sync import review as rv
+
+    path = rv.revoke_officer(config, officer)
+    click.echo(f"token of {officer} revoked (removed from {path}); the ledger records it")
+
+
 @click.command()
 @click.option("--dir", "folder", default="leadgate-demo", show_default=True,
               type=click.Path(file_okay=False), help="Working folder for the demo.")

@@ -9,6 +9,7 @@ queued on it (pg_stat_activity), and then lets them go."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -202,5 +203,34 @@ def test_an_officer_and_a_re_evaluation_at_once_assign_the_lead_once(
         i = env.sb.store.leads.index_of(record)
         assert record_id(env.sb, "salesforce", i) == record
         assert crm_state(env.sb, "salesforce", i)[1] == "assigned"
+    finally:
+        env.sb.stop()
+
+
+def test_two_administrators_issuing_tokens_at_once_keep_both(tmp_path: Path,
+                                                             pg_url: str) -> None:
+    # The key file is read, changed and written under the writer lock: without it the second
+    # writer would put back the file it read before the first wrote, losing that token.
+    env = start_env(tmp_path, leads=20, db_url=pg_url)
+    try:
+        assert sync_run(env, "salesforce").returncode == 0
+        officers = ("cco-marta", "mlro-kwame")
+        with writer_lock_held(env) as watch:
+            procs = [_start("review", "add-officer", o, "--config", str(env.config))
+                     for o in officers]
+            wait_for_waiters(watch, 2, procs)
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+        keys = json.loads((tmp_path / "leadgate-officers.json").read_text())
+        for officer, (out, _) in zip(officers, outs, strict=True):
+            token = out.strip().splitlines()[-1]
+            assert keys[officer]["sha256"] == hashlib.sha256(token.encode()).hexdigest()
+        engine = env.engine()
+        try:
+            issued = sorted(e["payload"]["officer"] for e in ledger_entries(engine)
+                            if e["kind"] == "officer_credential")
+        finally:
+            engine.dispose()
+        assert issued == sorted(officers)
     finally:
         env.sb.stop()

@@ -1,0 +1,101 @@
+"""Officer credentials through the real CLI: issuing, replacing and revoking a token is recorded
+in the ledger (never the token or its hash), and a damaged key file stops every officer action
+with one line instead of being overwritten or read as 'no officers'."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.integration.synctools import leadgate, ledger_entries, start_env, sync_run
+
+
+def _credentials(env: Any) -> list[dict[str, Any]]:
+    engine = env.engine()
+    try:
+        return [e for e in ledger_entries(engine) if e["kind"] == "officer_credential"]
+    finally:
+        engine.dispose()
+
+
+def _reject(env: Any, item: int, officer: str, token: str) -> Any:
+    return leadgate("review", "reject", str(item), "--officer", officer, "--token", token,
+                    "--note", "confirmed", "--config", str(env.config))
+
+
+def test_issue_replace_and_revoke_are_recorded_and_take_effect(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=60)
+    try:
+        cfg = ("--config", str(env.config))
+        # before any sync run: the ledger is created for the first credential's record
+        first = leadgate("review", "add-officer", "cco-marta", *cfg)
+        assert first.returncode == 0, first.stderr
+        old = first.stdout.strip().splitlines()[-1]
+        second = leadgate("review", "add-officer", "cco-marta", *cfg)
+        assert second.returncode == 0, second.stderr
+        new = second.stdout.strip().splitlines()[-1]
+        assert new != old
+
+        assert sync_run(env, "salesforce").returncode == 0
+        items = json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+        assert len(items) >= 2
+        refused = _reject(env, items[0]["id"], "cco-marta", old)
+        assert refused.returncode == 2 and "could not be authenticated" in refused.stderr
+        assert _reject(env, items[0]["id"], "cco-marta", new).returncode == 0
+
+        revoked = leadgate("review", "revoke-officer", "cco-marta", *cfg)
+        assert revoked.returncode == 0, revoked.stderr
+        assert "revoked" in revoked.stdout
+        refused = _reject(env, items[1]["id"], "cco-marta", new)
+        assert refused.returncode == 2 and "could not be authenticated" in refused.stderr
+        again = leadgate("review", "revoke-officer", "cco-marta", *cfg)
+        assert again.returncode == 2
+        assert again.stderr.startswith("error: ") and again.stderr.count("\n") == 1
+        assert "'cco-marta' has no token to revoke" in again.stderr
+
+        records = _credentials(env)
+        assert [(r["payload"]["officer"], r["payload"]["action"]) for r in records] == [
+            ("cco-marta", "issued"), ("cco-marta", "replaced"), ("cco-marta", "revoked")]
+        assert all(r["payload"]["in_policy"] and r["payload"]["os_user"] for r in records)
+        stored = json.dumps(records)
+        for token in (old, new):  # neither the token nor its hash is in the ledger
+            assert token not in stored
+            assert hashlib.sha256(token.encode()).hexdigest() not in stored
+        verify = leadgate("audit", "verify", *cfg)
+        assert verify.returncode == 0, verify.stderr
+        assert "officer_credential" in verify.stdout
+    finally:
+        env.sb.stop()
+
+
+def test_a_damaged_key_file_is_one_line_and_is_not_overwritten(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=60)
+    try:
+        cfg = ("--config", str(env.config))
+        token = leadgate("review", "add-officer", "cco-marta", *cfg).stdout.splitlines()[-1]
+        assert sync_run(env, "salesforce").returncode == 0
+        items = json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+        keys = tmp_path / "leadgate-officers.json"
+        assert keys.is_file()
+        for damaged in ('{"cco-marta": {"sha256": "ab', "[]", '{"cco-marta": "ab"}'):
+            keys.write_text(damaged)
+            before = len(_credentials(env))
+            for args in (("review", "add-officer", "mlro-kwame"),
+                         ("review", "revoke-officer", "cco-marta")):
+                proc = leadgate(*args, *cfg)
+                assert proc.returncode == 2, (damaged, args, proc.stderr)
+                assert proc.stderr == (
+                    f"error: {keys}: the officer key file is not leadgate's JSON (fix: restore "
+                    "it from a backup, or move it aside and give each officer a new token with "
+                    "`leadgate review add-officer`)\n"), proc.stderr
+                assert keys.read_text() == damaged  # the other officers' tokens are not lost
+            proc = _reject(env, items[0]["id"], "cco-marta", token)
+            assert proc.returncode == 2 and "not leadgate's JSON" in proc.stderr, proc.stderr
+            assert "Traceback" not in proc.stderr
+            assert len(_credentials(env)) == before
+        status = json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+        assert status[0]["id"] == items[0]["id"] and status[0]["status"] == "open"
+    finally:
+        env.sb.stop()
