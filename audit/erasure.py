@@ -8,6 +8,7 @@ in the database or in any export made before. SQLite overwrites the freed key by
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,7 +45,8 @@ def erase_subject(ledger: Ledger, subject: str, reason: str, *, by: str | None =
             conn.execute(keys.insert().values(subject=subject, key=None, created_at=now,
                                               erased_at=now))
         appended = ledger.append(conn, [EntryIn("erasure", subject, {
-            "subject": subject, "reason": reason, "by": by, "key_destroyed": had_key,
+            "subject": subject, "reason": reason, "by": by, "os_user": getpass.getuser(),
+            "key_destroyed": had_key,
             "entries_about_subject": int(count)})])[0]
     _scrub(ledger)
     return appended

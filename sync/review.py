@@ -38,7 +38,8 @@ from routing_core.errors import LeadgateError
 from routing_core.lead import Lead
 from routing_core.outreach import select_cooling_off
 from routing_core.policy.conditions import Facts
-from sync.context import Context, open_context
+from routing_core.policy.model import Policy
+from sync.context import Context, config_path, open_context, policy_path
 from sync.state import (
     PENDING,
     dumps,
@@ -54,13 +55,18 @@ KEYS_ENV = "LEADGATE_OFFICER_KEYS"
 LICENCE_REASONS = frozenset({"unlicensed_jurisdiction", "no_licensed_team"})
 
 
-def keys_path(ctx: Context) -> Path:
-    return Path(os.environ.get(KEYS_ENV) or ctx.config_path.resolve().parent
+def keys_path(config_file: Path) -> Path:
+    """The officer key file of the leadgate.yaml at `config_file`."""
+    return Path(os.environ.get(KEYS_ENV) or config_file.resolve().parent
                 / "leadgate-officers.json")
 
 
 def _officers(ctx: Context) -> dict[str, Any]:
-    return {str(o["id"]): o for o in ctx.policy.review.officers}
+    return _officers_of(ctx.policy)
+
+
+def _officers_of(policy: Policy) -> dict[str, Any]:
+    return {str(o["id"]): o for o in policy.review.officers}
 
 
 _KEYS_FIX = ("restore it from a backup, or move it aside and give each officer a new token with "
@@ -93,7 +99,7 @@ def _change_keys(ctx: Context, officer: str, change: Callable[[dict[str, Any]], 
     Both happen under the ledger's write lock, so two administrators at once cannot lose each
     other's token; the file is put back if the entry does not commit, so no credential is issued
     or revoked without its record. The token and its hash never reach the ledger."""
-    path = keys_path(ctx)
+    path = keys_path(ctx.config_path)
     before: bytes | None = None
     written = False
     try:
@@ -148,7 +154,7 @@ def revoke_officer(config: str | None, officer: str) -> Path:
         def revoke(keys: dict[str, Any]) -> str:
             if keys.pop(officer, None) is None:
                 raise LeadgateError(f"{officer!r} has no token to revoke",
-                                    where=str(keys_path(ctx)),
+                                    where=str(keys_path(ctx.config_path)),
                                     fix="check the officer id (nothing was changed)")
             return "revoked"
 
@@ -159,15 +165,28 @@ def revoke_officer(config: str | None, officer: str) -> Path:
 
 def authenticate(ctx: Context, officer: str, token: str) -> dict[str, Any]:
     """The officer's identity to record; LeadgateError when unknown or the token is wrong."""
-    officers = _officers(ctx)
-    if officer not in officers:
-        raise LeadgateError(f"{officer!r} is not an officer of policy {ctx.policy.id}",
+    return _authenticate(ctx.policy, keys_path(ctx.config_path), officer, token)
+
+
+def authenticate_officer(config: str | Path | None, officer: str, token: str) -> dict[str, Any]:
+    """The same check for an officer's action outside the queue (`audit erase`, showing personal
+    data), against the policy and key file of leadgate.yaml; no database is opened."""
+    from connectors.config import load_config
+    from routing_core.policy import load_policy
+
+    path = config_path(str(config) if config else None)
+    policy = load_policy(policy_path(path, load_config(path)))
+    return _authenticate(policy, keys_path(path), officer, token)
+
+
+def _authenticate(policy: Policy, keys: Path, officer: str, token: str) -> dict[str, Any]:
+    if officer not in _officers_of(policy):
+        raise LeadgateError(f"{officer!r} is not an officer of policy {policy.id}",
                             where="--officer", fix="use your id from the policy's review.officers")
-    path = keys_path(ctx)
-    stored = str(_read_keys(path).get(officer, {}).get("sha256", ""))
+    stored = str(_read_keys(keys).get(officer, {}).get("sha256", ""))
     given = hashlib.sha256(token.encode()).hexdigest()
     if not stored or not hmac.compare_digest(stored, given):
-        raise LeadgateError(f"officer {officer!r} could not be authenticated", where=str(path),
+        raise LeadgateError(f"officer {officer!r} could not be authenticated", where=str(keys),
                             fix="use your token, or ask an administrator to run "
                                 "`leadgate review add-officer` for you")
     return {"officer": officer, "os_user": getpass.getuser()}

@@ -9,6 +9,7 @@ import click
 
 from audit.files import write_atomically
 from routing_core.errors import LeadgateError
+from sync.cli.officer import ask_token, officer_options
 
 CONFIG_OPTION = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default="leadgate.yaml",
@@ -192,19 +193,28 @@ def rotate_key_cmd(database_url: str | None, config_path: str, key_path: str | N
 @CONFIG_OPTION
 @click.argument("subject")
 @click.option("--reason", required=True, help="Why (e.g. the erasure request reference).")
-@click.option("--by", default=None, help="Who asked or approved (recorded in the entry).")
+@officer_options(what=" (checked against the policy of --config)")
 def erase_cmd(database_url: str | None, config_path: str, subject: str, reason: str,
-              by: str | None) -> None:
-    """Destroy SUBJECT's personal-data key and record the erasure (the chain still verifies)."""
+              officer: str, token: str | None) -> None:
+    """Destroy SUBJECT's personal-data key and record the erasure, with the officer who
+    authorised it (the chain still verifies)."""
     from audit.erasure import erase_subject
 
+    who = _officer(config_path, officer, token)
     ledger = open_ledger(database_url, config_path)
     try:
-        appended = erase_subject(ledger, subject, reason, by=by)
+        appended = erase_subject(ledger, subject, reason, by=who["officer"])
     finally:
         ledger.engine.dispose()
     click.echo(f"erased {subject}: key destroyed, erasure recorded as entry {appended.seq} "
                f"({appended.entry_hash[:16]}...)")
+
+
+def _officer(config_path: str, officer: str, token: str | None) -> dict[str, str]:
+    """The authenticated officer of an erasure or a showing of personal data."""
+    from sync.review import authenticate_officer
+
+    return authenticate_officer(config_path, officer, token or ask_token())
 
 
 @audit.command("retention")
@@ -232,10 +242,10 @@ def retention_cmd(database_url: str | None, config_path: str, years: int) -> Non
               help="Decrypt and show the subject's personal data (recorded in the ledger).")
 @click.option("--reason", default=None,
               help="Why personal data is shown (e.g. the subject access request reference).")
-@click.option("--by", default=None, help="Who asked for it (recorded with the reason).")
+@officer_options(required=False, what=" (needed with --show-personal)")
 def explain_cmd(database_url: str | None, config_path: str, subject: str,
                 html_path: str | None, show_personal: bool, reason: str | None,
-                by: str | None) -> None:
+                officer: str | None, token: str | None) -> None:
     """Every ledger entry about SUBJECT (source:record_id), in order, and whether it verifies.
     Personal data stays sealed unless --show-personal is given with a --reason."""
     from audit.explain import explain_subject, record_personal_access, render_html, render_text
@@ -244,11 +254,16 @@ def explain_cmd(database_url: str | None, config_path: str, subject: str,
         raise LeadgateError("--show-personal needs --reason", where="--reason",
                             fix="say why, e.g. --reason 'subject access request #4711' "
                                 "(it is recorded in the ledger)")
+    if show_personal and not officer:
+        raise LeadgateError("--show-personal needs --officer", where="--officer",
+                            fix="give your officer id from the policy's review.officers "
+                                "(and your token): the showing is recorded with it")
+    who = _officer(config_path, officer, token) if show_personal and officer else None
     ledger = open_ledger(database_url, config_path)
     try:
-        if show_personal:
+        if who is not None:
             assert reason is not None
-            record_personal_access(ledger, subject, reason, by=by)
+            record_personal_access(ledger, subject, reason, by=who["officer"])
         explanation = explain_subject(ledger.engine, subject, reveal_personal=show_personal)
     finally:
         ledger.engine.dispose()

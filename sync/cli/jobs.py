@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from routing_core.errors import LeadgateError
+from sync.cli.officer import ask_token, officer_options
 from sync.summary import EXIT_CANNOT_START, EXIT_LEASE_HELD
 
 
@@ -211,21 +212,8 @@ def review_list(config: str | None, show_all: bool, as_json: bool) -> None:
                    f"{it['reason']:<24} {it['status']:<24} decision {it['decision_id']}")
 
 
-def _ask_token() -> str:
-    """The officer token from the terminal, hidden; without one (cron, a pipe) there is no one
-    to ask, and typing it where it would be echoed is not offered."""
-    if not sys.stdin.isatty():
-        raise LeadgateError("no officer token given, and no terminal to ask for it on",
-                            where="--token", fix="pass --token or set LEADGATE_OFFICER_TOKEN")
-    return str(click.prompt("officer token", hide_input=True))
-
-
 def _officer_options(f: Any) -> Any:
-    f = click.option("--officer", required=True, help="Your officer id in the policy.")(f)
-    f = click.option("--token", envvar="LEADGATE_OFFICER_TOKEN", default=None,
-                     help="Your officer token (default: $LEADGATE_OFFICER_TOKEN, else asked).")(f)
-    f = CONFIG_OPTION(f)
-    return f
+    return CONFIG_OPTION(officer_options()(f))
 
 
 @review.command("approve")
@@ -239,7 +227,7 @@ def review_approve(item: str, team: str, rep: str, note: str, officer: str,
     """Approve a specific assignment for a refused lead (ITEM: queue id or source:record)."""
     from sync import review as rv
 
-    token = token or _ask_token()
+    token = token or ask_token()
     click.echo(rv.approve(config, item, team=team, rep=rep, officer=officer, token=token,
                           note=note))
 
@@ -253,7 +241,7 @@ def review_reject(item: str, note: str, officer: str, token: str | None,
     """Confirm the refusal: the lead is not routed to sales (ITEM: queue id or source:record)."""
     from sync import review as rv
 
-    token = token or _ask_token()
+    token = token or ask_token()
     click.echo(rv.reject(config, item, officer=officer, token=token, note=note))
 
 
@@ -267,7 +255,7 @@ def review_resolve(item: str, note: str, officer: str, token: str | None,
     source:record). Nothing is written to the CRM."""
     from sync import review as rv
 
-    token = token or _ask_token()
+    token = token or ask_token()
     click.echo(rv.resolve(config, item, officer=officer, token=token, note=note))
 
 

@@ -18,6 +18,7 @@ from audit.ledger import EntryIn, Ledger
 from audit.verify import verify_database
 
 SUBJECT = "salesforce:00Q5g00000ABCDE"
+EXAMPLE_POLICY = Path(__file__).parents[2] / "examples" / "policy"
 DECISION: dict[str, Any] = {
     "decision_id": "01JD8Z6Q3W4XKQ0S0M5VJ3B1AA", "decided_at": "2026-11-24T10:15:02Z",
     "lead": {"source": "salesforce", "id": "00Q5g00000ABCDE", "jurisdiction": "GB",
@@ -60,6 +61,21 @@ def _seed(engine: Engine, tmp_path: Path) -> Ledger:
         EntryIn("review_action", SUBJECT, {"action": "confirmed", "by": "cco-jane"}),
     ])
     return ledger
+
+
+def _officer(engine: Engine, tmp_path: Path, leadgate: Any) -> tuple[str, str]:
+    """A leadgate.yaml over this ledger (the example policy names the officers) and a token for
+    cco-marta: (config path, token)."""
+    config = tmp_path / "leadgate.yaml"
+    config.write_text(
+        f"database_url: {engine.url.render_as_string(hide_password=False)}\n"
+        f"policy: {EXAMPLE_POLICY}\nsigning_key: signing.key\n"
+        "sources:\n  hubspot:\n    kind: hubspot\n    connection:\n"
+        "      token: {env: LG_TEST_UNUSED}\n")
+    proc = leadgate("review", "add-officer", "cco-marta", "--config", str(config),
+                    cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    return str(config), proc.stdout.strip().splitlines()[-1]
 
 
 def _database_bytes(engine: Engine) -> bytes:
@@ -157,13 +173,25 @@ def test_explain_shows_personal_data_only_when_asked_and_records_that(
     proc = leadgate(*base, "--show-personal", cwd=str(tmp_path))
     assert proc.returncode == 2 and "--show-personal needs --reason" in proc.stderr
     assert PERSONAL["email"] not in proc.stdout
+    # Only an authenticated officer of the policy sees personal data, and is recorded.
+    show = (*base, "--show-personal", "--reason", "subject access request #88")
+    proc = leadgate(*show, cwd=str(tmp_path))
+    assert proc.returncode == 2 and "--show-personal needs --officer" in proc.stderr
+    config, token = _officer(engine, tmp_path, leadgate)
+    for officer, wrong in (("cco-marta", "not-the-token"), ("dpo-sam", token)):
+        proc = leadgate(*show, "--config", config, "--officer", officer, "--token", wrong,
+                        cwd=str(tmp_path))
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "could not be authenticated" in proc.stderr \
+            or "'dpo-sam' is not an officer" in proc.stderr
+        assert PERSONAL["email"] not in proc.stdout
     proc = leadgate("audit", "explain", "salesforce:nope", "--show-personal", "--reason", "x",
-                    "--database-url", url, cwd=str(tmp_path))
+                    "--database-url", url, "--config", config, "--officer", "cco-marta",
+                    "--token", token, cwd=str(tmp_path))
     assert proc.returncode == 2 and "no ledger entries" in proc.stderr
     assert verify_database(engine).kinds.get("personal_data_access") is None
-
-    proc = leadgate(*base, "--show-personal", "--reason", "subject access request #88",
-                    "--by", "dpo-sam", cwd=str(tmp_path))
+    proc = leadgate(*show, "--config", config, "--officer", "cco-marta", cwd=str(tmp_path),
+                    env={"LEADGATE_OFFICER_TOKEN": token})
     assert proc.returncode == 0, proc.stderr
     assert PERSONAL["email"] in proc.stdout and PERSONAL["name"] in proc.stdout
     report = verify_database(engine)  # the showing is an entry of the chain, which verifies
@@ -172,8 +200,39 @@ def test_explain_shows_personal_data_only_when_asked_and_records_that(
         kind, body = conn.execute(sa.text(
             "SELECT kind, body FROM ledger_entries ORDER BY seq DESC LIMIT 1")).one()
     assert kind == "personal_data_access"
-    assert b"subject access request #88" in bytes(body) and b"dpo-sam" in bytes(body)
+    assert b"subject access request #88" in bytes(body) and b'"by":"cco-marta"' in bytes(body)
     assert "personal_data_access" in proc.stdout  # appended before the extract was read
+
+
+def test_erasure_from_the_command_line_needs_an_authenticated_officer(
+        engine: Engine, tmp_path: Path, leadgate) -> None:  # type: ignore[no-untyped-def]
+    _seed(engine, tmp_path)
+    config, token = _officer(engine, tmp_path, leadgate)
+    erase = ("audit", "erase", SUBJECT, "--reason", "GDPR art. 17 request #4711",
+             "--config", config)
+    for extra in (("--officer", "cco-marta", "--token", "not-the-token"),
+                  ("--officer", "someone", "--token", token),
+                  ("--officer", "cco-marta")):  # no token, no terminal to ask on
+        proc = leadgate(*erase, *extra, cwd=str(tmp_path), input="",
+                        env={"LEADGATE_OFFICER_TOKEN": ""})
+        assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
+        assert proc.stderr.count("\n") == 1, proc.stderr
+    assert leadgate(*erase, cwd=str(tmp_path)).returncode == 2  # --officer is required
+    assert verify_database(engine).kinds.get("erasure") is None
+    assert PERSONAL["email"] in render_text(explain_subject(engine, SUBJECT,
+                                                            reveal_personal=True))
+
+    proc = leadgate(*erase, "--officer", "cco-marta", "--token", token, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"erased {SUBJECT}: key destroyed")
+    with engine.connect() as conn:
+        kind, body = conn.execute(sa.text(
+            "SELECT kind, body FROM ledger_entries ORDER BY seq DESC LIMIT 1")).one()
+    assert kind == "erasure" and b'"by":"cco-marta"' in bytes(body)
+    assert b'"os_user":' in bytes(body)
+    assert PERSONAL["email"] not in render_text(explain_subject(engine, SUBJECT,
+                                                                reveal_personal=True))
+    assert verify_database(engine).kinds["erasure"] == 1
 
 
 def test_retention_reports_and_deletes_nothing(sqlite_engine: Engine, tmp_path: Path) -> None:
