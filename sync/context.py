@@ -53,6 +53,16 @@ def policy_path(path: Path, cfg: Any) -> Path:
     return _relative(path.resolve().parent, cfg.policy)
 
 
+def existing_policy(path: Path, cfg: Any) -> Path:
+    """policy_path, which must exist: its absence is a setting to fix, not a YAML problem."""
+    policy = policy_path(path, cfg)
+    if not policy.exists():
+        raise LeadgateError(f"policy: {policy} does not exist", where=str(path),
+                            fix="write your routing policy there or point `policy:` at it; "
+                                "`leadgate demo` writes the example policy to start from")
+    return policy
+
+
 def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
     from audit import db
     from audit.ledger import Ledger
@@ -62,7 +72,7 @@ def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
     path = config_path(str(config) if config else None)
     cfg = load_config(path)
     base = path.resolve().parent
-    policy = load_policy(policy_path(path, cfg))
+    policy = load_policy(existing_policy(path, cfg))
     url = db.database_url(cfg.database_url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         # A relative SQLite path is relative to leadgate.yaml, not to wherever cron starts us.

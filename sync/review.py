@@ -39,7 +39,7 @@ from routing_core.lead import Lead
 from routing_core.outreach import select_cooling_off
 from routing_core.policy.conditions import Facts
 from routing_core.policy.model import Policy
-from sync.context import Context, config_path, open_context, policy_path
+from sync.context import Context, config_path, existing_policy, open_context
 from sync.state import (
     PENDING,
     dumps,
@@ -175,7 +175,7 @@ def authenticate_officer(config: str | Path | None, officer: str, token: str) ->
     from routing_core.policy import load_policy
 
     path = config_path(str(config) if config else None)
-    policy = load_policy(policy_path(path, load_config(path)))
+    policy = load_policy(existing_policy(path, load_config(path)))
     return _authenticate(policy, keys_path(path), officer, token)
 
 

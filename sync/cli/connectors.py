@@ -95,7 +95,8 @@ def init(path: Path, force: bool, print_only: bool) -> None:
     click.echo(f"wrote {path}")
     click.echo(f"signing key: {key} (keep it secret and backed up)")
     click.echo("next: set the environment variables it names, then "
-               "`leadgate connect salesforce|hubspot`")
+               "`leadgate connect salesforce|hubspot`; put your routing policy where `policy:` "
+               "points (`leadgate demo` writes the example one, to start from)")
 
 
 @click.command()

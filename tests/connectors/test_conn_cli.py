@@ -26,6 +26,20 @@ def test_init_writes_a_template_that_loads_and_a_signing_key(leadgate: Any,
         again.stderr
 
 
+def test_a_policy_not_written_yet_is_one_line_naming_the_setting(leadgate: Any,
+                                                                  tmp_path: Path) -> None:
+    # right after `leadgate init`: the policy it points at does not exist yet
+    assert leadgate("init", cwd=str(tmp_path)).returncode == 0
+    for args in (("sync", "run"), ("sync", "status"), ("review", "list")):
+        done = leadgate(*args, cwd=str(tmp_path))
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr == (
+            f"error: leadgate.yaml: policy: {tmp_path.resolve() / 'policy'} does not exist "
+            "(fix: write your routing policy there or point `policy:` at it; `leadgate demo` "
+            "writes the example policy to start from)\n"), args
+    assert not (tmp_path / "leadgate.db").exists()  # nothing made before the setting is fixed
+
+
 def test_print_metadata_is_an_sfdx_package(leadgate: Any, tmp_path: Path) -> None:
     leadgate("init", cwd=str(tmp_path))
     done = leadgate("install", "salesforce", "--print-metadata", cwd=str(tmp_path))
