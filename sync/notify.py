@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -101,25 +102,75 @@ def _text(body: dict[str, Any]) -> str:
 
 def send(policy: Any, body: dict[str, Any], *,
          outbox: Path | None = None) -> tuple[list[str], list[str]]:
-    """Send to every target; (targets reached, problems)."""
+    """Send to every target; (targets reached, problems). Neither names more of a webhook than
+    its scheme and host: its path or query may be its secret (a Slack or Teams hook's is)."""
     sent: list[str] = []
     problems: list[str] = []
     for target in targets(policy):
         kind = target.get("kind")
-        try:
-            if kind == "webhook":
-                url = str(target["url"])
+        if kind == "webhook":
+            shown = _webhook_name(target.get("url"))
+            try:
+                url = _webhook_url(target.get("url"))
                 resp = requests.post(url, json=body, timeout=WEBHOOK_TIMEOUT)
                 resp.raise_for_status()
-                sent.append(f"webhook {url.split('?')[0]}")
-            elif kind == "email":
-                to = [str(a) for a in target.get("to") or []]
-                sent.append(_email(to, body, outbox))
-            else:
-                problems.append(f"unknown notify kind {kind!r}")
-        except (requests.RequestException, OSError, KeyError) as exc:
-            problems.append(f"{kind}: {type(exc).__name__}: {str(exc)[:200]}")
+                sent.append(shown)
+            except _Unusable as unusable:
+                problems.append(f"{shown}: {unusable}")
+            except requests.RequestException as exc:
+                problems.append(f"{shown}: {_why(exc)}")
+        elif kind == "email":
+            try:
+                sent.append(_email([str(a) for a in target.get("to") or []], body, outbox))
+            except OSError as exc:  # smtplib's errors are OSErrors too
+                problems.append(f"email: {type(exc).__name__}: {str(exc)[:200]}")
+        else:
+            problems.append(f"unknown notify kind {kind!r}")
     return sent, problems
+
+
+class _Unusable(Exception):
+    """A webhook URL that cannot be posted to: its environment variable is unset, or it is not
+    an http(s) URL."""
+
+
+def _webhook_name(value: Any) -> str:
+    """How a webhook is named: `webhook https://host/…`, or `webhook $NAME` when its URL comes
+    from the environment."""
+    if isinstance(value, dict):
+        return f"webhook ${value.get('env')}"
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "webhook (not an http(s) URL)"
+    port = f":{parts.port}" if parts.port else ""
+    rest = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"webhook {parts.scheme}://{parts.hostname}{port}{rest}"
+
+
+def _webhook_url(value: Any) -> str:
+    url = str(value)
+    if isinstance(value, dict):
+        name = str(value.get("env"))
+        url = os.environ.get(name, "")
+        if not url:
+            raise _Unusable(f"{name} is not set (export it where the job runs)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _Unusable("not an http:// or https:// URL with a host")
+    return url
+
+
+def _why(exc: requests.RequestException) -> str:
+    """What went wrong, without the exception's text (it repeats the URL)."""
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"answered HTTP {exc.response.status_code}"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {WEBHOOK_TIMEOUT:.0f} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS failed (check the server's certificate)"
+    if isinstance(exc, requests.ConnectionError):
+        return "cannot connect (check its host name, the network and any proxy)"
+    return f"failed ({type(exc).__name__})"
 
 
 def _email(to: list[str], body: dict[str, Any], outbox: Path | None) -> str:

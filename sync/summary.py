@@ -117,6 +117,8 @@ class RunSummary:
                                 "digest had reached)" if self.notified_earlier else ""))
             for problem in self.notify_errors:
                 lines.append(f"  digest not sent: {problem}")
+            if self.notify_errors:
+                lines.append("    (its review items go out with the next run's digest)")
             if self.checkpoint is not None:
                 lines.append(f"  ledger checkpoint at entry {self.checkpoint}")
             if self.checkpoint_left:

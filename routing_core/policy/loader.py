@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import rfc8785
@@ -110,6 +111,14 @@ def _schema_problems(exc: ValidationError, data: Any, problems: _Problems) -> No
         if (path, message) not in seen:
             seen.add((path, message))
             problems.add(path, message, fix)
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _groups(doc: schema.Document, problems: _Problems) -> dict[str, list[str]]:
@@ -341,6 +350,10 @@ def load_policy(path: str | Path) -> model.Policy:
     for i, notify in enumerate(doc.review.notify):
         if notify.kind == "webhook" and not notify.url:
             problems.add(f"review.notify[{i}]", "a webhook needs url:")
+        elif isinstance(notify.url, str) and not _is_http_url(notify.url):
+            # not echoed: a webhook URL may carry its own secret
+            problems.add(f"review.notify[{i}].url", "not an http:// or https:// URL with a host",
+                         "write the full URL, or {env: NAME} to read it from the environment")
         if notify.kind == "email" and not notify.to:
             problems.add(f"review.notify[{i}]", "an email notification needs to: [addresses]")
 

@@ -131,9 +131,15 @@ class Officer(Strict):
     email: str | None = None
 
 
+class EnvName(Strict):
+    """`{env: NAME}`: a value read from the environment when it is used (a webhook URL that
+    carries its own secret stays out of the policy and its history)."""
+    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class Notify(Strict):
     kind: Literal["webhook", "email"]
-    url: str | None = None
+    url: str | EnvName | None = None
     to: list[str] | None = None
 
 

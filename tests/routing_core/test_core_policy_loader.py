@@ -216,3 +216,19 @@ def test_a_value_of_no_allowed_type_is_one_problem(tmp_path: Path) -> None:
     assert error.problems == [
         f"{tmp_path / 'policy.yaml'}:7: products.saver.complexity: Input should be a valid "
         "string, integer, number or boolean (got a list or mapping)"]
+
+
+def test_a_webhook_url_is_checked_without_being_echoed(tmp_path: Path) -> None:
+    review = "review:\n  notify:\n    - { kind: webhook, url: %s }\n"
+    for bad in ('"ftp://hooks.example.com/T1/s3cr3tXYZ"', '"hooks.example.com/s3cr3tXYZ"',
+                '"https:///s3cr3tXYZ"'):
+        error = error_of(tmp_path, MINIMAL + review % bad)
+        assert "policy.yaml:26: review.notify[0].url: not an http:// or https:// URL with a " \
+            "host" in error.problems[0], error.problems
+        assert "s3cr3tXYZ" not in str(error)
+    error = error_of(tmp_path, MINIMAL + review % '{ env: "not a name" }')
+    assert "review.notify[0].url" in error.problems[0]
+    policy = load_policy(write(tmp_path, MINIMAL + review % "{ env: LG_HOOK }"))
+    assert policy.review.notify == ({"kind": "webhook", "url": {"env": "LG_HOOK"}},)
+    policy = load_policy(write(tmp_path, MINIMAL + review % '"https://hooks.example.com/T1"'))
+    assert policy.review.notify[0]["url"] == "https://hooks.example.com/T1"

@@ -201,6 +201,38 @@ def test_one_digest_per_run_to_webhook_and_email_without_personal_data(tmp_path:
         server.shutdown()
 
 
+def test_a_webhook_is_named_by_its_host_never_by_its_secret_path(tmp_path: Path) -> None:
+    # A Slack or Teams hook's path is its credential: the summary, the JSON for the
+    # scheduler, the log and the database name the host only, and an {env: NAME} URL by NAME.
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.bodies, _Receiver.down = [], True
+    secret = "T0001/B0002/s3cr3tXYZ"
+    url = f"http://127.0.0.1:{server.server_port}/services/{secret}?key=q5ecretQ"
+    env = start_env(tmp_path, leads=120, notify=[{"kind": "webhook", "url": url},
+                                                 {"kind": "webhook", "url": {"env": "LG_HOOK"}}])
+    run = ("sync", "run", "--config", str(env.config), "--source", "salesforce", "-vv")
+    shown = f"webhook http://127.0.0.1:{server.server_port}/…"
+    try:
+        first = leadgate(*run, "--json", env={"LG_HOOK": ""})
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert summary(first)["notify_errors"] == [
+            f"{shown}: answered HTTP 503",
+            "webhook $LG_HOOK: LG_HOOK is not set (export it where the job runs)"]
+        _Receiver.down = False
+        second = leadgate(*run, env={"LG_HOOK": url})
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert f"digest sent to {shown}, webhook $LG_HOOK (with " in second.stdout
+        assert len(_Receiver.bodies) == 2
+        stored = b"".join(p.read_bytes() for p in tmp_path.glob("leadgate.db*"))
+        for text in (first.stdout + first.stderr, second.stdout + second.stderr,
+                     stored.decode("latin-1")):
+            assert "s3cr3tXYZ" not in text and "q5ecretQ" not in text
+    finally:
+        env.sb.stop()
+        server.shutdown()
+
+
 def _open_items(env: Any, after: int = 0) -> dict[int, tuple[str, str, bool]]:
     """Open review items of the Salesforce source made after item `after`: id -> (record id,
     reason, notified)."""
