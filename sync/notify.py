@@ -5,7 +5,7 @@ only once every target took a digest with it.
 
 The digest carries ids, reasons and counts only (no names, emails or phones): the officer opens
 the lead in the CRM or `leadgate review list`. Webhooks are POSTed as JSON with `requests`;
-email goes through SMTP when LEADGATE_SMTP_HOST is set, otherwise it is written as an .eml file
+email goes through SMTP when LEADGATE_SMTP_HOST is set (sync/mail.py), otherwise it is written as an .eml file
 to the outbox folder (LEADGATE_OUTBOX, default leadgate-outbox/ next to leadgate.yaml) for the host's mailer.
 A target that fails is reported in the run summary; it never fails the run.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import smtplib
 from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 import requests
 
 from audit.files import write_atomically
+from sync import mail
 
 WEBHOOK_TIMEOUT = 10.0
 
@@ -122,8 +122,10 @@ def send(policy: Any, body: dict[str, Any], *,
         elif kind == "email":
             try:
                 sent.append(_email([str(a) for a in target.get("to") or []], body, outbox))
-            except OSError as exc:  # smtplib's errors are OSErrors too
-                problems.append(f"email: {type(exc).__name__}: {str(exc)[:200]}")
+            except mail.Undelivered as why:
+                problems.append(f"email {why}")
+            except OSError as exc:  # the outbox
+                problems.append(f"email outbox: cannot write ({exc.strerror or exc})")
         else:
             problems.append(f"unknown notify kind {kind!r}")
     return sent, problems
@@ -186,12 +188,16 @@ def _email(to: list[str], body: dict[str, Any], outbox: Path | None) -> str:
     msg.set_content(_text(body))
     msg.add_attachment(json.dumps(body, indent=2).encode(), maintype="application",
                        subtype="json", filename="digest.json")
-    host = os.environ.get("LEADGATE_SMTP_HOST")
-    if host:
-        with smtplib.SMTP(host, int(os.environ.get("LEADGATE_SMTP_PORT", "25")),
-                          timeout=WEBHOOK_TIMEOUT) as smtp:
-            smtp.send_message(msg)
-        return f"email via {host}"
+    try:
+        relay = mail.Relay.from_env()
+    except mail.Undelivered as why:
+        raise mail.Undelivered(f"via SMTP: {why}") from None
+    if relay is not None:
+        try:
+            relay.send(msg)
+        except mail.Undelivered as why:
+            raise mail.Undelivered(f"via {relay.name}: {why}") from None
+        return f"email via {relay.name}"
     outbox = Path(os.environ.get("LEADGATE_OUTBOX") or outbox or "leadgate-outbox")
     outbox.mkdir(parents=True, exist_ok=True)
     path = outbox / f"{body['source']}-{body['run_id']}.eml"
