@@ -210,7 +210,8 @@ def list_items(config: str | None, *, show_all: bool = False) -> list[dict[str, 
                      "decision_id": r.decision_id, "reason": r.reason,
                      "kind": _kind(r.reason, r.outcome),
                      "transient": r.transient, "status": r.status,
-                     "created_at": r.created_at, "approvals": loads(r.approvals) or []}
+                     "created_at": r.created_at, "approvals": loads(r.approvals) or [],
+                     "resolved_at": r.resolved_at, "resolved_by": r.resolved_by}
                     for r in conn.execute(query)]
     finally:
         ctx.close()

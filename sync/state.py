@@ -150,11 +150,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def as_utc(value: datetime) -> datetime:
+    """A stored time in UTC: SQLite hands back naive datetimes (everything we store is UTC),
+    PostgreSQL aware ones in the session's time zone."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def json_default(value: Any) -> Any:
+    """`default=` for the JSON the CLI prints for schedulers and scripts: a stored time as
+    RFC 3339 UTC (`2026-12-07T06:20:14.378413Z`), anything else as its text."""
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat().replace("+00:00", "Z")
+    return str(value)
 
 
 # json.dumps(value, sort_keys=True, separators=(",", ":"), default=str), made once

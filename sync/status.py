@@ -14,6 +14,7 @@ from sync.state import (
     COMPLETED,
     ERROR,
     PENDING,
+    as_utc,
     loads,
     sync_cursors,
     sync_decisions,
@@ -96,7 +97,7 @@ def check(data: dict[str, Any], max_age: timedelta, now: datetime | None = None
         if not completed:
             found.append("no run has completed yet")
         for name, run in sorted(completed.items()):
-            finished = _aware(run["finished_at"])
+            finished = as_utc(run["finished_at"])
             if finished < since:
                 last = info["runs"][0] if info["runs"] else None
                 found.append(("" if name == source else f"{name}: ")
@@ -104,10 +105,10 @@ def check(data: dict[str, Any], max_age: timedelta, now: datetime | None = None
                              + (f" (the last, {last['run_id']}, {last['status']})"
                                 if last and last["run_id"] != run["run_id"] else ""))
         waiting = info["oldest_waiting_writeback"]
-        if waiting is not None and _aware(waiting) < since:
+        if waiting is not None and as_utc(waiting) < since:
             backlog = info["writeback_backlog"]
             found.append(f"{sum(backlog.values())} write-backs waiting, the oldest decided "
-                         f"{_utc(_aware(waiting))}")
+                         f"{_utc(as_utc(waiting))}")
     return problems
 
 
@@ -118,11 +119,6 @@ def parse_age(text: str) -> timedelta:
         raise ValueError(text)
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
     return timedelta(**{unit: int(match.group(1))})
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives stored times back naive, in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _short(summary: Any) -> dict[str, Any] | None:
@@ -163,9 +159,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def _utc(moment: Any) -> str:
-    """A stored time to the second, in UTC (SQLite gives it back naive, in UTC)."""
+    """A stored time to the second, in UTC."""
     if not isinstance(moment, datetime):
         return str(moment)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+    return f"{as_utc(moment):%Y-%m-%d %H:%M:%S} UTC"

@@ -19,6 +19,7 @@ import click
 
 from routing_core.errors import LeadgateError
 from sync.cli.officer import ask_token, officer_options
+from sync.state import json_default
 from sync.summary import EXIT_CANNOT_START, EXIT_LEASE_HELD
 
 
@@ -93,7 +94,7 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
         job.connector.close()
         ctx.close()
     if as_json:
-        click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True, default=str))
+        click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True, default=json_default))
     else:
         click.echo(summary.render())
         if dry_run:
@@ -175,7 +176,7 @@ def status_cmd(config: str | None, as_json: bool, check: bool, max_age: str) -> 
     if as_json:
         if check:
             data["check"] = {"max_age_s": age.total_seconds(), "problems": problems}
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(json.dumps(data, indent=2, default=json_default))
     elif check:
         for source, found in problems.items():
             click.echo(f"ok {source}" if not found else
@@ -202,7 +203,7 @@ def review_list(config: str | None, show_all: bool, as_json: bool) -> None:
 
     items = rv.list_items(config, show_all=show_all)
     if as_json:
-        click.echo(json.dumps(items, indent=2, default=str))
+        click.echo(json.dumps(items, indent=2, default=json_default))
         return
     if not items:
         click.echo("the review queue is empty")

@@ -53,3 +53,35 @@ def test_ages_parse_with_a_unit_only() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} parsed")
+
+
+def test_times_in_the_json_are_utc_with_a_z_whatever_the_zones(tmp_path: Path,
+                                                                any_url: str) -> None:
+    # Schedulers and scripts parse these: naive text ("2026-12-07 06:20:14") reads as local
+    # time on the reader's machine. The job's and the database session's zones must not leak.
+    import json
+
+    env = start_env(tmp_path, leads=40, db_url=any_url)
+    zones = {"TZ": "America/New_York", "PGTZ": "Asia/Tokyo"}
+    cfg = ("--config", str(env.config))
+    try:
+        before = datetime.now(UTC).replace(microsecond=0)
+        assert sync_run(env, "salesforce").returncode == 0
+        token = leadgate("review", "add-officer", "cco-marta", *cfg).stdout.splitlines()[-1]
+        items = json.loads(leadgate("review", "list", "--json", *cfg, env=zones).stdout)
+        done = leadgate("review", "reject", str(items[0]["id"]), "--officer", "cco-marta",
+                        "--token", token, "--note", "confirmed", *cfg, env=zones)
+        assert done.returncode == 0, done.stderr
+        status = json.loads(leadgate("sync", "status", "--json", *cfg, env=zones).stdout)
+        run = status["sources"]["salesforce"]["runs"][0]
+        listed = json.loads(leadgate("review", "list", "--all", "--json", *cfg,
+                                     env=zones).stdout)
+        rejected = next(i for i in listed if i["id"] == items[0]["id"])
+        assert rejected["status"] == "rejected" and rejected["resolved_by"] == "cco-marta"
+        after = datetime.now(UTC)
+        for text in (run["started_at"], run["finished_at"], items[0]["created_at"],
+                     rejected["resolved_at"]):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", text), text
+            assert before <= datetime.fromisoformat(text) <= after, text
+    finally:
+        env.sb.stop()
