@@ -17,6 +17,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -183,8 +184,12 @@ def _email(to: list[str], body: dict[str, Any], outbox: Path | None) -> str:
                       + (f"{earlier} earlier not yet notified, " if earlier else "")
                       + (f"{violations} cooling-off violations, " if violations else "")
                       + f"{body['write_failures_total']} failed writes ({body['source']})")
-    msg["From"] = os.environ.get("LEADGATE_MAIL_FROM", "leadgate@localhost")
+    sender = os.environ.get("LEADGATE_MAIL_FROM", "leadgate@localhost")
+    msg["From"] = sender
     msg["To"] = ", ".join(to)
+    # RFC 5322 wants both; a relay that adds neither would pass on a message filters distrust
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid("leadgate", domain=sender.rpartition("@")[2] or None)
     msg.set_content(_text(body))
     msg.add_attachment(json.dumps(body, indent=2).encode(), maintype="application",
                        subtype="json", filename="digest.json")

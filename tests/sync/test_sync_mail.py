@@ -4,10 +4,12 @@ holds the password."""
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import message_from_bytes
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -100,6 +102,8 @@ def test_the_digest_goes_over_tls_with_a_login(tmp_path: Path, mode: str,
         assert envelope.rcpt_tos == ["ops-admin@example.com"]
         message = message_from_bytes(envelope.original_content)
         assert message["Subject"].startswith("leadgate: 2 new refusals")
+        assert parsedate_to_datetime(message["Date"]).tzinfo is not None
+        assert re.fullmatch(r"<[^@\s]+@localhost>", message["Message-ID"])
 
 
 def test_each_failure_is_one_short_reason(tmp_path: Path,
