@@ -10,8 +10,8 @@ action.
 Every action is a `review_action` ledger entry. An approval is written back to the CRM (the rep
 becomes the owner; the record is stamped with the action's id); a rejection re-stamps the record
 as refused. With `four_eyes_for_overrides`, an approval that overrides a failed licence check
-(the refusal was about licences, or the chosen team held no licence for the lead) needs two
-distinct officers: the first approval waits, the second completes it.
+(the refusal was about licences, or the chosen team, or the chosen rep of a team that requires
+individual licences, holds none for the lead as the CRM holds it now) needs two distinct officers: the first approval waits, the second completes it.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ from audit.ledger import EntryIn
 from routing_core.decision import iso, json_safe, rules_json
 from routing_core.errors import LeadgateError
 from routing_core.lead import Lead
+from routing_core.licensing import rep_licence, team_authority
 from routing_core.outreach import select_cooling_off
 from routing_core.policy.conditions import Facts
-from routing_core.policy.model import Policy
+from routing_core.policy.model import Member, Policy, Team
 from sync.context import Context, config_path, existing_policy, open_context
 from sync.state import (
     PENDING,
@@ -260,11 +261,25 @@ def _unchanged(conn: sa.Connection, row: Any) -> None:
             fix="see `leadgate review list`, and act again if the item is still open")
 
 
-def _licensed(decision: dict[str, Any], team: str) -> bool:
-    for considered in decision.get("teams_considered") or []:
-        if considered.get("team") == team and considered.get("eligible"):
-            return True
-    return False
+def _authority(policy: Policy, team: Team, member: Member, lead: Lead,
+               at: datetime) -> dict[str, Any]:
+    """The licence checks the routing core makes, made again for the officer's choice on the
+    lead as the CRM holds it now: the team's licence and, where the team requires one, the
+    rep's own. Any gap makes the approval an override of a failed licence check."""
+    day = at.astimezone(policy.tz).date()
+    licence, why = team_authority(team, lead, day, policy)
+    out: dict[str, Any] = {"team_licence": licence.id if licence else None, "team_why": why,
+                           "rep_available": member.available}
+    gaps = [] if licence is not None else [f"team {team.id}: {why}"]
+    if team.requires_individual_license:
+        own = rep_licence(member, lead, day, policy)
+        out["rep_licence"] = own.id if own else None
+        if own is None:
+            gaps.append(f"{member.id} holds no valid individual licence for "
+                        f"{lead.jurisdiction.code} / {lead.product} / {lead.customer_type}")
+    out["licensed"] = not gaps
+    out["gaps"] = gaps
+    return out
 
 
 def approve(config: str | None, item: str, *, team: str, rep: str, officer: str, token: str,
@@ -290,7 +305,10 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         if not crm_id:
             raise LeadgateError(f"rep {rep!r} has no {source_cfg.kind} id in the policy",
                                 where=f"teams.{team}.members", fix="add crm.{kind} for the rep")
-        override = row.reason in LICENCE_REASONS or not _licensed(refused, team)
+        now = utcnow()
+        lead = _lead_now(row, source_cfg)
+        authority = _authority(ctx.policy, teams[team], member, lead, now)
+        override = row.reason in LICENCE_REASONS or not authority["licensed"]
         four_eyes = bool(ctx.policy.review.four_eyes_for_overrides) and override
         approvals = loads(row.approvals) or []
         if any(a["officer"] == officer for a in approvals):
@@ -309,14 +327,15 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             "action_id": action_id, "item": row.id, "source": row.source,
             "record_id": row.record_id, "refused_decision_id": row.decision_id,
             "refusal_reason": row.reason, "team": team, "rep": rep, "rep_crm_id": crm_id,
-            "override_of_licence_check": override, "four_eyes_required": four_eyes,
+            "override_of_licence_check": override, "authority": authority,
+            "four_eyes_required": four_eyes,
             "approvals": approvals, "note": note,
             "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
                        "digest": ctx.policy.digest},
         }
         not_before = None
         if complete:  # the assignment happens now: so does the cooling-off it is under
-            payload.update(_cooling_off_of_approval(ctx, row, refused, source_cfg, utcnow()))
+            payload.update(_cooling_off_of_approval(ctx, lead, refused, now))
             not_before = (payload["cooling_off"] or {}).get("not_before")
         writeback = {
             "record_id": row.record_id, "decision_id": action_id, "outcome": "assigned",
@@ -345,8 +364,9 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             conn.execute(sa.update(sync_review_queue)
                          .where(sync_review_queue.c.id == row.id).values(**values))
         if not complete:
-            return (f"approval recorded ({action_id}); this overrides a failed licence check, "
-                    "so a second officer must approve the same assignment")
+            why = "; ".join(authority["gaps"]) or f"the lead was refused as {row.reason}"
+            return (f"approval recorded ({action_id}); this overrides a failed licence check "
+                    f"({why}), so a second officer must approve the same assignment")
         status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
             row.record_id, action_id, "assigned", None, team, writeback, retry=False)])
         return f"approved: {subject} assigned to {team}/{rep} ({action_id}); CRM write {status}"
@@ -354,15 +374,14 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         ctx.close()
 
 
-def _cooling_off_of_approval(ctx: Context, row: Any, refused: dict[str, Any], source_cfg: Any,
+def _cooling_off_of_approval(ctx: Context, lead: Lead, refused: dict[str, Any],
                              at: datetime) -> dict[str, Any]:
     """The cooling-off an approval assigns the lead under (policy-spec.md, Cooling-off): an
     officer's approval assigns the lead, it does not shorten a statutory reflection or
     cancellation period. A lead refused for being inside its window keeps that window (one
     counted from the assignment counts from this approval). Any other refusal came before the
     window was worked out, so the policy's cooling_off rules are evaluated now, with this
-    approval as the assignment, on the lead as the CRM holds it. Fail closed: a lead that
-    cannot be read or normalised cannot be approved (LeadgateError: nothing is recorded)."""
+    approval as the assignment, on the lead as the CRM holds it (`_lead_now`)."""
     window = refused.get("cooling_off")
     if window:
         if window.get("from") == "assignment":
@@ -371,14 +390,15 @@ def _cooling_off_of_approval(ctx: Context, row: Any, refused: dict[str, Any], so
         return {"cooling_off": window}
     if not ctx.policy.cooling_off:
         return {"cooling_off": None}
-    lead = _lead_now(row, source_cfg)
     product = ctx.policy.products.get(lead.product) if lead.product else None
     found, tried = select_cooling_off(ctx.policy, lead, Facts(lead, product), at)
     return {"cooling_off": json_safe(found), "cooling_off_rules": rules_json(tried)}
 
 
 def _lead_now(row: Any, source_cfg: Any) -> Lead:
-    """The review item's lead, read from the CRM and normalised as a sync run would."""
+    """The review item's lead, read from the CRM and normalised as a sync run would: the
+    licence checks and the cooling-off of an approval are made on it. Fail closed: a lead that
+    cannot be read or normalised cannot be approved (LeadgateError: nothing is recorded)."""
     from connectors import open_connector
 
     where = f"review item {row.id}"
@@ -391,7 +411,7 @@ def _lead_now(row: Any, source_cfg: Any) -> Lead:
     except LeadgateError as exc:
         cause = f"{exc.where}: {exc.message}" if exc.where else exc.message
         raise LeadgateError(
-            "the lead's cooling-off is worked out from the record as the CRM holds it, and "
+            "an approval is checked against the record as the CRM holds it, and "
             f"the CRM could not be read ({cause})", where=where,
             fix=f"{exc.fix + ', then ' if exc.fix else ''}approve again once the CRM can be "
                 "read; nothing was recorded") from exc
@@ -400,8 +420,8 @@ def _lead_now(row: Any, source_cfg: Any) -> Lead:
                             where=where, fix="reject the item")
     lead = normalise(row.source, row.record_id, found[0].lead_input, found[0].problems)
     if isinstance(lead, list):
-        raise LeadgateError("the lead's cooling-off cannot be worked out, the record as the "
-                            f"CRM holds it now does not normalise: {'; '.join(lead)}",
+        raise LeadgateError("the approval cannot be checked: the record as the CRM holds it "
+                            f"now does not normalise: {'; '.join(lead)}",
                             where=where, fix="correct the record in the CRM and approve "
                                              "again, or reject the item")
     return lead

@@ -361,7 +361,8 @@ def test_approving_a_lead_refused_for_another_reason_works_out_its_cooling_off(
             st.leads.set(i, {"Country": "Atlantis"})
         refused = leadgate(*approve, "--officer", "mlro-kwame", "--token", kwame)
         assert refused.returncode == 2
-        assert "cooling-off cannot be worked out" in refused.stderr
+        assert "the approval cannot be checked: the record as the CRM holds it now does not " \
+            "normalise" in refused.stderr
         assert "Atlantis" in refused.stderr and "fix: correct the record" in refused.stderr
         assert st.leads.get(i, "OwnerId") != "0058d00000Nw030AAB"
         engine = sa.create_engine(env.db_url)
@@ -432,8 +433,8 @@ def test_a_window_counted_from_the_assignment_counts_from_the_approval(tmp_path:
 
 
 def test_an_approval_that_cannot_read_the_crm_records_nothing(tmp_path: Path) -> None:
-    """Without the record there is no knowing its cooling-off: with the CRM gone the approval
-    is refused in one line saying so, and the item waits as it was."""
+    """Without the record there is no checking its licences and cooling-off: with the CRM gone
+    the approval is refused in one line saying so, and the item waits as it was."""
     env = start_env(tmp_path, leads=60)
     stopped = False
     try:
@@ -450,8 +451,8 @@ def test_an_approval_that_cannot_read_the_crm_records_nothing(tmp_path: Path) ->
         assert second.returncode == 2
         error = second.stderr.strip()
         assert len(error.splitlines()) == 1 and "Traceback" not in error
-        assert f"review item {item['id']}: the lead's cooling-off is worked out from the " \
-               "record as the CRM holds it, and the CRM could not be read" in error
+        assert f"review item {item['id']}: an approval is checked against the record as the " \
+               "CRM holds it, and the CRM could not be read" in error
         assert "nothing was recorded" in error
         engine = sa.create_engine(env.db_url)
         with engine.connect() as conn:
@@ -463,3 +464,93 @@ def test_an_approval_that_cannot_read_the_crm_records_nothing(tmp_path: Path) ->
     finally:
         if not stopped:
             env.sb.stop()
+
+
+def test_an_approval_to_a_rep_without_the_individual_licence_is_a_four_eyes_override(
+        tmp_path: Path) -> None:
+    """The team holds the licence, the chosen agent holds no producer licence for the lead's
+    state: the routing core would never pick that agent, so the officer's choice is an override
+    of a failed licence check (two officers), and the ledger says which licence was missing."""
+    env = start_env(tmp_path, leads=60)
+    try:
+        st, cfg = env.sb.store, ("--config", str(env.config))
+        pep_nj = {"FirstName": "Evander", "LastName": "Quillfeather", "Country": "US",
+                  "State": "NJ", "PostalCode": None, "Customer_Type__c": "Retail Customer",
+                  "Product_Interest__c": "Term Life", "LeadSource": "Referral",
+                  "Status": "Open - Not Contacted"}
+        first, second = sorted(env.intake["salesforce"])[:2]
+        with st.lock:
+            for i in (first, second):
+                st.leads.set(i, pep_nj)
+        assert sync_run(env, "salesforce").returncode == 0
+        records = {st.leads.get(i, "Id"): i for i in (first, second)}
+        items = [x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+                 if x["record_id"] in records]
+        assert sorted(x["reason"] for x in items) == ["pep", "pep"]
+        marta = _token(env, "cco-marta")
+        by = ("--officer", "cco-marta", "--token", marta)
+
+        # adam holds a New York producer licence only
+        adam = leadgate("review", "approve", str(items[0]["id"]), "--team", "us_life_tristate",
+                        "--rep", "adam", *by, *cfg)
+        assert adam.returncode == 0, adam.stderr
+        assert "second officer" in adam.stdout
+        assert crm_state(env.sb, "salesforce", records[items[0]["record_id"]])[1] == "refused"
+        # beth holds New Jersey's: the same team, one officer, assigned
+        beth = leadgate("review", "approve", str(items[1]["id"]), "--team", "us_life_tristate",
+                        "--rep", "beth", *by, *cfg)
+        assert beth.returncode == 0, beth.stderr
+        assert "CRM write ok" in beth.stdout
+
+        engine = env.engine()
+        actions = {e["payload"]["item"]: e["payload"] for e in ledger_entries(engine)
+                   if e["kind"] == "review_action"}
+        engine.dispose()
+        pending, done = actions[items[0]["id"]], actions[items[1]["id"]]
+        assert pending["action"] == "approve_pending_second_officer"
+        assert pending["override_of_licence_check"] and pending["four_eyes_required"]
+        assert pending["authority"] == {
+            "team_licence": "NJ-AGY-1902233", "rep_licence": None, "licensed": False,
+            "rep_available": True, "team_why": pending["authority"]["team_why"],
+            "gaps": ["adam holds no valid individual licence for US-NJ / term_life / retail"]}
+        assert done["action"] == "approve" and not done["override_of_licence_check"]
+        assert done["authority"]["rep_licence"] == "NJ-PR-3310442"
+        assert done["authority"]["licensed"] is True
+    finally:
+        env.sb.stop()
+
+
+def test_a_lead_its_team_could_serve_still_needs_a_licensed_rep(tmp_path: Path) -> None:
+    """Refused for no_available_rep, the team was eligible: every agent licensed for New Jersey
+    is away. Approving the one agent who is free but holds New York's licence only must not
+    pass as an ordinary approval because the team was licensed."""
+    env = start_env(tmp_path, leads=60)
+    try:
+        teams = env.folder / "policy" / "23-teams-us.yaml"
+        text = teams.read_text()
+        for rep in ("beth", "carlos", "ethan", "gina"):  # the New Jersey producers
+            assert f"      - id: {rep}\n" in text
+            text = text.replace(f"      - id: {rep}\n",
+                                f"      - id: {rep}\n        available: false\n", 1)
+        teams.write_text(text)
+        st, cfg = env.sb.store, ("--config", str(env.config))
+        i = sorted(env.intake["salesforce"])[0]
+        with st.lock:
+            st.leads.set(i, {"Country": "US", "State": "NJ", "PostalCode": None,
+                             "Customer_Type__c": "Retail Customer",
+                             "Product_Interest__c": "Term Life", "LeadSource": "Referral",
+                             "Status": "Open - Not Contacted"})
+        assert sync_run(env, "salesforce").returncode == 0
+        record = st.leads.get(i, "Id")
+        item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+                    if x["record_id"] == record)
+        assert item["reason"] == "no_available_rep"
+        approve = leadgate("review", "approve", str(item["id"]), "--team", "us_life_tristate",
+                           "--rep", "adam", "--officer", "cco-marta", "--token",
+                           _token(env, "cco-marta"), *cfg)
+        assert approve.returncode == 0, approve.stderr
+        assert "overrides a failed licence check (adam holds no valid individual licence for " \
+            "US-NJ / term_life / retail), so a second officer must approve" in approve.stdout
+        assert crm_state(env.sb, "salesforce", i)[1] == "refused"  # not assigned on one word
+    finally:
+        env.sb.stop()
