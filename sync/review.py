@@ -11,7 +11,9 @@ Every action is a `review_action` ledger entry. An approval is written back to t
 becomes the owner; the record is stamped with the action's id); a rejection re-stamps the record
 as refused. With `four_eyes_for_overrides`, an approval that overrides a failed licence check
 (the refusal was about licences, or the chosen team, or the chosen rep of a team that requires
-individual licences, holds none for the lead as the CRM holds it now) needs two distinct officers: the first approval waits, the second completes it.
+individual licences, holds none for the lead as the CRM holds it now), or that sets aside a
+screening hit (sanctions, PEP, blocklist), needs two distinct officers: the first approval
+waits, the second completes it. A lead that could not be screened cannot be approved.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from sync.writeahead import OPEN_STATUSES, ToWrite, normalise
 
 KEYS_ENV = "LEADGATE_OFFICER_KEYS"
 LICENCE_REASONS = frozenset({"unlicensed_jurisdiction", "no_licensed_team"})
+# A screening hit set aside is at least as grave as a licence gap: four eyes too.
+SCREENING_REASONS = frozenset({"sanctions_hit", "pep", "blocklisted"})
 
 
 def keys_path(config_file: Path) -> Path:
@@ -261,6 +265,17 @@ def _unchanged(conn: sa.Connection, row: Any) -> None:
             fix="see `leadgate review list`, and act again if the item is still open")
 
 
+def _screened(row: Any) -> None:
+    """A lead whose screening could not run has not been screened: no officer may assign it
+    unscreened (fail closed). Later runs screen it again while the item is open."""
+    if row.reason == "screening_unavailable":
+        raise LeadgateError(
+            f"item {row.id}: the lead was never screened (screening was unavailable), so it "
+            "cannot be approved", where="review queue",
+            fix="let the next `leadgate sync run` screen it again once the lists load, or "
+                f"reject it with `leadgate review reject {row.id}`")
+
+
 def _authority(policy: Policy, team: Team, member: Member, lead: Lead,
                at: datetime) -> dict[str, Any]:
     """The licence checks the routing core makes, made again for the officer's choice on the
@@ -298,6 +313,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         with ctx.engine.connect() as conn:
             row = _find(conn, item)
             _not_a_violation(conn, row, "approve")
+            _screened(row)
             refused = loads(conn.execute(sa.select(sync_decisions.c.decision).where(
                 sync_decisions.c.decision_id == row.decision_id)).scalar_one())
         _, source_cfg = ctx.source(row.source)
@@ -309,7 +325,9 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         lead = _lead_now(row, source_cfg)
         authority = _authority(ctx.policy, teams[team], member, lead, now)
         override = row.reason in LICENCE_REASONS or not authority["licensed"]
-        four_eyes = bool(ctx.policy.review.four_eyes_for_overrides) and override
+        screening_set_aside = row.reason in SCREENING_REASONS
+        four_eyes = bool(ctx.policy.review.four_eyes_for_overrides) and (
+            override or screening_set_aside)
         approvals = loads(row.approvals) or []
         if any(a["officer"] == officer for a in approvals):
             raise LeadgateError(f"{officer} has already approved this item",
@@ -328,6 +346,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             "record_id": row.record_id, "refused_decision_id": row.decision_id,
             "refusal_reason": row.reason, "team": team, "rep": rep, "rep_crm_id": crm_id,
             "override_of_licence_check": override, "authority": authority,
+            "override_of_screening": screening_set_aside,
             "four_eyes_required": four_eyes,
             "approvals": approvals, "note": note,
             "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
@@ -364,9 +383,13 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             conn.execute(sa.update(sync_review_queue)
                          .where(sync_review_queue.c.id == row.id).values(**values))
         if not complete:
-            why = "; ".join(authority["gaps"]) or f"the lead was refused as {row.reason}"
-            return (f"approval recorded ({action_id}); this overrides a failed licence check "
-                    f"({why}), so a second officer must approve the same assignment")
+            if override:
+                why = "; ".join(authority["gaps"]) or f"the lead was refused as {row.reason}"
+                what = f"a failed licence check ({why})"
+            else:
+                what = f"a screening hit ({row.reason})"
+            return (f"approval recorded ({action_id}); this overrides {what}, so a second "
+                    "officer must approve the same assignment")
         status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
             row.record_id, action_id, "assigned", None, team, writeback, retry=False)])
         return f"approved: {subject} assigned to {team}/{rep} ({action_id}); CRM write {status}"

@@ -470,7 +470,8 @@ def test_an_approval_to_a_rep_without_the_individual_licence_is_a_four_eyes_over
         tmp_path: Path) -> None:
     """The team holds the licence, the chosen agent holds no producer licence for the lead's
     state: the routing core would never pick that agent, so the officer's choice is an override
-    of a failed licence check (two officers), and the ledger says which licence was missing."""
+    of a failed licence check (two officers), and the ledger says which licence was missing.
+    Setting the PEP hit aside for a licensed agent takes two officers as well."""
     env = start_env(tmp_path, leads=60)
     try:
         st, cfg = env.sb.store, ("--config", str(env.config))
@@ -496,11 +497,18 @@ def test_an_approval_to_a_rep_without_the_individual_licence_is_a_four_eyes_over
         assert adam.returncode == 0, adam.stderr
         assert "second officer" in adam.stdout
         assert crm_state(env.sb, "salesforce", records[items[0]["record_id"]])[1] == "refused"
-        # beth holds New Jersey's: the same team, one officer, assigned
-        beth = leadgate("review", "approve", str(items[1]["id"]), "--team", "us_life_tristate",
-                        "--rep", "beth", *by, *cfg)
-        assert beth.returncode == 0, beth.stderr
-        assert "CRM write ok" in beth.stdout
+        assert "overrides a failed licence check (adam holds no valid individual licence " \
+            "for US-NJ / term_life / retail)" in adam.stdout
+        # beth holds New Jersey's: licensed, but setting a PEP hit aside takes two officers too
+        beth = ("review", "approve", str(items[1]["id"]), "--team", "us_life_tristate",
+                "--rep", "beth", *cfg)
+        once = leadgate(*beth, *by)
+        assert once.returncode == 0, once.stderr
+        assert "this overrides a screening hit (pep), so a second officer" in once.stdout
+        twice = leadgate(*beth, "--officer", "mlro-kwame", "--token",
+                         _token(env, "mlro-kwame"))
+        assert twice.returncode == 0, twice.stderr
+        assert "CRM write ok" in twice.stdout
 
         engine = env.engine()
         actions = {e["payload"]["item"]: e["payload"] for e in ledger_entries(engine)
@@ -514,8 +522,35 @@ def test_an_approval_to_a_rep_without_the_individual_licence_is_a_four_eyes_over
             "rep_available": True, "team_why": pending["authority"]["team_why"],
             "gaps": ["adam holds no valid individual licence for US-NJ / term_life / retail"]}
         assert done["action"] == "approve" and not done["override_of_licence_check"]
+        assert done["override_of_screening"] and done["four_eyes_required"]
+        assert [a["officer"] for a in done["approvals"]] == ["cco-marta", "mlro-kwame"]
         assert done["authority"]["rep_licence"] == "NJ-PR-3310442"
         assert done["authority"]["licensed"] is True
+    finally:
+        env.sb.stop()
+
+
+def test_a_lead_that_was_never_screened_cannot_be_approved(tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=40)
+    try:
+        lists = tmp_path / "policy" / "lists"
+        shutil.move(lists / "peps.csv", tmp_path / "peps.csv")  # screening service "down"
+        assert sync_run(env, "salesforce").returncode == 0
+        cfg = ("--config", str(env.config))
+        item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+                    if x["reason"] == "screening_unavailable")
+        proc = leadgate("review", "approve", str(item["id"]), "--team", "uk_retail", "--rep",
+                        "alice", "--officer", "cco-marta", "--token",
+                        _token(env, "cco-marta"), *cfg)
+        assert proc.returncode == 2
+        assert proc.stderr == (
+            f"error: review queue: item {item['id']}: the lead was never screened (screening "
+            "was unavailable), so it cannot be approved (fix: let the next `leadgate sync run` "
+            "screen it again once the lists load, or reject it with `leadgate review reject "
+            f"{item['id']}`)\n")
+        engine = env.engine()
+        assert not [e for e in ledger_entries(engine) if e["kind"] == "review_action"]
+        engine.dispose()
     finally:
         env.sb.stop()
 
