@@ -14,7 +14,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from routing_core.errors import LeadgateError
 
-WriteStatus = Literal["ok", "error", "conflict"]
+# gone: the record no longer exists (deleted, or merged into another): final, nothing to retry
+WriteStatus = Literal["ok", "error", "conflict", "gone"]
 
 
 class BudgetExhausted(LeadgateError):

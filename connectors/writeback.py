@@ -9,6 +9,8 @@ from typing import Any
 from connectors.base import Outcome, WriteResult
 from connectors.mapping import iso_z
 
+GONE = "the record no longer exists in the CRM (deleted or merged)"
+
 
 def fields(outcome: Outcome) -> dict[str, Any]:
     """leadgate's values in neutral names (each adapter maps them to its field names)."""
@@ -30,15 +32,15 @@ def judge(outcome: Outcome, *, exists: bool, owner_now: str | None, decision_now
           ) -> WriteResult | None:
     """Decide from a fresh read whether to write: None = write; else the result to report.
 
-    A record already stamped with this decision was written before (a retried run): ok, and not
+    A record that no longer exists is gone (final). A record already stamped with this decision
+    was written before (a retried run): ok, and not
     written again. A record whose owner differs from the owner leadgate read (None = it had no
     owner) was reassigned by a person in between: conflict, not overwritten. The review
     queue/owner is leadgate's own, so a record sitting there (a refusal an officer now approves)
     is not a conflict.
     """
     if not exists:
-        return WriteResult(outcome.record_id, "error",
-                           "the record no longer exists in the CRM (deleted or merged)")
+        return WriteResult(outcome.record_id, "gone", GONE)
     if decision_now and decision_now == outcome.decision_id:
         return WriteResult(outcome.record_id, "ok", "already written by an earlier attempt")
     if not same(owner_now or None, outcome.expected_owner or None) and not (

@@ -535,5 +535,8 @@ def _write(ctx: Context, source: str, crm: str, items: list[ToWrite]) -> str:
         return f"pending (next sync run retries it: {exc})"
     finally:
         connector.close()
-    return "ok" if rec.ok else ("conflict" if rec.conflicts else
-                                f"failed, retried by the next sync run ({results[0].message})")
+    if rec.ok or rec.conflicts:
+        return "ok" if rec.ok else "conflict"
+    if rec.gone:
+        return "not made: the record is gone from the CRM (deleted or merged)"
+    return f"failed, retried by the next sync run ({results[0].message})"

@@ -505,6 +505,7 @@ class SyncJob:
         self.summary.written += rec.ok
         self.summary.write_errors += rec.errors
         self.summary.conflicts += rec.conflicts
+        self.summary.gone += rec.gone
         self.summary.retried += rec.retried
         self.summary.failed.extend(rec.failed[:max(0, KEEP_IDS - len(self.summary.failed))])
         if rec.failed and log.isEnabledFor(logging.DEBUG):

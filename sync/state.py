@@ -28,10 +28,13 @@ PENDING = "pending"
 OK = "ok"
 ERROR = "error"
 CONFLICT = "conflict"
+GONE = "gone"  # the record no longer exists in the CRM (deleted or merged): final
 # sync_runs.status of a run that went through its whole backlog (partial: some write-backs
 # failed; the next run retries them)
 COMPLETED = ("done", "partial")
-WRITEBACK_STATUSES = (PENDING, OK, ERROR, CONFLICT)
+WRITEBACK_STATUSES = (PENDING, OK, ERROR, CONFLICT, GONE)
+# outcomes that end a decision's write-back: nothing left to retry
+FINAL_STATUSES = (OK, CONFLICT, GONE)
 
 sync_cursors = sa.Table(
     "sync_cursors",

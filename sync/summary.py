@@ -34,6 +34,7 @@ class RunSummary:
     written: int = 0
     write_errors: int = 0
     conflicts: int = 0
+    gone: int = 0  # records deleted or merged in the CRM before their write-back: not retried
     violations: int = 0  # cooling-off violations reported by this run (sync/violations.py)
     api_calls: int = 0
     seconds: float = 0.0
@@ -108,6 +109,9 @@ class RunSummary:
                          f"retries of earlier decisions {self.retried}")
             for item in self.failed[:10]:
                 lines.append(f"    failed {item['record_id']}: {item['message']}")
+            if self.gone:
+                lines.append(f"  gone from the CRM before their write-back: {self.gone} "
+                             "(deleted or merged; recorded, not retried)")
             if self.violations:
                 lines.append(f"  cooling-off violations reported to the review queue: "
                              f"{self.violations}")

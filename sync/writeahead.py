@@ -26,8 +26,7 @@ from routing_core.lead import InvalidLead, Lead, parse_lead
 from sync import crashpoints, sealed
 from sync.rotation_db import DbRotationState, RotationSnapshot
 from sync.state import (
-    CONFLICT,
-    OK,
+    FINAL_STATUSES,
     PENDING,
     dumps,
     loads,
@@ -272,7 +271,7 @@ def plan_batch(decider: Decider, candidates: Sequence[Candidate], rotation: Any,
         seen.add(key)
         prev = existing.get(key)
         if prev is not None:
-            if prev.writeback_status in (OK, CONFLICT):
+            if prev.writeback_status in FINAL_STATUSES:
                 result.already_done += 1
             else:  # decided before, outcome unknown or failed: same decision again
                 result.to_write.append(ToWrite(cand.record_id, prev.decision_id, prev.outcome,

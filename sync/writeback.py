@@ -19,7 +19,7 @@ from audit.db import in_lists, is_sqlite, write_transaction
 from audit.ledger import EntryIn, Ledger
 from connectors.base import Connector, Outcome, WriteResult
 from sync import crashpoints
-from sync.state import CONFLICT, ERROR, OK, sync_decisions, utcnow
+from sync.state import CONFLICT, ERROR, GONE, OK, sync_decisions, utcnow
 from sync.writeahead import ToWrite
 
 
@@ -28,6 +28,7 @@ class WriteBackResult:
     ok: int = 0
     errors: int = 0
     conflicts: int = 0
+    gone: int = 0  # records deleted or merged in the CRM since they were read
     retried: int = 0
     failed: list[dict[str, Any]] = field(default_factory=list)  # ids and messages only
 
@@ -71,11 +72,13 @@ def record(engine: sa.Engine, ledger: Ledger, source: str, crm: str, run_id: str
     entries: list[EntryIn] = []
     updates: list[dict[str, Any]] = []
     for item, res in zip(items, results, strict=True):
-        status = {"ok": OK, "conflict": CONFLICT}.get(res.status, ERROR)
+        status = {"ok": OK, "conflict": CONFLICT, "gone": GONE}.get(res.status, ERROR)
         if status == OK:
             out.ok += 1
         elif status == CONFLICT:
             out.conflicts += 1
+        elif status == GONE:
+            out.gone += 1
         else:
             out.errors += 1
             out.failed.append({"record_id": item.record_id, "decision_id": item.decision_id,

@@ -415,12 +415,14 @@ class HubSpotConnector:
         for error in answer.get("errors") or []:
             message = f"{error.get('category', '')}: {error.get('message', '')}".strip(": ")
             retryable = error.get("category") in RETRYABLE_CATEGORIES
+            gone = error.get("category") == "OBJECT_NOT_FOUND"
             for key, ids in (error.get("context") or {}).items():
                 if "id" not in key.lower():
                     continue
                 for record_id in ids or []:
-                    results[str(record_id)] = WriteResult(str(record_id), "error", message,
-                                                          retryable)
+                    results[str(record_id)] = (
+                        WriteResult(str(record_id), "gone", writeback.GONE) if gone else
+                        WriteResult(str(record_id), "error", message, retryable))
         for item in inputs:
             results.setdefault(item["id"], WriteResult(
                 item["id"], "error", f"HubSpot's answer (HTTP {status}) did not mention this "

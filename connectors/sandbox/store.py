@@ -350,6 +350,13 @@ class Store:
             self.owner_changes.append((crm, self.leads.id_of(i) if crm == "salesforce"
                                        else self.contacts.id_of(i), str(old), new))
 
+    def person_deletes(self, crm: str, i: int) -> None:
+        """RevOps deletes a record (or merges it into a duplicate): it is gone from the CRM."""
+        with self.lock:
+            table = self.leads if crm == "salesforce" else self.contacts
+            table.delete(i)
+            self.record_change(crm, table.id_of(i), "person:Rita Revops", ["deleted"])
+
     def record_change(self, crm: str, record_id: str, origin: str, fields: list[str]) -> None:
         self.changes.append({"crm": crm, "id": record_id, "origin": origin, "fields": fields})
         self.origins[f"{crm}:{origin}"] += 1
@@ -375,6 +382,7 @@ class Store:
                     "n": t.n,
                     "records": {str(i): {**{f: t.cols[f][i] for f in t.cols},
                                          **t.overrides.get(i, {})} for i in sorted(keys)},
+                    "deleted": sorted(t.deleted),
                 }
 
             return {
@@ -412,4 +420,6 @@ class Store:
                         table.append({})
                     table.set(i, values)
                     table.touched.add(i)
+                for i in part.get("deleted", []):
+                    table.delete(int(i))
             self._last_ms = max(self._last_ms, int(data.get("last_ms", 0)))

@@ -49,6 +49,7 @@ class LazyTable(Source):
         self._ms_to_index = ms_to_index
         self.overrides: dict[int, dict[str, Any]] = {}
         self.touched: set[int] = set()  # records whose modstamp moved since generation
+        self.deleted: set[int] = set()  # records a person deleted (or merged into another)
         self.version = 0  # counts writes; last_write: index -> version of its last write
         self.last_write: dict[int, int] = {}
         self._cache_i = -1
@@ -57,7 +58,7 @@ class LazyTable(Source):
     # -- reading
     def index_of(self, record_id: str) -> int | None:
         i = self._index_of(record_id)
-        return i if i is not None and 0 <= i < self.n else None
+        return i if i is not None and 0 <= i < self.n and i not in self.deleted else None
 
     def cold(self, i: int) -> dict[str, Any]:
         if i == self._cache_i:
@@ -127,6 +128,10 @@ class LazyTable(Source):
             found = {self.index_of(x) for x in ids}
             yield from sorted(i for i in found if i is not None)
             return
+        yield from (i for i in self._candidates(floor) if i not in self.deleted) \
+            if self.deleted else self._candidates(floor)
+
+    def _candidates(self, floor: tuple[str, int] | None) -> Iterator[int]:
         if floor is None or floor[0] not in (self.modstamp_field,) or not self.n_base:
             yield from range(self.n)
             return
@@ -135,6 +140,12 @@ class LazyTable(Source):
         yield from range(lo, self.n)
 
     # -- writing
+    def delete(self, i: int) -> None:
+        """The record is gone: no query finds it, a write to it fails as in the real CRM."""
+        self.deleted.add(i)
+        if i == self._cache_i:
+            self._cache_i = -1
+
     def set(self, i: int, values: dict[str, Any]) -> None:
         if i == self._cache_i:
             self._cache_i = -1

@@ -255,11 +255,11 @@ def test_write_back_in_collections_of_200_with_conflicts_and_mixed_results(
     status = {f"{i:02d}": r for i, r in enumerate(results)}
     assert status["07"].status == "conflict" and USERS[1] in status["07"].message
     assert status["08"].status == "ok" and "already written" in status["08"].message
-    assert status["09"].status == "error" and not status["09"].retryable
+    assert status["09"].status == "gone" and not status["09"].retryable  # final
     assert status["10"].status == "error" and "FIELD_CUSTOM_VALIDATION_EXCEPTION" in \
         status["10"].message and not status["10"].retryable
     assert status["11"].status == "error" and status["11"].retryable
-    assert sum(r.status == "ok" for r in results) == 250 - 4  # 07 conflict, 09-11 errors
+    assert sum(r.status == "ok" for r in results) == 250 - 4  # 07 conflict, 09 gone, 10-11
     # skipped records do not leave holes: collections are filled to 200
     assert [len(u["records"]) for u in org.updates] == [200, 47]
     assert all(u["allOrNone"] is False for u in org.updates)

@@ -20,7 +20,7 @@ from audit import schema as audit_schema
 from audit.db import make_engine
 from connectors.sandbox import Sandbox
 from sync.demo import copy_policy, write_sandbox_config
-from sync.state import sync_decisions, sync_rotation
+from sync.state import FINAL_STATUSES, sync_decisions, sync_rotation
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -201,7 +201,7 @@ def check_invariants(env: Env, crm: str, *, indices: set[int] | None = None) -> 
     # The database agrees with the ledger, and every decision's write-back is recorded.
     assert {d.decision_id for d in decisions if d.cause != "review"} == {
         k for k, p in ledger_decisions.items() if "sync" in p}
-    pending = [d.record_id for d in decisions if d.writeback_status not in ("ok", "conflict")]
+    pending = [d.record_id for d in decisions if d.writeback_status not in FINAL_STATUSES]
     assert not pending, f"{len(pending)} decisions without a write-back outcome: {pending[:5]}"
     assert all(writebacks[d.decision_id] >= 1 for d in decisions if d.writeback_status == "ok")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -155,21 +154,28 @@ def test_an_approval_and_a_rejection_at_once_record_one(tmp_path: Path, pg_url: 
 @pytest.mark.parametrize("job_first", [True, False])
 def test_an_officer_and_a_re_evaluation_at_once_assign_the_lead_once(
         tmp_path: Path, pg_url: str, job_first: bool) -> None:
-    """The job has read the queue (a transient refusal, screening was down) and waits to
-    write its re-evaluation; an officer has read the same item and waits to record an
-    approval. Whichever takes the lock second finds the item decided and leaves it."""
+    """The job has read the queue (a transient refusal: every rep of the team was away) and
+    waits to write its re-evaluation; an officer has read the same item and waits to record an
+    approval. Whichever takes the lock second finds the item decided and leaves it. (Not a
+    lead refused while screening was down: that one was never screened, and no officer may
+    approve it.)"""
     env = start_env(tmp_path, leads=150, db_url=pg_url)
     try:
         _one_officer_approves(env)
-        lists = tmp_path / "policy" / "lists"
-        shutil.move(lists / "peps.csv", tmp_path / "peps.csv")  # screening "down"
-        assert summary(sync_run(env, "salesforce"))["assigned"] == 0
-        shutil.move(tmp_path / "peps.csv", lists / "peps.csv")  # and back up
+        teams = tmp_path / "policy" / "20-teams-uk.yaml"
+        present = teams.read_text()
+        away = present
+        for rep in ("alice", "bilal", "dev", "ellie", "farid", "grace"):  # uk_retail's reps
+            away = away.replace(f"      - id: {rep}\n",
+                                f"      - id: {rep}\n        available: false\n", 1)
+        teams.write_text(away)
+        assert summary(sync_run(env, "salesforce"))["refused_by_reason"]["no_available_rep"]
+        teams.write_text(present)  # and back
         # An item that the re-evaluation will assign (a dry run moves nothing).
         would = summary(sync_run(env, "salesforce", "--dry-run"))["would_write"]
         assigned = {w["record_id"] for w in would if w["outcome"] == "assigned"}
         item = next(i for i in _items(env)
-                    if i["reason"] == "screening_unavailable" and i["record_id"] in assigned)
+                    if i["reason"] == "no_available_rep" and i["record_id"] in assigned)
         marta = _token(env, "cco-marta")
         approve = ("review", "approve", str(item["id"]), "--team", "uk_retail", "--rep",
                    "alice", "--officer", "cco-marta", "--token", marta, "--config",
