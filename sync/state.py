@@ -121,7 +121,7 @@ sync_review_queue = sa.Table(
     sa.Column("reason", sa.String(60), nullable=False),
     sa.Column("transient", sa.Boolean, nullable=False),
     # open | awaiting_second_officer | approved | rejected | superseded | resolved (a
-    # cooling-off violation closed by an officer)
+    # cooling-off violation closed by an officer) | gone (the record was deleted in the CRM)
     sa.Column("status", sa.String(30), nullable=False),
     sa.Column("lead_input", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

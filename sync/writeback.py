@@ -4,6 +4,7 @@ The connector batches to the CRM's limits and retries transient errors itself; w
 back (ok, a per-record error, a conflict with a person's concurrent change) is recorded per lead:
 a `writeback` ledger entry and the decision's write-back status, in one write transaction.
 Leads whose write failed stay `error` and are retried, with the same decision, by later runs.
+A record gone from the CRM (deleted or merged) is final: its open review item closes with it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from audit.db import in_lists, is_sqlite, write_transaction
 from audit.ledger import EntryIn, Ledger
 from connectors.base import Connector, Outcome, WriteResult
 from sync import crashpoints
-from sync.state import CONFLICT, ERROR, GONE, OK, sync_decisions, utcnow
-from sync.writeahead import ToWrite
+from sync.state import CONFLICT, ERROR, GONE, OK, sync_decisions, sync_review_queue, utcnow
+from sync.writeahead import OPEN_STATUSES, ToWrite
 
 
 @dataclass
@@ -93,8 +94,16 @@ def record(engine: sa.Engine, ledger: Ledger, source: str, crm: str, run_id: str
             "message": res.message[:500], "retryable": res.retryable,
             "retry": item.retry, "run_id": run_id,
         }))
+    gone = [u["d_id"] for u in updates if u["st"] == GONE]
     with write_transaction(engine) as conn:
         _set_writeback_status(conn, updates, now)
+        if gone:  # nothing left for an officer to act on, nor a lead to re-evaluate
+            for chunk in in_lists(conn, gone):
+                conn.execute(sa.update(sync_review_queue).where(
+                    sync_review_queue.c.decision_id.in_(chunk),
+                    sync_review_queue.c.status.in_(OPEN_STATUSES)).values(
+                    status="gone", resolved_at=now, resolved_by="deleted in the CRM",
+                    lead_input=None))
         ledger.append(conn, entries)
         crashpoints.reached("ledger")
     crashpoints.reached("committed")

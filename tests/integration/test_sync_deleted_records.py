@@ -4,6 +4,7 @@ as a failed write that nobody can fix (exit 1 and a monitor's alarm for ever).""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -35,14 +36,17 @@ def test_a_record_deleted_before_its_write_back_is_gone_not_retried(
         assert killed.returncode == -9, killed.stderr[-2000:]
         engine = env.engine()
         with engine.connect() as conn:
-            pending = sorted(conn.execute(sa.select(sync_decisions.c.record_id).where(
+            pending = dict(conn.execute(sa.select(sync_decisions.c.record_id,
+                                                  sync_decisions.c.outcome).where(
                 sync_decisions.c.source == crm,
-                sync_decisions.c.writeback_status == "pending")).scalars())
+                sync_decisions.c.writeback_status == "pending")).all())
         engine.dispose()
-        assert len(pending) >= 10
         store = env.sb.store
         table = store.leads if crm == "salesforce" else store.contacts
-        deleted = pending[:5]
+        # three assigned and two refused (their review items have nothing left to review)
+        deleted = sorted([r for r, o in sorted(pending.items()) if o == "assigned"][:3]
+                         + [r for r, o in sorted(pending.items()) if o == "refused"][:2])
+        assert len(deleted) == 5
         indices = {table.index_of(r) for r in deleted}
         for i in indices:
             assert i is not None
@@ -66,6 +70,11 @@ def test_a_record_deleted_before_its_write_back_is_gone_not_retried(
         assert {r: statuses[r] for r in deleted} == dict.fromkeys(deleted, "gone")
         assert sorted(g["record_id"] for g in gone) == deleted
         assert all(not g["retryable"] for g in gone)
+        items = json.loads(leadgate("review", "list", "--all", "--json", "--config",
+                                    str(env.config)).stdout)
+        closed = {i["record_id"]: (i["status"], i["resolved_by"]) for i in items
+                  if i["record_id"] in deleted}
+        assert len(closed) == 2 and set(closed.values()) == {("gone", "deleted in the CRM")}
         status = leadgate("sync", "status", "--config", str(env.config))
         assert "write-backs to retry: 0" in status.stdout, status.stdout
         check_invariants(env, crm, indices=env.intake[crm] - indices)
