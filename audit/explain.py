@@ -159,6 +159,10 @@ def _decision_lines(p: dict[str, Any]) -> list[str]:
     lines.append(f"decision {p.get('decision_id')} at {p.get('decided_at')}: "
                  f"{str(p.get('outcome', '?')).upper()}"
                  + (f" (reason: {p['reason']})" if p.get("reason") else ""))
+    if p.get("detail"):
+        lines.append(f"why: {p['detail']}")
+    lines.extend(f"problem: {problem}" for problem in p.get("problems") or [])
+    lines.extend(f"note: {note}" for note in p.get("notes") or [])
     lines.append(f"policy {pol.get('id')} version {pol.get('version')}, digest {pol.get('digest')}")
     lead = p.get("lead") or {}
     if lead:

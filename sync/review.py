@@ -266,14 +266,23 @@ def _unchanged(conn: sa.Connection, row: Any) -> None:
 
 
 def _screened(row: Any) -> None:
-    """A lead whose screening could not run has not been screened: no officer may assign it
-    unscreened (fail closed). Later runs screen it again while the item is open."""
+    """A lead that was never screened cannot be assigned by an officer (fail closed): one
+    refused because screening could not run (later runs screen it again), or because its
+    record did not normalise (refused before screening: once the record is corrected, sending
+    it back to intake has the job decide it, screening included)."""
     if row.reason == "screening_unavailable":
         raise LeadgateError(
             f"item {row.id}: the lead was never screened (screening was unavailable), so it "
             "cannot be approved", where="review queue",
             fix="let the next `leadgate sync run` screen it again once the lists load, or "
                 f"reject it with `leadgate review reject {row.id}`")
+    if row.reason == "invalid_lead":
+        raise LeadgateError(
+            f"item {row.id}: the lead was never screened (its record did not normalise, and "
+            "was refused before screening), so it cannot be approved", where="review queue",
+            fix="correct the record in the CRM and send it back to intake (the intake queue as "
+                "owner, leadgate's status cleared) so the job decides it, screening included; "
+                f"or reject it with `leadgate review reject {row.id}`")
 
 
 def _authority(policy: Policy, team: Team, member: Member, lead: Lead,
@@ -313,9 +322,9 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         with ctx.engine.connect() as conn:
             row = _find(conn, item)
             _not_a_violation(conn, row, "approve")
-            _screened(row)
             refused = loads(conn.execute(sa.select(sync_decisions.c.decision).where(
                 sync_decisions.c.decision_id == row.decision_id)).scalar_one())
+        _screened(row)
         _, source_cfg = ctx.source(row.source)
         crm_id = (member.crm or {}).get(source_cfg.kind)
         if not crm_id:

@@ -235,6 +235,28 @@ def test_erasure_from_the_command_line_needs_an_authenticated_officer(
     assert verify_database(engine).kinds["erasure"] == 1
 
 
+def test_explain_says_why_a_lead_was_refused(sqlite_engine: Engine, tmp_path: Path) -> None:
+    # "REFUSED (reason: invalid_lead)" alone leaves the officer guessing which field was wrong
+    refused = {**copy.deepcopy(DECISION), "outcome": "refused", "reason": "invalid_lead",
+               "detail": "the record could not be normalised (2 problem(s))",
+               "problems": ["investable_assets.amount: missing or not a number",
+                            "'Gold Client' is not mapped for customer_type"],
+               "notes": ["cooling-off not evaluated for a refusal"],
+               "team": None, "rep": None, "queue": "compliance_review"}
+    ledger = Ledger(sqlite_engine, key_path=tmp_path / "signing.key")
+    ledger.append_batch([EntryIn("decision", SUBJECT, refused)])
+    explained = explain_subject(sqlite_engine, SUBJECT)
+    text, page = render_text(explained), render_html(explained)
+    for line in ("REFUSED (reason: invalid_lead)",
+                 "why: the record could not be normalised (2 problem(s))",
+                 "problem: investable_assets.amount: missing or not a number",
+                 "problem: 'Gold Client' is not mapped for customer_type",
+                 "note: cooling-off not evaluated for a refusal"):
+        assert line in text, text
+    assert "problem: investable_assets.amount: missing or not a number" in page
+    assert "problem: &#x27;Gold Client&#x27; is not mapped" in page
+
+
 def test_retention_reports_and_deletes_nothing(sqlite_engine: Engine, tmp_path: Path) -> None:
     ledger = _seed(sqlite_engine, tmp_path)
     later = retention_report(ledger, 7, now=datetime(2040, 1, 1, tzinfo=UTC))

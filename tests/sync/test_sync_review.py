@@ -531,23 +531,51 @@ def test_an_approval_to_a_rep_without_the_individual_licence_is_a_four_eyes_over
 
 
 def test_a_lead_that_was_never_screened_cannot_be_approved(tmp_path: Path) -> None:
+    """Screening could not run, or the record did not normalise (refused before screening):
+    an officer's approval would assign a lead nobody screened against sanctions and PEPs."""
     env = start_env(tmp_path, leads=40)
     try:
+        cfg = ("--config", str(env.config))
+        st = env.sb.store
+        broken = sorted(env.intake["salesforce"])[0]
+        with st.lock:
+            st.leads.set(broken, {"Country": "Atlantis", "State": None})
+        assert sync_run(env, "salesforce").returncode == 0
+        engine = env.engine()
+        decisions = [e["payload"] for e in ledger_entries(engine) if e["kind"] == "decision"]
+        engine.dispose()
+        # what the approval's check relies on: invalid leads alone are decided unscreened
+        assert {d["reason"] == "invalid_lead" for d in decisions} == {True, False}
+        assert all(bool(d["screening"]) == (d["reason"] != "invalid_lead") for d in decisions)
+        invalid = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+                       if x["record_id"] == st.leads.get(broken, "Id"))
+        assert invalid["reason"] == "invalid_lead"
+        with st.lock:  # corrected in the CRM since; still never screened
+            st.leads.set(broken, {"Country": "GB", "Customer_Type__c": "Retail Customer",
+                                  "Product_Interest__c": "Easy Saver"})
+
         lists = tmp_path / "policy" / "lists"
         shutil.move(lists / "peps.csv", tmp_path / "peps.csv")  # screening service "down"
+        return_to_intake(env, "salesforce", set(sorted(env.intake["salesforce"])[1:20]))
         assert sync_run(env, "salesforce").returncode == 0
-        cfg = ("--config", str(env.config))
-        item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
-                    if x["reason"] == "screening_unavailable")
-        proc = leadgate("review", "approve", str(item["id"]), "--team", "uk_retail", "--rep",
-                        "alice", "--officer", "cco-marta", "--token",
-                        _token(env, "cco-marta"), *cfg)
-        assert proc.returncode == 2
-        assert proc.stderr == (
-            f"error: review queue: item {item['id']}: the lead was never screened (screening "
-            "was unavailable), so it cannot be approved (fix: let the next `leadgate sync run` "
-            "screen it again once the lists load, or reject it with `leadgate review reject "
-            f"{item['id']}`)\n")
+        unscreened = next(x for x in json.loads(leadgate("review", "list", "--json",
+                                                         *cfg).stdout)
+                          if x["reason"] == "screening_unavailable")
+        token = _token(env, "cco-marta")
+        for item, why, fix in (
+                (unscreened, "screening was unavailable",
+                 "let the next `leadgate sync run` screen it again once the lists load,"),
+                (invalid, "its record did not normalise, and was refused before screening",
+                 "correct the record in the CRM and send it back to intake (the intake queue "
+                 "as owner, leadgate's status cleared) so the job decides it, screening "
+                 "included;")):
+            proc = leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
+                            "--rep", "alice", "--officer", "cco-marta", "--token", token, *cfg)
+            assert proc.returncode == 2
+            assert proc.stderr == (
+                f"error: review queue: item {item['id']}: the lead was never screened ({why}), "
+                f"so it cannot be approved (fix: {fix} or reject it with `leadgate review "
+                f"reject {item['id']}`)\n"), proc.stderr
         engine = env.engine()
         assert not [e for e in ledger_entries(engine) if e["kind"] == "review_action"]
         engine.dispose()
