@@ -285,6 +285,31 @@ def _screened(row: Any) -> None:
                 f"or reject it with `leadgate review reject {row.id}`")
 
 
+def _screening_now(policy: Policy, lead: Lead, row: Any) -> list[dict[str, Any]]:
+    """The lead as the CRM holds it now, screened again: a record changed since its decision
+    (a new name) may have become a hit that no officer has looked at. Fail closed: lists that
+    cannot be read stop the approval."""
+    from sync.context import screener_for
+
+    try:
+        results = list(screener_for(policy).screen(lead))
+    except Exception as exc:  # noqa: BLE001 - any screener failure must stop, never assign
+        raise LeadgateError(
+            f"item {row.id}: the lead cannot be screened now ({type(exc).__name__}: {exc})",
+            where="review queue",
+            fix="approve again once the screening lists load; nothing was recorded") from None
+    hits = [r for r in results if r.hit]
+    if hits and row.reason not in SCREENING_REASONS:
+        found = ", ".join(f"{r.check} hit on list {r.list}" for r in hits)
+        raise LeadgateError(
+            f"item {row.id}: the lead as the CRM holds it now is a screening hit ({found}) "
+            f"that its refusal ({row.reason}) did not consider, so it cannot be approved",
+            where="review queue",
+            fix="send it back to intake so the job decides it anew (screening refuses it to "
+                f"compliance), or reject it with `leadgate review reject {row.id}`")
+    return [r.to_json() for r in results]
+
+
 def _authority(policy: Policy, team: Team, member: Member, lead: Lead,
                at: datetime) -> dict[str, Any]:
     """The licence checks the routing core makes, made again for the officer's choice on the
@@ -332,6 +357,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
                                 where=f"teams.{team}.members", fix="add crm.{kind} for the rep")
         now = utcnow()
         lead = _lead_now(row, source_cfg)
+        screening = _screening_now(ctx.policy, lead, row)
         authority = _authority(ctx.policy, teams[team], member, lead, now)
         override = row.reason in LICENCE_REASONS or not authority["licensed"]
         screening_set_aside = row.reason in SCREENING_REASONS
@@ -355,7 +381,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             "record_id": row.record_id, "refused_decision_id": row.decision_id,
             "refusal_reason": row.reason, "team": team, "rep": rep, "rep_crm_id": crm_id,
             "override_of_licence_check": override, "authority": authority,
-            "override_of_screening": screening_set_aside,
+            "override_of_screening": screening_set_aside, "screening_now": screening,
             "four_eyes_required": four_eyes,
             "approvals": approvals, "note": note,
             "policy": {"id": ctx.policy.id, "version": ctx.policy.version,

@@ -617,3 +617,57 @@ def test_a_lead_its_team_could_serve_still_needs_a_licensed_rep(tmp_path: Path) 
         assert crm_state(env.sb, "salesforce", i)[1] == "refused"  # not assigned on one word
     finally:
         env.sb.stop()
+
+
+def test_an_approval_screens_the_lead_again_as_the_crm_holds_it_now(tmp_path: Path) -> None:
+    """Screened clean when it was decided, renamed in the CRM since: the name is now a PEP's.
+    No officer has considered that hit, so the approval is refused; and lists that cannot be
+    read stop an approval as they stop a run."""
+    env = start_env(tmp_path, leads=120)
+    try:
+        cfg = ("--config", str(env.config))
+        assert sync_run(env, "salesforce").returncode == 0
+        items = [x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+                 if x["reason"] in ("no_rule_matched", "suitability_gate")]
+        assert len(items) >= 2
+        renamed, other = items[:2]
+        st = env.sb.store
+        with st.lock:
+            st.leads.set(st.leads.index_of(renamed["record_id"]),
+                         {"FirstName": "Evander", "LastName": "Quillfeather"})
+        token = _token(env, "cco-marta")
+
+        def approve(item: dict[str, Any]) -> Any:
+            return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
+                            "--rep", "alice", "--officer", "cco-marta", "--token", token, *cfg)
+
+        proc = approve(renamed)
+        assert proc.returncode == 2
+        assert proc.stderr.startswith(
+            f"error: review queue: item {renamed['id']}: the lead as the CRM holds it now is "
+            "a screening hit (pep hit on list "), proc.stderr
+        assert f"that its refusal ({renamed['reason']}) did not consider, so it cannot be " \
+            "approved (fix: send it back to intake" in proc.stderr
+        assert "Quillfeather" not in proc.stderr  # the hit is named by list, not by person
+
+        lists = tmp_path / "policy" / "lists"
+        shutil.move(lists / "peps.csv", tmp_path / "peps.csv")  # screening "down"
+        proc = approve(other)
+        assert proc.returncode == 2
+        assert f"item {other['id']}: the lead cannot be screened now" in proc.stderr
+        assert "approve again once the screening lists load; nothing was recorded" in \
+            proc.stderr
+        assert proc.stderr.count("\n") == 1
+        engine = env.engine()
+        assert not [e for e in ledger_entries(engine) if e["kind"] == "review_action"]
+        engine.dispose()
+        shutil.move(tmp_path / "peps.csv", lists / "peps.csv")  # back: the approval goes on
+        done = approve(other)
+        assert done.returncode == 0, done.stderr
+        engine = env.engine()
+        [action] = [e["payload"] for e in ledger_entries(engine) if e["kind"] == "review_action"]
+        engine.dispose()
+        assert {r["check"] for r in action["screening_now"]} >= {"pep"}
+        assert not any(r["hit"] for r in action["screening_now"])
+    finally:
+        env.sb.stop()
