@@ -671,3 +671,43 @@ def test_an_approval_screens_the_lead_again_as_the_crm_holds_it_now(tmp_path: Pa
         assert not any(r["hit"] for r in action["screening_now"])
     finally:
         env.sb.stop()
+
+
+def test_officer_actions_on_hubspot_contacts(tmp_path: Path) -> None:
+    """The same review workflow on HubSpot: the approval re-reads the contact through the
+    HubSpot connector, screens and checks it, and the owner is written; a rejection leaves the
+    contact with the review owner."""
+    env = start_env(tmp_path, leads=10, contacts=120)
+    try:
+        cfg = ("--config", str(env.config))
+        st = env.sb.store
+        contacts = sorted(env.intake["hubspot"])[:2]
+        with st.lock:  # a complex product without an appropriateness assessment: gated
+            for i in contacts:
+                st.contacts.set(i, {"country": "UK", "state": None,
+                                    "customer_type": "Retail Customer",
+                                    "product_interest": "Structured Note",
+                                    "appropriateness": None})
+        assert sync_run(env, "hubspot").returncode == 0
+        items = {x["record_id"]: x for x in json.loads(leadgate("review", "list", "--json",
+                                                                *cfg).stdout)}
+        mine = [items[str(st.contacts.id_of(i))] for i in contacts]
+        assert [x["reason"] for x in mine] == ["suitability_gate", "suitability_gate"]
+        marta, kwame = _token(env, "cco-marta"), _token(env, "mlro-kwame")
+        # uk_retail's licence does not cover structured notes: an override, two officers
+        approve = ("review", "approve", str(mine[0]["id"]), "--team", "uk_retail", "--rep",
+                   "alice", *cfg)
+        once = leadgate(*approve, "--officer", "cco-marta", "--token", marta)
+        assert once.returncode == 0 and "second officer" in once.stdout, once.stderr
+        assert "does not cover product structured_note" in once.stdout
+        twice = leadgate(*approve, "--officer", "mlro-kwame", "--token", kwame)
+        assert twice.returncode == 0 and "CRM write ok" in twice.stdout, twice.stderr
+        assert crm_state(env.sb, "hubspot", contacts[0])[:2] == ("71001", "assigned")
+        rejected = leadgate("review", "reject", str(mine[1]["id"]), "--officer", "cco-marta",
+                            "--token", marta, "--note", "confirmed", *cfg)
+        assert rejected.returncode == 0 and "CRM write ok" in rejected.stdout, rejected.stderr
+        assert crm_state(env.sb, "hubspot", contacts[1])[:2] == (
+            str(env.sb.hubspot_review_owner_id), "refused")
+        check_invariants(env, "hubspot")
+    finally:
+        env.sb.stop()
