@@ -43,6 +43,7 @@ from routing_core.outreach import select_cooling_off
 from routing_core.policy.conditions import Facts
 from routing_core.policy.model import Member, Policy, Team
 from sync.context import Context, config_path, existing_policy, open_context
+from sync.rotation_db import count_assignment
 from sync.state import (
     PENDING,
     dumps,
@@ -399,8 +400,12 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             "outreach": {"allowed_channels": [], "override": True, "note": note},
             "not_before": not_before, "expected_owner": None,
         }
+        taken = 0
         with write_transaction(ctx.engine) as conn:
             _unchanged(conn, row)
+            if complete:  # the rep's day count sees manual assignments, as caps should
+                taken = count_assignment(conn, rep, now.astimezone(ctx.policy.tz).date())
+                payload["rep_assignments_today"] = taken + 1
             ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
             values: dict[str, Any] = {"approvals": dumps(approvals)}
             if complete:
@@ -427,7 +432,12 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
                     "officer must approve the same assignment")
         status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
             row.record_id, action_id, "assigned", None, team, writeback, retry=False)])
-        return f"approved: {subject} assigned to {team}/{rep} ({action_id}); CRM write {status}"
+        cap = member.max_per_day
+        over = (f"; note: {rep} is at {taken + 1} of {cap} assignments today"
+                if cap is not None and taken + 1 > cap else "")
+        away = f"; note: {rep} is marked unavailable in the policy" if not member.available else ""
+        return (f"approved: {subject} assigned to {team}/{rep} ({action_id}); CRM write "
+                f"{status}{over}{away}")
     finally:
         ctx.close()
 

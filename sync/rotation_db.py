@@ -1,5 +1,6 @@
 """A database-backed RotationState: the routing core's protocol, stored in sync_rotation and
-sync_daily_counts, changed only inside the sync job's write-ahead transaction.
+sync_daily_counts, changed only inside the sync job's write-ahead transaction (and a rep's day
+count by an officer's approval, `count_assignment`: an assignment either way).
 
 The first time the engine asks for a team's cursor it reads every team's row, and the first
 time it asks for a rep's count on a day every rep's count of that day (one query each instead of
@@ -213,3 +214,17 @@ class DbRotationState:
             self.conn.execute(sa.insert(sync_daily_counts), new)
             self._count_known.update(keys)
         self._count_dirty.clear()
+
+
+def count_assignment(conn: sa.Connection, rep_id: str, day: date) -> int:
+    """Count one more assignment for `rep_id` on `day` (an officer's approval), inside the
+    caller's write transaction, which holds the ledger's writer lock as every write-ahead does;
+    returns the count before it, so that a rep's daily cap sees manual assignments too."""
+    key = (sync_daily_counts.c.rep_id == rep_id) & (sync_daily_counts.c.day == day.isoformat())
+    before = conn.execute(sa.select(sync_daily_counts.c.count).where(key)).scalar()
+    if before is None:
+        conn.execute(sa.insert(sync_daily_counts).values(rep_id=rep_id, day=day.isoformat(),
+                                                         count=1))
+        return 0
+    conn.execute(sa.update(sync_daily_counts).where(key).values(count=int(before) + 1))
+    return int(before)

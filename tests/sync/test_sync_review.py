@@ -711,3 +711,41 @@ def test_officer_actions_on_hubspot_contacts(tmp_path: Path) -> None:
         check_invariants(env, "hubspot")
     finally:
         env.sb.stop()
+
+
+def test_an_approval_counts_toward_the_reps_day(tmp_path: Path) -> None:
+    """A rep's daily cap is a workload limit: an assignment an officer made counts in it like
+    the job's own, and an officer who assigns beyond it is told so."""
+    from sync.state import sync_daily_counts
+
+    env = start_env(tmp_path, leads=120)
+    try:
+        teams = env.folder / "policy" / "20-teams-uk.yaml"
+        text = teams.read_text()
+        at = text.index("      - id: ellie\n")
+        cap = text.index("        max_per_day: 25\n", at)  # ellie's: no lead for her today
+        teams.write_text(text[:cap] + "        max_per_day: 0\n"
+                         + text[cap + len("        max_per_day: 25\n"):])
+        cfg = ("--config", str(env.config))
+        assert sync_run(env, "salesforce").returncode == 0
+        item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+                    if x["reason"] in ("no_rule_matched", "suitability_gate"))
+        approve = ("review", "approve", str(item["id"]), "--team", "uk_retail", "--rep",
+                   "ellie", *cfg)
+        once = leadgate(*approve, "--officer", "cco-marta", "--token", _token(env, "cco-marta"))
+        assert once.returncode == 0, once.stderr
+        done = once if "CRM write" in once.stdout else leadgate(
+            *approve, "--officer", "mlro-kwame", "--token", _token(env, "mlro-kwame"))
+        assert done.returncode == 0 and "CRM write ok" in done.stdout, done.stderr
+        assert "note: ellie is at 1 of 0 assignments today" in done.stdout
+        engine = env.engine()
+        with engine.connect() as conn:
+            counts = dict(conn.execute(sa.select(sync_daily_counts.c.rep_id,
+                                                 sync_daily_counts.c.count)).all())
+        [action] = [e["payload"] for e in ledger_entries(engine)
+                    if e["kind"] == "review_action" and e["payload"]["action"] == "approve"]
+        engine.dispose()
+        assert counts["ellie"] == 1 == action["rep_assignments_today"]
+        check_invariants(env, "salesforce")
+    finally:
+        env.sb.stop()
