@@ -5,8 +5,9 @@ only once every target took a digest with it.
 
 The digest carries ids, reasons and counts only (no names, emails or phones): the officer opens
 the lead in the CRM or `leadgate review list`. Webhooks are POSTed as JSON with `requests`;
-email goes through SMTP when LEADGATE_SMTP_HOST is set (sync/mail.py), otherwise it is written as an .eml file
-to the outbox folder (LEADGATE_OUTBOX, default leadgate-outbox/ next to leadgate.yaml) for the host's mailer.
+email goes through SMTP when LEADGATE_SMTP_HOST is set (sync/mail.py), otherwise it is written
+as an .eml file to the outbox folder (LEADGATE_OUTBOX, default leadgate-outbox/ next to
+leadgate.yaml) for the host's mailer.
 A target that fails is reported in the run summary; it never fails the run.
 """
 
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 import requests
 
 from audit.files import write_atomically
+from routing_core.policy.loader import is_http_url
 from sync import mail
 
 WEBHOOK_TIMEOUT = 10.0
@@ -142,9 +144,9 @@ def _webhook_name(value: Any) -> str:
     from the environment."""
     if isinstance(value, dict):
         return f"webhook ${value.get('env')}"
-    parts = urlsplit(str(value))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(str(value)):
         return "webhook (not an http(s) URL)"
+    parts = urlsplit(str(value))
     port = f":{parts.port}" if parts.port else ""
     rest = "/…" if parts.path.strip("/") or parts.query else ""
     return f"webhook {parts.scheme}://{parts.hostname}{port}{rest}"
@@ -157,8 +159,7 @@ def _webhook_url(value: Any) -> str:
         url = os.environ.get(name, "")
         if not url:
             raise _Unusable(f"{name} is not set (export it where the job runs)")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(url):
         raise _Unusable("not an http:// or https:// URL with a host")
     return url
 

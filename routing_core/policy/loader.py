@@ -113,7 +113,8 @@ def _schema_problems(exc: ValidationError, data: Any, problems: _Problems) -> No
             problems.add(path, message, fix)
 
 
-def _is_http_url(url: str) -> bool:
+def is_http_url(url: str) -> bool:
+    """An http:// or https:// URL with a host (what a webhook must be)."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -350,7 +351,7 @@ def load_policy(path: str | Path) -> model.Policy:
     for i, notify in enumerate(doc.review.notify):
         if notify.kind == "webhook" and not notify.url:
             problems.add(f"review.notify[{i}]", "a webhook needs url:")
-        elif isinstance(notify.url, str) and not _is_http_url(notify.url):
+        elif isinstance(notify.url, str) and not is_http_url(notify.url):
             # not echoed: a webhook URL may carry its own secret
             problems.add(f"review.notify[{i}].url", "not an http:// or https:// URL with a host",
                          "write the full URL, or {env: NAME} to read it from the environment")
