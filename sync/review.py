@@ -161,7 +161,7 @@ def revoke_officer(config: str | None, officer: str) -> Path:
             if keys.pop(officer, None) is None:
                 raise LeadgateError(f"{officer!r} has no token to revoke",
                                     where=str(keys_path(ctx.config_path)),
-                                    fix="check the officer id (nothing was changed)")
+                                    fix="check the officer id; nothing was changed")
             return "revoked"
 
         return _change_keys(ctx, officer, revoke)
