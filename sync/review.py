@@ -25,7 +25,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,7 @@ def keys_path(config_file: Path) -> Path:
                 / "leadgate-officers.json")
 
 
-def _officers(ctx: Context) -> dict[str, Any]:
-    return _officers_of(ctx.policy)
-
-
-def _officers_of(policy: Policy) -> dict[str, Any]:
+def _officers(policy: Policy) -> dict[str, Any]:
     return {str(o["id"]): o for o in policy.review.officers}
 
 
@@ -114,7 +110,7 @@ def _change_keys(ctx: Context, officer: str, change: Callable[[dict[str, Any]], 
             before = path.read_bytes() if path.exists() else None
             action = change(keys)
             payload = {"officer": officer, "action": action, "os_user": getpass.getuser(),
-                       "in_policy": officer in _officers(ctx),
+                       "in_policy": officer in _officers(ctx.policy),
                        "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
                                   "digest": ctx.policy.digest}}
             ctx.ledger.append(conn, [EntryIn("officer_credential", None, payload)])
@@ -135,7 +131,7 @@ def add_officer(config: str | None, officer: str) -> tuple[str, Path]:
     """A new token for an officer of the policy (replacing any earlier one), and the key file."""
     ctx = open_context(config)  # a first credential may come before any sync run
     try:
-        if officer not in _officers(ctx):
+        if officer not in _officers(ctx.policy):
             raise LeadgateError(f"{officer!r} is not an officer of policy {ctx.policy.id}",
                                 where="review.officers",
                                 fix="add the officer to the policy's review.officers first")
@@ -186,7 +182,7 @@ def authenticate_officer(config: str | Path | None, officer: str, token: str) ->
 
 
 def _authenticate(policy: Policy, keys: Path, officer: str, token: str) -> dict[str, Any]:
-    if officer not in _officers_of(policy):
+    if officer not in _officers(policy):
         raise LeadgateError(f"{officer!r} is not an officer of policy {policy.id}",
                             where="--officer", fix="use your id from the policy's review.officers")
     stored = str(_read_keys(keys).get(officer, {}).get("sha256", ""))
@@ -312,11 +308,10 @@ def _screening_now(policy: Policy, lead: Lead, row: Any) -> list[dict[str, Any]]
 
 
 def _authority(policy: Policy, team: Team, member: Member, lead: Lead,
-               at: datetime) -> dict[str, Any]:
+               day: date) -> dict[str, Any]:
     """The licence checks the routing core makes, made again for the officer's choice on the
     lead as the CRM holds it now: the team's licence and, where the team requires one, the
     rep's own. Any gap makes the approval an override of a failed licence check."""
-    day = at.astimezone(policy.tz).date()
     licence, why = team_authority(team, lead, day, policy)
     out: dict[str, Any] = {"team_licence": licence.id if licence else None, "team_why": why,
                            "rep_available": member.available}
@@ -359,7 +354,8 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         now = utcnow()
         lead = _lead_now(row, source_cfg)
         screening = _screening_now(ctx.policy, lead, row)
-        authority = _authority(ctx.policy, teams[team], member, lead, now)
+        day = now.astimezone(ctx.policy.tz).date()  # the policy's day: licences, caps
+        authority = _authority(ctx.policy, teams[team], member, lead, day)
         override = row.reason in LICENCE_REASONS or not authority["licensed"]
         screening_set_aside = row.reason in SCREENING_REASONS
         four_eyes = bool(ctx.policy.review.four_eyes_for_overrides) and (
@@ -404,7 +400,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         with write_transaction(ctx.engine) as conn:
             _unchanged(conn, row)
             if complete:  # the rep's day count sees manual assignments, as caps should
-                taken = count_assignment(conn, rep, now.astimezone(ctx.policy.tz).date())
+                taken = count_assignment(conn, rep, day)
                 payload["rep_assignments_today"] = taken + 1
             ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
             values: dict[str, Any] = {"approvals": dumps(approvals)}

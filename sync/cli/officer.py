@@ -4,6 +4,7 @@ erasing a subject's personal data, showing it."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -20,9 +21,10 @@ def ask_token() -> str:
     return str(click.prompt("officer token", hide_input=True))
 
 
-def officer_options(*, required: bool = True, what: str = "") -> Any:
+def officer_options(*, required: bool = True, what: str = ""
+                    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--officer and --token (default $LEADGATE_OFFICER_TOKEN, else asked on a terminal)."""
-    def decorate(f: Any) -> Any:
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         f = click.option(
             "--token", envvar="LEADGATE_OFFICER_TOKEN", default=None,
             help="Your officer token (default: $LEADGATE_OFFICER_TOKEN, else asked).")(f)
