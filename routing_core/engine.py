@@ -17,7 +17,7 @@ from routing_core.decision import Decision
 from routing_core.ids import new_ulid
 from routing_core.lead import Lead
 from routing_core.licensing import team_authority
-from routing_core.outreach import merge_conduct, select_cooling_off
+from routing_core.outreach import merge_conduct, same_stage, select_cooling_off
 from routing_core.policy.conditions import Facts
 from routing_core.policy.model import Policy
 from routing_core.rotation import Cursor, RotationState
@@ -198,7 +198,7 @@ def decide(lead: Lead, policy: Policy, *, at: datetime, rotation: RotationState,
     cooling, cooling_trace = select_cooling_off(policy, lead, facts, at)
     decision.cooling_off_rules = cooling_trace
     decision.cooling_off = cooling
-    if cooling is not None and cooling["blocks_stage"] and lead.stage == cooling["blocks_stage"]:
+    if cooling is not None and same_stage(lead.stage, cooling["blocks_stage"]):
         not_before = cooling["not_before"]
         if not_before is None or at < not_before:
             return _refuse(decision, "cooling_off_violation",

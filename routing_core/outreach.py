@@ -114,6 +114,15 @@ def merge_conduct(policy: Policy, lead: Lead, facts: Facts, at: datetime
     return outreach, tried
 
 
+def same_stage(stage: str | None, blocked: str | None) -> bool:
+    """Whether a CRM stage is the stage a cooling-off window blocks. Case and surrounding
+    spaces do not count: CRMs show "Proposal" for what a policy writes `proposal`, and a
+    mismatch of spelling must not let a lead past its window (fail closed)."""
+    if not stage or not blocked:
+        return False
+    return stage.strip().casefold() == blocked.strip().casefold()
+
+
 def select_cooling_off(policy: Policy, lead: Lead, facts: Facts, at: datetime
                        ) -> tuple[dict[str, Any] | None, list[RuleTrace]]:
     best = None

@@ -25,6 +25,7 @@ from audit.ledger import EntryIn, Ledger
 from connectors.base import Watched
 from connectors.mapping import stage_mapping
 from routing_core.decision import iso
+from routing_core.outreach import same_stage
 from sync.state import loads, sync_decisions, sync_review_queue
 
 REASON = "cooling_off_violation"
@@ -104,7 +105,7 @@ def find(conn: sa.Connection, source: str, watched: Sequence[Watched],
             cooling = decision.get("cooling_off") or {}
             blocks = cooling.get("blocks_stage")
             not_before = _when(cooling.get("not_before"))
-            if not blocks or w.stage != blocks or not_before is None or not now < not_before:
+            if not same_stage(w.stage, blocks) or not_before is None or not now < not_before:
                 continue
             out.append(Violation(w.record_id, row.decision_id, row.episode,
                                  str(cooling.get("id") or ""), str(blocks), str(w.stage),

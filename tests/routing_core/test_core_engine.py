@@ -171,6 +171,17 @@ def test_cooling_off_violation(policy: Policy) -> None:
     assert route(policy, after).outcome == "assigned"
 
 
+def test_a_stage_spelt_as_the_crm_shows_it_is_still_the_blocked_stage(policy: Policy) -> None:
+    # CRMs show "Proposal" for the policy's `proposal`: the window must hold all the same
+    for stage in ("Proposal", " PROPOSAL "):
+        inside = lead(jurisdiction="DE", product="eu_mortgage", stage=stage,
+                      first_contact_at="2026-11-20T10:00:00Z")
+        assert_refused(route(policy, inside), "cooling_off_violation")
+    other = lead(jurisdiction="DE", product="eu_mortgage", stage="Proposal sent",
+                 first_contact_at="2026-11-20T10:00:00Z")
+    assert route(policy, other).outcome == "assigned"
+
+
 def test_every_refusal_reason_is_covered_here() -> None:
     source = Path(__file__).read_text()
     missing = [r for r in REFUSAL_REASONS if f'"{r}"' not in source]

@@ -55,7 +55,8 @@ def test_find_judges_each_record_by_its_decisions_cooling_off(tmp_path) -> None:
                 "action": "approve", "action_id": row["decision_id"],
                 "refusal_reason": refusal, "cooling_off": payload["cooling_off"]}))
         conn.execute(sa.insert(sync_decisions), approvals)
-    watched = [Watched(r, "proposal", d, LATER) for r, d in (
+    # H's CRM shows the stage as "Proposal": the same stage as the policy's `proposal`
+    watched = [Watched(r, "Proposal" if r == "H" else "proposal", d, LATER) for r, d in (
         ("A", "D-A"), ("B", "D-B"), ("C", "D-C"), ("D", "D-D"), ("E", "D-E-new"),
         ("F", "D-F"), ("G", "D-G"), ("H", "D-H"), ("I", "D-I"))] + [
         Watched("A2", "proposal", None, LATER)]
@@ -65,7 +66,7 @@ def test_find_judges_each_record_by_its_decisions_cooling_off(tmp_path) -> None:
     # it already sat there (refused cooling_off_violation): the officer knew, not reported again.
     assert [(v.record_id, v.decision_id, v.rule_id, v.blocks_stage, v.observed_stage)
             for v in found] == [("A", "D-A", "eu-mortgage-reflection", "proposal", "proposal"),
-                                ("H", "D-H", "eu-mortgage-reflection", "proposal", "proposal")]
+                                ("H", "D-H", "eu-mortgage-reflection", "proposal", "Proposal")]
     assert found[0].not_before == iso(LATER) and found[1].episode == "review:H"
 
     # The decision's not_before counts, not the CRM's copy: past it, nothing is reported.
