@@ -206,6 +206,9 @@ def _check_scalar(ptype: PathType, value: Any, op: str, groups: Mapping[str, Seq
                   ) -> Any:
     """Return the compiled comparison value for one scalar, or raise ConditionError."""
     kind = ptype.kind
+    if isinstance(value, (list, dict)):
+        raise ConditionError(f"{op}: expected a single value, not a "
+                             f"{'list' if isinstance(value, list) else 'mapping'}", op)
     if kind == "any":
         number = _number(value)
         if number is not None:
@@ -287,6 +290,9 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
     if len(ops) != 1:
         raise ConditionError(f"a condition leaf needs exactly one operator, found "
                              f"{len(ops)} ({', '.join(ops) or 'none'})")
+    if "field" not in spec:
+        raise ConditionError(f"a condition leaf needs `field:`, the lead path that {ops[0]} "
+                             "tests (such as {field: customer_type, eq: retail})")
     path = spec["field"]
     op = ops[0]
     expected = spec[op]

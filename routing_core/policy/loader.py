@@ -103,7 +103,8 @@ def _schema_problems(exc: ValidationError, data: Any, problems: _Problems) -> No
         else:
             given = error.get("input")
             shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
-            message, fix = f"{error['msg']}{shown}", None
+            text = error["msg"].removeprefix("Value error, ")  # the schema's own checks
+            message, fix = f"{text}{shown}", None
             several = kinds.get(path, [])
             if len(several) > 1 and error["msg"].startswith(_VALID):
                 message = (f"{_VALID}{', '.join(several[:-1])} or {several[-1]}"

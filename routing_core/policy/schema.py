@@ -7,10 +7,11 @@ checked by `loader.py`, which has the whole document.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Scalar = str | int | float | bool
 DEFAULT_CHANNELS = ["email", "phone", "sms", "post"]
@@ -101,9 +102,25 @@ class Rule(Strict):
     team_choice: Literal["priority", "round_robin"] = "priority"
 
 
+_HH_MM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def _start_time(text: str) -> str:
+    if not _HH_MM.fullmatch(text):
+        raise ValueError('not a time of day written HH:MM, such as "08:00"')
+    return text
+
+
+def _end_time(text: str) -> str:
+    if text != "24:00" and not _HH_MM.fullmatch(text):
+        raise ValueError('not a time of day written HH:MM, such as "21:00" ("24:00" is the '
+                         'end of the day)')
+    return text
+
+
 class ContactWindow(Strict):
-    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    end: str = Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+    start: Annotated[str, AfterValidator(_start_time)]
+    end: Annotated[str, AfterValidator(_end_time)]
     timezone: str = "lead_local"
 
 

@@ -214,6 +214,11 @@ def test_runtime_type_mismatch_is_false_with_a_note() -> None:
     ({"all": [], "any": []}, "any", "nest them"),
     (["field"], "", "a condition is a mapping"),
     ({"field": "investable_assets.currency", "eq": "pounds"}, "eq", "ISO 4217"),
+    # shapes that once escaped as a KeyError or TypeError traceback
+    ({"eq": "retail"}, "", "needs `field:`"),
+    ({"field": "attributes.tier", "in": [["gold", "silver"]]}, "in[0]", "single value, not a list"),
+    ({"field": "attributes.tier", "in": [{"gold": 1}]}, "in[0]", "not a mapping"),
+    ({"field": "attributes.tier", "not_in": ["gold", ["x"]]}, "not_in[1]", "not a list"),
 ])
 def test_load_errors_name_the_path(cond: Any, path: str, fragment: str) -> None:
     with pytest.raises(ConditionError) as info:

@@ -95,6 +95,14 @@ def test_minimal_policy_loads_with_defaults(tmp_path: Path) -> None:
      "rules[0].when.gte", 22, "not a number"),
     ('policy: { id: p, version: "1" }', 'policy: { id: p, version: "1", timezone: Mars/Base }',
      "policy.timezone", 1, "not an IANA time zone"),
+    ("    route_to: [t1]", '    route_to: [t1]\nconduct:\n  - id: c1\n    when: { field: product, '
+     'eq: saver }\n    contact_window: { start: "8:00", end: "21:00" }',
+     "conduct[0].contact_window.start", 27, 'not a time of day written HH:MM, such as "08:00"'),
+    ("    route_to: [t1]", '    route_to: [t1]\nconduct:\n  - id: c1\n    when: { field: product, '
+     'eq: saver }\n    contact_window: { start: "08:00", end: "24:30" }',
+     "conduct[0].contact_window.end", 27, "(got '24:30')"),
+    ("    when: { field: product, eq: saver }", "    when: { eq: saver }",
+     "rules[0].when", 22, "needs `field:`"),
     # a key missing from a block mapping points at that mapping's own key (`  t1:`), not at
     # its first child on the next line
     ("    members:\n      - { id: a, name: A }\n", "", "teams.t1.members", 9,
@@ -232,3 +240,10 @@ def test_a_webhook_url_is_checked_without_being_echoed(tmp_path: Path) -> None:
     assert policy.review.notify == ({"kind": "webhook", "url": {"env": "LG_HOOK"}},)
     policy = load_policy(write(tmp_path, MINIMAL + review % '"https://hooks.example.com/T1"'))
     assert policy.review.notify[0]["url"] == "https://hooks.example.com/T1"
+
+
+def test_a_contact_window_may_end_at_midnight(tmp_path: Path) -> None:
+    text = MINIMAL + ("conduct:\n  - id: c1\n    when: { field: product, eq: saver }\n"
+                      '    contact_window: { start: "08:00", end: "24:00" }\n')
+    window = load_policy(write(tmp_path, text)).conduct[0].window
+    assert window is not None and window.end.hour == 23 and window.end.minute == 59
