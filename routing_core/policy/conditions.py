@@ -232,7 +232,14 @@ def _check_scalar(ptype: PathType, value: Any, op: str, groups: Mapping[str, Seq
             if value.tzinfo is None:
                 raise ConditionError(f"{op}: {value} has no time zone (add Z)", op)
             return value
-        raise ConditionError(f"{op}: {value!r} is not a date-time such as "
+        if isinstance(value, str):  # written in quotes: the same ISO 8601 instant
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.tzinfo is not None:
+                return parsed
+        raise ConditionError(f"{op}: {value!r} is not a date-time with a time zone, such as "
                              "2026-01-01T00:00:00Z", op)
     if not isinstance(value, str):
         raise ConditionError(f"{op}: {value!r} is not text, but the path holds text", op)

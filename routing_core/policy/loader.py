@@ -102,9 +102,9 @@ def _schema_problems(exc: ValidationError, data: Any, problems: _Problems) -> No
             fix = None
         else:
             given = error.get("input")
-            shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
-            text = error["msg"].removeprefix("Value error, ")  # the schema's own checks
-            message, fix = f"{text}{shown}", None
+            shown = "" if isinstance(given, (dict, list)) or kind == "value_error" else (
+                f" (got {given!r})")  # the schema's own checks name the value themselves
+            message, fix = f"{error['msg'].removeprefix('Value error, ')}{shown}", None
             several = kinds.get(path, [])
             if len(several) > 1 and error["msg"].startswith(_VALID):
                 message = (f"{_VALID}{', '.join(several[:-1])} or {several[-1]}"

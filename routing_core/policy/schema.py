@@ -11,10 +11,29 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 Scalar = str | int | float | bool
 DEFAULT_CHANNELS = ["email", "phone", "sms", "post"]
+
+
+def _not_a_date(value: Any) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        raise ValueError(f"{value.isoformat()} is a date; write the instant, such as "
+                         f"{value.isoformat()}T00:00:00Z")
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{value.isoformat()} has no time zone (add Z or an offset such as "
+                         "+01:00)")
+    return value
+
+
+# A date-time that says which instant it is: a date alone, or a date-time without an offset,
+# would be read in whatever zone the machine happens to be in.
+Instant = Annotated[datetime, BeforeValidator(_not_a_date), AfterValidator(_aware)]
 
 
 class Strict(BaseModel):
@@ -24,7 +43,7 @@ class Strict(BaseModel):
 class Header(Strict):
     id: str = Field(min_length=1)
     version: str = Field(min_length=1)
-    effective_from: datetime | None = None
+    effective_from: Instant | None = None
     timezone: str = "UTC"
 
 
@@ -107,14 +126,14 @@ _HH_MM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
 def _start_time(text: str) -> str:
     if not _HH_MM.fullmatch(text):
-        raise ValueError('not a time of day written HH:MM, such as "08:00"')
+        raise ValueError(f'{text!r} is not a time of day written HH:MM, such as "08:00"')
     return text
 
 
 def _end_time(text: str) -> str:
     if text != "24:00" and not _HH_MM.fullmatch(text):
-        raise ValueError('not a time of day written HH:MM, such as "21:00" ("24:00" is the '
-                         'end of the day)')
+        raise ValueError(f'{text!r} is not a time of day written HH:MM, such as "21:00" '
+                         '("24:00" is the end of the day)')
     return text
 
 
@@ -183,7 +202,7 @@ class PolicyTest(Strict):
     name: str
     lead: dict[str, Any]
     expect: Expect
-    at: datetime | None = None
+    at: Instant | None = None
 
 
 class Document(Strict):

@@ -78,7 +78,11 @@ def run(cond: dict[str, Any], lead: Any = LEAD, screening: dict[str, bool] | Non
         ({"field": "email", "matches": ".*@example\\.com"}, True),
         ({"field": "assessments.appropriateness", "eq": "passed"}, True),
         ({"field": "attributes.score", "gt": 5}, True),
-        ({"field": "first_contact_at", "lt": "2026-11-02T00:00:00Z"}, None),  # str: load error
+        # in quotes, as JSON has to write it: the same instant; without a zone: load error
+        ({"field": "first_contact_at", "lt": "2026-11-02T00:00:00Z"}, True),
+        ({"field": "first_contact_at", "gt": "2026-11-01T10:00:00+02:00"}, True),
+        ({"field": "first_contact_at", "lt": "2026-11-02T00:00:00"}, None),
+        ({"field": "first_contact_at", "lt": "yesterday"}, None),
         ({"field": "source", "eq": "salesforce"}, True),
         ({"field": "kind", "eq": "person"}, True),
         ({"field": "investable_assets", "exists": True}, True),

@@ -100,9 +100,16 @@ def test_minimal_policy_loads_with_defaults(tmp_path: Path) -> None:
      "conduct[0].contact_window.start", 27, 'not a time of day written HH:MM, such as "08:00"'),
     ("    route_to: [t1]", '    route_to: [t1]\nconduct:\n  - id: c1\n    when: { field: product, '
      'eq: saver }\n    contact_window: { start: "08:00", end: "24:30" }',
-     "conduct[0].contact_window.end", 27, "(got '24:30')"),
+     "conduct[0].contact_window.end", 27, "'24:30' is not a time of day"),
     ("    when: { field: product, eq: saver }", "    when: { eq: saver }",
      "rules[0].when", 22, "needs `field:`"),
+    ('policy: { id: p, version: "1" }', 'policy: { id: p, version: "1", effective_from: '
+     '2026-11-01 }', "policy.effective_from", 1, "2026-11-01 is a date; write the instant"),
+    ('policy: { id: p, version: "1" }', 'policy: { id: p, version: "1", effective_from: '
+     '2026-11-01T00:00:00 }', "policy.effective_from", 1, "has no time zone (add Z"),
+    ("    route_to: [t1]", "    route_to: [t1]\ntests:\n  - name: n\n    at: 2026-07-01\n"
+     "    lead: { jurisdiction: GB }\n    expect: { outcome: refused }",
+     "tests[0].at", 26, "2026-07-01 is a date"),
     # a key missing from a block mapping points at that mapping's own key (`  t1:`), not at
     # its first child on the next line
     ("    members:\n      - { id: a, name: A }\n", "", "teams.t1.members", 9,
