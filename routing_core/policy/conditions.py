@@ -286,6 +286,24 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _value_kind(value: Any) -> str:
+    """What a value is, for comparing on paths whose type is known only at run time
+    (`attributes.*`): 1 is not true, and "10" is not 10."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float, Decimal)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, datetime):
+        return "date-time"
+    return _type_name(value)
+
+
+def _mismatch(actual: Any, wanted: Sequence[str]) -> str:
+    return f"type mismatch: {_value_kind(actual)} against {' or '.join(sorted(wanted))}"
+
+
 def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
                   groups: Mapping[str, Sequence[str]]) -> Condition:
     unknown = set(spec) - {"field", *OPERATORS}
@@ -377,8 +395,28 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
                 values.append(_check_scalar(ptype, item, op, groups))
             except ConditionError as exc:
                 raise ConditionError(exc.message, f"{op}[{i}]") from exc
-        choices = frozenset(values)
         negate = op == "not_in"
+        if ptype.kind == "any":  # attributes.*: a value of another kind is no member
+            by_kind: dict[str, set[Any]] = {}
+            for item in values:
+                by_kind.setdefault(_value_kind(item), set()).add(item)
+            kinds = {k: frozenset(v) for k, v in by_kind.items()}
+
+            def member_any(facts: Facts, trace: Trace) -> bool:
+                actual = get(facts)
+                if actual is None:
+                    trace.append(leaf(path, op, shown.copy(), MISSING, False))
+                    return False
+                same = kinds.get(_value_kind(actual))
+                if same is None:
+                    trace.append(leaf(path, op, shown.copy(), actual, False,
+                                      _mismatch(actual, list(kinds))))
+                    return False
+                result = (actual in same) is not negate
+                trace.append(leaf(path, op, shown.copy(), actual, result))
+                return result
+            return member_any
+        choices = frozenset(values)
 
         def member(facts: Facts, trace: Trace) -> bool:
             actual = get(facts)
@@ -409,6 +447,24 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
                 expected, datetime):
             raise ConditionError(f"{op}: {expected!r} is not a number or date-time", op)
     value = _check_scalar(ptype, expected, op, groups)
+
+    if op in ("eq", "ne") and ptype.kind == "any":  # attributes.*: compare like with like
+        negate = op == "ne"
+        value_kind = _value_kind(value)
+
+        def equal_any(facts: Facts, trace: Trace) -> bool:
+            actual = get(facts)
+            if actual is None:
+                trace.append(leaf(path, op, shown, MISSING, False))
+                return False
+            if _value_kind(actual) != value_kind:
+                trace.append(leaf(path, op, shown, actual, False,
+                                  _mismatch(actual, [value_kind])))
+                return False
+            result = (actual == value) is not negate
+            trace.append(leaf(path, op, shown, actual, result))
+            return result
+        return equal_any
 
     if op in ("eq", "ne"):
         negate = op == "ne"

@@ -229,3 +229,31 @@ def test_load_errors_name_the_path(cond: Any, path: str, fragment: str) -> None:
         compile_condition(cond, CATALOG, GROUPS)
     assert info.value.path == path
     assert fragment in info.value.message
+
+
+@pytest.mark.parametrize(("cond", "attributes", "result", "note"), [
+    # attributes.* holds what the CRM sent: 1 is not true, "10" is not 10, true is not 1
+    ({"field": "attributes.vip", "eq": True}, {"vip": 1}, False, "number against true/false"),
+    ({"field": "attributes.vip", "eq": True}, {"vip": True}, True, None),
+    ({"field": "attributes.score", "ne": "10"}, {"score": 10}, False, "number against text"),
+    ({"field": "attributes.score", "ne": 10}, {"score": 11}, True, None),
+    ({"field": "attributes.score", "eq": 10}, {"score": 10.0}, True, None),
+    ({"field": "attributes.tier", "in": [True, 2]}, {"tier": 1}, False, None),
+    ({"field": "attributes.tier", "in": [True, 2]}, {"tier": True}, True, None),
+    ({"field": "attributes.tier", "in": ["gold", 2]}, {"tier": False}, False,
+     "true/false against number or text"),
+    ({"field": "attributes.tier", "not_in": ["gold"]}, {"tier": 3}, False, "number against text"),
+    ({"field": "attributes.tier", "not_in": ["gold"]}, {"tier": "silver"}, True, None),
+    ({"field": "attributes.tier", "in": ["gold"]}, {"tier": ["gold"]}, False, "list against text"),
+])
+def test_attribute_values_of_another_type_make_a_false_leaf_with_a_note(
+        cond: dict[str, Any], attributes: dict[str, Any], result: bool, note: str | None
+) -> None:
+    lead = parse_lead({"id": "L3", "jurisdiction": "GB", "attributes": attributes})
+    trace: list[Any] = []
+    assert compile_condition(cond, CATALOG, GROUPS)(Facts(lead, None), trace) is result
+    assert trace[0]["result"] is result
+    if note is None:
+        assert "note" not in trace[0]
+    else:
+        assert trace[0]["note"] == f"type mismatch: {note}"
