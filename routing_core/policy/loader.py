@@ -349,6 +349,15 @@ def load_policy(path: str | Path) -> model.Policy:
         hours=c.hours, anchor=c.from_, blocks_stage=c.blocks_stage, reason=c.reason)
         for i, c in enumerate(doc.cooling_off))
 
+    if doc.screening is not None:
+        # a list's id is what a decision records as the list that was checked
+        _unique([lst.id for lst in doc.screening.lists], "screening.lists", "screening list",
+                problems)
+        for i, lst in enumerate(doc.screening.lists):
+            if lst.id in ("pep", "blocklist") and getattr(doc.screening, lst.id) is not None:
+                problems.add(f"screening.lists[{i}].id", f"{lst.id!r} is the id decisions "
+                             f"record for screening.{lst.id}", "give the list another id")
+    _unique([o.id for o in doc.review.officers], "review.officers", "officer", problems)
     for i, notify in enumerate(doc.review.notify):
         if notify.kind == "webhook" and not notify.url:
             problems.add(f"review.notify[{i}]", "a webhook needs url:")

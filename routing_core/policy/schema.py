@@ -88,14 +88,18 @@ class Team(Strict):
     members: list[Member] = Field(min_length=1)
 
 
+# The list file formats leadgate reads (sync/screening_lists.py has a reader for each).
+ListFormat = Literal["ofac_sdn_csv", "opensanctions_simple", "csv"]
+
+
 class ListSource(Strict):
     id: str
-    format: str
+    format: ListFormat
     path: str
 
 
 class FileSource(Strict):
-    format: str
+    format: ListFormat
     path: str
 
 

@@ -254,3 +254,32 @@ def test_a_contact_window_may_end_at_midnight(tmp_path: Path) -> None:
                       '    contact_window: { start: "08:00", end: "24:00" }\n')
     window = load_policy(write(tmp_path, text)).conduct[0].window
     assert window is not None and window.end.hour == 23 and window.end.minute == 59
+
+
+SCREENED = MINIMAL + """\
+screening:
+  lists:
+    - { id: sanctions, format: ofac_sdn_csv, path: sdn.csv }
+    - { id: sanctions, format: opensanction_simple, path: uk.csv }
+    - { id: pep, format: csv, path: other.csv }
+  pep: { format: opensanctions_simple, path: peps.csv }
+review:
+  officers:
+    - { id: jane, name: Jane A }
+    - { id: jane, name: Jane B }
+"""
+
+
+def test_screening_lists_and_officers_are_checked_at_load(tmp_path: Path) -> None:
+    problems = error_of(tmp_path, SCREENED).problems
+    # the format is a shape error, reported first; ids are checked once the shape is right
+    assert len(problems) == 1 and "screening.lists[1].format: 'opensanction_simple' is not " \
+        "allowed" in problems[0] and "opensanctions_simple" in problems[0]
+    problems = error_of(tmp_path, SCREENED.replace("opensanction_simple",
+                                                   "opensanctions_simple")).problems
+    assert [p.split(": ", 2)[1:] for p in problems] == [
+        ["screening.lists[1].id", "duplicate screening list 'sanctions' (fix: give each one "
+         "its own id)"],
+        ["screening.lists[2].id", "'pep' is the id decisions record for screening.pep (fix: "
+         "give the list another id)"],
+        ["review.officers[1].id", "duplicate officer 'jane' (fix: give each one its own id)"]]

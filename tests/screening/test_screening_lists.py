@@ -95,3 +95,12 @@ def test_sanctions_hit_is_recorded_even_from_an_unlicensed_jurisdiction(policy_c
                     first_name="Amelia", last_name="Thornbury").to_json()
     assert clean["reason"] == "unlicensed_jurisdiction"
     assert len(clean["screening"]) == 4
+
+
+def test_every_format_a_policy_may_name_has_a_reader() -> None:
+    from typing import get_args
+
+    from routing_core.policy.schema import ListFormat
+    from sync import screening_lists
+
+    assert set(get_args(ListFormat)) == set(screening_lists._READERS)
