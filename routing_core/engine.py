@@ -49,18 +49,27 @@ def _refuse(decision: Decision, reason: str, detail: str) -> Decision:
     return decision
 
 
+def _unknown_product(product: str, policy: Policy) -> str:
+    return f"product: {product!r} is not a product of policy {policy.id}"
+
+
 def _check_time(at: datetime) -> None:
     if at.tzinfo is None:
         raise ValueError("decision time `at` must be time-zone aware")
 
 
 def refuse_invalid(source: str, record_id: str, problems: list[str], policy: Policy, *,
-                   at: datetime, decision_id: str | None = None) -> Decision:
-    """The decision for a record that could not be normalised into a Lead."""
+                   at: datetime, decision_id: str | None = None, product: Any = None
+                   ) -> Decision:
+    """The decision for a record that could not be normalised into a Lead. `product` is the
+    record's product code, if it has one: an unknown one is listed with the other problems."""
     _check_time(at)
+    problems = list(problems)
+    if isinstance(product, str) and product and product not in policy.products:
+        problems.append(_unknown_product(product, policy))
     decision = Decision(decision_id=decision_id or new_decision_id(at), decided_at=at,
                         lead={"source": source, "id": record_id}, policy=policy.reference(),
-                        outcome="refused", problems=list(problems))
+                        outcome="refused", problems=problems)
     return _refuse(decision, "invalid_lead",
                    f"the record could not be normalised ({len(problems)} problem(s))")
 
@@ -110,8 +119,7 @@ def decide(lead: Lead, policy: Policy, *, at: datetime, rotation: RotationState,
     if lead.product is not None:
         product = policy.products.get(lead.product)
         if product is None:
-            decision.problems.append(f"product: {lead.product!r} is not a product of policy "
-                                     f"{policy.id}")
+            decision.problems.append(_unknown_product(lead.product, policy))
             return _refuse(decision, "invalid_lead", f"unknown product code {lead.product!r}")
     # Screening runs before the jurisdiction check: a sanctioned or politically exposed party
     # is recorded as such wherever it writes from, because the firm's screening duty does not

@@ -73,7 +73,8 @@ def run_test(policy: Policy, test: Mapping[str, Any], index: int, at: datetime) 
         decision = decide(lead, policy, at=when, rotation=InMemoryRotationState(),
                           screener=screener)
     except InvalidLead as exc:
-        decision = refuse_invalid("policy-test", str(raw["id"]), exc.problems, policy, at=when)
+        decision = refuse_invalid("policy-test", str(raw["id"]), exc.problems, policy, at=when,
+                                  product=raw.get("product"))
     diffs = []
     for key, expected in test["expect"].items():
         if expected is None:

@@ -135,8 +135,9 @@ class Decider:
     def decide(self, cand: Candidate, rotation: DbRotationState, at: datetime) -> Decision:
         lead = normalise(self.source, cand.record_id, cand.lead_input, cand.problems)
         if isinstance(lead, list):
-            return routing_engine.refuse_invalid(self.source, cand.record_id, lead,
-                                                 self.policy, at=at)
+            return routing_engine.refuse_invalid(
+                self.source, cand.record_id, lead, self.policy, at=at,
+                product=(cand.lead_input or {}).get("product"))
         return routing_engine.decide(lead, self.policy, at=at, rotation=rotation,
                                      screener=self.screener)
 

@@ -82,6 +82,21 @@ def test_csv_with_dotted_columns_and_a_bad_row(tmp_path: Path) -> None:
     assert all("leads.csv row 4" in p for p in c3["problems"])
 
 
+def test_an_unknown_product_is_listed_with_the_other_problems_of_a_bad_lead(
+        tmp_path: Path) -> None:
+    lead = write(tmp_path, "lead.json", json.dumps(
+        {"id": "M1", "jurisdiction": "GB", "customer_type": "retail", "product": "crypto_wallet",
+         "investable_assets": {"amount": "10", "currency": "EUX"}}))
+    result = cli("route", "--policy", BASIC, "--lead", lead, "--at", AT, "--json",
+                 "--no-screening")
+    [decision] = decisions(result)
+    assert decision["reason"] == "invalid_lead"
+    assert [p.split(": ", 2)[1] for p in decision["problems"]] == [
+        "investable_assets.currency", "product"]
+    assert decision["problems"][1].endswith("'crypto_wallet' is not a product of policy "
+                                            "test-routing")
+
+
 def test_stdin_and_summary_output() -> None:
     lead = json.dumps({"id": "S1", "jurisdiction": "US-TX", "product": "term_life"})
     result = cli("route", "--policy", BASIC, "--lead", "-", "--at", AT, "--no-screening",

@@ -154,11 +154,13 @@ def _groups(doc: schema.Document, problems: _Problems) -> dict[str, list[str]]:
 
 def _jurisdictions(items: list[str], groups: Mapping[str, Sequence[str]], path: str,
                    problems: _Problems) -> JurisdictionSet:
-    try:
-        return JurisdictionSet(expand_jurisdictions(items, groups, ""))
-    except ConditionError as exc:
-        problems.add(path + exc.path, exc.message)
-        return JurisdictionSet(())
+    codes: list[str] = []
+    for i, item in enumerate(items):  # one at a time, so that every bad code is reported
+        try:
+            codes += expand_jurisdictions([item], groups, "")
+        except ConditionError as exc:
+            problems.add(f"{path}[{i}]", exc.message)
+    return JurisdictionSet(codes)
 
 
 def _license(lic: schema.License, path: str, doc: schema.Document,

@@ -92,7 +92,12 @@ def _build(node: yaml.Node, loader: _Loader, path: str, file: str,
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, loader, child_path(path, i), file, where)
                 for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:  # a date such as 2026-13-01: YAML's pattern, no such day
+        what = "a date or time" if node.tag.endswith(":timestamp") else "a value"
+        raise SourceError(f"{node.value!r} is not {what} that exists ({exc})", file,
+                          where[path][1], path) from None
 
 
 def read_file(file: Path) -> tuple[dict[str, Any], dict[str, tuple[str, int]]]:

@@ -215,8 +215,10 @@ def _route_row(row: Row, index: int, policy: Policy, at: datetime,
     try:
         lead = parse_lead({**raw, "id": record_id}, source=source)
     except InvalidLead as exc:
-        return refuse_invalid(source, record_id, [f"{row.label}: {p}" for p in exc.problems],
-                              policy, at=at)
+        decision = refuse_invalid(source, record_id, exc.problems, policy, at=at,
+                                  product=raw.get("product"))
+        decision.problems = [f"{row.label}: {p}" for p in decision.problems]
+        return decision
     decision = decide(lead, policy, at=at, rotation=rotation, screener=screener)
     if decision.reason == "invalid_lead":  # e.g. a product code the policy does not know
         decision.problems = [f"{row.label}: {p}" for p in decision.problems]

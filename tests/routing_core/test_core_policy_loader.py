@@ -110,6 +110,8 @@ def test_minimal_policy_loads_with_defaults(tmp_path: Path) -> None:
     ("    route_to: [t1]", "    route_to: [t1]\ntests:\n  - name: n\n    at: 2026-07-01\n"
      "    lead: { jurisdiction: GB }\n    expect: { outcome: refused }",
      "tests[0].at", 26, "2026-07-01 is a date"),
+    ("        valid_from: 2024-01-01", "        valid_from: 2024-13-01",
+     "teams.t1.licenses[0].valid_from", 17, "'2024-13-01' is not a date or time that exists"),
     # a key missing from a block mapping points at that mapping's own key (`  t1:`), not at
     # its first child on the next line
     ("    members:\n      - { id: a, name: A }\n", "", "teams.t1.members", 9,
@@ -283,3 +285,10 @@ def test_screening_lists_and_officers_are_checked_at_load(tmp_path: Path) -> Non
         ["screening.lists[2].id", "'pep' is the id decisions record for screening.pep (fix: "
          "give the list another id)"],
         ["review.officers[1].id", "duplicate officer 'jane' (fix: give each one its own id)"]]
+
+
+def test_every_bad_code_of_a_jurisdiction_list_is_reported(tmp_path: Path) -> None:
+    problems = error_of(tmp_path, MINIMAL.replace("jurisdictions: [GB]",
+                                                  "jurisdictions: [GB, UK, US-NY, EL]")).problems
+    assert [p.split(": ")[1] for p in problems] == [
+        "teams.t1.licenses[0].jurisdictions[1]", "teams.t1.licenses[0].jurisdictions[3]"]
