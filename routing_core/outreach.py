@@ -1,12 +1,14 @@
 """Conduct of business and cooling-off: what the assignment may set in motion, and when.
 
 Every matching conduct rule applies (not first-match): prohibited channels are removed, the
-narrowest contact window wins (expressed in the lead's local time zone), disclosures add up.
+narrowest contact window wins (expressed in the lead's local time zone, and holding on every
+day of the coming year, whatever the clocks do), disclosures add up.
 Of the matching cooling-off rules, the longest window applies.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,16 +55,36 @@ def _local_window(window: Window, lead: Lead, at: datetime) -> tuple[time, time]
             return window.start, window.end
     else:
         zones = (window.timezone,)
-    target = ZoneInfo(lead.timezone)
-    day = at.astimezone(target).date()
-    day_start = datetime.combine(day, time(0), target)
-    day_end = _moment(day, time.max, target)
-    start = max([day_start, *(_moment(day, window.start, ZoneInfo(z)) for z in zones)])
-    end = min([day_end, *(_moment(day, window.end, ZoneInfo(z)) for z in zones)])
-    if end <= start:
-        return time(0), time(0)   # no common hour: the caller allows no channel
-    clock_end = time.max if end >= day_end else end.astimezone(target).time()
-    return start.astimezone(target).time(), clock_end.replace(tzinfo=None)
+    day = at.astimezone(ZoneInfo(lead.timezone)).date()
+    return _all_year(window.start, window.end, tuple(zones), lead.timezone, day)
+
+
+@functools.lru_cache(maxsize=4096)
+def _all_year(start: time, end: time, zones: tuple[str, ...], target: str, first: date
+              ) -> tuple[time, time]:
+    """The hours on the `target` clock inside the window on each of the 366 days from `first`.
+
+    Zones change their clocks on different dates (London and New York are four hours apart
+    for a few weeks a year and five otherwise; Phoenix never changes), and the window recorded
+    with an assignment is what the rep goes by whenever contact is made: it must hold on every
+    day, not only on the day of the decision. Pure, so it is computed once a day per window.
+    """
+    clock = ZoneInfo(target)
+    lo, hi = time(0), time.max
+    for k in range(366):
+        day = first + timedelta(days=k)
+        day_start = datetime.combine(day, time(0), clock)
+        day_end = _moment(day, time.max, clock)
+        begin = max([day_start, *(_moment(day, start, ZoneInfo(z)) for z in zones)])
+        finish = min([day_end, *(_moment(day, end, ZoneInfo(z)) for z in zones)])
+        if finish <= begin:
+            return time(0), time(0)   # no common hour: the caller allows no channel
+        lo = max(lo, begin.astimezone(clock).time().replace(tzinfo=None))
+        hi = min(hi, time.max if finish >= day_end else
+                 finish.astimezone(clock).time().replace(tzinfo=None))
+        if hi <= lo:
+            return time(0), time(0)
+    return lo, hi
 
 
 def merge_conduct(policy: Policy, lead: Lead, facts: Facts, at: datetime

@@ -332,8 +332,10 @@ def test_window_in_another_zone_is_converted(tmp_path: Path) -> None:
     policy = load_policy(_write(tmp_path, text))
     out = route(policy, lead(jurisdiction="US-NY", product="term_life")).to_json()
     window = out["outreach"]["contact_window"]
-    # 15:00-23:00 London on 24 Nov is 10:00-18:00 New York; the TCPA window is 08:00-21:00
-    assert (window["start"], window["end"]) == ("10:00", "18:00")
+    # 15:00-23:00 London is 10:00-18:00 New York on 24 Nov, but 11:00-19:00 in the weeks of
+    # March and October when only one of them has changed its clocks: 11:00-18:00 holds on
+    # every day. The TCPA window is 08:00-21:00.
+    assert (window["start"], window["end"]) == ("11:00", "18:00")
 
 
 def test_disclosures(policy: Policy) -> None:

@@ -79,7 +79,23 @@ def test_split_state_window_holds_in_both_of_its_zones(nationwide: Policy) -> No
 
 
 def test_country_only_window_holds_from_new_york_to_hawaii(nationwide: Policy) -> None:
-    # 08:00 in Honolulu (and Adak) is 13:00 in New York in November.
+    # 08:00 in Honolulu (and Adak) is 13:00 in New York in November and 14:00 from March,
+    # when New York moves its clocks and Honolulu does not: the window holds all year.
     window = _window(nationwide, jurisdiction="US")
     assert (window["start"], window["end"], window["timezone"]) == (
-        "13:00", "21:00", "America/New_York")
+        "14:00", "21:00", "America/New_York")
+
+
+@pytest.mark.parametrize("at", [datetime(2026, 3, 7, 20, 0, tzinfo=UTC),   # a Saturday
+                                datetime(2026, 3, 9, 20, 0, tzinfo=UTC),   # after US DST began
+                                datetime(2026, 7, 1, 20, 0, tzinfo=UTC)])
+def test_a_guessed_window_is_the_same_whichever_day_it_is_decided(nationwide: Policy,
+                                                                  at: datetime) -> None:
+    # Arizona is Phoenix (no DST) or the Navajo Nation (Denver, with DST): 21:00 in Denver is
+    # 20:00 in Phoenix for most of the year, so a decision made in winter must not allow
+    # 20:00-21:00 calls that are forbidden from March on.
+    decision = decide(_lead(jurisdiction="US-AZ"), nationwide, at=at,
+                      rotation=InMemoryRotationState(), screener=NullScreener()).to_json()
+    window = decision["outreach"]["contact_window"]
+    assert (window["start"], window["end"], window["timezone"]) == (
+        "08:00", "20:00", "America/Phoenix")
