@@ -1,7 +1,10 @@
 """`load_policy`: YAML -> validated, compiled `Policy` with its canonical digest.
 
 Every problem found is reported with file, line and YAML path; a policy with any problem does
-not load (and so never routes anything).
+not load (and so never routes anything). Problems are found in three passes, each reporting
+all it finds: reading the YAML (syntax, duplicate keys: the first stops the read), the
+document's shape (unknown keys, types, formats), then references and values across sections
+(undefined teams and products, duplicate ids, conditions, jurisdiction codes).
 """
 
 from __future__ import annotations
