@@ -29,8 +29,9 @@ from ulid import ULID
 from audit.db import database_failures, in_lists
 from audit.errors import DatabaseFailed, KeyRotated
 from audit.ledger import Ledger
-from connectors.base import Connector
+from connectors.base import BudgetExhausted, Connector
 from connectors.base import Cursor as PullCursor
+from connectors.calls import CallFailed
 from routing_core.errors import LeadgateError
 from sync import crashpoints, cursor, decide_ahead, notify, sealed, violations, writeback
 from sync.decide_ahead import DecideAhead
@@ -176,14 +177,16 @@ class SyncJob:
         """Run a step of a started run; False when it stopped part-way. An error then (the CRM
         down, the API budget spent, the database gone) fails the run, not the process:
         everything decided so far is written ahead, and the next run finishes it with the
-        same decisions. Before any work the error is raised (cannot start: exit 2)."""
+        same decisions. Before any work the error is raised (cannot start: exit 2), unless
+        it is the CRM not answering after every retry or the API budget spent: a person can
+        do nothing about those, and the next run may well get through (exit 1)."""
         try:
             with database_failures(self.engine):
                 step()
             return True
         except LeadgateError as exc:
-            if not self._working:
-                raise  # could not start (credentials, CRM unreachable): exit 2
+            if not self._working and not _crm_unavailable(exc):
+                raise  # could not start (configuration, credentials): exit 2
             self.summary.status = "failed"
             earlier = self.summary.error
             self.summary.error = f"{earlier}; then {exc}" if earlier else str(exc)
@@ -636,6 +639,11 @@ def few_collections() -> Iterator[None]:
     finally:
         gc.set_threshold(*old)
         gc.unfreeze()
+
+
+def _crm_unavailable(exc: LeadgateError) -> bool:
+    """The CRM did not answer after every retry, or the run's API budget is spent."""
+    return isinstance(exc, BudgetExhausted) or (isinstance(exc, CallFailed) and exc.retryable)
 
 
 class LeaseLost(LeadgateError):

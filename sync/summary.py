@@ -22,6 +22,7 @@ class RunSummary:
     dry_run: bool = False
     status: str = "done"  # done | partial (write-backs to retry) | lease_held | dry_run
     lease_held_by: str | None = None
+    strict_lease: bool = False  # --strict-lease: a lease held by another run exits 3, not 0
     error: str | None = None  # why a run stopped part-way (status "failed")
     pulled: int = 0
     decided: int = 0
@@ -66,7 +67,7 @@ class RunSummary:
     @property
     def exit_code(self) -> int:
         if self.status == "lease_held":
-            return EXIT_DONE
+            return EXIT_LEASE_HELD if self.strict_lease else EXIT_DONE
         if self.status in ("failed", "interrupted"):
             return EXIT_WRITE_FAILED
         return EXIT_WRITE_FAILED if self.write_errors else EXIT_DONE

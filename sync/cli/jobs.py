@@ -20,7 +20,7 @@ import click
 from routing_core.errors import LeadgateError
 from sync.cli.officer import ask_token, officer_options
 from sync.state import json_default
-from sync.summary import EXIT_CANNOT_START, EXIT_LEASE_HELD
+from sync.summary import EXIT_CANNOT_START
 
 
 def _shard(value: str | None) -> tuple[int, int] | None:
@@ -93,6 +93,7 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
     finally:
         job.connector.close()
         ctx.close()
+    summary.strict_lease = strict_lease
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True, default=json_default))
     else:
@@ -102,8 +103,6 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
                 click.echo(f"  would write {item['record_id']}: {item['outcome']} "
                            f"owner={item['owner_crm_id'] or 'review queue'} "
                            f"reason={item['reason'] or '-'} decision={item['decision_id']}")
-    if summary.status == "lease_held" and strict_lease:
-        sys.exit(EXIT_LEASE_HELD)
     sys.exit(summary.exit_code)
 
 

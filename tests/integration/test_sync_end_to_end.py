@@ -4,6 +4,8 @@ end state, idempotence, dry run, intake episodes, lease contention."""
 from __future__ import annotations
 
 import json
+import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -134,8 +136,10 @@ def test_lease_held_exit_codes(tmp_path: Path) -> None:
         relaxed = sync_run(env, "salesforce")
         assert relaxed.returncode == 0
         assert summary(relaxed)["lease_held_by"] == "otherhost:4242:01RUN"
+        assert summary(relaxed)["exit_code"] == 0
         strict = sync_run(env, "salesforce", "--strict-lease")
         assert strict.returncode == 3
+        assert summary(strict)["exit_code"] == 3  # what a scheduler's log says is what it saw
         # A dead run's lease expires and is taken over.
         with engine.begin() as conn:
             conn.execute(sa.update(sync_leases).values(expires_at=time.time() - 1))
@@ -159,6 +163,36 @@ def test_could_not_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
         assert "wrong" not in proc.stderr
+    finally:
+        env.sb.stop()
+
+
+def test_a_crm_that_does_not_answer_at_start_fails_the_run_for_the_next_run_to_retry(
+        tmp_path: Path) -> None:
+    # Exit 1, not 2: nobody can fix an outage, and the next scheduled run gets through. Wrong
+    # credentials (above) still ask for a person.
+    env = start_env(tmp_path, leads=20)
+    try:
+        good = env.config.read_text()
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        port = closed.getsockname()[1]
+        text = re.sub(r"base_url: http://127\.0\.0\.1:\d+", f"base_url: http://127.0.0.1:{port}",
+                      good).replace("    kind: hubspot\n",
+                                    "    kind: hubspot\n    retry: { attempts: 2, initial_wait: 0 }\n")
+        assert text != good
+        env.config.write_text(text)
+        down = sync_run(env, "hubspot")
+        closed.close()
+        assert down.returncode == 1, down.stderr[-2000:]
+        failed = summary(down)
+        assert failed["status"] == "failed" and failed["exit_code"] == 1
+        assert "gave up after 2 attempts" in failed["error"] and failed["decided"] == 0
+        assert "Traceback" not in down.stderr
+        env.config.write_text(good)
+        again = summary(sync_run(env, "hubspot"))  # the lease was released, nothing half-done
+        assert again["status"] == "done" and again["decided"] == len(env.intake["hubspot"])
+        check_invariants(env, "hubspot")
     finally:
         env.sb.stop()
 
