@@ -32,8 +32,21 @@ def error_code(content: Any) -> tuple[str, str]:
     first = content[0] if isinstance(content, list) and content else content
     if isinstance(first, dict):
         return str(first.get("errorCode") or first.get("error") or ""), \
-            str(first.get("message") or first.get("error_description") or "")
+            one_line(str(first.get("message") or first.get("error_description") or ""))
     return "", ""
+
+
+def one_line(message: str) -> str:
+    """A Salesforce message as one line. A query error comes as the statement, a caret under
+    the fault, "ERROR at Row:1:Column:83" and the explanation, on five lines: its explanation's
+    first sentence ("No such column 'Emial' on entity 'Lead'.") is what a person needs."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("ERROR at Row:") and i + 1 < len(lines):
+            explanation = " ".join(lines[i + 1:])
+            first, dot, _ = explanation.partition(". ")
+            return first + dot.strip()
+    return " ".join(lines)
 
 
 def classify(exc: BaseException, last_headers: dict[str, str] | None = None) -> Failure:

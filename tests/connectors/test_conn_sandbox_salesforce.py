@@ -361,3 +361,20 @@ def test_answers_parse_to_plain_dicts_with_exact_money(sandbox: Any) -> None:
     record = answer["records"][0]
     assert type(answer) is dict and type(record) is dict and type(record["attributes"]) is dict
     assert isinstance(record["Investable_Assets__c"], Decimal)
+
+
+def test_a_misspelt_mapped_field_is_one_line_naming_the_column(sandbox: Any) -> None:
+    # Salesforce answers INVALID_FIELD with the statement, a caret, "ERROR at Row:1:Column:N"
+    # and the explanation on five lines; a person (and a cron mail) gets the explanation
+    from connectors.mapping import default_mapping
+
+    mapping = {key: {"field": spec.field} for key, spec in default_mapping("salesforce").items()}
+    mapping["email"] = {"field": "Emial"}
+    crm = open_connector(sf_source(sandbox(leads=5), mapping=mapping), source="sf")
+    crm.begin_run()
+    with pytest.raises(CallFailed) as err:
+        pull_all(crm)
+    message = str(err.value)
+    assert "\n" not in message, message
+    assert "INVALID_FIELD: No such column 'Emial' on entity 'Lead'." in message, message
+    assert "leadgate connect salesforce" in message
