@@ -42,6 +42,7 @@ from routing_core.licensing import rep_licence, team_authority
 from routing_core.outreach import select_cooling_off
 from routing_core.policy.conditions import Facts
 from routing_core.policy.model import Member, Policy, Team
+from routing_core.screening import HIT_REASONS
 from sync.context import Context, config_path, existing_policy, open_context
 from sync.rotation_db import count_assignment
 from sync.state import (
@@ -295,8 +296,11 @@ def _screening_now(policy: Policy, lead: Lead, row: Any) -> list[dict[str, Any]]
             f"item {row.id}: the lead cannot be screened now ({type(exc).__name__}: {exc})",
             where="review queue",
             fix="approve again once the screening lists load; nothing was recorded") from None
-    hits = [r for r in results if r.hit]
-    if hits and row.reason not in SCREENING_REASONS:
+    # The officers consider the kind of hit the lead was refused for; any other kind (a PEP
+    # refusal whose lead is now on a sanctions list) is a hit nobody has looked at.
+    considered = {check for check, reason in HIT_REASONS.items() if reason == row.reason}
+    hits = [r for r in results if r.hit and r.check not in considered]
+    if hits:
         found = ", ".join(f"{r.check} hit on list {r.list}" for r in hits)
         raise LeadgateError(
             f"item {row.id}: the lead as the CRM holds it now is a screening hit ({found}) "
@@ -419,11 +423,13 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             conn.execute(sa.update(sync_review_queue)
                          .where(sync_review_queue.c.id == row.id).values(**values))
         if not complete:
+            overridden = []
+            if screening_set_aside:
+                overridden.append(f"a screening hit ({row.reason})")
             if override:
                 why = "; ".join(authority["gaps"]) or f"the lead was refused as {row.reason}"
-                what = f"a failed licence check ({why})"
-            else:
-                what = f"a screening hit ({row.reason})"
+                overridden.append(f"a failed licence check ({why})")
+            what = " and ".join(overridden)
             return (f"approval recorded ({action_id}); this overrides {what}, so a second "
                     "officer must approve the same assignment")
         status = _write(ctx, row.source, source_cfg.kind, [ToWrite(

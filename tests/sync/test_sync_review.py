@@ -673,6 +673,41 @@ def test_an_approval_screens_the_lead_again_as_the_crm_holds_it_now(tmp_path: Pa
         env.sb.stop()
 
 
+def test_a_screening_refusal_whose_lead_is_now_another_kind_of_hit_cannot_be_approved(
+        tmp_path: Path) -> None:
+    """Refused as a PEP, renamed in the CRM since to a name on the sanctions lists: the
+    officers set aside the PEP hit, not a sanctions hit nobody has looked at."""
+    env = start_env(tmp_path, leads=40)
+    try:
+        cfg = ("--config", str(env.config))
+        i, item = _refused_item(env, {"FirstName": "Evander", "LastName": "Quillfeather"})
+        assert item["reason"] == "pep"
+        token = _token(env, "cco-marta")
+
+        def approve() -> Any:
+            return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
+                            "--rep", "alice", "--officer", "cco-marta", "--token", token, *cfg)
+
+        with env.sb.store.lock:
+            env.sb.store.leads.set(i, {"FirstName": "Taras Ilvenovich", "LastName": "Karvossen"})
+        proc = approve()
+        assert proc.returncode == 2
+        assert "is a screening hit (sanctions hit on list ofac_sdn, sanctions hit on list " \
+            "uk_ofsi) that its refusal (pep) did not consider" in proc.stderr, proc.stderr
+        assert "Karvossen" not in proc.stderr
+        engine = env.engine()
+        assert not [e for e in ledger_entries(engine) if e["kind"] == "review_action"]
+        engine.dispose()
+        # still the PEP it was refused as: the officers may set that hit aside, four eyes
+        with env.sb.store.lock:
+            env.sb.store.leads.set(i, {"FirstName": "Evander", "LastName": "Quillfeather"})
+        first = approve()
+        assert first.returncode == 0, first.stderr
+        assert "this overrides a screening hit (pep)" in first.stdout
+    finally:
+        env.sb.stop()
+
+
 def test_officer_actions_on_hubspot_contacts(tmp_path: Path) -> None:
     """The same review workflow on HubSpot: the approval re-reads the contact through the
     HubSpot connector, screens and checks it, and the owner is written; a rejection leaves the
