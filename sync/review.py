@@ -573,7 +573,12 @@ def _write(ctx: Context, source: str, crm: str, items: list[ToWrite]) -> str:
     from connectors import open_connector
     from sync import writeback
 
-    connector = open_connector(ctx.config.source(source), source=source)
+    # The action is recorded already: whatever fails from here on (the connector cannot even
+    # be opened: a CA file gone) leaves the write pending, it does not undo the action.
+    try:
+        connector = open_connector(ctx.config.source(source), source=source)
+    except LeadgateError as exc:
+        return f"pending (next sync run retries it: {exc})"
     try:
         results = writeback.send(connector, items)
         rec = writeback.record(ctx.engine, ctx.ledger, source, crm, f"review-{items[0].decision_id}",

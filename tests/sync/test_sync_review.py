@@ -708,6 +708,31 @@ def test_a_screening_refusal_whose_lead_is_now_another_kind_of_hit_cannot_be_app
         env.sb.stop()
 
 
+def test_a_rejection_the_crm_cannot_take_now_is_recorded_and_says_so(tmp_path: Path) -> None:
+    """The rejection is the officer's decision, recorded before the CRM is written: a CRM that
+    cannot even be connected to (its CA file gone with the sandbox) leaves the write pending,
+    exit 0, never "failed" for an action that stands."""
+    env = start_env(tmp_path, leads=40)
+    try:
+        cfg = ("--config", str(env.config))
+        assert sync_run(env, "salesforce").returncode == 0
+        item = json.loads(leadgate("review", "list", "--json", *cfg).stdout)[0]
+        token = _token(env, "cco-marta")
+    finally:
+        env.sb.stop()
+    rej = leadgate("review", "reject", str(item["id"]), "--officer", "cco-marta", "--token",
+                   token, "--note", "confirmed", *cfg)
+    assert rej.returncode == 0, rej.stderr
+    assert "CRM write pending (next sync run retries it: " in rej.stdout, rej.stdout
+    engine = env.engine()
+    [action] = [e["payload"] for e in ledger_entries(engine) if e["kind"] == "review_action"]
+    engine.dispose()
+    assert action["action"] == "reject" and action["item"] == item["id"]
+    again = leadgate("review", "reject", str(item["id"]), "--officer", "cco-marta", "--token",
+                     token, *cfg)
+    assert again.returncode == 2 and f"no open review item '{item['id']}'" in again.stderr
+
+
 def test_officer_actions_on_hubspot_contacts(tmp_path: Path) -> None:
     """The same review workflow on HubSpot: the approval re-reads the contact through the
     HubSpot connector, screens and checks it, and the owner is written; a rejection leaves the
