@@ -269,6 +269,8 @@ class Config(_Strict):
     sources: dict[str, SourceConfig] = Field(min_length=1)
     #: where the ledger's Ed25519 signing key lives
     signing_key: Path = Path("leadgate-signing.key")
+    #: the officers' token hashes (`leadgate review add-officer`); fixed here, never per call
+    officer_keys: Path = Path("leadgate-officers.json")
 
     @model_validator(mode="after")
     def _defaults(self) -> Config:
@@ -366,6 +368,7 @@ def load_config(path: str | Path) -> Config:
     updates: dict[str, Any] = {}
     if not config.policy.is_absolute():
         updates["policy"] = base / config.policy
-    if not config.signing_key.is_absolute():
-        updates["signing_key"] = base / config.signing_key
+    for key in ("signing_key", "officer_keys"):
+        if not getattr(config, key).is_absolute():
+            updates[key] = base / getattr(config, key)
     return config.model_copy(update=updates)

@@ -2,10 +2,10 @@
 
 Officers are the policy's `review.officers`. Each authenticates with a per-officer token created
 by `leadgate review add-officer ID`; only a SHA-256 of the token is stored, in a file kept
-outside the policy (LEADGATE_OFFICER_KEYS, default `leadgate-officers.json` next to
-leadgate.yaml, mode 0600); `revoke-officer` removes it. Issuing, replacing and revoking are
-`officer_credential` ledger entries. The OS user running the command is recorded with every
-action.
+outside the policy (leadgate.yaml's `officer_keys`, by default `leadgate-officers.json` next to
+it, mode 0600); `revoke-officer` removes it. Issuing, replacing and revoking are
+`officer_credential` ledger entries naming the credential (`credential_of`). The OS user and
+the credential used are recorded with every action.
 
 Every action is a `review_action` ledger entry. An approval is written back to the CRM (the rep
 becomes the owner; the record is stamped with the action's id); a rejection re-stamps the record
@@ -22,7 +22,6 @@ import getpass
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -35,6 +34,7 @@ from ulid import ULID
 from audit.db import write_transaction
 from audit.files import write_atomically
 from audit.ledger import EntryIn
+from connectors.config import Config
 from routing_core.decision import iso, json_safe, rules_json
 from routing_core.errors import LeadgateError
 from routing_core.lead import Lead
@@ -56,16 +56,23 @@ from sync.state import (
 from sync.violations import REASON as VIOLATION
 from sync.writeahead import OPEN_STATUSES, ToWrite, normalise
 
-KEYS_ENV = "LEADGATE_OFFICER_KEYS"
 LICENCE_REASONS = frozenset({"unlicensed_jurisdiction", "no_licensed_team"})
 # A screening hit set aside is at least as grave as a licence gap: four eyes too.
 SCREENING_REASONS = frozenset({"sanctions_hit", "pep", "blocklisted"})
 
 
-def keys_path(config_file: Path) -> Path:
-    """The officer key file of the leadgate.yaml at `config_file`."""
-    return Path(os.environ.get(KEYS_ENV) or config_file.resolve().parent
-                / "leadgate-officers.json")
+def keys_path(config: Config) -> Path:
+    """The officer key file leadgate.yaml names (`officer_keys`; by default next to it). Not
+    an environment variable: who may act as an officer is not for one call to redirect."""
+    return config.officer_keys
+
+
+def credential_of(token_sha256: str) -> str:
+    """The public name of one issued token: recorded with its issue and with every action
+    taken with it, so that an auditor can tie each action to an `officer_credential` entry.
+    A hash of the stored hash: with 256-bit tokens it gives nothing away."""
+    return "cred:" + hashlib.sha256(f"leadgate officer credential\n{token_sha256}".encode()
+                                    ).hexdigest()[:32]
 
 
 def _officers(policy: Policy) -> dict[str, Any]:
@@ -102,15 +109,20 @@ def _change_keys(ctx: Context, officer: str, change: Callable[[dict[str, Any]], 
     Both happen under the ledger's write lock, so two administrators at once cannot lose each
     other's token; the file is put back if the entry does not commit, so no credential is issued
     or revoked without its record. The token and its hash never reach the ledger."""
-    path = keys_path(ctx.config_path)
+    path = keys_path(ctx.config)
     before: bytes | None = None
     written = False
     try:
         with write_transaction(ctx.engine) as conn:
             keys = _read_keys(path)
             before = path.read_bytes() if path.exists() else None
+            earlier = str(keys.get(officer, {}).get("sha256", ""))
             action = change(keys)
+            now = str(keys.get(officer, {}).get("sha256", ""))
             payload = {"officer": officer, "action": action, "os_user": getpass.getuser(),
+                       "credential": credential_of(now) if now else None,
+                       "ended_credential": credential_of(earlier) if earlier and earlier != now
+                       else None,
                        "in_policy": officer in _officers(ctx.policy),
                        "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
                                   "digest": ctx.policy.digest}}
@@ -157,7 +169,7 @@ def revoke_officer(config: str | None, officer: str) -> Path:
         def revoke(keys: dict[str, Any]) -> str:
             if keys.pop(officer, None) is None:
                 raise LeadgateError(f"{officer!r} has no token to revoke",
-                                    where=str(keys_path(ctx.config_path)),
+                                    where=str(keys_path(ctx.config)),
                                     fix="check the officer id; nothing was changed")
             return "revoked"
 
@@ -168,7 +180,7 @@ def revoke_officer(config: str | None, officer: str) -> Path:
 
 def authenticate(ctx: Context, officer: str, token: str) -> dict[str, Any]:
     """The officer's identity to record; LeadgateError when unknown or the token is wrong."""
-    return _authenticate(ctx.policy, keys_path(ctx.config_path), officer, token)
+    return _authenticate(ctx.policy, keys_path(ctx.config), officer, token)
 
 
 def authenticate_officer(config: str | Path | None, officer: str, token: str) -> dict[str, Any]:
@@ -178,8 +190,9 @@ def authenticate_officer(config: str | Path | None, officer: str, token: str) ->
     from routing_core.policy import load_policy
 
     path = config_path(str(config) if config else None)
-    policy = load_policy(existing_policy(path, load_config(path)))
-    return _authenticate(policy, keys_path(path), officer, token)
+    cfg = load_config(path)
+    return _authenticate(load_policy(existing_policy(path, cfg)), keys_path(cfg), officer,
+                         token)
 
 
 def _authenticate(policy: Policy, keys: Path, officer: str, token: str) -> dict[str, Any]:
@@ -192,7 +205,7 @@ def _authenticate(policy: Policy, keys: Path, officer: str, token: str) -> dict[
         raise LeadgateError(f"officer {officer!r} could not be authenticated", where=str(keys),
                             fix="use your token, or ask an administrator to run "
                                 "`leadgate review add-officer` for you")
-    return {"officer": officer, "os_user": getpass.getuser()}
+    return {"officer": officer, "os_user": getpass.getuser(), "credential": credential_of(given)}
 
 
 def list_items(config: str | None, *, show_all: bool = False) -> list[dict[str, Any]]:
@@ -365,6 +378,12 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         four_eyes = bool(ctx.policy.review.four_eyes_for_overrides) and (
             override or screening_set_aside)
         approvals = loads(row.approvals) or []
+        # An approval counts while its officer may still act: one revoked since, or dropped
+        # from the policy, is no longer a pair of eyes (this approval may become the first).
+        holders = _read_keys(keys_path(ctx.config))
+        lapsed = [a for a in approvals
+                  if a["officer"] not in holders or a["officer"] not in _officers(ctx.policy)]
+        approvals = [a for a in approvals if a not in lapsed]
         if any(a["officer"] == officer for a in approvals):
             raise LeadgateError(f"{officer} has already approved this item",
                                 fix="a second, different officer must approve it")
@@ -384,7 +403,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             "override_of_licence_check": override, "authority": authority,
             "override_of_screening": screening_set_aside, "screening_now": screening,
             "four_eyes_required": four_eyes,
-            "approvals": approvals, "note": note,
+            "approvals": approvals, "lapsed_approvals": lapsed, "note": note,
             "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
                        "digest": ctx.policy.digest},
         }

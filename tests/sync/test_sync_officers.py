@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sync.review import credential_of
 from tests.integration.synctools import leadgate, ledger_entries, start_env, sync_run
 
 
@@ -59,6 +60,17 @@ def test_issue_replace_and_revoke_are_recorded_and_take_effect(tmp_path: Path) -
         assert [(r["payload"]["officer"], r["payload"]["action"]) for r in records] == [
             ("cco-marta", "issued"), ("cco-marta", "replaced"), ("cco-marta", "revoked")]
         assert all(r["payload"]["in_policy"] and r["payload"]["os_user"] for r in records)
+        # each names the credential it issued or ended; the rejection names the one it used
+        issued, replaced, ended = (r["payload"] for r in records)
+        assert issued["credential"] == credential_of(hashlib.sha256(old.encode()).hexdigest())
+        assert replaced["ended_credential"] == issued["credential"]
+        assert replaced["credential"] == credential_of(hashlib.sha256(new.encode()).hexdigest())
+        assert ended["credential"] is None and ended["ended_credential"] == replaced["credential"]
+        engine = env.engine()
+        [action] = [e["payload"] for e in ledger_entries(engine) if e["kind"] == "review_action"]
+        engine.dispose()
+        assert action["action"] == "reject"
+        assert action["officer"]["credential"] == replaced["credential"]
         stored = json.dumps(records)
         for token in (old, new):  # neither the token nor its hash is in the ledger
             assert token not in stored
@@ -97,5 +109,67 @@ def test_a_damaged_key_file_is_one_line_and_is_not_overwritten(tmp_path: Path) -
             assert len(_credentials(env)) == before
         status = json.loads(leadgate("review", "list", "--json", *cfg).stdout)
         assert status[0]["id"] == items[0]["id"] and status[0]["status"] == "open"
+    finally:
+        env.sb.stop()
+
+
+def test_the_key_file_is_the_one_leadgate_yaml_names_and_no_variable_redirects_it(
+        tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=40)
+    try:
+        cfg = ("--config", str(env.config))
+        keys = tmp_path / "secure" / "officers.json"
+        keys.parent.mkdir()
+        env.config.write_text(env.config.read_text() + f"officer_keys: {keys}\n")
+        token = leadgate("review", "add-officer", "cco-marta", *cfg).stdout.splitlines()[-1]
+        assert keys.exists() and not (tmp_path / "leadgate-officers.json").exists()
+        assert sync_run(env, "salesforce").returncode == 0
+        items = json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+
+        # a key file of one's own making, pointed at by the variable leadgate once read
+        forged = tmp_path / "forged.json"
+        forged.write_text(json.dumps({"cco-marta": {
+            "sha256": hashlib.sha256(b"letmein").hexdigest(), "created_at": "x",
+            "created_by": "x"}}))
+        refused = leadgate("review", "reject", str(items[0]["id"]), "--officer", "cco-marta",
+                           "--token", "letmein", *cfg,
+                           env={"LEADGATE_OFFICER_KEYS": str(forged)})
+        assert refused.returncode == 2 and "could not be authenticated" in refused.stderr
+        assert _reject(env, items[0]["id"], "cco-marta", token).returncode == 0
+    finally:
+        env.sb.stop()
+
+
+def test_a_revoked_officers_pending_approval_no_longer_counts(tmp_path: Path) -> None:
+    """Four eyes: the first officer approves an override, is revoked, and a second officer
+    approves. The first pair of eyes is gone, so the second approval is a first one again."""
+    env = start_env(tmp_path, leads=60)
+    try:
+        cfg = ("--config", str(env.config))
+        tokens = {o: leadgate("review", "add-officer", o, *cfg).stdout.splitlines()[-1]
+                  for o in ("cco-marta", "mlro-kwame", "co-difc-noor")}
+        assert sync_run(env, "salesforce").returncode == 0
+        items = json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+        item = next(x for x in items if x["reason"] == "no_licensed_team")
+
+        def approve(officer: str) -> Any:
+            return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
+                            "--rep", "alice", "--officer", officer, "--token", tokens[officer],
+                            *cfg)
+
+        first = approve("cco-marta")
+        assert first.returncode == 0 and "second officer must approve" in first.stdout
+        assert leadgate("review", "revoke-officer", "cco-marta", *cfg).returncode == 0
+        second = approve("mlro-kwame")
+        assert second.returncode == 0, second.stderr
+        assert "second officer must approve" in second.stdout  # not assigned on one pair
+        engine = env.engine()
+        actions = [e["payload"] for e in ledger_entries(engine) if e["kind"] == "review_action"]
+        engine.dispose()
+        assert [a["action"] for a in actions] == ["approve_pending_second_officer"] * 2
+        assert [a["officer"] for a in actions[1]["lapsed_approvals"]] == ["cco-marta"]
+        assert [a["officer"] for a in actions[1]["approvals"]] == ["mlro-kwame"]
+        third = approve("co-difc-noor")
+        assert third.returncode == 0 and "CRM write ok" in third.stdout, third.stdout
     finally:
         env.sb.stop()

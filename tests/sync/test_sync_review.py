@@ -497,8 +497,9 @@ def test_an_approval_to_a_rep_without_the_individual_licence_is_a_four_eyes_over
         assert adam.returncode == 0, adam.stderr
         assert "second officer" in adam.stdout
         assert crm_state(env.sb, "salesforce", records[items[0]["record_id"]])[1] == "refused"
-        assert "overrides a failed licence check (adam holds no valid individual licence " \
-            "for US-NJ / term_life / retail)" in adam.stdout
+        # both things the officers set aside are named: the PEP hit and the licence gap
+        assert "overrides a screening hit (pep) and a failed licence check (adam holds no " \
+            "valid individual licence for US-NJ / term_life / retail)" in adam.stdout
         # beth holds New Jersey's: licensed, but setting a PEP hit aside takes two officers too
         beth = ("review", "approve", str(items[1]["id"]), "--team", "us_life_tristate",
                 "--rep", "beth", *cfg)
