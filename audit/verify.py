@@ -78,6 +78,7 @@ class ChainVerifier:
         self.checkpoints = checkpoints
         self.by_size: dict[int, list[tuple[dict[str, Any], SignedCheckpoint]]] = {}
         self.by_number: dict[int, SignedCheckpoint] = {}
+        self.recorded: set[int] = set()  # checkpoints whose own `checkpoint` entry was seen
         self._index_checkpoints()
 
     # -- checkpoints table on its own -------------------------------------------------
@@ -270,6 +271,7 @@ class ChainVerifier:
             if cp.digest.hex() != payload.get("digest"):
                 raise fail(f"checkpoint {number} differs from the one this entry recorded "
                            "(replaced checkpoint)", seq)
+            self.recorded.add(number)
 
     def _key_rotation(self, seq: int, payload: dict[str, Any]) -> None:
         try:
@@ -327,6 +329,7 @@ class ChainVerifier:
             number = self.by_size[top][-1][0]["number"]
             raise fail(f"the ledger ends at entry {last} but checkpoint {number} covers "
                        f"{top} entries: the tail was truncated", last + 1)
+        self.check_recorded(whole_ledger=False)
         report = self.report
         report.entries = self.size
         report.last_seq = last
@@ -336,6 +339,19 @@ class ChainVerifier:
         report.keys = list(self.keys)
         report.kinds = dict(self.kinds)
         return report
+
+    def check_recorded(self, *, whole_ledger: bool) -> None:
+        """Each checkpoint is recorded by an entry appended with it (entry N+1 of checkpoint K
+        of N entries): one without it had its entry removed and the chain after it rewritten.
+        An export ends at its checkpoint's N, so that one's entry lies beyond it; a database
+        holds it (`whole_ledger`)."""
+        for number, cp in self.by_number.items():
+            size = cp.statement.get("size")
+            if number not in self.recorded and (whole_ledger or size != self.size):
+                entry = size + 1 if isinstance(size, int) else "N+1"
+                raise fail(f"checkpoint {number} (entries 1..{size}) is not recorded by the "
+                           f"checkpoint entry appended with it (entry {entry}): that entry was "
+                           "removed and the chain after it rewritten")
 
     def check_prior(self, checkpoint_file: bytes, name: str) -> str:
         """Does today's ledger extend the checkpoint in `checkpoint_file`? (RFC 6962 proof)"""
@@ -421,6 +437,7 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
         if int(head.size) < report.entries or bytes(head.last_hash).hex() != report.last_hash:
             raise fail(f"the ledger head (size {head.size}) does not match its last entry",
                        int(head.size) + 1)
+        verifier.check_recorded(whole_ledger=True)
         if prior_checkpoint is not None:
             report.prior = verifier.check_prior(prior_checkpoint, prior_name)
         return report

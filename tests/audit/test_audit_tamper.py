@@ -162,6 +162,24 @@ def test_truncate_after_the_last_checkpoint(built: tuple[Ledger, Path]) -> None:
     assert err.seq == 25 and "truncated" in str(err)
 
 
+def test_remove_the_entry_that_records_the_last_checkpoint(built: tuple[Ledger, Path]) -> None:
+    # Entries 23.. cut and the head moved back to 22: the ledger now ends exactly where
+    # checkpoint 2 does, and only its missing `checkpoint` entry (23) tells, with or without
+    # a prior checkpoint that the cut ledger still extends.
+    ledger, saved = built
+    engine = ledger.engine
+    with below_triggers(engine) as conn:
+        last = conn.execute(sa.text("SELECT entry_hash FROM ledger_entries WHERE seq = 22")
+                            ).scalar_one()
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq >= 23"))
+        conn.execute(sa.text("UPDATE ledger_head SET size = 22, last_hash = :h"), {"h": last})
+        conn.commit()
+    for kwargs in ({}, {"prior_checkpoint": saved.read_bytes()}):
+        err = failure(engine, **kwargs)
+        assert "checkpoint 2 (entries 1..22) is not recorded by the checkpoint entry " \
+            "appended with it (entry 23)" in str(err)
+
+
 def test_replace_a_checkpoint_signature(built: tuple[Ledger, Path]) -> None:
     ledger = built[0]
     engine = ledger.engine
