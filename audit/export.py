@@ -90,9 +90,10 @@ def export(ledger: Ledger, out: Path, *, start: str | None = None, end: str | No
         finally:
             rows.close()
         verifier.finish()
-        public_keys = [{"key": r.fingerprint, "public_key": b64(bytes(r.public_key)),
-                        "announced_seq": int(r.announced_seq)} for r in conn.execute(
-            sa.select(schema.signing_keys).order_by(schema.signing_keys.c.announced_seq))]
+    # the keys as the chain announced them (verified above), not the key table's copy
+    public_keys = [{"key": fp, "public_key": b64(public), "announced_seq": verifier.announced[fp]}
+                   for fp, public in sorted(verifier.keys.items(),
+                                            key=lambda item: verifier.announced[item[0]])]
     assert verifier.leaves is not None
     tree = Tree(verifier.leaves)
     complete = len(selected) == size

@@ -208,11 +208,34 @@ class Ledger:
         return self.key_path if self.key_path is not None else signing_key_path()
 
     def current_key(self, conn: Connection) -> str | None:
-        """Fingerprint of the key that signs checkpoints now (None before the first one)."""
+        """Fingerprint of the key that signs checkpoints now (None before the first one).
+
+        The key table is a convenience; the chain's `key_rotation` entry is the record. The
+        row must match the entry it points at, so that an edited table cannot make the
+        ledger sign (or export) with a key it never announced."""
         table = schema.signing_keys
-        row = conn.execute(sa.select(table.c.fingerprint)
+        row = conn.execute(sa.select(table.c.fingerprint, table.c.public_key,
+                                     table.c.announced_seq)
                            .order_by(table.c.announced_seq.desc()).limit(1)).first()
-        return None if row is None else str(row.fingerprint)
+        if row is None:
+            return None
+        body = conn.execute(sa.select(schema.entries.c.body).where(
+            schema.entries.c.seq == row.announced_seq)).scalar()
+        try:
+            entry = json.loads(bytes(body)) if body is not None else {}
+            payload = entry.get("payload") or {}
+            announced = (entry.get("kind") == "key_rotation" and payload.get("key") ==
+                         row.fingerprint == fingerprint(bytes(row.public_key)) and
+                         crypto.unb64(payload.get("public_key", "")) == bytes(row.public_key))
+        except (ValueError, TypeError, AttributeError):
+            announced = False
+        if not announced:
+            raise LedgerError(
+                f"the signing-key table names key {str(row.fingerprint)[:19]}..., which entry "
+                f"{row.announced_seq} does not announce: the table was edited",
+                where="ledger_signing_keys",
+                fix="run `leadgate audit verify`, and restore the database from a backup")
+        return str(row.fingerprint)
 
     def _register_key(self, conn: Connection, public: bytes, payload: dict[str, Any]) -> None:
         appended = self.append(conn, [EntryIn("key_rotation", None, payload)])

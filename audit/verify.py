@@ -73,6 +73,7 @@ class ChainVerifier:
         self.leaves: list[bytes] | None = [] if keep_leaves else None
         self.kinds: dict[str, int] = {}
         self.keys: dict[str, bytes] = {}  # fingerprint -> public key, as announced in order
+        self.announced: dict[str, int] = {}  # fingerprint -> seq of its key_rotation entry
         self.current_key: str | None = None
         self.last_good_checkpoint_size = 0
         self.checkpoints = checkpoints
@@ -295,6 +296,7 @@ class ChainVerifier:
                 raise fail(f"the endorsement of signing key {fp[:19]}... does not verify with "
                            "the previous key", seq)
         self.keys[fp] = public
+        self.announced[fp] = seq
         self.current_key = fp
 
     def _check_checkpoints(self, size: int) -> None:
@@ -438,6 +440,15 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
             raise fail(f"the ledger head (size {head.size}) does not match its last entry",
                        int(head.size) + 1)
         verifier.check_recorded(whole_ledger=True)
+        table = {str(r.fingerprint): (bytes(r.public_key), int(r.announced_seq))
+                 for r in conn.execute(sa.select(schema.signing_keys))}
+        chain = {fp: (public, verifier.announced[fp]) for fp, public in verifier.keys.items()}
+        if table != chain:
+            # export, signing and explain take keys from this table: it must be the chain's
+            odd = sorted(set(table) ^ set(chain)) or sorted(
+                fp for fp in table if table[fp] != chain[fp])
+            raise fail(f"the signing-key table disagrees with the key announcements in the "
+                       f"chain (key {odd[0][:19]}...): the table was edited")
         if prior_checkpoint is not None:
             report.prior = verifier.check_prior(prior_checkpoint, prior_name)
         return report

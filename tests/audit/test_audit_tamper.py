@@ -305,3 +305,38 @@ def test_an_unendorsed_signing_key_is_refused(built: tuple[Ledger, Path], tmp_pa
     intruder.checkpoint()
     err = failure(engine)
     assert err.seq == 30 and "not endorsed" in str(err)
+
+
+def test_an_edited_signing_key_table_is_caught_and_not_signed_with(
+        built: tuple[Ledger, Path], tmp_path: Path) -> None:
+    """The key table is what signing and export read: a public key swapped in it must fail
+    verification, and the ledger must not sign (or export) with a key the chain never
+    announced."""
+    from audit.errors import LedgerError
+    from audit.keys import ensure_signing_key, fingerprint
+
+    ledger = built[0]
+    engine = ledger.engine
+    with engine.begin() as conn:
+        real = conn.execute(sa.text("SELECT fingerprint, public_key FROM ledger_signing_keys")
+                            ).one()
+        conn.execute(sa.text("UPDATE ledger_signing_keys SET public_key = :k"),
+                     {"k": hashlib.sha256(b"not a key").digest()})
+    assert "the signing-key table disagrees with the key announcements" in str(failure(engine))
+    with pytest.raises(LedgerError) as info:
+        ledger.checkpoint()
+    assert "which entry 11 does not announce: the table was edited" in str(info.value)
+
+    # an intruder's own key put in the table in place of the real one
+    intruder = tmp_path / "intruder.key"
+    public = public_bytes(load_signing_key(ensure_signing_key(intruder)))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ledger_signing_keys SET fingerprint = :f, public_key = :k"),
+                     {"f": fingerprint(public), "k": public})
+    with pytest.raises(LedgerError):
+        Ledger(engine, key_path=intruder).checkpoint()
+    assert "signing-key table" in str(failure(engine))
+    with engine.begin() as conn:  # put back: all is well again
+        conn.execute(sa.text("UPDATE ledger_signing_keys SET fingerprint = :f, public_key = :k"),
+                     {"f": real.fingerprint, "k": bytes(real.public_key)})
+    assert verify_database(engine).entries == 28
