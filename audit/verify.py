@@ -440,6 +440,17 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
             raise fail(f"the ledger head (size {head.size}) does not match its last entry",
                        int(head.size) + 1)
         verifier.check_recorded(whole_ledger=True)
+        # the prev_hash column, a convenience beside the hashed bytes, must be what they say:
+        # the entry_hash of the entry before (every entry_hash was checked in the walk)
+        edited = conn.execute(sa.text(
+            "SELECT min(e.seq) FROM ledger_entries e LEFT JOIN ledger_entries p "
+            "ON p.seq = e.seq - 1 WHERE (e.seq = 1 AND (e.prev_hash IS NULL OR "
+            "e.prev_hash <> :genesis)) "
+            "OR (e.seq > 1 AND (p.entry_hash IS NULL OR e.prev_hash IS NULL "
+            "OR e.prev_hash <> p.entry_hash))"), {"genesis": GENESIS}).scalar()
+        if edited is not None:
+            raise fail("the entry's prev_hash column disagrees with the previous entry's hash "
+                       "(the column was edited)", int(edited))
         table = {str(r.fingerprint): (bytes(r.public_key), int(r.announced_seq))
                  for r in conn.execute(sa.select(schema.signing_keys))}
         chain = {fp: (public, verifier.announced[fp]) for fp, public in verifier.keys.items()}

@@ -96,6 +96,17 @@ def test_alter_a_hash(built: tuple[Ledger, Path]) -> None:
     assert failure(engine).seq == 7
 
 
+@pytest.mark.parametrize("seq", [1, 10])
+def test_alter_a_prev_hash_column(built: tuple[Ledger, Path], seq: int) -> None:
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("UPDATE ledger_entries SET prev_hash = :h WHERE seq = :s"),
+                     {"h": hashlib.sha256(b"x").digest(), "s": seq})
+        conn.commit()
+    err = failure(engine)
+    assert err.seq == seq and "prev_hash column" in str(err)
+
+
 def test_delete_an_entry(built: tuple[Ledger, Path]) -> None:
     engine = built[0].engine
     with below_triggers(engine) as conn:
