@@ -128,7 +128,10 @@ def send(policy: Any, body: dict[str, Any], *,
             except mail.Undelivered as why:
                 problems.append(f"email {why}")
             except OSError as exc:  # the outbox
-                problems.append(f"email outbox: cannot write ({exc.strerror or exc})")
+                where = f" {exc.filename}" if exc.filename else ""
+                problems.append(f"email outbox{where}: cannot write ({exc.strerror or exc}); "
+                                "set LEADGATE_SMTP_HOST to send through a mail relay, or "
+                                "LEADGATE_OUTBOX to a writable folder")
         else:
             problems.append(f"unknown notify kind {kind!r}")
     return sent, problems

@@ -104,6 +104,11 @@ def check(data: dict[str, Any], max_age: timedelta, now: datetime | None = None
                              + f"no run completed since {_utc(finished)}"
                              + (f" (the last, {last['run_id']}, {last['status']})"
                                 if last and last["run_id"] != run["run_id"] else ""))
+        last_run = info["runs"][0] if info["runs"] else None
+        unsent = ((last_run or {}).get("summary") or {}).get("notify_errors")
+        if unsent:  # compliance is not hearing of new refusals: as urgent as a stalled run
+            found.append(f"the last run's digest did not reach {len(unsent)} target(s): "
+                         f"{unsent[0]}")
         waiting = info["oldest_waiting_writeback"]
         if waiting is not None and as_utc(waiting) < since:
             backlog = info["writeback_backlog"]
@@ -125,7 +130,7 @@ def _short(summary: Any) -> dict[str, Any] | None:
     if not isinstance(summary, dict):
         return None
     keys = ("pulled", "decided", "assigned", "refused", "written", "write_errors", "conflicts",
-            "violations", "api_calls", "seconds", "exit_code")
+            "violations", "api_calls", "seconds", "exit_code", "notify_errors")
     return {k: summary.get(k) for k in keys}
 
 

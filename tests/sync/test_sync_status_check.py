@@ -85,3 +85,28 @@ def test_times_in_the_json_are_utc_with_a_z_whatever_the_zones(tmp_path: Path,
             assert before <= datetime.fromisoformat(text) <= after, text
     finally:
         env.sb.stop()
+
+
+def test_a_digest_that_cannot_be_delivered_is_named_and_turns_the_check_red(
+        tmp_path: Path) -> None:
+    # The outbox under a file: it cannot be made (a read-only mount fails the same way). The
+    # run's work stands (exit 0), but compliance hears of nothing: the monitor must say so.
+    env = start_env(tmp_path, leads=60, notify=[{"kind": "email", "to": ["ops@example.com"]}])
+    try:
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("")
+        proc = leadgate("sync", "run", "--config", str(env.config), "--source", "salesforce",
+                        env={"LEADGATE_OUTBOX": str(blocker / "outbox")})
+        assert proc.returncode == 0, proc.stderr
+        assert f"email outbox {blocker / 'outbox'}: cannot write (" in proc.stdout, proc.stdout
+        assert "set LEADGATE_SMTP_HOST to send through a mail relay, or LEADGATE_OUTBOX to a " \
+            "writable folder" in proc.stdout
+        check = leadgate("sync", "status", "--config", str(env.config), "--check")
+        assert check.returncode == 1
+        assert "PROBLEM salesforce: the last run's digest did not reach 1 target(s): email " \
+            "outbox" in check.stdout, check.stdout
+        assert sync_run(env, "salesforce").returncode == 0  # delivered again: green
+        check = leadgate("sync", "status", "--config", str(env.config), "--check")
+        assert "ok salesforce" in check.stdout, check.stdout
+    finally:
+        env.sb.stop()
