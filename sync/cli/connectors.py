@@ -96,7 +96,9 @@ def init(path: Path, force: bool, print_only: bool) -> None:
     click.echo(f"signing key: {key} (keep it secret and backed up)")
     click.echo("next: set the environment variables it names, then "
                "`leadgate connect salesforce|hubspot`; put your routing policy where `policy:` "
-               "points (`leadgate demo` writes the example one, to start from)")
+               "points (`leadgate demo` writes the example one, to start from); "
+               "`leadgate db upgrade` creates the database's tables (the first `sync run` "
+               "does too; a `--dry-run` writes nothing, so it needs them first)")
 
 
 @click.command()
