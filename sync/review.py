@@ -178,9 +178,28 @@ def revoke_officer(config: str | None, officer: str) -> Path:
         ctx.close()
 
 
-def authenticate(ctx: Context, officer: str, token: str) -> dict[str, Any]:
-    """The officer's identity to record; LeadgateError when unknown or the token is wrong."""
-    return _authenticate(ctx.policy, keys_path(ctx.config), officer, token)
+def authenticate(ctx: Context, officer: str, token: str, action: str) -> dict[str, Any]:
+    """The officer's identity to record; LeadgateError when unknown or the token is wrong
+    (the refused attempt is recorded too: see `record_refused`)."""
+    try:
+        return _authenticate(ctx.policy, keys_path(ctx.config), officer, token)
+    except OfficerRefused as exc:
+        record_refused(ctx.ledger, officer, action, exc)
+        raise
+
+
+def record_refused(ledger: Any, officer: str, action: str, exc: LeadgateError) -> None:
+    """An `officer_auth_refused` entry: who claimed to be which officer, for what, and why it
+    was refused; never the token. Attempts to act as an officer, or to see or erase personal
+    data, are what an auditor asks about. Best effort: the refusal stands if it cannot be
+    written (the database down is its own error, next)."""
+    payload = {"officer": officer, "action": action, "os_user": getpass.getuser(),
+               "why": exc.message}
+    try:
+        with write_transaction(ledger.engine) as conn:
+            ledger.append(conn, [EntryIn("officer_auth_refused", None, payload)])
+    except Exception:  # noqa: BLE001 - the officer's error is the one to show
+        pass
 
 
 def authenticate_officer(config: str | Path | None, officer: str, token: str) -> dict[str, Any]:
@@ -195,14 +214,18 @@ def authenticate_officer(config: str | Path | None, officer: str, token: str) ->
                          token)
 
 
+class OfficerRefused(LeadgateError):
+    """Not an officer of the policy, or not the holder of that officer's token."""
+
+
 def _authenticate(policy: Policy, keys: Path, officer: str, token: str) -> dict[str, Any]:
     if officer not in _officers(policy):
-        raise LeadgateError(f"{officer!r} is not an officer of policy {policy.id}",
+        raise OfficerRefused(f"{officer!r} is not an officer of policy {policy.id}",
                             where="--officer", fix="use your id from the policy's review.officers")
     stored = str(_read_keys(keys).get(officer, {}).get("sha256", ""))
     given = hashlib.sha256(token.encode()).hexdigest()
     if not stored or not hmac.compare_digest(stored, given):
-        raise LeadgateError(f"officer {officer!r} could not be authenticated", where=str(keys),
+        raise OfficerRefused(f"officer {officer!r} could not be authenticated", where=str(keys),
                             fix="use your token, or ask an administrator to run "
                                 "`leadgate review add-officer` for you")
     return {"officer": officer, "os_user": getpass.getuser(), "credential": credential_of(given)}
@@ -348,7 +371,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             note: str = "") -> str:
     ctx = open_context(config)
     try:
-        who = authenticate(ctx, officer, token)
+        who = authenticate(ctx, officer, token, "approve")
         teams = ctx.policy.teams
         if team not in teams:
             raise LeadgateError(f"no team {team!r} in the policy", where="--team",
@@ -519,7 +542,7 @@ def _lead_now(row: Any, source_cfg: Any) -> Lead:
 def reject(config: str | None, item: str, *, officer: str, token: str, note: str = "") -> str:
     ctx = open_context(config)
     try:
-        who = authenticate(ctx, officer, token)
+        who = authenticate(ctx, officer, token, "reject")
         with ctx.engine.connect() as conn:
             row = _find(conn, item)
             _not_a_violation(conn, row, "reject")
@@ -558,7 +581,7 @@ def resolve(config: str | None, item: str, *, officer: str, token: str, note: st
     ledger entry with the officer and the note; nothing is written to the CRM)."""
     ctx = open_context(config)
     try:
-        who = authenticate(ctx, officer, token)
+        who = authenticate(ctx, officer, token, "resolve")
         if not note.strip():
             raise LeadgateError("a violation is resolved with a note saying what was done",
                                 where="--note", fix="pass --note \"...\"")

@@ -200,7 +200,7 @@ def erase_cmd(database_url: str | None, config_path: str, subject: str, reason: 
     authorised it (the chain still verifies)."""
     from audit.erasure import erase_subject
 
-    who = _officer(config_path, officer, token)
+    who = _officer(config_path, officer, token, action="erase", database_url=database_url)
     ledger = open_ledger(database_url, config_path)
     try:
         appended = erase_subject(ledger, subject, reason, by=who["officer"])
@@ -210,11 +210,24 @@ def erase_cmd(database_url: str | None, config_path: str, subject: str, reason: 
                f"({appended.entry_hash[:16]}...)")
 
 
-def _officer(config_path: str, officer: str, token: str | None) -> dict[str, str]:
-    """The authenticated officer of an erasure or a showing of personal data."""
-    from sync.review import authenticate_officer
+def _officer(config_path: str, officer: str, token: str | None, *, action: str,
+             database_url: str | None) -> dict[str, str]:
+    """The authenticated officer of an erasure or a showing of personal data; a refused
+    attempt is recorded in the ledger (`officer_auth_refused`) before the error is shown."""
+    from sync.review import OfficerRefused, authenticate_officer, record_refused
 
-    return authenticate_officer(config_path, officer, token or ask_token())
+    try:
+        return authenticate_officer(config_path, officer, token or ask_token())
+    except OfficerRefused as exc:
+        try:
+            ledger = open_ledger(database_url, config_path)
+        except LeadgateError:
+            raise exc from None
+        try:
+            record_refused(ledger, officer, action, exc)
+        finally:
+            ledger.engine.dispose()
+        raise
 
 
 @audit.command("retention")
@@ -258,7 +271,8 @@ def explain_cmd(database_url: str | None, config_path: str, subject: str,
         raise LeadgateError("--show-personal needs --officer", where="--officer",
                             fix="give your officer id from the policy's review.officers "
                                 "(and your token): the showing is recorded with it")
-    who = _officer(config_path, officer, token) if show_personal and officer else None
+    who = _officer(config_path, officer, token, action="show_personal",
+                   database_url=database_url) if show_personal and officer else None
     ledger = open_ledger(database_url, config_path)
     try:
         if who is not None:

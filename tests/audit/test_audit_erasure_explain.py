@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,14 @@ def test_explain_shows_personal_data_only_when_asked_and_records_that(
         assert "could not be authenticated" in proc.stderr \
             or "'dpo-sam' is not an officer" in proc.stderr
         assert PERSONAL["email"] not in proc.stdout
+    # both refused attempts are on record, with who claimed what, and no token
+    with engine.connect() as conn:
+        refused = [json.loads(bytes(b))["payload"] for b in conn.execute(sa.text(
+            "SELECT body FROM ledger_entries WHERE kind = 'officer_auth_refused' ORDER BY seq"
+        )).scalars()]
+    assert [(r["officer"], r["action"]) for r in refused] == [
+        ("cco-marta", "show_personal"), ("dpo-sam", "show_personal")]
+    assert token not in json.dumps(refused) and "not-the-token" not in json.dumps(refused)
     proc = leadgate("audit", "explain", "salesforce:nope", "--show-personal", "--reason", "x",
                     "--database-url", url, "--config", config, "--officer", "cco-marta",
                     "--token", token, cwd=str(tmp_path))

@@ -44,6 +44,12 @@ def test_issue_replace_and_revoke_are_recorded_and_take_effect(tmp_path: Path) -
         assert len(items) >= 2
         refused = _reject(env, items[0]["id"], "cco-marta", old)
         assert refused.returncode == 2 and "could not be authenticated" in refused.stderr
+        engine = env.engine()
+        [attempt] = [e["payload"] for e in ledger_entries(engine)
+                     if e["kind"] == "officer_auth_refused"]
+        engine.dispose()
+        assert (attempt["officer"], attempt["action"]) == ("cco-marta", "reject")
+        assert "could not be authenticated" in attempt["why"] and old not in json.dumps(attempt)
         assert _reject(env, items[0]["id"], "cco-marta", new).returncode == 0
 
         revoked = leadgate("review", "revoke-officer", "cco-marta", *cfg)
