@@ -94,8 +94,11 @@ def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Rep
 
     if manifest["complete"]:
         verifier = ChainVerifier(ledger_id, cps, keep_leaves=True)
-        verifier.feed((seq, env["id"], env["kind"], env["subject"], env["time"], body,
-                       hashlib.sha256(b"\x00" + body).digest()) for seq, body, env in entries)
+        # A complete bundle holds entries 1..N in order: an entry's place in the file is its
+        # seq, so a swapped pair is reported as reordered, not as one missing
+        verifier.feed((position, env["id"], env["kind"], env["subject"], env["time"], body,
+                       hashlib.sha256(b"\x00" + body).digest())
+                      for position, (_seq, body, env) in enumerate(entries, start=1))
         report = verifier.finish()
         if report.entries != size:
             raise fail(f"the bundle holds {report.entries} entries but checkpoint "
@@ -118,12 +121,18 @@ def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Rep
             raise fail(f"checkpoint {old['number']} is not consistent with checkpoint "
                        f"{st['number']} (consistency proof missing or wrong)")
 
+    if fingerprint(final_key) != st["key"] or keys.get(st["key"]) != final_key:
+        raise fail(f"checkpoint.json: its public key is not the key that signed checkpoint "
+                   f"{st['number']} (the file was changed after export)")
     if not verify_signature(final_key, manifest_body, unb64(_read(folder, "manifest.sig")
                                                                .decode("ascii").strip())) \
             or fingerprint(final_key) != st["key"]:
         raise fail("manifest.sig does not verify: the manifest was changed after export")
-    if manifest["checkpoint"]["digest"] != final.digest.hex() or manifest["entries"] != len(entries):
-        raise fail("the manifest does not describe this bundle's checkpoint and entries")
+    if manifest["checkpoint"]["digest"] != final.digest.hex():
+        raise fail("the manifest does not describe this bundle's checkpoint")
+    if manifest["entries"] != len(entries):
+        raise fail(f"the bundle holds {len(entries)} entries but its signed manifest lists "
+                   f"{manifest['entries']}: entries were removed or added after export")
     for name, expected in manifest["files"].items():
         data = _read(folder, name)
         if hashlib.sha256(data).hexdigest() != expected["sha256"]:

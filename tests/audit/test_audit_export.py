@@ -163,3 +163,43 @@ def test_a_folder_that_cannot_be_made_is_one_error(sqlite_engine: Engine, tmp_pa
     ledger, _ = _ledger(sqlite_engine, tmp_path)
     with pytest.raises(LedgerError, match=r"^/proc/leadgate-export: cannot write the export"):
         export(ledger, Path("/proc/leadgate-export"))
+
+
+def test_tampered_bundles_say_what_was_done(sqlite_engine: Engine, tmp_path: Path) -> None:
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+
+    def fresh(name: str, **kwargs: str) -> Path:
+        out = tmp_path / name
+        export(ledger, out, **kwargs)
+        return out
+
+    def failure(out: Path) -> VerificationFailed:
+        with pytest.raises(VerificationFailed) as info:
+            verify_bundle(out)
+        return info.value
+
+    # two lines swapped in a complete bundle: reordered, not "missing"
+    out = fresh("swapped")
+    lines = (out / "entries.jsonl").read_bytes().splitlines(keepends=True)
+    lines[9], lines[10] = lines[10], lines[9]
+    (out / "entries.jsonl").write_bytes(b"".join(lines))
+    err = failure(out)
+    assert "reordered or swapped" in str(err) and err.seq == 10, str(err)
+
+    # an entry removed from a one-subject bundle: counted against the signed manifest
+    out = fresh("subject", subject="salesforce:00Q20")
+    lines = (out / "entries.jsonl").read_bytes().splitlines(keepends=True)
+    (out / "entries.jsonl").write_bytes(b"".join(lines[1:]))
+    assert "the bundle holds 1 entries but its signed manifest lists 2: entries were removed" \
+        in str(failure(out))
+
+    # another public key put into checkpoint.json: that file is named, not the manifest
+    out = fresh("key")
+    from audit.crypto import b64
+    from audit.keys import ensure_signing_key, load_signing_key, public_bytes
+
+    cp = json.loads((out / "checkpoint.json").read_bytes())
+    cp["public_key"] = b64(public_bytes(load_signing_key(ensure_signing_key(tmp_path / "o.key"))))
+    (out / "checkpoint.json").write_text(json.dumps(cp))
+    assert "checkpoint.json: its public key is not the key that signed checkpoint " \
+        in str(failure(out))
