@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from audit.crypto import unb64
+from audit.crypto import b64, unb64
 from audit.errors import LedgerError, VerificationFailed
 from audit.export import CSV_COLUMNS, ENTRIES_CSV, ENTRIES_JSONL, FORMAT
 from audit.keys import fingerprint
@@ -45,12 +45,22 @@ def _entries(folder: Path, fmt: str) -> list[tuple[int, bytes, dict[str, Any]]]:
         if header != CSV_COLUMNS:
             raise fail(f"{ENTRIES_CSV} does not have the columns {','.join(CSV_COLUMNS)}")
         for number, row in enumerate(reader, start=1):
+            if len(row) != len(CSV_COLUMNS):
+                raise VerificationFailed(f"expected {len(CSV_COLUMNS)} columns, found {len(row)}",
+                                         where=f"{ENTRIES_CSV} row {number}")
             body = row[6].encode("utf-8")
             env = _envelope(body, f"{ENTRIES_CSV} row {number}")
             seq = env["chain"]["seq"]
-            if hashlib.sha256(b"\x00" + body).hexdigest() != row[5] or str(seq) != row[0]:
-                raise fail(f"{ENTRIES_CSV}: the seq or hash column of entry {seq} was changed",
-                           seq)
+            if hashlib.sha256(b"\x00" + body).hexdigest() != row[5]:
+                raise fail(f"{ENTRIES_CSV}: the canonical bytes no longer hash to the entry_hash "
+                           "column (the entry or its hash was altered)", seq)
+            # the other columns are conveniences: each must say what the hashed bytes say
+            said = [str(seq), env.get("id"), env.get("kind"), env.get("subject") or "",
+                    env.get("time")]
+            for name, column, value in zip(CSV_COLUMNS, row, said, strict=False):
+                if column != value:
+                    raise fail(f"{ENTRIES_CSV}: the {name} column of entry {seq} disagrees "
+                               "with its hashed bytes (the column was edited)", seq)
             out.append((seq, body, env))
     else:
         for number, body in enumerate(_lines(_read(folder, ENTRIES_JSONL)), start=1):
@@ -83,11 +93,14 @@ def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Rep
     fmt = manifest["selection"]["format"]
     final, final_key = parse_checkpoint_file(blobs["checkpoint.json"])
     cps: list[SignedCheckpoint] = []
-    for line in _lines(blobs["checkpoints.jsonl"]):
-        cp, _public = parse_checkpoint_file(line)
+    embedded: list[bytes] = []  # each checkpoint file's own copy of its public key
+    lines = _lines(blobs["checkpoints.jsonl"])
+    for line in lines:
+        cp, public = parse_checkpoint_file(line)
         cps.append(cp)
-    if not cps or cps[-1].body != final.body:
-        raise fail("checkpoint.json is not the last of checkpoints.jsonl")
+        embedded.append(public)
+    if not cps or lines[-1] != blobs["checkpoint.json"].rstrip(b"\n"):
+        raise fail("checkpoint.json is not the last line of checkpoints.jsonl")
     st = final.statement
     size, root = int(st["size"]), bytes.fromhex(st["root"])
     entries = _entries(folder, fmt)
@@ -105,10 +118,10 @@ def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Rep
                        f"{st['number']} covers {size}: entries were removed", report.entries + 1)
         assert verifier.leaves is not None
         tree: Tree | None = Tree(verifier.leaves)
-        keys = verifier.keys
+        keys, announced = verifier.keys, verifier.announced
     else:
         tree = None
-        report, keys = _verify_partial(blobs, ledger_id, cps, entries, size, root)
+        report, keys, announced = _verify_partial(blobs, ledger_id, cps, entries, size, root)
 
     # Every earlier checkpoint is consistent with the final one (RFC 6962 proofs).
     proofs = {int(p["from"]): [bytes.fromhex(h) for h in p["path"]]
@@ -121,6 +134,15 @@ def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Rep
             raise fail(f"checkpoint {old['number']} is not consistent with checkpoint "
                        f"{st['number']} (consistency proof missing or wrong)")
 
+    # every copy of a public key in the bundle must be the key the chain announced
+    for cp, public in zip(cps, embedded, strict=True):
+        if keys.get(str(cp.statement.get("key"))) != public:
+            raise fail(f"checkpoints.jsonl: checkpoint {cp.statement.get('number')} carries a "
+                       "public key that is not the one the ledger announced for it")
+    listed = json.loads(blobs["public_keys.json"])
+    if listed != [{"announced_seq": announced[fp], "key": fp, "public_key": b64(public)}
+                  for fp, public in sorted(keys.items(), key=lambda kv: announced[kv[0]])]:
+        raise fail("public_keys.json does not list the keys the ledger announced")
     if fingerprint(final_key) != st["key"] or keys.get(st["key"]) != final_key:
         raise fail(f"checkpoint.json: its public key is not the key that signed checkpoint "
                    f"{st['number']} (the file was changed after export)")
@@ -149,7 +171,7 @@ def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Rep
 
 def _verify_partial(blobs: dict[str, bytes], ledger_id: str, cps: list[SignedCheckpoint],
                     entries: list[tuple[int, bytes, dict[str, Any]]], size: int,
-                    root: bytes) -> tuple[Report, dict[str, bytes]]:
+                    root: bytes) -> tuple[Report, dict[str, bytes], dict[str, int]]:
     proofs = {int(p["seq"]): [bytes.fromhex(h) for h in p["path"]]
               for p in map(json.loads, _lines(blobs["inclusion_proofs.jsonl"]))}
 
@@ -195,7 +217,7 @@ def _verify_partial(blobs: dict[str, bytes], ledger_id: str, cps: list[SignedChe
     report = Report(entries=len(entries), checkpoints=len(cps), keys=list(checker.keys),
                     kinds=kinds, root=root.hex(),
                     last_hash=previous[1].hex() if previous else "")
-    return report, checker.keys
+    return report, checker.keys, checker.announced
 
 
 def _check_prior(data: bytes, ledger_id: str, keys: dict[str, bytes], size: int, root: bytes,

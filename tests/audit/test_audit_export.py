@@ -200,6 +200,42 @@ def test_tampered_bundles_say_what_was_done(sqlite_engine: Engine, tmp_path: Pat
 
     cp = json.loads((out / "checkpoint.json").read_bytes())
     cp["public_key"] = b64(public_bytes(load_signing_key(ensure_signing_key(tmp_path / "o.key"))))
-    (out / "checkpoint.json").write_text(json.dumps(cp))
-    assert "checkpoint.json: its public key is not the key that signed checkpoint " \
-        in str(failure(out))
+    forged = json.dumps(cp, separators=(",", ":")).encode()
+    (out / "checkpoint.json").write_bytes(forged + b"\n")
+    assert "checkpoint.json is not the last line of checkpoints.jsonl" in str(failure(out))
+    lines = (out / "checkpoints.jsonl").read_bytes().splitlines()
+    (out / "checkpoints.jsonl").write_bytes(b"\n".join([*lines[:-1], forged]) + b"\n")
+    assert "checkpoints.jsonl: checkpoint 7 carries a public key that is not the one the " \
+        "ledger announced" in str(failure(out))
+
+    # public_keys.json listing another key
+    out = fresh("keys")
+    listed = json.loads((out / "public_keys.json").read_bytes())
+    listed[0]["public_key"] = cp["public_key"]
+    (out / "public_keys.json").write_text(json.dumps(listed))
+    assert "public_keys.json does not list the keys the ledger announced" in str(failure(out))
+
+
+@pytest.mark.parametrize(("column", "name"), [(0, "seq"), (1, "entry_id"), (2, "kind"),
+                                              (3, "subject"), (4, "time"), (6, "canonical")])
+def test_an_edited_csv_column_names_the_column_and_the_entry(
+        sqlite_engine: Engine, tmp_path: Path, column: int, name: str) -> None:
+    import csv
+    import io
+
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    out = tmp_path / "csv"
+    export(ledger, out, fmt="csv")
+    rows = list(csv.reader(io.StringIO((out / "entries.csv").read_text(), newline="")))
+    row = rows[5]  # entry 5
+    row[column] = row[column].replace('"n":', '"n":1', 1) if column == 6 else (
+        row[column][:-1] + ("x" if not row[column].endswith("x") else "y"))
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    (out / "entries.csv").write_text(text.getvalue(), newline="")
+    with pytest.raises(VerificationFailed) as info:
+        verify_bundle(out)
+    assert info.value.seq == 5, str(info.value)
+    expected = "no longer hash to the entry_hash column" if column == 6 else \
+        f"the {name} column of entry 5 disagrees with its hashed bytes"
+    assert expected in str(info.value)
