@@ -24,7 +24,7 @@ from typing import Any
 
 from routing_core import jurisdictions
 from routing_core.decision import MISSING, PLAIN, Leaf, json_safe, leaf
-from routing_core.lead import CUSTOMER_TYPES, Lead
+from routing_core.lead import CUSTOMER_TYPES, Lead, parse_datetime
 
 Trace = list[Leaf]
 Condition = Callable[["Facts", Trace], bool]
@@ -234,11 +234,9 @@ def _check_scalar(ptype: PathType, value: Any, op: str, groups: Mapping[str, Seq
             return value
         if isinstance(value, str):  # written in quotes: the same ISO 8601 instant
             try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return parse_datetime(value)
             except ValueError:
-                parsed = None
-            if parsed is not None and parsed.tzinfo is not None:
-                return parsed
+                pass
         raise ConditionError(f"{op}: {value!r} is not a date-time with a time zone, such as "
                              "2026-01-01T00:00:00Z", op)
     if not isinstance(value, str):
