@@ -93,19 +93,18 @@ def check(data: dict[str, Any], max_age: timedelta, now: datetime | None = None
     problems: dict[str, list[str]] = {}
     for source, info in data["sources"].items():
         problems[source] = found = []
+        last = info["runs"][0] if info["runs"] else None
         completed = info["last_completed"]
         if not completed:
             found.append("no run has completed yet")
         for name, run in sorted(completed.items()):
             finished = as_utc(run["finished_at"])
             if finished < since:
-                last = info["runs"][0] if info["runs"] else None
                 found.append(("" if name == source else f"{name}: ")
                              + f"no run completed since {_utc(finished)}"
                              + (f" (the last, {last['run_id']}, {last['status']})"
                                 if last and last["run_id"] != run["run_id"] else ""))
-        last_run = info["runs"][0] if info["runs"] else None
-        unsent = ((last_run or {}).get("summary") or {}).get("notify_errors")
+        unsent = ((last or {}).get("summary") or {}).get("notify_errors")
         if unsent:  # compliance is not hearing of new refusals: as urgent as a stalled run
             found.append(f"the last run's digest did not reach {len(unsent)} target(s): "
                          f"{unsent[0]}")
