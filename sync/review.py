@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from ulid import ULID
 
+from audit import schema
 from audit.db import write_transaction
 from audit.files import write_atomically
 from audit.ledger import EntryIn
@@ -42,7 +43,6 @@ from routing_core.licensing import rep_licence, team_authority
 from routing_core.outreach import select_cooling_off
 from routing_core.policy.conditions import Facts
 from routing_core.policy.model import Member, Policy, Team
-from routing_core.screening import HIT_REASONS
 from sync.context import Context, config_path, existing_policy, open_context
 from sync.rotation_db import count_assignment
 from sync.state import (
@@ -319,7 +319,27 @@ def _screened(row: Any) -> None:
                 f"or reject it with `leadgate review reject {row.id}`")
 
 
-def _screening_now(policy: Policy, lead: Lead, row: Any) -> list[dict[str, Any]]:
+def _hit_key(result: dict[str, Any]) -> tuple[str, str, Any]:
+    """A screening hit's identity: which check, on which list, on which of its entries."""
+    return result["check"], result["list"], (result.get("matched") or {}).get("entry")
+
+
+def _refused_hits(conn: sa.Connection, row: Any) -> set[tuple[str, str, Any]]:
+    """The screening hits the refusal recorded, from its ledger `decision` entry
+    (`sync_decisions` keeps no screening). None found: none were considered (fail closed)."""
+    e = schema.entries
+    bodies = conn.execute(sa.select(e.c.body).where(
+        e.c.subject == f"{row.source}:{row.record_id}", e.c.kind == "decision")
+        .order_by(e.c.seq.desc())).scalars()
+    for body in bodies:
+        payload = json.loads(bytes(body))["payload"]
+        if payload.get("decision_id") == row.decision_id:
+            return {_hit_key(r) for r in payload.get("screening") or () if r.get("hit")}
+    return set()
+
+
+def _screening_now(policy: Policy, lead: Lead, row: Any,
+                   considered: set[tuple[str, str, Any]]) -> list[dict[str, Any]]:
     """The lead as the CRM holds it now, screened again: a record changed since its decision
     (a new name) may have become a hit that no officer has looked at. Fail closed: lists that
     cannot be read stop the approval."""
@@ -332,10 +352,10 @@ def _screening_now(policy: Policy, lead: Lead, row: Any) -> list[dict[str, Any]]
             f"item {row.id}: the lead cannot be screened now ({type(exc).__name__}: {exc})",
             where="review queue",
             fix="approve again once the screening lists load; nothing was recorded") from None
-    # The officers consider the kind of hit the lead was refused for; any other kind (a PEP
-    # refusal whose lead is now on a sanctions list) is a hit nobody has looked at.
-    considered = {check for check, reason in HIT_REASONS.items() if reason == row.reason}
-    hits = [r for r in results if r.hit and r.check not in considered]
+    # The officers consider the hits the lead was refused for: each list entry it matched
+    # then. Any other (a PEP refusal whose lead is now on a sanctions list, or matches another
+    # PEP) is a hit nobody has looked at.
+    hits = [r for r in results if r.hit and _hit_key(r.to_json()) not in considered]
     if hits:
         found = ", ".join(f"{r.check} hit on list {r.list}" for r in hits)
         raise LeadgateError(
@@ -385,6 +405,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             _not_a_violation(conn, row, "approve")
             refused = loads(conn.execute(sa.select(sync_decisions.c.decision).where(
                 sync_decisions.c.decision_id == row.decision_id)).scalar_one())
+            refused_hits = _refused_hits(conn, row)
         _screened(row)
         _, source_cfg = ctx.source(row.source)
         crm_id = (member.crm or {}).get(source_cfg.kind)
@@ -393,7 +414,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
                                 where=f"teams.{team}.members", fix="add crm.{kind} for the rep")
         now = utcnow()
         lead = _lead_now(row, source_cfg)
-        screening = _screening_now(ctx.policy, lead, row)
+        screening = _screening_now(ctx.policy, lead, row, refused_hits)
         day = now.astimezone(ctx.policy.tz).date()  # the policy's day: licences, caps
         authority = _authority(ctx.policy, teams[team], member, lead, day)
         override = row.reason in LICENCE_REASONS or not authority["licensed"]

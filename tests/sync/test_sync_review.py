@@ -676,8 +676,9 @@ def test_an_approval_screens_the_lead_again_as_the_crm_holds_it_now(tmp_path: Pa
 
 def test_a_screening_refusal_whose_lead_is_now_another_kind_of_hit_cannot_be_approved(
         tmp_path: Path) -> None:
-    """Refused as a PEP, renamed in the CRM since to a name on the sanctions lists: the
-    officers set aside the PEP hit, not a sanctions hit nobody has looked at."""
+    """Refused as a PEP, renamed in the CRM since to a name on the sanctions lists, or to
+    another PEP: the officers set aside the PEP entry it matched, not a hit nobody has looked
+    at."""
     env = start_env(tmp_path, leads=40)
     try:
         cfg = ("--config", str(env.config))
@@ -699,6 +700,15 @@ def test_a_screening_refusal_whose_lead_is_now_another_kind_of_hit_cannot_be_app
         engine = env.engine()
         assert not [e for e in ledger_entries(engine) if e["kind"] == "review_action"]
         engine.dispose()
+        # another PEP: the same kind of hit on another entry, which nobody has looked at either
+        with env.sb.store.lock:
+            env.sb.store.leads.set(i, {"FirstName": "Marguerite",
+                                       "LastName": "Oosterbrand-Velle"})
+        proc = approve()
+        assert proc.returncode == 2
+        assert "is a screening hit (pep hit on list " in proc.stderr, proc.stderr
+        assert "that its refusal (pep) did not consider" in proc.stderr
+        assert "Oosterbrand" not in proc.stderr
         # still the PEP it was refused as: the officers may set that hit aside, four eyes
         with env.sb.store.lock:
             env.sb.store.leads.set(i, {"FirstName": "Evander", "LastName": "Quillfeather"})
