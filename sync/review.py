@@ -182,7 +182,7 @@ def authenticate(ctx: Context, officer: str, token: str, action: str) -> dict[st
     """The officer's identity to record; LeadgateError when unknown or the token is wrong
     (the refused attempt is recorded too: see `record_refused`)."""
     try:
-        return _authenticate(ctx.policy, keys_path(ctx.config), officer, token)
+        return _authenticate(ctx.policy, keys_path(ctx.config), officer, token, ctx.engine)
     except OfficerRefused as exc:
         record_refused(ctx.ledger, officer, action, exc)
         raise
@@ -202,23 +202,25 @@ def record_refused(ledger: Any, officer: str, action: str, exc: LeadgateError) -
         pass
 
 
-def authenticate_officer(config: str | Path | None, officer: str, token: str) -> dict[str, Any]:
+def authenticate_officer(config: str | Path | None, officer: str, token: str,
+                         engine: sa.Engine) -> dict[str, Any]:
     """The same check for an officer's action outside the queue (`audit erase`, showing personal
-    data), against the policy and key file of leadgate.yaml; no database is opened."""
+    data), against the policy and key file of leadgate.yaml and the ledger of `engine`."""
     from connectors.config import load_config
     from routing_core.policy import load_policy
 
     path = config_path(str(config) if config else None)
     cfg = load_config(path)
     return _authenticate(load_policy(existing_policy(path, cfg)), keys_path(cfg), officer,
-                         token)
+                         token, engine)
 
 
 class OfficerRefused(LeadgateError):
     """Not an officer of the policy, or not the holder of that officer's token."""
 
 
-def _authenticate(policy: Policy, keys: Path, officer: str, token: str) -> dict[str, Any]:
+def _authenticate(policy: Policy, keys: Path, officer: str, token: str,
+                  engine: sa.Engine) -> dict[str, Any]:
     if officer not in _officers(policy):
         raise OfficerRefused(f"{officer!r} is not an officer of policy {policy.id}",
                             where="--officer", fix="use your id from the policy's review.officers")
@@ -228,7 +230,35 @@ def _authenticate(policy: Policy, keys: Path, officer: str, token: str) -> dict[
         raise OfficerRefused(f"officer {officer!r} could not be authenticated", where=str(keys),
                             fix="use your token, or ask an administrator to run "
                                 "`leadgate review add-officer` for you")
+    # The key file says who holds a token; the ledger says who was given one. A token written
+    # into the file by hand, or issued by a leadgate that did not record credentials, was
+    # never recorded as issued, so it does not count.
+    with engine.connect() as conn:
+        recorded = recorded_credential(conn, officer)
+    if recorded != credential_of(given):
+        why = ("was issued before leadgate recorded credentials" if recorded is _UNNAMED
+               else "is not the credential the ledger recorded as issued to them (the key "
+                    "file was changed outside leadgate)")
+        raise OfficerRefused(f"officer {officer!r}'s token {why}", where=str(keys),
+                            fix="ask an administrator to issue a new token with `leadgate "
+                                "review add-officer`")
     return {"officer": officer, "os_user": getpass.getuser(), "credential": credential_of(given)}
+
+
+_UNNAMED = object()  # an officer_credential entry written before credentials were named
+
+
+def recorded_credential(conn: sa.Connection, officer: str) -> Any:
+    """The officer's credential as the ledger last recorded it (`officer_credential`
+    entries): None when revoked or never issued."""
+    e = schema.entries
+    bodies = conn.execute(sa.select(e.c.body).where(
+        e.c.subject.is_(None), e.c.kind == "officer_credential").order_by(e.c.seq.desc()))
+    for body in bodies.scalars():
+        payload = json.loads(bytes(body))["payload"]
+        if payload.get("officer") == officer:
+            return payload.get("credential", _UNNAMED)
+    return None
 
 
 def list_items(config: str | None, *, show_all: bool = False) -> list[dict[str, Any]]:

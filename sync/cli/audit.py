@@ -216,18 +216,14 @@ def _officer(config_path: str, officer: str, token: str | None, *, action: str,
     attempt is recorded in the ledger (`officer_auth_refused`) before the error is shown."""
     from sync.review import OfficerRefused, authenticate_officer, record_refused
 
+    ledger = open_ledger(database_url, config_path)
     try:
-        return authenticate_officer(config_path, officer, token or ask_token())
+        return authenticate_officer(config_path, officer, token or ask_token(), ledger.engine)
     except OfficerRefused as exc:
-        try:
-            ledger = open_ledger(database_url, config_path)
-        except LeadgateError:
-            raise exc from None
-        try:
-            record_refused(ledger, officer, action, exc)
-        finally:
-            ledger.engine.dispose()
+        record_refused(ledger, officer, action, exc)
         raise
+    finally:
+        ledger.engine.dispose()
 
 
 @audit.command("retention")

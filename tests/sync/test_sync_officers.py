@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from audit.ledger import EntryIn, Ledger
 from sync.review import credential_of
 from tests.integration.synctools import leadgate, ledger_entries, start_env, sync_run
 
@@ -177,5 +178,59 @@ def test_a_revoked_officers_pending_approval_no_longer_counts(tmp_path: Path) ->
         assert [a["officer"] for a in actions[1]["approvals"]] == ["mlro-kwame"]
         third = approve("co-difc-noor")
         assert third.returncode == 0 and "CRM write ok" in third.stdout, third.stdout
+    finally:
+        env.sb.stop()
+
+
+def test_a_token_the_ledger_never_recorded_as_issued_does_not_count(tmp_path: Path) -> None:
+    """Whoever can write the key file could put an officer's hash there by hand and act as that
+    officer with no `officer_credential` entry. The ledger, not the file, says who was given a
+    token: such a token is refused, for review actions and for `audit erase` alike, and the
+    attempt is recorded. So is a token whose issue an older leadgate recorded without naming
+    the credential."""
+    env = start_env(tmp_path, leads=40)
+    try:
+        cfg = ("--config", str(env.config))
+        marta = leadgate("review", "add-officer", "cco-marta", *cfg).stdout.splitlines()[-1]
+        assert sync_run(env, "salesforce").returncode == 0
+        items = json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+        keys = tmp_path / "leadgate-officers.json"
+        held = json.loads(keys.read_text())
+        held["mlro-kwame"] = {"sha256": hashlib.sha256(b"handmade").hexdigest(),
+                              "created_at": "x", "created_by": "x"}
+        keys.write_text(json.dumps(held))
+        before = len(_credentials(env))
+
+        proc = _reject(env, items[0]["id"], "mlro-kwame", "handmade")
+        assert proc.returncode == 2
+        assert proc.stderr == (
+            f"error: {keys}: officer 'mlro-kwame''s token is not the credential the ledger "
+            "recorded as issued to them (the key file was changed outside leadgate) (fix: ask "
+            "an administrator to issue a new token with `leadgate review add-officer`)\n"), \
+            proc.stderr
+        erase = leadgate("audit", "erase", f"salesforce:{items[0]['record_id']}", "--reason",
+                         "request", "--officer", "mlro-kwame", "--token", "handmade", *cfg)
+        assert erase.returncode == 2 and "the key file was changed outside" in erase.stderr, \
+            erase.stderr
+        # an older leadgate's record of an issue, without the credential's name
+        engine = env.engine()
+        try:
+            Ledger(engine, key_path=tmp_path / "ledger-signing.key").append_batch([EntryIn(
+                "officer_credential", None, {"officer": "mlro-kwame", "action": "issued"})])
+            attempts = [e["payload"] for e in ledger_entries(engine)
+                        if e["kind"] == "officer_auth_refused"]
+        finally:
+            engine.dispose()
+        assert [(a["officer"], a["action"]) for a in attempts] == [
+            ("mlro-kwame", "reject"), ("mlro-kwame", "erase")]
+        proc = _reject(env, items[0]["id"], "mlro-kwame", "handmade")
+        assert proc.returncode == 2
+        assert "token was issued before leadgate recorded credentials" in proc.stderr
+
+        assert len(_credentials(env)) == before + 1  # only the entry written above
+        assert json.loads(leadgate("review", "list", "--json", *cfg).stdout)[0]["status"] \
+            == "open"
+        # the officer whose token the ledger recorded acts as before
+        assert _reject(env, items[0]["id"], "cco-marta", marta).returncode == 0
     finally:
         env.sb.stop()
