@@ -234,3 +234,47 @@ def test_a_token_the_ledger_never_recorded_as_issued_does_not_count(tmp_path: Pa
         assert _reject(env, items[0]["id"], "cco-marta", marta).returncode == 0
     finally:
         env.sb.stop()
+
+
+def test_an_approval_lapses_when_its_officer_is_given_a_new_token(tmp_path: Path) -> None:
+    """Revoking a token and issuing a new one is what is done about a stolen token: a first
+    approval given with the old one must not count once its officer holds the new one, whether
+    the old token was replaced at once or revoked first."""
+    env = start_env(tmp_path, leads=200)
+    try:
+        cfg = ("--config", str(env.config))
+        tokens = {o: leadgate("review", "add-officer", o, *cfg).stdout.splitlines()[-1]
+                  for o in ("cco-marta", "mlro-kwame")}
+        assert sync_run(env, "salesforce").returncode == 0
+        items = json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+        overrides = [x for x in items
+                     if x["reason"] in ("no_licensed_team", "unlicensed_jurisdiction")]
+        assert len(overrides) >= 2
+
+        def approve(item: dict[str, Any], officer: str) -> Any:
+            return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
+                            "--rep", "alice", "--officer", officer, "--token", tokens[officer],
+                            *cfg)
+
+        for item, steps in zip(overrides[:2], (("add-officer",),
+                                               ("revoke-officer", "add-officer")), strict=True):
+            first = approve(item, "cco-marta")
+            assert first.returncode == 0 and "second officer must approve" in first.stdout
+            for step in steps:
+                proc = leadgate("review", step, "cco-marta", *cfg)
+                assert proc.returncode == 0, proc.stderr
+            tokens["cco-marta"] = proc.stdout.splitlines()[-1]
+            second = approve(item, "mlro-kwame")
+            assert second.returncode == 0, second.stderr
+            assert "second officer must approve" in second.stdout, (steps, second.stdout)
+            engine = env.engine()
+            action = [e["payload"] for e in ledger_entries(engine)
+                      if e["kind"] == "review_action"][-1]
+            engine.dispose()
+            assert [a["officer"] for a in action["lapsed_approvals"]] == ["cco-marta"]
+            assert [a["officer"] for a in action["approvals"]] == ["mlro-kwame"]
+            # the new token is a pair of eyes again
+            third = approve(item, "cco-marta")
+            assert third.returncode == 0 and "CRM write ok" in third.stdout, third.stdout
+    finally:
+        env.sb.stop()
