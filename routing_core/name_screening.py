@@ -2,9 +2,12 @@
 
 Pure matching: the entries are handed in (see `sync.screening_lists` for reading the files), so
 this module does no I/O. Names are compared after folding case, accents and punctuation, with
-word order ignored ("KARVOSSEN, Taras" matches "Taras Karvossen"); a list name whose words are
-all in the lead's name (or the other way round) also matches when they share at least two words,
-which catches a middle name left out without letting one common word decide.
+word order ignored ("KARVOSSEN, Taras" matches "Taras Karvossen"); invisible characters are
+dropped and Cyrillic or Greek look-alikes inside a Latin word read as Latin, so neither can hide
+a listed name. A list name whose words are all in the lead's name (or the other way round) also
+matches when they share at least two words, which catches a middle name left out without
+letting one common word decide. Emails, domains and phones are exact; a lead's phone written
+nationally is also read in the lead's country (a listed number is best written "+44 ...").
 """
 
 from __future__ import annotations
@@ -26,12 +29,38 @@ if TYPE_CHECKING:
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)   # a run of letters and digits
 
 
+# Cyrillic and Greek letters drawn like Latin ones (as casefolded). No real name mixes the
+# scripts within a word, so a word that does is a disguise ("Kаrvоssen" with Cyrillic а and о)
+# and is read as the Latin word it imitates.
+LOOKALIKES: dict[str, str] = {
+    "а": "a", "в": "b", "г": "r", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "п": "n",
+    "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ь": "b", "і": "i", "ј": "j", "ѕ": "s",
+    "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h", "ӏ": "l", "ү": "y",
+    "α": "a", "β": "b", "γ": "y", "ε": "e", "ζ": "z", "η": "n", "ι": "i", "κ": "k", "ν": "v",
+    "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w",
+}
+_AS_LATIN = str.maketrans(LOOKALIKES)
+
+
 def fold_name(name: str) -> str:
-    """Case-, accent- and punctuation-folded words of a name, sorted."""
-    if not name.isascii():   # ASCII has nothing for NFKD to decompose, no accent to strip
-        decomposed = unicodedata.normalize("NFKD", name)
-        name = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(sorted(_WORD.findall(name.casefold())))
+    """Case-, accent- and punctuation-folded words of a name, sorted.
+
+    Marks and invisible format characters (zero-width spaces and joiners, soft hyphens,
+    direction marks) are dropped, never read as a break between words: "Kar\u200bvossen" is
+    "karvossen". A word mixing Latin letters with LOOKALIKES is read as Latin.
+    """
+    if name.isascii():   # nothing to decompose, no mark, no format character, no look-alike
+        return " ".join(sorted(_WORD.findall(name.casefold())))
+    decomposed = unicodedata.normalize("NFKD", name).casefold()
+    kept = "".join(ch for ch in decomposed
+                   if (cat := unicodedata.category(ch)) != "Cf" and cat[0] != "M")
+    return " ".join(sorted(map(_as_latin, _WORD.findall(kept))))
+
+
+def _as_latin(word: str) -> str:
+    if word.isascii() or not any("a" <= ch <= "z" for ch in word):
+        return word
+    return word.translate(_AS_LATIN)
 
 
 def name_words(folded: str) -> tuple[str, ...]:
@@ -43,6 +72,27 @@ def phone_digits(phone: str) -> str:
     """Digits of a phone number without an international prefix ("00" or "+")."""
     digits = "".join(filter(str.isdigit, phone))
     return digits[2:] if digits.startswith("00") else digits
+
+
+def phone_keys(phone: str, country: str | None = None) -> tuple[str, ...]:
+    """The digits a phone number is looked up by: as written (`phone_digits`) and, unless it is
+    written plainly in international form, also read as a number of `country`: "07700 900999"
+    in GB is 447700900999, and "+44 (0)7700 900999" drops its trunk 0 the same way."""
+    digits = phone_digits(phone)
+    if phone.lstrip().startswith("+") and "(" not in phone:
+        return (digits,) if digits else ()
+    international = _international_digits(phone, country)
+    return tuple(dict.fromkeys(k for k in (digits, international) if k))
+
+
+def _international_digits(phone: str, country: str | None) -> str | None:
+    import phonenumbers  # its metadata loads on first use: only for numbers that need it
+
+    try:
+        number = phonenumbers.parse(phone, country)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +140,9 @@ class LoadedList:
                 emails.setdefault(email.strip().casefold(), index)
             for domain in entry.domains:
                 domains.setdefault(domain.strip().casefold().lstrip("@"), index)
-            for phone in entry.phones:
-                if phone_digits(phone):
-                    phones.setdefault(phone_digits(phone), index)
+            for phone in entry.phones:  # no country here: a national number as written
+                for key in phone_keys(phone):
+                    phones.setdefault(key, index)
         object.__setattr__(self, "_names", names)
         object.__setattr__(self, "_owners", owners)
         # Every pair of distinct words of a spelling -> the spellings (in list order) that
@@ -160,9 +210,9 @@ class LoadedList:
             if domain in self._domains:
                 return self._domains[domain], "domain"
         if lead.phone and self._phones:
-            digits = phone_digits(lead.phone)
-            if digits in self._phones:
-                return self._phones[digits], "phone"
+            for key in phone_keys(lead.phone, lead.jurisdiction.country):
+                if key in self._phones:
+                    return self._phones[key], "phone"
         return None
 
 

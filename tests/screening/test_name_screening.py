@@ -42,6 +42,25 @@ def test_alias_in_another_script_is_a_hit() -> None:
     assert result.hit and result.matched is not None and result.matched["entry"] == "1"
 
 
+def test_invisible_characters_inside_a_name_do_not_hide_it() -> None:
+    """Zero-width spaces and joiners, soft hyphens and direction marks are invisible in a CRM:
+    they are dropped, not read as breaks that split "Karvossen" into words of its own."""
+    for first, last in (("Ta\u200bras", "Kar\u200bvossen"), ("Taras", "Karvos\u00adsen"),
+                        ("\u200eTaras\u200f", "Karvo\u2060ssen"), ("Та\u200cрас", "Кар\u200dвоссен")):
+        [result] = screen(_lead(first_name=first, last_name=last))
+        assert result.hit and result.best_score == 1.0, (first, last, result)
+
+
+def test_latin_name_with_cyrillic_or_greek_look_alikes_is_a_hit() -> None:
+    for first, last in (("T\u0430r\u0430s", "K\u0430rv\u043essen"),   # Cyrillic а, о
+                        ("Taras", "Karv\u03bfssen"),                     # Greek ο
+                        ("TARAS", "KARV\u041eSSEN")):                    # Cyrillic О
+        [result] = screen(_lead(first_name=first, last_name=last))
+        assert result.hit and result.best_score == 1.0, (first, last, result)
+    # a word in one script is its own spelling, not read as another script's
+    assert fold_name("Тарас") == "тарас" and fold_name("Αθηνά") == "αθηνα"
+
+
 def test_one_shared_word_is_not_a_hit() -> None:
     [result] = screen(_lead(first_name="Taras", last_name="Smith"))
     assert not result.hit
@@ -76,6 +95,22 @@ def test_blocklist_matches_email_domain_and_phone_exactly() -> None:
     assert [r.matched["matched_on"] for r in (email, domain, phone) if r.matched] == [
         "email", "domain", "phone"]
     assert not clean.hit
+
+
+def test_a_listed_phone_is_found_in_the_national_form_of_the_leads_country() -> None:
+    for phone in ("07700 900999", "(0)7700-900999", "+44 (0)7700 900999", "0044 7700 900999"):
+        [result] = screen(_lead(first_name="Ann", last_name="Lee", phone=phone), BLOCK)
+        assert result.hit and result.matched == {"entry": "row 4", "matched_on": "phone"}, phone
+    # the same national digits in another country are another number
+    [result] = screen(parse_lead({"source": "test", "id": "L1", "jurisdiction": "FR",
+                                  "first_name": "Ann", "last_name": "Lee",
+                                  "phone": "07700 900999"}), BLOCK)
+    assert not result.hit
+    # a listed number written nationally matches a lead's number written the same way
+    national = LoadedList(check="blocklist", list_id="internal", digest="sha256:02",
+                          entries=[ListEntry("row 2", "", phones=("07700 900999",))])
+    [result] = screen(_lead(first_name="Ann", last_name="Lee", phone="07700-900999"), national)
+    assert result.hit
 
 
 def test_blocklist_hit_does_not_copy_the_listed_contact_into_the_decision() -> None:

@@ -7,7 +7,8 @@ with the lead's name may also score its token-set similarity (full marks when on
 are all in the other's). Ties go to the list's order: the first spelling with the best ratio,
 and a shared-words score only when it is strictly better, again the first such spelling. Of
 the lead's names (person, then company) the first with the best rounded score is recorded.
-Contacts (blocklist) are exact: email first, then the email's domain, then the phone digits.
+Contacts (blocklist) are exact: email first, then the email's domain, then the phone digits
+(as written, then read in the lead's country).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,6 +30,7 @@ from rapidfuzz import fuzz
 from connectors.sandbox import generator
 from routing_core.lead import Lead, parse_lead
 from routing_core.name_screening import (
+    LOOKALIKES,
     ListEntry,
     ListScreener,
     LoadedList,
@@ -43,13 +46,30 @@ THRESHOLD = 0.9
 
 
 def ref_fold(name: str) -> str:
-    kept = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
-    return " ".join(sorted(w for w in re.split(r"[\W_]+", kept.casefold()) if w))
+    text = unicodedata.normalize("NFKD", name).casefold()
+    kept = "".join(c for c in text if unicodedata.category(c) != "Cf"
+                   and not unicodedata.category(c).startswith("M"))
+    words = [w for w in re.split(r"[\W_]+", kept) if w]
+    return " ".join(sorted("".join(LOOKALIKES.get(c, c) for c in w)
+                           if re.search("[a-z]", w) else w for w in words))
 
 
 def ref_digits(phone: str) -> str:
     digits = "".join(c for c in phone if c.isdigit())
     return digits[2:] if digits.startswith("00") else digits
+
+
+def ref_phone_keys(phone: str, country: str | None) -> list[str]:
+    """As written, then (unless plainly "+..."): E.164 in the lead's country, by phonenumbers."""
+    keys = [ref_digits(phone)]
+    if not (phone.strip().startswith("+") and "(" not in phone):
+        try:
+            parsed = phonenumbers.parse(phone, country)
+            keys.append(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                        .lstrip("+"))
+        except phonenumbers.NumberParseException:
+            pass
+    return [k for k in keys if k]
 
 
 def ref_best(name: str, spellings: list[tuple[str, int]]) -> tuple[float, int | None]:
@@ -80,10 +100,11 @@ def ref_contact(entries: list[ListEntry], lead: Lead) -> tuple[int, str] | None:
             if any(d.strip().casefold().lstrip("@") == domain for d in entry.domains):
                 return index, "domain"
     if lead.phone:
-        digits = ref_digits(lead.phone)
-        for index, entry in enumerate(entries):
-            if any(ref_digits(p) and ref_digits(p) == digits for p in entry.phones):
-                return index, "phone"
+        wanted = ref_phone_keys(lead.phone, lead.jurisdiction.country)
+        for key in wanted:
+            for index, entry in enumerate(entries):
+                if any(key in ref_phone_keys(p, None) for p in entry.phones):
+                    return index, "phone"
     return None
 
 
@@ -112,9 +133,10 @@ def ref_screen(loaded: LoadedList, lead: Lead) -> ScreeningResult:
     return ScreeningResult(loaded.check, loaded.list_id, loaded.digest, False, score)
 
 
-# Names as CRMs hold them: any letters, marks, digits, punctuation and spaces, ASCII or not.
-NAME_TEXT = st.text(st.one_of(st.characters(), st.sampled_from("aZ _-,.'0\u0301\u00e9\u00df")),
-                    max_size=30)
+# Names as CRMs hold them: any letters, marks, digits, punctuation and spaces, ASCII or not,
+# with invisible format characters and Cyrillic and Greek look-alikes among them.
+NAME_TEXT = st.text(st.one_of(st.characters(), st.sampled_from(
+    "aZ _-,.'0\u0301\u00e9\u00df\u200b\u200c\u00ad\u0430\u043e\u03bf\u0410")), max_size=30)
 
 
 @settings(max_examples=2000, deadline=None)
@@ -233,6 +255,7 @@ def test_a_large_list_with_many_shared_words_matches_the_reference() -> None:
 TIE_SCRIPT = """
 from routing_core.lead import parse_lead
 from routing_core.name_screening import (
+    LOOKALIKES,
     ListEntry,
     ListScreener,
     LoadedList,
