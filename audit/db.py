@@ -45,13 +45,30 @@ def database_url(config_value: str | None = None) -> str:
 
 
 def mask_url(url: str | sa.URL) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its password, for messages: the password of its user part, a `password`
+    query parameter (libpq takes one), and all of a password with an unescaped "@" in it."""
     try:
         parsed = sa.make_url(url) if isinstance(url, str) else url
     except Exception:  # noqa: BLE001 - an unparsable URL is shown only by its scheme
         text = str(url)
         return text.split("://", 1)[0] + "://..." if "://" in text else "<unparsable URL>"
-    return parsed.render_as_string(hide_password=True)
+    if parsed.host and "@" in parsed.host:  # the password ran on to the last "@"
+        parsed = parsed.set(host=parsed.host.rpartition("@")[2], password="***")
+    hidden = {key: "***" for key in parsed.query if key.lower() == "password"}
+    if hidden:
+        parsed = parsed.update_query_dict(hidden)
+    return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
+
+
+def _without_secrets(text: str, url: sa.URL) -> str:
+    """A driver's message with the URL's password taken out, wherever the URL had it."""
+    secrets = [url.password] if url.password else []
+    for key, value in url.query.items():
+        if key.lower() == "password":
+            secrets.extend([value] if isinstance(value, str) else value)
+    for secret in sorted(filter(None, map(str, secrets)), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def make_engine(url: str) -> Engine:
@@ -63,6 +80,10 @@ def make_engine(url: str) -> Engine:
             "not a database URL", where=mask_url(url),
             fix="use sqlite:///path/leadgate.db or postgresql+psycopg://user@host:5432/db",
         ) from exc
+    if parsed.host and "@" in parsed.host:
+        raise LedgerError(
+            "the database URL's password holds an '@' that is not escaped", where=mask_url(parsed),
+            fix="write each '@' of the password as %40 (and ':' as %3A, '/' as %2F)")
     backend, _, driver = parsed.drivername.partition("+")
     if backend == "sqlite" and driver in ("", "pysqlite"):
         return _sqlite_engine(parsed)
@@ -110,6 +131,12 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     read_only = file_db and _on_read_only_disk(str(url.database))
     if not read_only:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+        if file_db:
+            path = str(url.database)
+
+            @event.listens_for(engine, "do_connect")
+            def _private(*_: Any) -> None:  # then the driver connects as it would
+                create_private(path)
     else:
         wal = Path(f"{url.database}-wal")
         if wal.exists() and wal.stat().st_size:  # an immutable read would not see its entries
@@ -141,6 +168,17 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def create_private(path: str) -> None:
+    """Create a database file that does not exist yet with mode 0600, as SQLite would create
+    it otherwise with the umask's (0644): it holds every data subject's personal-data key.
+    SQLite gives its -wal and -shm files the database file's mode. An existing file is left
+    as it is; a folder that does not exist is SQLite's error to report."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except (FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError):
+        pass
 
 
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
@@ -237,7 +275,8 @@ def connect(engine: Engine) -> Iterator[Connection]:
         if not _is_failure(exc):
             raise
         raise DatabaseFailed(
-            f"cannot connect to the database ({_first_line(exc.orig)})",
+            f"cannot connect to the database "
+            f"({_without_secrets(_first_line(exc.orig), engine.url)})",
             where=mask_url(engine.url),
             fix=_FIX,
         ) from exc
@@ -271,6 +310,8 @@ def database_failure(exc: BaseException, engine: Engine | None = None) -> Databa
     if not isinstance(exc, sa.exc.DBAPIError) or not _is_failure(exc):
         return None
     detail = _first_line(exc.orig)
+    if engine is not None:
+        detail = _without_secrets(detail, engine.url)
     return DatabaseFailed(
         f"the database failed ({detail})",
         where=mask_url(engine.url) if engine is not None else None,

@@ -98,14 +98,14 @@ def leadgate():  # type: ignore[no-untyped-def]
     import sys
 
     def run(*args: str, cwd: str | None = None, input: str | None = None,
-            timeout: float = 120, env: dict[str, str] | None = None,
+            timeout: float = 120, env: dict[str, str] | None = None, umask: int = -1,
             ) -> subprocess.CompletedProcess[str]:
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = REPO_ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
         full_env.update(env or {})
         return subprocess.run(
             [sys.executable, "-m", "sync.cli", *args], cwd=cwd, input=input, env=full_env,
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=timeout, umask=umask,
         )
 
     return run

@@ -28,6 +28,50 @@ def test_wrong_url_is_one_line_without_the_password() -> None:
     assert "hunter2" not in str(info.value) and "fix:" in str(info.value)
 
 
+@pytest.mark.parametrize("url, secret", [
+    ("postgresql+psycopg://leaduser@127.0.0.1:1/prod?password=QuerySecret1", "QuerySecret1"),
+    ("postgresql+psycopg:///prod?host=127.0.0.1&port=1&user=x&password=HostSecret3",
+     "HostSecret3"),
+    ("postgresql+psycopg://leaduser:Pw@Secret2@127.0.0.1:1/prod", "Secret2"),
+])
+def test_a_password_anywhere_in_the_url_is_never_shown(leadgate, tmp_path, url: str,  # type: ignore[no-untyped-def]
+                                                        secret: str) -> None:
+    proc = leadgate("db", "upgrade", "--database-url", url, cwd=str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+    assert secret not in proc.stderr and "Pw" not in proc.stderr, proc.stderr
+    if "Secret2" in url:  # hosts have no "@": the password has one, unescaped
+        assert "the database URL's password holds an '@' that is not escaped (fix: write " \
+            "each '@' of the password as %40" in proc.stderr
+    else:
+        assert "password=***" in proc.stderr and "cannot connect" in proc.stderr
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(leadgate, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """It holds every data subject's personal-data key: another local user who could read it
+    could decrypt every sealed name. SQLite would create it with the umask's mode (0644);
+    its -wal and -shm files take the database's."""
+    path = tmp_path / "leadgate.db"
+    proc = leadgate("db", "upgrade", "--database-url", f"sqlite:///{path}", cwd=str(tmp_path),
+                    umask=0o022)
+    assert proc.returncode == 0, proc.stderr
+    assert path.stat().st_mode & 0o777 == 0o600
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        with db.write_transaction(engine) as conn:  # a writer: -wal and -shm exist now
+            Ledger(engine).append(conn, [EntryIn("policy_loaded", None, {"id": "p"})])
+            sidecars = [tmp_path / "leadgate.db-wal", tmp_path / "leadgate.db-shm"]
+            assert all(p.exists() for p in sidecars)
+            assert [p.stat().st_mode & 0o777 for p in sidecars] == [0o600, 0o600]
+    finally:
+        engine.dispose()
+    # an existing database keeps the mode its owner gave it
+    path.chmod(0o640)
+    assert leadgate("db", "upgrade", "--database-url", f"sqlite:///{path}",
+                    cwd=str(tmp_path)).returncode == 0
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 def test_unreachable_database_is_one_line(leadgate, tmp_path) -> None:  # type: ignore[no-untyped-def]
     proc = leadgate("db", "upgrade", "--database-url",
                     "postgresql+psycopg://u:hunter2@127.0.0.1:1/x", cwd=str(tmp_path))
