@@ -122,6 +122,7 @@ def migrate_serialised(engine: sa.Engine) -> None:
     would otherwise race to create the same tables (PostgreSQL advisory lock; a lock file
     next to a SQLite database)."""
     from audit import db
+    from audit.errors import DatabaseFailed
 
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
@@ -139,7 +140,14 @@ def migrate_serialised(engine: sa.Engine) -> None:
     if not database or database == ":memory:":
         db.upgrade(engine)
         return
-    with open(f"{database}.migrate.lock", "w") as lock:
+    try:
+        lock = open(f"{database}.migrate.lock", "w")  # noqa: SIM115 - closed below
+    except OSError as exc:  # the folder is missing or not writable: SQLite could not either
+        raise DatabaseFailed(
+            f"cannot create the database here ({exc.strerror})", where=database,
+            fix="create the folder, or point database_url in leadgate.yaml (or "
+                "LEADGATE_DATABASE_URL) at a folder leadgate may write") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not schema_is_current(engine):
             db.upgrade(engine)

@@ -163,6 +163,19 @@ def test_could_not_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
         assert "wrong" not in proc.stderr
+        # a SQLite database in a folder that does not exist: configuration, one line, not the
+        # traceback (and exit 1, "the next run retries") it was, with --json as without
+        missing = tmp_path / "no-such-folder" / "leadgate.db"
+        for extra in ((), ("--json",)):
+            proc = leadgate("sync", "run", "--config", str(env.config), "--source",
+                            "salesforce", *extra,
+                            env={"LEADGATE_DATABASE_URL": f"sqlite:///{missing}"})
+            assert proc.returncode == 2, proc.stderr
+            assert proc.stderr == (
+                f"error: {missing}: cannot create the database here (No such file or "
+                "directory) (fix: create the folder, or point database_url in leadgate.yaml "
+                "(or LEADGATE_DATABASE_URL) at a folder leadgate may write)\n"), proc.stderr
+        assert not missing.parent.exists()
     finally:
         env.sb.stop()
 
