@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,25 @@ import click
 from audit.files import write_atomically
 from routing_core.errors import LeadgateError
 from sync.cli.officer import ask_token, officer_options
+from sync.context import CONFIG_ENV
+from sync.context import config_path as resolve_config
+
+
+def _named_config(_ctx: Any, _param: Any, value: str | None) -> str:
+    """The leadgate.yaml that `sync run` would read. Without one in this folder the commands
+    still work on --database-url; one named by --config or LEADGATE_CONFIG must exist."""
+    path = resolve_config(value)
+    if (value or os.environ.get(CONFIG_ENV)) and not path.is_file():
+        raise LeadgateError("cannot read: No such file or directory", where=str(path),
+                            fix="run `leadgate init` to create it, or pass --config")
+    return str(path)
+
 
 CONFIG_OPTION = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), default="leadgate.yaml",
-    show_default=True, help="leadgate.yaml; its database_url and signing_key are used.",
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    callback=_named_config,
+    help="leadgate.yaml, whose database_url and signing_key are used (default: "
+         "$LEADGATE_CONFIG or ./leadgate.yaml).",
 )
 URL_OPTION = click.option(
     "--database-url", default=None,

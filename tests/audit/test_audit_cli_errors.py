@@ -105,3 +105,26 @@ def test_config_names_the_database_and_the_key(tmp_path: Path,
     result = cli("audit", "checkpoint", "--config", str(conf / "leadgate.yaml"), cwd=tmp_path)
     assert result.exit_code == 0, result.output
     assert (conf / "keys" / "ledger.key").exists()  # relative to the config file's folder
+
+
+def test_db_and_audit_commands_read_the_config_leadgate_config_names(leadgate, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                      ) -> None:
+    """As `sync run` and `sync status` do: the ledger of the config LEADGATE_CONFIG names, not a
+    leadgate.db of the current folder (created there by `db upgrade`, found by nothing else);
+    a config named that does not exist is an error, not a silent fall-back."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    config = work / "leadgate.yaml"
+    config.write_text(f"database_url: sqlite:///{work / 'ledger.db'}\n")
+    env = {"LEADGATE_CONFIG": str(config)}
+    assert leadgate("db", "upgrade", cwd=str(elsewhere), env=env).returncode == 0
+    assert (work / "ledger.db").is_file() and not list(elsewhere.iterdir())
+    verify = leadgate("audit", "verify", cwd=str(elsewhere), env=env)
+    assert verify.returncode == 0 and verify.stdout.startswith("ok: 0 entries"), verify.stderr
+    for named in ({"LEADGATE_CONFIG": str(work / "missing.yaml")}, None):
+        args = ("audit", "verify") if named else ("audit", "verify", "--config",
+                                                  str(work / "missing.yaml"))
+        proc = leadgate(*args, cwd=str(elsewhere), env=named)
+        _one_line(proc)
+        assert proc.stderr.startswith(f"error: {work / 'missing.yaml'}: cannot read"), proc.stderr
