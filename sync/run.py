@@ -534,7 +534,7 @@ class SyncJob:
                 cursor.save(conn, self.name, self.source, sending.cursor.dumps(), self.run_id)
             if getattr(self, "_lease", None) is not None and self._lease.lost:
                 raise LeaseLost(f"the lease of {self.name} expired and another run took it",
-                                fix="raise the lease ttl if runs stall this long")
+                                fix="raise --lease-ttl if runs stall this long")
         self._report()
 
     # -- 4. cooling-off violations ---------------------------------------------------------

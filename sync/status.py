@@ -153,12 +153,13 @@ def render(data: dict[str, Any]) -> str:
                      + "".join(f", {k} {v}" for k, v in sorted(queue.items())
                                if k not in ("open",)))
         for run in info["runs"]:
-            s = run["summary"] or {}
-            lines.append(f"  run {run['run_id']} {run['status']:<8} started "
-                         f"{_utc(run['started_at'])} "
-                         f"pulled {s.get('pulled')} assigned {s.get('assigned')} refused "
+            s = run["summary"]
+            line = f"  run {run['run_id']} {run['status']:<8} started {_utc(run['started_at'])}"
+            if s:  # a run still going, or that died, has no summary yet
+                line += (f" pulled {s.get('pulled')} assigned {s.get('assigned')} refused "
                          f"{s.get('refused')} errors {s.get('write_errors')}"
                          + (f" violations {s['violations']}" if s.get("violations") else ""))
+            lines.append(line)
     return "\n".join(lines)
 
 

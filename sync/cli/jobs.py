@@ -73,7 +73,9 @@ Exit codes:
 @click.option("-v", "--verbose", count=True,
               help="Log each page and run on stderr (-vv: also the ids of leads whose "
                    "write-back failed). CRM retries are logged in any case.")
-@click.option("--lease-ttl", type=float, default=None, hidden=True)
+@click.option("--lease-ttl", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="How long the lease outlives the run's last heartbeat (default 120): raise "
+                   "it where a run may stall longer (a paused VM, a database failing over).")
 def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | None,
             as_json: bool, strict_lease: bool, shard: str | None, one_process: bool,
             verbose: int, lease_ttl: float | None) -> None:
@@ -95,7 +97,8 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
         ctx.close()
     summary.strict_lease = strict_lease
     if as_json:
-        click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True, default=json_default))
+        # One line: schedulers append it to a log, one run per line (JSON Lines).
+        click.echo(json.dumps(summary.to_json(), sort_keys=True, default=json_default))
     else:
         click.echo(summary.render())
         if dry_run:

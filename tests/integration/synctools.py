@@ -130,6 +130,7 @@ def _decisions(engine: sa.Engine) -> int:
 
 def summary(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert proc.stdout.strip(), f"no output; stderr: {proc.stderr[-2000:]}"
+    assert proc.stdout.count("\n") == 1, "not one line (a log of runs is JSON Lines)"
     return json.loads(proc.stdout)
 
 

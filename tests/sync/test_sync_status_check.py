@@ -110,3 +110,22 @@ def test_a_digest_that_cannot_be_delivered_is_named_and_turns_the_check_red(
         assert "ok salesforce" in check.stdout, check.stdout
     finally:
         env.sb.stop()
+
+
+def test_a_run_without_a_summary_is_shown_without_made_up_counts(tmp_path: Path) -> None:
+    """A run killed before its end has no summary: its line says when it started and what
+    became of it, not "pulled None assigned None"; a completed run's line has its counts."""
+    env = start_env(tmp_path, leads=40)
+    try:
+        killed = sync_run(env, "salesforce", crash_at="committed:1")
+        assert killed.returncode != 0
+        assert sync_run(env, "salesforce").returncode == 0  # takes over, marks it died
+        proc = leadgate("sync", "status", "--config", str(env.config))
+        assert proc.returncode == 0, proc.stderr
+        runs = [line for line in proc.stdout.splitlines() if line.startswith("  run ")]
+        assert len(runs) == 2 and "None" not in proc.stdout, proc.stdout
+        assert re.fullmatch(r"  run \w+ died +started [\d-]+ [\d:]+ UTC", runs[1]), runs
+        assert re.fullmatch(r"  run \w+ done +started [\d-]+ [\d:]+ UTC pulled \d+ assigned "
+                            r"\d+ refused \d+ errors 0", runs[0]), runs
+    finally:
+        env.sb.stop()
