@@ -15,7 +15,6 @@ The SDK of a CRM is imported only when a connector of that kind is opened.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def open_connector(source_config: SalesforceSource | HubSpotSource, *, source: str | None = None,
-                   sleep: Callable[[float], None] = time.sleep,
+                   sleep: Callable[[float], None] | None = None,
                    **options: Any) -> Connector:
     """Open the adapter for one configured source (nothing is sent until the first call).
 

@@ -198,4 +198,9 @@ class Connector(Protocol):
         reads it) is one of `stages`: one filtered query, paged. No stages: no call."""
         ...
 
+    def stop(self) -> None:
+        """The run is stopping: retry no failed call, and end any wait for a retry (the next
+        run retries). Safe to call from a signal handler."""
+        ...
+
     def close(self) -> None: ...

@@ -67,13 +67,15 @@ class ApiGate:
 
     def __init__(self, *, source: str, limits: Limits, retry: RetrySettings,
                  classify: Classifier, reauth: Callable[[], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] | None = None) -> None:
         self.source = source
         self.limits = limits
         self.retry = retry
         self.classify = classify
         self.reauth = reauth
-        self.sleep = sleep
+        self.sleep = sleep or self._sleep_unless_stopping
+        # Set by `stop` (a signal handler): no call waits any longer to be retried.
+        self.stopping = False
         self.calls = 0
         self.retries = 0
         self.org_used: int | None = None
@@ -138,9 +140,12 @@ class ApiGate:
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one CRM call (`what` names it in errors) with budget, retries and re-auth."""
         reauthed = False
+        failed: _Retry | None = None
 
         def attempt() -> T:
-            nonlocal reauthed
+            nonlocal reauthed, failed
+            if self.stopping and failed is not None:  # asked to stop during the wait
+                raise failed
             self._spend(what)
             try:
                 return fn()
@@ -151,9 +156,11 @@ class ApiGate:
                 if failure.kind == "reauth" and self.reauth is not None and not reauthed:
                     reauthed = True
                     self.reauth()
-                    raise _Retry(failure) from exc
+                    failed = _Retry(failure)
+                    raise failed from exc
                 if failure.kind == "transient":
-                    raise _Retry(failure) from exc
+                    failed = _Retry(failure)
+                    raise failed from exc
                 if failure.kind == "reauth":
                     failure = Failure("fatal", failure.message + " (again after logging in "
                                       "anew)", failure.status, fix=failure.fix)
@@ -165,17 +172,28 @@ class ApiGate:
                 raise CallFailed(f"{what}: {failure.message}", where=f"sources.{self.source}",
                                  fix=failure.fix, status=failure.status) from exc
 
-        retrying = Retrying(stop=stop_after_attempt(self.retry.attempts), wait=self._wait,
+        retrying = Retrying(stop=self._give_up, wait=self._wait,
                             retry=retry_if_exception_type(_Retry), sleep=self._sleep,
                             before_sleep=self._log_retry(what), reraise=True)
         try:
             return retrying(attempt)
         except _Retry as exc:
+            tried = retrying.statistics.get("attempt_number", self.retry.attempts)
+            gave_up = ("not retried: the run is stopping" if self.stopping
+                       else f"gave up after {tried} attempts")
             raise CallFailed(
-                f"{what}: {exc.failure.message} (gave up after {self.retry.attempts} attempts)",
+                f"{what}: {exc.failure.message} ({gave_up})",
                 where=f"sources.{self.source}", status=exc.failure.status, retryable=True,
                 fix=exc.failure.fix or self._unreachable_fix(exc.failure),
             ) from None
+
+    def _give_up(self, state: RetryCallState) -> bool:
+        return self.stopping or stop_after_attempt(self.retry.attempts)(state)
+
+    def stop(self) -> None:
+        """Retry nothing more and end any wait for a retry (the run is stopping: what failed is
+        retried by the next run). Safe to call from a signal handler: it only sets a flag."""
+        self.stopping = True
 
     def _log_retry(self, what: str) -> Callable[[RetryCallState], None]:
         def before_sleep(state: RetryCallState) -> None:
@@ -201,6 +219,12 @@ class ApiGate:
             self.retries += 1
         if seconds > 0:
             self.sleep(seconds)
+
+    def _sleep_unless_stopping(self, seconds: float) -> None:
+        # In slices, checking the flag: a signal handler may set it, so no lock is taken.
+        end = time.monotonic() + seconds
+        while not self.stopping and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.2))
 
     def pause(self, seconds: float) -> None:
         """Wait before the next call because the CRM said its rate window is spent."""

@@ -125,8 +125,10 @@ class SyncJob:
         """Stop at the next page boundary (a scheduler's SIGTERM, a Ctrl-C): no further page
         is decided; the pages already written ahead are written back and recorded, the cursor
         moves past them, the digest and checkpoint go out and the lease is released. The next
-        run goes on from there. Safe to call from a signal handler."""
+        run goes on from there. A CRM call failing meanwhile is not retried (its write-back is
+        recorded as failed, for the next run). Safe to call from a signal handler."""
         self.stop_requested = why
+        self.connector.stop()
 
     def run(self) -> RunSummary:
         with database_failures(self.engine):  # one line (exit 2) for a database gone at start
@@ -164,6 +166,8 @@ class SyncJob:
                                           "flight is written back and recorded")
                 else:
                     self.summary.status = "partial" if self.summary.write_errors else "done"
+            elif self.stop_requested:  # a CRM call given up on because the run is stopping
+                self.summary.status = "interrupted"
             if not self._database_failed:
                 self._part_way(self._digest_and_checkpoint)
             status = self.summary.status

@@ -56,7 +56,7 @@ class HubSpotConnector:
     kind = "hubspot"
 
     def __init__(self, config: HubSpotSource, *, source: str,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] | None = None) -> None:
         self.config = config
         self.source = source
         self.where = f"sources.{source}"
@@ -134,6 +134,9 @@ class HubSpotConnector:
     @property
     def timeout(self) -> float:
         return self.config.retry.timeout_seconds
+
+    def stop(self) -> None:
+        self.gate.stop()
 
     def close(self) -> None:
         self._apis.clear()

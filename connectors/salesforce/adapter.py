@@ -9,7 +9,6 @@ each collection and each query is its own call.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -77,7 +76,7 @@ class SalesforceConnector:
     kind = "salesforce"
 
     def __init__(self, config: SalesforceSource, *, source: str,
-                 sleep: Callable[[float], None] = time.sleep,
+                 sleep: Callable[[float], None] | None = None,
                  session_factory: Callable[[], requests.Session] | None = None) -> None:
         self.config = config
         self.source = source
@@ -243,6 +242,9 @@ class SalesforceConnector:
         return CallFailed(f"{what}: {failure.message}", where=self.where, status=status,
                           fix=failure.fix or ("the next run retries" if retryable else None),
                           retryable=retryable)
+
+    def stop(self) -> None:
+        self.gate.stop()
 
     def close(self) -> None:
         self.session.close()
