@@ -195,13 +195,14 @@ def test_a_crm_that_does_not_answer_at_start_fails_the_run_for_the_next_run_to_r
                                     "    kind: hubspot\n    retry: { attempts: 2, initial_wait: 0 }\n")
         assert text != good
         env.config.write_text(text)
-        down = sync_run(env, "hubspot")
+        for extra in ((), ("--dry-run",)):  # a dry run the same: nothing a person can fix
+            down = sync_run(env, "hubspot", *extra)
+            assert down.returncode == 1, down.stderr[-2000:]
+            failed = summary(down)
+            assert failed["status"] == "failed" and failed["exit_code"] == 1, (extra, failed)
+            assert "gave up after 2 attempts" in failed["error"] and failed["decided"] == 0
+            assert "Traceback" not in down.stderr
         closed.close()
-        assert down.returncode == 1, down.stderr[-2000:]
-        failed = summary(down)
-        assert failed["status"] == "failed" and failed["exit_code"] == 1
-        assert "gave up after 2 attempts" in failed["error"] and failed["decided"] == 0
-        assert "Traceback" not in down.stderr
         env.config.write_text(good)
         again = summary(sync_run(env, "hubspot"))  # the lease was released, nothing half-done
         assert again["status"] == "done" and again["decided"] == len(env.intake["hubspot"])
