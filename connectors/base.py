@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from routing_core.errors import LeadgateError
 
 # gone: the record no longer exists (deleted, or merged into another): final, nothing to retry
-WriteStatus = Literal["ok", "error", "conflict", "gone"]
+WriteStatus = Literal["ok", "error", "conflict", "gone", "changed"]
 
 
 class BudgetExhausted(LeadgateError):
@@ -89,6 +89,10 @@ class Outcome:
     (PulledRecord.owner_at_read; None = the record had no owner): if the CRM shows another owner
     now, a person changed it since and the write is a `conflict` (with conflict_check on). A
     record owned by the review queue/owner is never a conflict (review actions pass None).
+    `modified_at_read` is the record's last-modified stamp leadgate decided on
+    (PulledRecord.modstamp): if the CRM shows a later one now, the record was edited since
+    (a new name, a new country) and the decision may not hold: the write is `changed`, not
+    made, and the sync job decides the record again (None: not checked).
     """
 
     record_id: str
@@ -100,6 +104,7 @@ class Outcome:
     outreach: dict[str, Any] | None = None
     not_before: datetime | None = None
     expected_owner: str | None = None
+    modified_at_read: datetime | None = None
 
 
 @dataclass(frozen=True)

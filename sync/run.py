@@ -29,9 +29,10 @@ from ulid import ULID
 from audit.db import database_failures, in_lists
 from audit.errors import DatabaseFailed, KeyRotated
 from audit.ledger import Ledger
-from connectors.base import BudgetExhausted, Connector
+from connectors.base import BudgetExhausted, Connector, WriteResult
 from connectors.base import Cursor as PullCursor
 from connectors.calls import CallFailed
+from connectors.writeback import GONE as GONE_MESSAGE
 from routing_core.errors import LeadgateError
 from sync import crashpoints, cursor, decide_ahead, notify, sealed, violations, writeback
 from sync.decide_ahead import DecideAhead
@@ -39,6 +40,8 @@ from sync.lease import DEFAULT_TTL, Lease, default_holder
 from sync.planner_stats import PlannerStatistics
 from sync.rotation_db import DbRotationState
 from sync.state import (
+    CHANGED,
+    CHANGED_PREFIX,
     ERROR,
     PENDING,
     dumps,
@@ -252,7 +255,9 @@ class SyncJob:
         self.connector.begin_run()
         self._working = True
         steps = (self._reevaluate, self._pull, self._watch)
-        for step in steps if self.options.dry_run else (self._finish_earlier, *steps):
+        for step in steps if self.options.dry_run else (
+                self._finish_earlier, self._reevaluate, self._pull, self._decide_changed,
+                self._watch):
             if self.stop_requested:
                 return
             step()
@@ -278,6 +283,56 @@ class SyncJob:
             self._write_back([ToWrite(r.record_id, r.decision_id, r.outcome, r.reason,
                                       r.team_id, loads(r.writeback), retry=True)
                               for r in rows if in_shard(r.record_id, self.options.shard)])
+
+    # -- records edited between leadgate's read and its write ---------------------------------
+    def _decide_changed(self) -> None:
+        """Decisions not written because the record was edited in the CRM after it was read
+        (a person correcting a name or a country, an enrichment tool): read each record again
+        and decide it anew while it is still at intake as it was read (the same owner, no
+        leadgate stamp). One a person has taken since is theirs (`conflict`); one deleted
+        since is `gone`. Whatever the pull's cursor did meanwhile, no such lead is left."""
+        d = sync_decisions.c
+        later = sync_decisions.alias("later")
+        with self.engine.connect() as conn:
+            rows = [r for r in conn.execute(
+                sa.select(d.record_id, d.decision_id, d.episode, d.outcome, d.reason,
+                          d.team_id, d.writeback)
+                .where(d.source == self.source, d.writeback_status == CHANGED,
+                       ~sa.exists().where(later.c.source == d.source,
+                                          later.c.record_id == d.record_id,
+                                          later.c.episode == sa.literal(CHANGED_PREFIX)
+                                          + d.decision_id))
+                .order_by(d.id)).all() if in_shard(r.record_id, self.options.shard)]
+            # The leadgate stamp the record had when first read (a record changed twice
+            # was decided in episode "changed:<first decision>"): it must have it still.
+            stamped = {r.decision_id: _first_episode(conn, r.episode) for r in rows}
+        for start in range(0, len(rows), RETRY_CHUNK):
+            if self.stop_requested:
+                return
+            chunk = rows[start:start + RETRY_CHUNK]
+            found = {r.record_id: r for r in self.connector.read([r.record_id for r in chunk])}
+            again: list[Candidate] = []
+            closed: list[tuple[ToWrite, WriteResult]] = []
+            for row in chunk:
+                record, item = found.get(row.record_id), loads(row.writeback)
+                stale = ToWrite(row.record_id, row.decision_id, row.outcome, row.reason,
+                                row.team_id, item, retry=True)
+                if record is None:
+                    closed.append((stale, WriteResult(row.record_id, "gone", GONE_MESSAGE)))
+                elif record.owner_at_read != item.get("expected_owner") \
+                        or (record.episode or "") != stamped[row.decision_id]:
+                    closed.append((stale, WriteResult(
+                        row.record_id, "conflict", "changed in the CRM after leadgate read it, "
+                        "then taken from intake (a new owner or decision); not decided again")))
+                else:
+                    again.append(Candidate(row.record_id, record.episode or "", "intake",
+                                           record.lead_input, list(record.problems or []),
+                                           record.owner_at_read,
+                                           modified_at_read=record.modstamp))
+            if closed:
+                self._record([c[0] for c in closed], [c[1] for c in closed])
+            if again:
+                self._decide_and_write(again)
 
     # -- 2. transient refusals, re-evaluated until an officer acts -------------------------
     def _reevaluate(self) -> None:
@@ -513,6 +568,7 @@ class SyncJob:
         self.summary.write_errors += rec.errors
         self.summary.conflicts += rec.conflicts
         self.summary.gone += rec.gone
+        self.summary.changed += rec.changed
         self.summary.retried += rec.retried
         self.summary.failed.extend(rec.failed[:max(0, KEEP_IDS - len(self.summary.failed))])
         if rec.failed and log.isEnabledFor(logging.DEBUG):
@@ -610,9 +666,18 @@ class SyncJob:
         return ids, earlier
 
 
+def _first_episode(conn: sa.Connection, episode: str) -> str:
+    """The intake episode a chain of decisions on a changed record began in."""
+    while episode.startswith(CHANGED_PREFIX):
+        episode = conn.execute(sa.select(sync_decisions.c.episode).where(
+            sync_decisions.c.decision_id == episode[len(CHANGED_PREFIX):])).scalar_one()
+    return episode
+
+
 def _intake(records: Iterable[Any]) -> list[Candidate]:
     return [Candidate(r.record_id, r.episode or "", "intake", r.lead_input,
-                      list(r.problems or []), r.owner_at_read) for r in records]
+                      list(r.problems or []), r.owner_at_read, modified_at_read=r.modstamp)
+            for r in records]
 
 
 @dataclass

@@ -29,12 +29,23 @@ OK = "ok"
 ERROR = "error"
 CONFLICT = "conflict"
 GONE = "gone"  # the record no longer exists in the CRM (deleted or merged): final
+# the record was edited between leadgate's read and its write: not written, final; the job
+# reads it again and decides it anew (episode "changed:<this decision id>")
+CHANGED = "changed"
 # sync_runs.status of a run that went through its whole backlog (partial: some write-backs
 # failed; the next run retries them)
 COMPLETED = ("done", "partial")
-WRITEBACK_STATUSES = (PENDING, OK, ERROR, CONFLICT, GONE)
+WRITEBACK_STATUSES = (PENDING, OK, ERROR, CONFLICT, GONE, CHANGED)
 # outcomes that end a decision's write-back: nothing left to retry
-FINAL_STATUSES = (OK, CONFLICT, GONE)
+FINAL_STATUSES = (OK, CONFLICT, GONE, CHANGED)
+
+
+CHANGED_PREFIX = "changed:"
+
+
+def changed_episode(decision_id: str) -> str:
+    """The episode in which a record is decided again after `decision_id` was `changed`."""
+    return CHANGED_PREFIX + decision_id
 
 sync_cursors = sa.Table(
     "sync_cursors",

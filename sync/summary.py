@@ -36,6 +36,7 @@ class RunSummary:
     write_errors: int = 0
     conflicts: int = 0
     gone: int = 0  # records deleted or merged in the CRM before their write-back: not retried
+    changed: int = 0  # records edited in the CRM between read and write: not written, decided again
     violations: int = 0  # cooling-off violations reported by this run (sync/violations.py)
     api_calls: int = 0
     seconds: float = 0.0
@@ -113,6 +114,9 @@ class RunSummary:
             if self.gone:
                 lines.append(f"  gone from the CRM before their write-back: {self.gone} "
                              "(deleted or merged; recorded, not retried)")
+            if self.changed:
+                lines.append(f"  changed in the CRM after they were read: {self.changed} "
+                             "(not written; read again and decided anew)")
             if self.violations:
                 lines.append(f"  cooling-off violations reported to the review queue: "
                              f"{self.violations}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -26,8 +26,10 @@ from routing_core.lead import InvalidLead, Lead, parse_lead
 from sync import crashpoints, sealed
 from sync.rotation_db import DbRotationState, RotationSnapshot
 from sync.state import (
+    CHANGED,
     FINAL_STATUSES,
     PENDING,
+    changed_episode,
     dumps,
     loads,
     sync_decisions,
@@ -86,6 +88,7 @@ class Candidate:
     owner_at_read: str | None = None
     review_id: int | None = None  # reevaluation: the review item being re-evaluated
     previous_reason: str | None = None
+    modified_at_read: datetime | None = None  # intake: the record's modstamp as read
 
 
 @dataclass
@@ -155,6 +158,8 @@ class Decider:
             "outreach": payload.get("outreach"),
             "not_before": iso(decision.not_before) if decision.not_before else None,
             "expected_owner": cand.owner_at_read if cand.cause == "intake" else None,
+            "modified_at_read": iso(cand.modified_at_read)
+            if cand.cause == "intake" and cand.modified_at_read else None,
         }
 
 
@@ -271,6 +276,11 @@ def plan_batch(decider: Decider, candidates: Sequence[Candidate], rotation: Any,
             continue
         seen.add(key)
         prev = existing.get(key)
+        while prev is not None and prev.writeback_status == CHANGED:
+            # decided on the record as it was before an edit: decide it anew, once
+            key = (cand.record_id, changed_episode(prev.decision_id))
+            prev = existing.get(key)
+            cand = replace(cand, episode=key[1])
         if prev is not None:
             if prev.writeback_status in FINAL_STATUSES:
                 result.already_done += 1

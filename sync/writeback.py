@@ -5,6 +5,7 @@ back (ok, a per-record error, a conflict with a person's concurrent change) is r
 a `writeback` ledger entry and the decision's write-back status, in one write transaction.
 Leads whose write failed stay `error` and are retried, with the same decision, by later runs.
 A record gone from the CRM (deleted or merged) is final: its open review item closes with it.
+A record changed in the CRM since it was read is not written (final): the job decides it again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from audit.db import in_lists, is_sqlite, write_transaction
 from audit.ledger import EntryIn, Ledger
 from connectors.base import Connector, Outcome, WriteResult
 from sync import crashpoints
-from sync.state import CONFLICT, ERROR, GONE, OK, sync_decisions, sync_review_queue, utcnow
+from sync.state import (
+    CHANGED,
+    CONFLICT,
+    ERROR,
+    GONE,
+    OK,
+    sync_decisions,
+    sync_review_queue,
+    utcnow,
+)
 from sync.writeahead import OPEN_STATUSES, ToWrite
 
 
@@ -30,13 +40,15 @@ class WriteBackResult:
     errors: int = 0
     conflicts: int = 0
     gone: int = 0  # records deleted or merged in the CRM since they were read
+    changed: int = 0  # records edited in the CRM since they were read: decided again
     retried: int = 0
     failed: list[dict[str, Any]] = field(default_factory=list)  # ids and messages only
 
 
-def _not_before(value: Any) -> datetime | None:
-    """A write-back's not_before: RFC 3339 UTC ("2026-11-27T09:00:00Z"), or as rows written
-    ahead by earlier versions keep it, str() of a datetime ("2026-11-27 10:00:00+01:00")."""
+def _instant(value: Any) -> datetime | None:
+    """A write-back's time (not_before, modified_at_read): RFC 3339 UTC ("2026-11-27T09:00:00Z"),
+    or as rows written ahead by earlier versions keep it, str() of a datetime ("2026-11-27
+    10:00:00+01:00")."""
     if isinstance(value, str):
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     return None
@@ -47,8 +59,9 @@ def to_outcome(data: dict[str, Any]) -> Outcome:
         record_id=data["record_id"], decision_id=data["decision_id"], outcome=data["outcome"],
         owner_crm_id=data.get("owner_crm_id"), reason=data.get("reason"),
         policy_version=data.get("policy_version") or "", outreach=data.get("outreach"),
-        not_before=_not_before(data.get("not_before")),
+        not_before=_instant(data.get("not_before")),
         expected_owner=data.get("expected_owner"),
+        modified_at_read=_instant(data.get("modified_at_read")),
     )
 
 
@@ -73,13 +86,16 @@ def record(engine: sa.Engine, ledger: Ledger, source: str, crm: str, run_id: str
     entries: list[EntryIn] = []
     updates: list[dict[str, Any]] = []
     for item, res in zip(items, results, strict=True):
-        status = {"ok": OK, "conflict": CONFLICT, "gone": GONE}.get(res.status, ERROR)
+        status = {"ok": OK, "conflict": CONFLICT, "gone": GONE,
+                  "changed": CHANGED}.get(res.status, ERROR)
         if status == OK:
             out.ok += 1
         elif status == CONFLICT:
             out.conflicts += 1
         elif status == GONE:
             out.gone += 1
+        elif status == CHANGED:
+            out.changed += 1
         else:
             out.errors += 1
             out.failed.append({"record_id": item.record_id, "decision_id": item.decision_id,

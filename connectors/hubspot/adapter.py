@@ -342,7 +342,7 @@ class HubSpotConnector:
 
     def _current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         rows = self._batch_read("re-read owners before writing", ids,
-                                [OWNER, self.config.writeback.decision_id])
+                                [OWNER, self.config.writeback.decision_id, MODIFIED])
         return {row["id"]: row for row in rows}
 
     def read(self, record_ids: Sequence[str]) -> list[PulledRecord]:
@@ -399,7 +399,8 @@ class HubSpotConnector:
                     outcome, exists=props is not None,
                     owner_now=(props or {}).get(OWNER) or None,
                     decision_now=(props or {}).get(self.config.writeback.decision_id) or None,
-                    review_owner=self.config.review_owner_id)
+                    review_owner=self.config.review_owner_id,
+                    modified_now=_modified((props or {}).get(MODIFIED)))
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue
@@ -443,3 +444,7 @@ class HubSpotConnector:
         from connectors.hubspot.install import install
 
         return install(self, dry_run=dry_run)
+
+
+def _modified(value: Any) -> datetime | None:
+    return parse_crm_time(value) if value else None

@@ -394,7 +394,7 @@ class SalesforceConnector:
         (records, their rows by 15-character id) or (records, the LeadgateError the query
         failed with)."""
         what = "re-read owners before writing"
-        fields = ["Id", "OwnerId", self.config.writeback.decision_id]
+        fields = ["Id", "OwnerId", self.config.writeback.decision_id, "SystemModstamp"]
         chunks = chunked(group, self._ids_per_query)
         headers = {"Sforce-Query-Options": f"batchSize={self.config.query_page_size}"}
         subs = [Sub("GET", "query/?" + urlencode({"q": soql.by_ids_query(
@@ -461,7 +461,9 @@ class SalesforceConnector:
                     outcome, exists=row is not None,
                     owner_now=row.get("OwnerId") if row else None,
                     decision_now=row.get(wb.decision_id) if row else None,
-                    review_owner=self.review_queue_id, same=lambda a, b: _id15(a) == _id15(b))
+                    review_owner=self.review_queue_id, same=lambda a, b: _id15(a) == _id15(b),
+                    modified_now=parse_crm_time(row["SystemModstamp"])
+                    if row and row.get("SystemModstamp") else None)
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue

@@ -350,6 +350,19 @@ class Store:
             self.owner_changes.append((crm, self.leads.id_of(i) if crm == "salesforce"
                                        else self.contacts.id_of(i), str(old), new))
 
+    def person_edits(self, crm: str, i: int, values: dict[str, Any]) -> None:
+        """RevOps (or an enrichment tool) edits fields of a record: its modstamp moves on, as
+        the CRM's own does."""
+        with self.lock:
+            if crm == "salesforce":
+                t = self.stamp(seconds=True)
+                self.leads.set(i, {**values, "SystemModstamp": t, "LastModifiedDate": t})
+                table = self.leads
+            else:
+                self.contacts.set(i, {**values, "lastmodifieddate": self.stamp(seconds=False)})
+                table = self.contacts
+            self.record_change(crm, table.id_of(i), "person:Rita Revops", sorted(values))
+
     def person_deletes(self, crm: str, i: int) -> None:
         """RevOps deletes a record (or merges it into a duplicate): it is gone from the CRM."""
         with self.lock:

@@ -1,0 +1,84 @@
+"""A record edited in the CRM between leadgate's read and its write-back (a person correcting
+a name or a country, an enrichment tool filling a company in) may no longer be the lead that
+was decided: a sanctioned name given to an assigned lead must not be written to a rep. The
+write is not made (`changed`, in the ledger); the record is read again and decided anew, in
+its own episode, whether or not the pull comes back to it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sync.state import changed_episode, sync_decisions
+from tests.integration.synctools import (
+    check_invariants,
+    crm_state,
+    ledger_entries,
+    start_env,
+    summary,
+    sync_run,
+)
+
+SANCTIONED = {"salesforce": {"FirstName": "Taras Ilvenovich", "LastName": "Karvossen"},
+              "hubspot": {"firstname": "Taras Ilvenovich", "lastname": "Karvossen"}}
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+@pytest.mark.parametrize("pulled_again", [True, False], ids=["pulled-again", "not-pulled"])
+def test_a_record_edited_before_its_write_back_is_decided_again(
+        tmp_path: Path, any_url: str, crm: str, pulled_again: bool) -> None:
+    env = start_env(tmp_path, leads=60, db_url=any_url)
+    try:
+        killed = sync_run(env, crm, crash_at="committed:1")  # decided, nothing written yet
+        assert killed.returncode == -9, killed.stderr[-2000:]
+        engine = env.engine()
+        d = sync_decisions.c
+        with engine.connect() as conn:
+            assigned = sorted(r for r, in conn.execute(sa.select(d.record_id).where(
+                d.source == crm, d.outcome == "assigned", d.writeback_status == "pending")))
+        store = env.sb.store
+        table = store.leads if crm == "salesforce" else store.contacts
+        record = assigned[0]
+        i = table.index_of(record)
+        if not pulled_again:  # new intake leads that the pull reaches before the edited one
+            for n in range(2):
+                if crm == "salesforce":
+                    store.new_lead({"LastName": f"New {n}", "Country": "GB"})
+                else:
+                    store.new_contact({"lastname": f"New {n}", "country": "GB"})
+            time.sleep(1.1)  # Salesforce stamps whole seconds: the edit comes after them
+        store.person_edits(crm, i, SANCTIONED[crm])
+
+        # --limit 1: the pull reads one new lead and stops; the edited record, changed last,
+        # is not pulled again in this run, and is decided again all the same
+        done = sync_run(env, crm, *(() if pulled_again else ("--limit", "1")))
+        s = summary(done)
+        assert done.returncode == 0, s
+        assert s["changed"] == 1 and s["write_errors"] == 0, s
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(d.episode, d.decision_id, d.outcome, d.reason,
+                                          d.writeback_status).where(
+                d.source == crm, d.record_id == record).order_by(d.id)).all()
+        first, second = rows
+        assert (first.episode, first.outcome, first.writeback_status) == ("", "assigned",
+                                                                          "changed")
+        assert second.episode == changed_episode(first.decision_id)
+        assert (second.outcome, second.reason, second.writeback_status) == (
+            "refused", "sanctions_hit", "ok")
+        owner, status, stamp = crm_state(env.sb, crm, i)
+        assert (status, stamp) == ("refused", second.decision_id)
+        [changed] = [e["payload"] for e in ledger_entries(engine) if e["kind"] == "writeback"
+                     and e["payload"]["decision_id"] == first.decision_id
+                     and e["payload"]["status"] == "changed"]
+        assert "changed in the CRM after leadgate read it" in changed["message"]
+
+        assert summary(sync_run(env, crm))["changed"] == 0  # the new leads, if any
+        again = summary(sync_run(env, crm))  # nothing left: not decided a third time
+        assert (again["decided"], again["changed"], again["retried"]) == (0, 0, 0), again
+        check_invariants(env, crm)
+        engine.dispose()
+    finally:
+        env.sb.stop()
