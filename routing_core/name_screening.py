@@ -45,16 +45,22 @@ _AS_LATIN = str.maketrans(LOOKALIKES)
 def fold_name(name: str) -> str:
     """Case-, accent- and punctuation-folded words of a name, sorted.
 
-    Marks and invisible format characters (zero-width spaces and joiners, soft hyphens,
-    direction marks) are dropped, never read as a break between words: "Kar\u200bvossen" is
-    "karvossen". A word mixing Latin letters with LOOKALIKES is read as Latin.
+    Accents (combining marks) and invisible characters (zero-width spaces and joiners, soft
+    hyphens, direction marks, variation selectors) are dropped, never read as a break between
+    words: "Kar\u200bvossen" is "karvossen". The vowel signs of Indic scripts are not accents
+    and stay (as breaks, as they always were: two names differing in them stay apart). A word
+    mixing Latin letters with LOOKALIKES is read as Latin.
     """
-    if name.isascii():   # nothing to decompose, no mark, no format character, no look-alike
+    if name.isascii():   # nothing to decompose, no mark, no invisible one, no look-alike
         return " ".join(sorted(_WORD.findall(name.casefold())))
     decomposed = unicodedata.normalize("NFKD", name).casefold()
-    kept = "".join(ch for ch in decomposed
-                   if (cat := unicodedata.category(ch)) != "Cf" and cat[0] != "M")
+    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch)
+                   and unicodedata.category(ch) != "Cf" and not _VARIATION.match(ch))
     return " ".join(sorted(map(_as_latin, _WORD.findall(kept))))
+
+
+# Variation selectors: invisible, and not Cf (they are marks of combining class 0).
+_VARIATION = re.compile("[\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 def _as_latin(word: str) -> str:

@@ -46,7 +46,8 @@ def test_invisible_characters_inside_a_name_do_not_hide_it() -> None:
     """Zero-width spaces and joiners, soft hyphens and direction marks are invisible in a CRM:
     they are dropped, not read as breaks that split "Karvossen" into words of its own."""
     for first, last in (("Ta\u200bras", "Kar\u200bvossen"), ("Taras", "Karvos\u00adsen"),
-                        ("\u200eTaras\u200f", "Karvo\u2060ssen"), ("Та\u200cрас", "Кар\u200dвоссен")):
+                        ("\u200eTaras\u200f", "Karvo\u2060ssen"), ("Та\u200cрас", "Кар\u200dвоссен"),
+                        ("Taras\ufe0f", "Karv\ufe0fossen")):
         [result] = screen(_lead(first_name=first, last_name=last))
         assert result.hit and result.best_score == 1.0, (first, last, result)
 
@@ -59,6 +60,18 @@ def test_latin_name_with_cyrillic_or_greek_look_alikes_is_a_hit() -> None:
         assert result.hit and result.best_score == 1.0, (first, last, result)
     # a word in one script is its own spelling, not read as another script's
     assert fold_name("Тарас") == "тарас" and fold_name("Αθηνά") == "αθηνα"
+
+
+def test_indic_vowel_signs_are_not_dropped_as_accents() -> None:
+    """Two Devanagari names that differ only in their vowel signs are two names, not one
+    (dropping every mark made them a false hit at full marks)."""
+    assert fold_name("सीता राम") != fold_name("सुता रम")
+    listed = LoadedList(check="sanctions", list_id="sdn", digest="sha256:00",
+                        entries=[ListEntry("1", "सीता राम")])
+    [result] = screen(_lead(first_name="सुता", last_name="रम"), listed)
+    assert not result.hit
+    [result] = screen(_lead(first_name="सी\u200dता", last_name="राम"), listed)  # a joiner
+    assert result.hit and result.best_score == 1.0
 
 
 def test_one_shared_word_is_not_a_hit() -> None:

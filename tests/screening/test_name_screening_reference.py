@@ -47,8 +47,9 @@ THRESHOLD = 0.9
 
 def ref_fold(name: str) -> str:
     text = unicodedata.normalize("NFKD", name).casefold()
+    invisible = {*range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)}
     kept = "".join(c for c in text if unicodedata.category(c) != "Cf"
-                   and not unicodedata.category(c).startswith("M"))
+                   and not unicodedata.combining(c) and ord(c) not in invisible)
     words = [w for w in re.split(r"[\W_]+", kept) if w]
     return " ".join(sorted("".join(LOOKALIKES.get(c, c) for c in w)
                            if re.search("[a-z]", w) else w for w in words))
@@ -136,7 +137,8 @@ def ref_screen(loaded: LoadedList, lead: Lead) -> ScreeningResult:
 # Names as CRMs hold them: any letters, marks, digits, punctuation and spaces, ASCII or not,
 # with invisible format characters and Cyrillic and Greek look-alikes among them.
 NAME_TEXT = st.text(st.one_of(st.characters(), st.sampled_from(
-    "aZ _-,.'0\u0301\u00e9\u00df\u200b\u200c\u00ad\u0430\u043e\u03bf\u0410")), max_size=30)
+    "aZ _-,.'0\u0301\u00e9\u00df\u200b\u200c\u00ad\u0430\u043e\u03bf\u0410\ufe0f\u0941"
+    "\u093e")), max_size=30)
 
 
 @settings(max_examples=2000, deadline=None)
