@@ -110,16 +110,19 @@ def record(engine: sa.Engine, ledger: Ledger, source: str, crm: str, run_id: str
             "message": res.message[:500], "retryable": res.retryable,
             "retry": item.retry, "run_id": run_id,
         }))
-    gone = [u["d_id"] for u in updates if u["st"] == GONE]
     with write_transaction(engine) as conn:
         _set_writeback_status(conn, updates, now)
-        if gone:  # nothing left for an officer to act on, nor a lead to re-evaluate
-            for chunk in in_lists(conn, gone):
+        # A refusal not to be acted on: the record is gone, or was changed and is decided
+        # again from what the CRM holds now (never re-evaluated from the copy read before).
+        for status, closed, by in ((GONE, "gone", "deleted in the CRM"),
+                                   (CHANGED, "superseded", "changed in the CRM before its "
+                                                           "write-back; decided again")):
+            ended = [u["d_id"] for u in updates if u["st"] == status]
+            for chunk in in_lists(conn, ended) if ended else ():
                 conn.execute(sa.update(sync_review_queue).where(
                     sync_review_queue.c.decision_id.in_(chunk),
                     sync_review_queue.c.status.in_(OPEN_STATUSES)).values(
-                    status="gone", resolved_at=now, resolved_by="deleted in the CRM",
-                    lead_input=None))
+                    status=closed, resolved_at=now, resolved_by=by, lead_input=None))
         ledger.append(conn, entries)
         crashpoints.reached("ledger")
     crashpoints.reached("committed")

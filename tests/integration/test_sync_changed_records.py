@@ -6,13 +6,14 @@ its own episode, whether or not the pull comes back to it."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from sync.state import changed_episode, sync_decisions
+from sync.state import changed_episode, sync_decisions, sync_review_queue
 from tests.integration.synctools import (
     check_invariants,
     crm_state,
@@ -80,5 +81,50 @@ def test_a_record_edited_before_its_write_back_is_decided_again(
         assert (again["decided"], again["changed"], again["retried"]) == (0, 0, 0), again
         check_invariants(env, crm)
         engine.dispose()
+    finally:
+        env.sb.stop()
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_an_edited_transient_refusal_is_decided_from_the_crm_not_from_its_old_copy(
+        tmp_path: Path, crm: str) -> None:
+    """Refused because the lists could not be read (a transient refusal, kept to be
+    re-evaluated from the copy read then), and renamed to a sanctioned name before the refusal
+    was written: the refusal is not written, its review item is superseded, and the record is
+    decided from what the CRM holds now, not re-evaluated from the old copy and assigned."""
+    env = start_env(tmp_path, leads=40)
+    try:
+        lists = tmp_path / "policy" / "lists"
+        shutil.move(lists / "peps.csv", tmp_path / "peps.csv")  # screening "down"
+        killed = sync_run(env, crm, crash_at="committed:1")
+        assert killed.returncode == -9, killed.stderr[-2000:]
+        engine = env.engine()
+        d = sync_decisions.c
+        with engine.connect() as conn:
+            record = conn.execute(sa.select(d.record_id).where(
+                d.source == crm, d.reason == "screening_unavailable").order_by(d.record_id)
+            ).scalars().first()
+        assert record is not None
+        store = env.sb.store
+        i = (store.leads if crm == "salesforce" else store.contacts).index_of(record)
+        store.person_edits(crm, i, SANCTIONED[crm])
+        shutil.move(tmp_path / "peps.csv", lists / "peps.csv")  # lists back
+
+        s = summary(sync_run(env, crm))
+        assert s["changed"] == 1, s
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(d.episode, d.cause, d.outcome, d.reason,
+                                          d.writeback_status).where(
+                d.source == crm, d.record_id == record).order_by(d.id)).all()
+            item = conn.execute(sa.select(sync_review_queue.c.status).where(
+                sync_review_queue.c.record_id == record).order_by(
+                sync_review_queue.c.id)).scalars().all()
+        engine.dispose()
+        assert [(r.cause, r.outcome, r.reason, r.writeback_status) for r in rows] == [
+            ("intake", "refused", "screening_unavailable", "changed"),
+            ("intake", "refused", "sanctions_hit", "ok")], rows
+        assert item == ["superseded", "open"]
+        assert crm_state(env.sb, crm, i)[1] == "refused"
+        check_invariants(env, crm)
     finally:
         env.sb.stop()
