@@ -452,14 +452,14 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         four_eyes = bool(ctx.policy.review.four_eyes_for_overrides) and (
             override or screening_set_aside)
         approvals = loads(row.approvals) or []
-        # An approval counts while the credential it was given with is its officer's current
-        # one: an officer revoked since, given a new token since (the old one may have been
-        # stolen) or dropped from the policy is no longer a pair of eyes (this approval may
-        # become the first).
-        holders = _read_keys(keys_path(ctx.config))
-        current = {o: credential_of(str(k.get("sha256", ""))) for o, k in holders.items()}
+        # An approval counts while the credential it was given with is the one the ledger
+        # records for its officer now: an officer revoked since, given a new token since (the
+        # old one may have been stolen) or dropped from the policy is no longer a pair of eyes
+        # (this approval may become the first), whatever the key file was made to say.
+        with ctx.engine.connect() as conn:
+            current = {a["officer"]: recorded_credential(conn, a["officer"]) for a in approvals}
         lapsed = [a for a in approvals if a["officer"] not in _officers(ctx.policy)
-                  or a.get("credential") is None or current.get(a["officer"]) != a["credential"]]
+                  or a.get("credential") is None or current[a["officer"]] != a["credential"]]
         approvals = [a for a in approvals if a not in lapsed]
         if any(a["officer"] == officer for a in approvals):
             raise LeadgateError(f"{officer} has already approved this item",
