@@ -46,7 +46,8 @@ def database_url(config_value: str | None = None) -> str:
 
 def mask_url(url: str | sa.URL) -> str:
     """The URL without its password, for messages: the password of its user part, a `password`
-    query parameter (libpq takes one), and all of a password with an unescaped "@" in it."""
+    or `sslpassword` query parameter (libpq takes both), and all of a password with an
+    unescaped "@" in it."""
     try:
         parsed = sa.make_url(url) if isinstance(url, str) else url
     except Exception:  # noqa: BLE001 - an unparsable URL is shown only by its scheme
@@ -54,7 +55,7 @@ def mask_url(url: str | sa.URL) -> str:
         return text.split("://", 1)[0] + "://..." if "://" in text else "<unparsable URL>"
     if parsed.host and "@" in parsed.host:  # the password ran on to the last "@"
         parsed = parsed.set(host=parsed.host.rpartition("@")[2], password="***")
-    hidden = {key: "***" for key in parsed.query if key.lower() == "password"}
+    hidden = {key: "***" for key in parsed.query if "password" in key.lower()}
     if hidden:
         parsed = parsed.update_query_dict(hidden)
     return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
@@ -64,7 +65,7 @@ def _without_secrets(text: str, url: sa.URL) -> str:
     """A driver's message with the URL's password taken out, wherever the URL had it."""
     secrets = [url.password] if url.password else []
     for key, value in url.query.items():
-        if key.lower() == "password":
+        if "password" in key.lower():  # password, sslpassword
             secrets.extend([value] if isinstance(value, str) else value)
     for secret in sorted(filter(None, map(str, secrets)), key=len, reverse=True):
         text = text.replace(secret, "***")
@@ -133,6 +134,8 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
         if file_db:
             path = str(url.database)
+            if url.query.get("uri") == "true" and path.startswith("file:"):  # a URI filename
+                path = urllib.parse.unquote(urllib.parse.urlparse(path).path)
 
             @event.listens_for(engine, "do_connect")
             def _private(*_: Any) -> None:  # then the driver connects as it would

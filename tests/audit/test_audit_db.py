@@ -33,6 +33,7 @@ def test_wrong_url_is_one_line_without_the_password() -> None:
     ("postgresql+psycopg:///prod?host=127.0.0.1&port=1&user=x&password=HostSecret3",
      "HostSecret3"),
     ("postgresql+psycopg://leaduser:Pw@Secret2@127.0.0.1:1/prod", "Secret2"),
+    ("postgresql+psycopg://bob@127.0.0.1:1/x?sslpassword=KeySecret4", "KeySecret4"),
 ])
 def test_a_password_anywhere_in_the_url_is_never_shown(leadgate, tmp_path, url: str,  # type: ignore[no-untyped-def]
                                                         secret: str) -> None:
@@ -44,7 +45,7 @@ def test_a_password_anywhere_in_the_url_is_never_shown(leadgate, tmp_path, url: 
         assert "the database URL's password holds an '@' that is not escaped (fix: write " \
             "each '@' of the password as %40" in proc.stderr
     else:
-        assert "password=***" in proc.stderr and "cannot connect" in proc.stderr
+        assert "password=***" in proc.stderr and "cannot connect" in proc.stderr, proc.stderr
 
 
 def test_a_new_sqlite_database_is_readable_by_its_owner_only(leadgate, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -65,6 +66,12 @@ def test_a_new_sqlite_database_is_readable_by_its_owner_only(leadgate, tmp_path)
             assert [p.stat().st_mode & 0o777 for p in sidecars] == [0o600, 0o600]
     finally:
         engine.dispose()
+    # a URI filename (sqlite:///file:...?uri=true) is the same file
+    by_uri = tmp_path / "by-uri.db"
+    proc = leadgate("db", "upgrade", "--database-url", f"sqlite:///file:{by_uri}?uri=true",
+                    cwd=str(tmp_path), umask=0o022)
+    assert proc.returncode == 0, proc.stderr
+    assert by_uri.stat().st_mode & 0o777 == 0o600
     # an existing database keeps the mode its owner gave it
     path.chmod(0o640)
     assert leadgate("db", "upgrade", "--database-url", f"sqlite:///{path}",
