@@ -19,7 +19,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -357,7 +357,21 @@ class SyncJob:
         for start in range(0, len(cands), REEVALUATE_CHUNK):
             if self.stop_requested:
                 return
-            self._decide_and_write(cands[start:start + REEVALUATE_CHUNK])
+            self._decide_and_write(self._as_the_crm_holds_them(
+                cands[start:start + REEVALUATE_CHUNK]))
+
+    def _as_the_crm_holds_them(self, cands: Sequence[Candidate]) -> list[Candidate]:
+        """Transient refusals as the CRM holds their records now: one edited while it waited
+        (a new name, a new country) is re-evaluated on what it is, not on the copy read when
+        it was refused (that copy only says the lead may still be re-evaluated: an erased
+        subject's is unreadable). A record that no longer carries the refusal's stamp (an
+        officer acted, it went back to intake, its write is still to be retried) or that is
+        gone from the CRM is left as it is."""
+        found = {r.record_id: r for r in self.connector.read([c.record_id for c in cands])}
+        return [replace(cand, lead_input=record.lead_input, problems=list(record.problems or []))
+                for cand in cands
+                if (record := found.get(cand.record_id)) is not None
+                and record.episode == cand.episode]
 
     # -- 3. pull, page by page ---------------------------------------------------------------
     def _pull(self) -> None:

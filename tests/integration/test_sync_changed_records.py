@@ -128,3 +128,44 @@ def test_an_edited_transient_refusal_is_decided_from_the_crm_not_from_its_old_co
         check_invariants(env, crm)
     finally:
         env.sb.stop()
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_transient_refusal_edited_while_it_waits_is_re_evaluated_as_it_is_now(
+        tmp_path: Path, crm: str) -> None:
+    """Refused while the lists could not be read, then renamed in the CRM to a sanctioned name
+    while it waited in the review queue: once the lists load, the re-evaluation screens the
+    name the CRM holds, and refuses it, instead of assigning the copy read before."""
+    env = start_env(tmp_path, leads=40)
+    try:
+        lists = tmp_path / "policy" / "lists"
+        shutil.move(lists / "peps.csv", tmp_path / "peps.csv")  # screening "down"
+        assert sync_run(env, crm).returncode == 0
+        engine = env.engine()
+        d = sync_decisions.c
+        with engine.connect() as conn:
+            waiting = conn.execute(sa.select(d.record_id).where(
+                d.source == crm, d.reason == "screening_unavailable").order_by(d.record_id)
+            ).scalars().all()
+        assert len(waiting) >= 2
+        renamed, other = waiting[:2]
+        store = env.sb.store
+        i = (store.leads if crm == "salesforce" else store.contacts).index_of(renamed)
+        store.person_edits(crm, i, SANCTIONED[crm])
+        shutil.move(tmp_path / "peps.csv", lists / "peps.csv")  # lists back
+
+        s = summary(sync_run(env, crm))
+        assert s["reevaluated"] >= 2, s
+        with engine.connect() as conn:
+            latest = {r.record_id: (r.cause, r.outcome, r.reason) for r in conn.execute(
+                sa.select(d.record_id, d.cause, d.outcome, d.reason).where(
+                    d.source == crm, d.record_id.in_([renamed, other])).order_by(d.id))}
+        engine.dispose()
+        assert latest[renamed] == ("reevaluation", "refused", "sanctions_hit"), latest
+        # the lead not edited is re-evaluated on the same data as before, screened this time
+        assert latest[other][0] == "reevaluation" and latest[other][2] not in (
+            "screening_unavailable", "sanctions_hit"), latest
+        assert crm_state(env.sb, crm, i)[1] == "refused"
+        check_invariants(env, crm)
+    finally:
+        env.sb.stop()
