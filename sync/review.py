@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -251,14 +251,21 @@ _UNNAMED = object()  # an officer_credential entry written before credentials we
 def recorded_credential(conn: sa.Connection, officer: str) -> Any:
     """The officer's credential as the ledger last recorded it (`officer_credential`
     entries): None when revoked or never issued."""
-    e = schema.entries
-    bodies = conn.execute(sa.select(e.c.body).where(
-        e.c.subject.is_(None), e.c.kind == "officer_credential").order_by(e.c.seq.desc()))
-    for body in bodies.scalars():
-        payload = json.loads(bytes(body))["payload"]
+    for payload in _ledger_payloads(conn, "officer_credential", None):
         if payload.get("officer") == officer:
             return payload.get("credential", _UNNAMED)
     return None
+
+
+def _ledger_payloads(conn: sa.Connection, kind: str, subject: str | None
+                     ) -> Iterator[dict[str, Any]]:
+    """The payloads of the ledger's `kind` entries about `subject` (None: about no data
+    subject), newest first."""
+    e = schema.entries
+    about = e.c.subject.is_(None) if subject is None else e.c.subject == subject
+    for body in conn.execute(sa.select(e.c.body).where(about, e.c.kind == kind)
+                             .order_by(e.c.seq.desc())).scalars():
+        yield json.loads(bytes(body))["payload"]
 
 
 def list_items(config: str | None, *, show_all: bool = False) -> list[dict[str, Any]]:
@@ -357,12 +364,7 @@ def _hit_key(result: dict[str, Any]) -> tuple[str, str, Any]:
 def _refused_hits(conn: sa.Connection, row: Any) -> set[tuple[str, str, Any]]:
     """The screening hits the refusal recorded, from its ledger `decision` entry
     (`sync_decisions` keeps no screening). None found: none were considered (fail closed)."""
-    e = schema.entries
-    bodies = conn.execute(sa.select(e.c.body).where(
-        e.c.subject == f"{row.source}:{row.record_id}", e.c.kind == "decision")
-        .order_by(e.c.seq.desc())).scalars()
-    for body in bodies:
-        payload = json.loads(bytes(body))["payload"]
+    for payload in _ledger_payloads(conn, "decision", f"{row.source}:{row.record_id}"):
         if payload.get("decision_id") == row.decision_id:
             return {_hit_key(r) for r in payload.get("screening") or () if r.get("hit")}
     return set()
