@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +83,25 @@ def return_to_intake(env: Env, crm: str, indices: set[int]) -> None:
                 st.contacts.set(i, {"hubspot_owner_id": None, "leadgate_status": None,
                                     "lifecyclestage": "lead",
                                     "lastmodifieddate": st.stamp(seconds=False)})
+
+
+@contextmanager
+def hubspot_down(env: Env, retry: str) -> Iterator[None]:
+    """The HubSpot source pointed at a port that refuses connections (bound, never listening),
+    with these retry settings ("{ attempts: 2, initial_wait: 0 }"); its config back after."""
+    good = env.config.read_text()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    text = re.sub(r"base_url: http://127\.0\.0\.1:\d+", f"base_url: http://127.0.0.1:{port}",
+                  good).replace("    kind: hubspot\n", f"    kind: hubspot\n    retry: {retry}\n")
+    assert text != good
+    env.config.write_text(text)
+    try:
+        yield
+    finally:
+        closed.close()
+        env.config.write_text(good)
 
 
 def leadgate(*args: str, env: dict[str, str] | None = None, timeout: float = 600,

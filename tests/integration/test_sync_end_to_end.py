@@ -4,8 +4,6 @@ end state, idempotence, dry run, intake episodes, lease contention."""
 from __future__ import annotations
 
 import json
-import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from sync.state import sync_decisions, sync_leases, sync_rotation
 from tests.integration.synctools import (
     check_invariants,
     crm_state,
+    hubspot_down,
     leadgate,
     ledger_entries,
     return_to_intake,
@@ -186,24 +185,14 @@ def test_a_crm_that_does_not_answer_at_start_fails_the_run_for_the_next_run_to_r
     # credentials (above) still ask for a person.
     env = start_env(tmp_path, leads=20)
     try:
-        good = env.config.read_text()
-        closed = socket.socket()
-        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
-        port = closed.getsockname()[1]
-        text = re.sub(r"base_url: http://127\.0\.0\.1:\d+", f"base_url: http://127.0.0.1:{port}",
-                      good).replace("    kind: hubspot\n",
-                                    "    kind: hubspot\n    retry: { attempts: 2, initial_wait: 0 }\n")
-        assert text != good
-        env.config.write_text(text)
-        for extra in ((), ("--dry-run",)):  # a dry run the same: nothing a person can fix
-            down = sync_run(env, "hubspot", *extra)
-            assert down.returncode == 1, down.stderr[-2000:]
-            failed = summary(down)
-            assert failed["status"] == "failed" and failed["exit_code"] == 1, (extra, failed)
-            assert "gave up after 2 attempts" in failed["error"] and failed["decided"] == 0
-            assert "Traceback" not in down.stderr
-        closed.close()
-        env.config.write_text(good)
+        with hubspot_down(env, "{ attempts: 2, initial_wait: 0 }"):
+            for extra in ((), ("--dry-run",)):  # a dry run the same: nothing a person can fix
+                down = sync_run(env, "hubspot", *extra)
+                assert down.returncode == 1, down.stderr[-2000:]
+                failed = summary(down)
+                assert failed["status"] == "failed" and failed["exit_code"] == 1, (extra, failed)
+                assert "gave up after 2 attempts" in failed["error"] and failed["decided"] == 0
+                assert "Traceback" not in down.stderr
         again = summary(sync_run(env, "hubspot"))  # the lease was released, nothing half-done
         assert again["status"] == "done" and again["decided"] == len(env.intake["hubspot"])
         check_invariants(env, "hubspot")

@@ -10,9 +10,7 @@ signal stops the process at once, which is as safe as any crash.
 from __future__ import annotations
 
 import json
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from sync.state import PENDING, sync_decisions, sync_leases, sync_runs
 from tests.integration.synctools import (
     REPO_ROOT,
     check_invariants,
+    hubspot_down,
     run_past_its_first_page,
     start_env,
     summary,
@@ -87,24 +86,17 @@ def test_a_signal_ends_the_wait_for_a_crm_retry(tmp_path: Path) -> None:
     next run retries what failed."""
     env = start_env(tmp_path, leads=20)
     try:
-        good = env.config.read_text()
-        closed = socket.socket()
-        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
-        port = closed.getsockname()[1]
-        env.config.write_text(re.sub(
-            r"base_url: http://127\.0\.0\.1:\d+", f"base_url: http://127.0.0.1:{port}", good
-        ).replace("    kind: hubspot\n", "    kind: hubspot\n    retry: { attempts: 6, "
-                  "initial_wait: 20, max_wait: 60 }\n"))
-        proc = subprocess.Popen([sys.executable, "-m", "sync.cli", "sync", "run", "--config",
-                                 str(env.config), "--source", "hubspot", "--json"],
-                                env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.0)  # the first attempt failed at once; the wait for the second goes on
-        signalled = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-        stopped_after = time.monotonic() - signalled
-        closed.close()
+        with hubspot_down(env, "{ attempts: 6, initial_wait: 20, max_wait: 60 }"):
+            proc = subprocess.Popen([sys.executable, "-m", "sync.cli", "sync", "run",
+                                     "--config", str(env.config), "--source", "hubspot",
+                                     "--json"],
+                                    env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(2.0)  # the first attempt failed at once; the wait for the second goes on
+            signalled = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=120)
+            stopped_after = time.monotonic() - signalled
         assert proc.returncode == 1, err[-2000:]
         assert stopped_after < 5, stopped_after
         stopped = json.loads(out)
@@ -115,7 +107,6 @@ def test_a_signal_ends_the_wait_for_a_crm_retry(tmp_path: Path) -> None:
             assert conn.execute(sa.select(sync_leases)).first() is None  # lease released
             assert conn.execute(sa.select(sync_runs.c.status)).scalar_one() == "interrupted"
         engine.dispose()
-        env.config.write_text(good)
         assert summary(sync_run(env, "hubspot"))["status"] == "done"
         check_invariants(env, "hubspot")
     finally:
