@@ -6,13 +6,17 @@ Every failure here is a "could not start" (exit 2) with one line naming the thin
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from routing_core.errors import LeadgateError
+
+if TYPE_CHECKING:
+    from routing_core.policy.model import Policy
 
 CONFIG_ENV = "LEADGATE_CONFIG"
 
@@ -27,16 +31,21 @@ class Context:
     key_path: Path
 
     def source(self, name: str | None) -> tuple[str, Any]:
-        if name is None:
-            if len(self.config.sources) != 1:
-                raise LeadgateError(
-                    f"{len(self.config.sources)} sources are configured", where="--source",
-                    fix=f"name one of {', '.join(sorted(self.config.sources))} with --source")
-            name = next(iter(self.config.sources))
-        return name, self.config.source(name)
+        return select_source(self.config, name)
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def select_source(config: Any, name: str | None) -> tuple[str, Any]:
+    """(name, settings) of the source `name`, or of the only one configured."""
+    if name is None:
+        if len(config.sources) != 1:
+            raise LeadgateError(
+                f"{len(config.sources)} sources are configured", where="--source",
+                fix=f"name one of {', '.join(sorted(config.sources))} with --source")
+        name = next(iter(config.sources))
+    return name, config.source(name)
 
 
 def config_path(value: str | None) -> Path:
@@ -63,7 +72,11 @@ def existing_policy(path: Path, cfg: Any) -> Path:
     return policy
 
 
-def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
+def open_context(config: str | Path | None, *, migrate: bool = True,
+                 check: Callable[[Any, Policy], None] | None = None) -> Context:
+    """leadgate.yaml, its policy and its database (brought to the shipped schema unless
+    `migrate` is false). `check(config, policy)` runs before the database is opened: a command
+    refused for its configuration leaves a new database uncreated."""
     from audit import db
     from audit.ledger import Ledger
     from connectors.config import load_config
@@ -73,6 +86,8 @@ def open_context(config: str | Path | None, *, migrate: bool = True) -> Context:
     cfg = load_config(path)
     base = path.resolve().parent
     policy = load_policy(existing_policy(path, cfg))
+    if check is not None:
+        check(cfg, policy)
     url = db.database_url(cfg.database_url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         # A relative SQLite path is relative to leadgate.yaml, not to wherever cron starts us.

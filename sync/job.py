@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from sync import violations
-from sync.context import Context, open_context, open_source, screener_for
+from sync.context import (
+    Context,
+    config_path,
+    open_context,
+    open_source,
+    screener_for,
+    select_source,
+)
 from sync.lease import DEFAULT_TTL
 from sync.run import RunOptions, SyncJob
 from sync.writeahead import Decider
@@ -16,11 +23,14 @@ def build_job(config: str | Path | None, source: str | None, *, dry_run: bool = 
               limit: int | None = None, shard: tuple[int, int] | None = None,
               lease_ttl: float | None = None, notify: bool = True, decide_ahead: bool = True,
               connector_options: dict[str, Any] | None = None) -> tuple[SyncJob, Context]:
-    ctx = open_context(config, migrate=not dry_run)
+    def check(cfg: Any, policy: Any) -> None:  # configuration first: then the database
+        name, source_cfg = select_source(cfg, source)
+        violations.require_watch(policy, source_cfg.mapping,
+                                 f"{config_path(config)}: sources.{name}.mapping")
+
+    ctx = open_context(config, migrate=not dry_run, check=check)
     try:
         name, source_cfg = ctx.source(source)
-        violations.require_watch(ctx.policy, source_cfg.mapping,
-                                 f"{ctx.config_path}: sources.{name}.mapping")
         if not dry_run:
             ctx.ledger.check_signing_key()  # before any work: a run must end in a checkpoint
         from connectors import open_connector

@@ -175,6 +175,12 @@ def test_could_not_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
                 "directory) (fix: create the folder, or point database_url in leadgate.yaml "
                 "(or LEADGATE_DATABASE_URL) at a folder leadgate may write)\n"), proc.stderr
         assert not missing.parent.exists()
+        # refused for its configuration (two sources, none named): no database made for it
+        fresh = tmp_path / "fresh.db"
+        proc = leadgate("sync", "run", "--config", str(env.config),
+                        env={"LEADGATE_DATABASE_URL": f"sqlite:///{fresh}"})
+        assert proc.returncode == 2 and "2 sources are configured" in proc.stderr, proc.stderr
+        assert not fresh.exists()
     finally:
         env.sb.stop()
 
