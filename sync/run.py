@@ -474,9 +474,11 @@ class SyncJob:
         if limit is not None:
             room = limit - self.summary.pulled
             if room <= 0:
+                self.summary.limit_reached = True
                 return None, False
             if len(records) > room:
                 records, whole_page = records[:room], False
+                self.summary.limit_reached = True
         self.summary.pulled += len(records)
         return records, whole_page
 

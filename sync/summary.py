@@ -24,6 +24,7 @@ class RunSummary:
     lease_held_by: str | None = None
     strict_lease: bool = False  # --strict-lease: a lease held by another run exits 3, not 0
     error: str | None = None  # why a run stopped part-way (status "failed")
+    limit_reached: bool = False  # --limit stopped the pull: more intake may be waiting
     pulled: int = 0
     decided: int = 0
     assigned_by_team: Counter[str] = field(default_factory=Counter)
@@ -95,7 +96,9 @@ class RunSummary:
         if self.error:
             lines.append(f"  stopped part-way (the next run resumes): {self.error}")
         lines.append(f"  pulled {self.pulled}, decided {self.decided}: assigned {self.assigned}, "
-                     f"refused {self.refused}")
+                     f"refused {self.refused}"
+                     + (" (stopped at --limit: more may be waiting for the next run)"
+                        if self.limit_reached else ""))
         for team, n in sorted(self.assigned_by_team.items()):
             lines.append(f"    assigned  {team:<28} {n}")
         for reason, n in sorted(self.refused_by_reason.items()):

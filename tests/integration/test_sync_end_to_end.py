@@ -40,6 +40,7 @@ def test_sync_routes_every_intake_lead_and_a_second_run_changes_nothing(
         assert first.returncode == 0, first.stderr
         s1 = summary(first)
         assert s1["pulled"] == len(env.intake[crm]) and s1["decided"] == s1["pulled"]
+        assert s1["limit_reached"] is False
         assert s1["assigned"] > 0 and s1["refused"] > 0 and s1["write_errors"] == 0
         counts = check_invariants(env, crm)
         assert counts["assigned"] == s1["assigned"] and counts["refused"] == s1["refused"]
@@ -67,6 +68,8 @@ def test_dry_run_writes_nothing_anywhere(tmp_path: Path) -> None:
         # the database then exists, and the dry run must not change it.
         first = sync_run(env, "salesforce", "--limit", "20")
         assert first.returncode == 0, first.stderr
+        # done, and saying that it stopped at its limit with intake left for the next run
+        assert (summary(first)["status"], summary(first)["limit_reached"]) == ("done", True)
         engine = env.engine()
         with engine.connect() as conn:
             rot_before = conn.execute(sa.select(sync_rotation)).all()
