@@ -40,6 +40,8 @@ LOOKALIKES: dict[str, str] = {
     "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w",
 }
 _AS_LATIN = str.maketrans(LOOKALIKES)
+# Variation selectors: invisible, and not Cf (they are marks of combining class 0).
+_VARIATION = re.compile("[\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 def fold_name(name: str) -> str:
@@ -47,9 +49,9 @@ def fold_name(name: str) -> str:
 
     Accents (combining marks) and invisible characters (zero-width spaces and joiners, soft
     hyphens, direction marks, variation selectors) are dropped, never read as a break between
-    words: "Kar\u200bvossen" is "karvossen". The vowel signs of Indic scripts are not accents
-    and stay (as breaks, as they always were: two names differing in them stay apart). A word
-    mixing Latin letters with LOOKALIKES is read as Latin.
+    words: "Karvossen" with a zero-width space inside is "karvossen". The vowel signs of Indic
+    scripts are not accents and stay (as breaks, as they always were: two names differing in
+    them stay apart). A word mixing Latin letters with LOOKALIKES is read as Latin.
     """
     if name.isascii():   # nothing to decompose, no mark, no invisible one, no look-alike
         return " ".join(sorted(_WORD.findall(name.casefold())))
@@ -57,10 +59,6 @@ def fold_name(name: str) -> str:
     kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch)
                    and unicodedata.category(ch) != "Cf" and not _VARIATION.match(ch))
     return " ".join(sorted(map(_as_latin, _WORD.findall(kept))))
-
-
-# Variation selectors: invisible, and not Cf (they are marks of combining class 0).
-_VARIATION = re.compile("[\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 def _as_latin(word: str) -> str:
