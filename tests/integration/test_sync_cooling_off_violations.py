@@ -251,7 +251,7 @@ def test_a_mapping_without_stage_is_refused_before_anything_is_pulled(tmp_path: 
                                                                       crm: str) -> None:
     """The example policy blocks stages in its cooling-off rules: a source that cannot read
     the stage could never watch them. The run says so before it pulls (exit 2, one line), and
-    so does `leadgate connect`; nothing is decided."""
+    so does `leadgate connect`; nothing is decided, and no database is made for it."""
     env = start_env(tmp_path, leads=20)
     try:
         data = yaml.safe_load(env.config.read_text())
@@ -268,9 +268,9 @@ def test_a_mapping_without_stage_is_refused_before_anything_is_pulled(tmp_path: 
         assert f"sources.{crm}.mapping" in error and "no stage field" in error
         assert "closed_won, proposal" in error and "fix: map the CRM's stage field" in error
         assert env.sb.calls(crm) == before  # not one CRM call
-        with env.engine().connect() as conn:
-            assert conn.execute(sa.select(sa.func.count()).select_from(
-                sync_decisions)).scalar() == 0
+        engine = env.engine()  # refused before the database was even made: nothing decided
+        assert not sa.inspect(engine).has_table(sync_decisions.name)
+        engine.dispose()
 
         check = leadgate("connect", crm, "--config", str(env.config))
         assert check.returncode == 1
