@@ -18,10 +18,11 @@ from sync.context import config_path as resolve_config
 def _named_config(_ctx: Any, _param: Any, value: str | None) -> str:
     """The leadgate.yaml that `sync run` would read. Without one in this folder the commands
     still work on --database-url; one named by --config or LEADGATE_CONFIG must exist."""
+    from connectors.config import read_config_file
+
     path = resolve_config(value)
     if (value or os.environ.get(CONFIG_ENV)) and not path.is_file():
-        raise LeadgateError("cannot read: No such file or directory", where=str(path),
-                            fix="run `leadgate init` to create it, or pass --config")
+        read_config_file(path)  # raises the error `sync run` gives for it
     return str(path)
 
 
