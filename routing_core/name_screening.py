@@ -41,7 +41,8 @@ LOOKALIKES: dict[str, str] = {
 }
 _AS_LATIN = str.maketrans(LOOKALIKES)
 # Variation selectors: invisible, and not Cf (they are marks of combining class 0).
-_VARIATION = re.compile("[\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+_VARIATION = frozenset(map(chr, (*range(0x180B, 0x1810), *range(0xFE00, 0xFE10),
+                                 *range(0xE0100, 0xE01F0))))
 
 
 def fold_name(name: str) -> str:
@@ -57,7 +58,7 @@ def fold_name(name: str) -> str:
         return " ".join(sorted(_WORD.findall(name.casefold())))
     decomposed = unicodedata.normalize("NFKD", name).casefold()
     kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch)
-                   and unicodedata.category(ch) != "Cf" and not _VARIATION.match(ch))
+                   and unicodedata.category(ch) != "Cf" and ch not in _VARIATION)
     return " ".join(sorted(map(_as_latin, _WORD.findall(kept))))
 
 
