@@ -55,17 +55,21 @@ def mask_url(url: str | sa.URL) -> str:
         return text.split("://", 1)[0] + "://..." if "://" in text else "<unparsable URL>"
     if parsed.host and "@" in parsed.host:  # the password ran on to the last "@"
         parsed = parsed.set(host=parsed.host.rpartition("@")[2], password="***")
-    hidden = {key: "***" for key in parsed.query if "password" in key.lower()}
+    hidden = {key: "***" for key in parsed.query if _is_secret(key)}
     if hidden:
         parsed = parsed.update_query_dict(hidden)
     return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
+
+
+def _is_secret(query_key: str) -> bool:
+    return "password" in query_key.lower()  # libpq's password and sslpassword
 
 
 def _without_secrets(text: str, url: sa.URL) -> str:
     """A driver's message with the URL's password taken out, wherever the URL had it."""
     secrets = [url.password] if url.password else []
     for key, value in url.query.items():
-        if "password" in key.lower():  # password, sslpassword
+        if _is_secret(key):
             secrets.extend([value] if isinstance(value, str) else value)
     for secret in sorted(filter(None, map(str, secrets)), key=len, reverse=True):
         text = text.replace(secret, "***")
