@@ -438,6 +438,8 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             refused = loads(conn.execute(sa.select(sync_decisions.c.decision).where(
                 sync_decisions.c.decision_id == row.decision_id)).scalar_one())
             refused_hits = _refused_hits(conn, row)
+            current = {a["officer"]: recorded_credential(conn, a["officer"])
+                       for a in loads(row.approvals) or []}
         _screened(row)
         _, source_cfg = ctx.source(row.source)
         crm_id = (member.crm or {}).get(source_cfg.kind)
@@ -458,8 +460,6 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         # records for its officer now: an officer revoked since, given a new token since (the
         # old one may have been stolen) or dropped from the policy is no longer a pair of eyes
         # (this approval may become the first), whatever the key file was made to say.
-        with ctx.engine.connect() as conn:
-            current = {a["officer"]: recorded_credential(conn, a["officer"]) for a in approvals}
         lapsed = [a for a in approvals if a["officer"] not in _officers(ctx.policy)
                   or a.get("credential") is None or current[a["officer"]] != a["credential"]]
         approvals = [a for a in approvals if a not in lapsed]
