@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from connectors.base import Outcome, WriteResult
-from connectors.mapping import iso_z
+from connectors.mapping import iso_z, parse_crm_time
 
 GONE = "the record no longer exists in the CRM (deleted or merged)"
 CHANGED = "the record was changed in the CRM after leadgate read it; not written, decided again"
@@ -29,7 +28,7 @@ def fields(outcome: Outcome) -> dict[str, Any]:
 
 
 def judge(outcome: Outcome, *, exists: bool, owner_now: str | None, decision_now: str | None,
-          review_owner: str | None, modified_now: datetime | None = None,
+          review_owner: str | None, modified_now: Any = None,
           same: Callable[[str | None, str | None], bool] = lambda a, b: a == b,
           ) -> WriteResult | None:
     """Decide from a fresh read whether to write: None = write; else the result to report.
@@ -41,6 +40,7 @@ def judge(outcome: Outcome, *, exists: bool, owner_now: str | None, decision_now
     queue/owner is leadgate's own, so a record sitting there (a refusal an officer now approves)
     is not a conflict. A record modified after leadgate read it (its owner unchanged) may no
     longer be what was decided on: changed, not written (the job decides it again).
+    `modified_now` is the record's last-modified stamp as the CRM gives it (None: not read).
     """
     if not exists:
         return WriteResult(outcome.record_id, "gone", GONE)
@@ -51,7 +51,7 @@ def judge(outcome: Outcome, *, exists: bool, owner_now: str | None, decision_now
         return WriteResult(outcome.record_id, "conflict",
                            f"owner changed to {owner_now} after leadgate read the record "
                            f"(owner then: {outcome.expected_owner}); not overwritten")
-    if (outcome.modified_at_read is not None and modified_now is not None
-            and modified_now > outcome.modified_at_read):
+    if (outcome.modified_at_read is not None and modified_now
+            and parse_crm_time(modified_now) > outcome.modified_at_read):
         return WriteResult(outcome.record_id, "changed", CHANGED)
     return None

@@ -400,7 +400,7 @@ class HubSpotConnector:
                     owner_now=(props or {}).get(OWNER) or None,
                     decision_now=(props or {}).get(self.config.writeback.decision_id) or None,
                     review_owner=self.config.review_owner_id,
-                    modified_now=_modified((props or {}).get(MODIFIED)))
+                    modified_now=(props or {}).get(MODIFIED))
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue
@@ -444,7 +444,3 @@ class HubSpotConnector:
         from connectors.hubspot.install import install
 
         return install(self, dry_run=dry_run)
-
-
-def _modified(value: Any) -> datetime | None:
-    return parse_crm_time(value) if value else None

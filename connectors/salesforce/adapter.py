@@ -462,8 +462,7 @@ class SalesforceConnector:
                     owner_now=row.get("OwnerId") if row else None,
                     decision_now=row.get(wb.decision_id) if row else None,
                     review_owner=self.review_queue_id, same=lambda a, b: _id15(a) == _id15(b),
-                    modified_now=parse_crm_time(row["SystemModstamp"])
-                    if row and row.get("SystemModstamp") else None)
+                    modified_now=row.get("SystemModstamp") if row else None)
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue
