@@ -280,9 +280,8 @@ class SyncJob:
             if not rows:
                 return
             last_id = rows[-1].id
-            self._write_back([ToWrite(r.record_id, r.decision_id, r.outcome, r.reason,
-                                      r.team_id, loads(r.writeback), retry=True)
-                              for r in rows if in_shard(r.record_id, self.options.shard)])
+            self._write_back([_again(r) for r in rows
+                              if in_shard(r.record_id, self.options.shard)])
 
     # -- records edited between leadgate's read and its write ---------------------------------
     def _decide_changed(self) -> None:
@@ -314,9 +313,8 @@ class SyncJob:
             again: list[Candidate] = []
             closed: list[tuple[ToWrite, WriteResult]] = []
             for row in chunk:
-                record, item = found.get(row.record_id), loads(row.writeback)
-                stale = ToWrite(row.record_id, row.decision_id, row.outcome, row.reason,
-                                row.team_id, item, retry=True)
+                record, stale = found.get(row.record_id), _again(row)
+                item = stale.writeback
                 if record is None:
                     closed.append((stale, WriteResult(row.record_id, "gone", GONE_MESSAGE)))
                 elif record.owner_at_read != item.get("expected_owner") \
@@ -680,6 +678,12 @@ class SyncJob:
                 if row.id <= self._queue_mark:
                     earlier.add(row.record_id, row.reason, row.decision_id, keep=KEEP_IDS)
         return ids, earlier
+
+
+def _again(row: Any) -> ToWrite:
+    """A stored decision's write-back, to be sent or recorded again with the same decision."""
+    return ToWrite(row.record_id, row.decision_id, row.outcome, row.reason, row.team_id,
+                   loads(row.writeback), retry=True)
 
 
 def _first_episode(conn: sa.Connection, episode: str) -> str:
