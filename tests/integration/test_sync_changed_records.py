@@ -85,6 +85,15 @@ def test_a_record_edited_before_its_write_back_is_decided_again(
         env.sb.stop()
 
 
+def _refused_unscreened(engine: sa.Engine, crm: str) -> list[str]:
+    """The records of `crm` refused because screening could not run, in id order."""
+    d = sync_decisions.c
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(d.record_id).where(
+            d.source == crm, d.reason == "screening_unavailable").order_by(d.record_id)
+        ).scalars())
+
+
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
 def test_an_edited_transient_refusal_is_decided_from_the_crm_not_from_its_old_copy(
         tmp_path: Path, crm: str) -> None:
@@ -100,11 +109,7 @@ def test_an_edited_transient_refusal_is_decided_from_the_crm_not_from_its_old_co
         assert killed.returncode == -9, killed.stderr[-2000:]
         engine = env.engine()
         d = sync_decisions.c
-        with engine.connect() as conn:
-            record = conn.execute(sa.select(d.record_id).where(
-                d.source == crm, d.reason == "screening_unavailable").order_by(d.record_id)
-            ).scalars().first()
-        assert record is not None
+        [record, *_] = _refused_unscreened(engine, crm)
         store = env.sb.store
         i = (store.leads if crm == "salesforce" else store.contacts).index_of(record)
         store.person_edits(crm, i, SANCTIONED[crm])
@@ -143,10 +148,7 @@ def test_a_transient_refusal_edited_while_it_waits_is_re_evaluated_as_it_is_now(
         assert sync_run(env, crm).returncode == 0
         engine = env.engine()
         d = sync_decisions.c
-        with engine.connect() as conn:
-            waiting = conn.execute(sa.select(d.record_id).where(
-                d.source == crm, d.reason == "screening_unavailable").order_by(d.record_id)
-            ).scalars().all()
+        waiting = _refused_unscreened(engine, crm)
         assert len(waiting) >= 2
         renamed, other = waiting[:2]
         store = env.sb.store
