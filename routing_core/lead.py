@@ -227,10 +227,18 @@ def _money(value: Any, problems: list[str]) -> Money | None:
     if not _is_mapping(value):
         problems.append("investable_assets: expected {amount, currency}")
         return None
+    if not _MONEY_KEYS.issuperset(value):
+        unknown = sorted(set(value) - _MONEY_KEYS, key=str)  # keys may be 1 or None (YAML)
+        problems.append(f"investable_assets: unknown keys {unknown}")
     amount: Decimal | None = None
     raw_amount = value.get("amount")
-    if isinstance(raw_amount, bool) or raw_amount is None or _text(raw_amount) is None:
-        problems.append("investable_assets.amount: missing or not a number")
+    if raw_amount is None or (isinstance(raw_amount, str) and not raw_amount.strip()):
+        # A currency alone says nothing of the lead's assets: a multi-currency Salesforce org
+        # sets CurrencyIsoCode on every record. The assets are unknown, and every condition
+        # on them is false (policy-spec "Conditions").
+        return None
+    if isinstance(raw_amount, bool) or _text(raw_amount) is None:
+        problems.append(f"investable_assets.amount: {raw_amount!r} is not a number")
     else:
         try:
             amount = Decimal(str(raw_amount).strip().replace(",", ""))
@@ -246,9 +254,6 @@ def _money(value: Any, problems: list[str]) -> Money | None:
     elif currency.lower() not in _currency_codes():
         problems.append(f"investable_assets.currency: {currency!r} is not an ISO 4217 code")
         currency = ""
-    if not _MONEY_KEYS.issuperset(value):
-        unknown = sorted(set(value) - _MONEY_KEYS, key=str)  # keys may be 1 or None (YAML)
-        problems.append(f"investable_assets: unknown keys {unknown}")
     if amount is None or not currency:
         return None
     return Money(amount=amount, currency=currency)

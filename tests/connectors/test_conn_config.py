@@ -100,6 +100,17 @@ def test_mapping_produces_parse_lead_raw_dict() -> None:
     }
 
 
+def test_a_salesforce_record_with_a_currency_and_no_assets_is_a_lead_of_unknown_assets() -> None:
+    # Multi-currency orgs set CurrencyIsoCode on every record; it was refused as invalid_lead.
+    from routing_core.lead import parse_lead
+
+    record = {"Id": "00Q1", "LastName": "Lovelace", "Country": "GB",
+              "Investable_Assets__c": None, "CurrencyIsoCode": "GBP"}
+    raw, problems = map_record(record, default_mapping("salesforce"), source="sf")
+    assert problems == [] and raw["investable_assets"] == {"currency": "GBP"}
+    assert parse_lead(raw).investable_assets is None
+
+
 def test_mapping_collects_every_problem() -> None:
     record = {"hs_object_id": "7", "customer_type": "Gold Client", "product_interest": "Crypto",
               "phone_consent": "maybe", "investable_assets": "lots", "country": "Narnia"}

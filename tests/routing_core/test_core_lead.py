@@ -81,6 +81,21 @@ def test_money_is_decimal_with_iso_currency() -> None:
                 ).investable_assets.amount == Decimal("0.1")  # type: ignore[union-attr]
 
 
+def test_a_currency_without_an_amount_is_unknown_assets_not_an_invalid_lead() -> None:
+    # A multi-currency Salesforce org sets CurrencyIsoCode on every record, assets or not.
+    for amount in (None, "", "  "):
+        assert lead(investable_assets={"amount": amount, "currency": "GBP"}
+                    ).investable_assets is None
+    assert lead(investable_assets={"currency": "GBP"}).investable_assets is None
+    with pytest.raises(InvalidLead) as info:  # still named: an amount that is no number
+        lead(investable_assets={"amount": True, "currency": "GBP"})
+    assert info.value.problems == ["investable_assets.amount: True is not a number"]
+    with pytest.raises(InvalidLead) as info:  # and an amount with no currency
+        lead(investable_assets={"amount": 5})
+    assert info.value.problems == [
+        "investable_assets.currency: missing (ISO 4217 code such as GBP)"]
+
+
 def test_negative_amount_is_a_problem() -> None:
     with pytest.raises(InvalidLead, match="non-negative"):
         lead(investable_assets={"amount": -5, "currency": "GBP"})
