@@ -3,8 +3,9 @@
 Pure matching: the entries are handed in (see `sync.screening_lists` for reading the files), so
 this module does no I/O. Names are compared after folding case, accents and punctuation, with
 word order ignored ("KARVOSSEN, Taras" matches "Taras Karvossen"); invisible characters are
-dropped and Cyrillic or Greek look-alikes inside a Latin word read as Latin, so neither can hide
-a listed name. A list name whose words are all in the lead's name (or the other way round) also
+dropped and Cyrillic or Greek look-alikes inside a Latin word read as Latin, and a word written
+wholly in look-alikes is screened both as written and as Latin, so none of them can hide a listed
+name. A list name whose words are all in the lead's name (or the other way round) also
 matches when they share at least two words, which catches a middle name left out without
 letting one common word decide. Emails, domains and phones are exact; a lead's phone written
 nationally is also read in the lead's country (a listed number is best written "+44 ...").
@@ -66,6 +67,18 @@ def _as_latin(word: str) -> str:
     if word.isascii() or not any("a" <= ch <= "z" for ch in word):
         return word
     return word.translate(_AS_LATIN)
+
+
+def latin_reading(folded: str) -> str | None:
+    """A folded name with each word written wholly in LOOKALIKES read as Latin ("кагνоѕѕеп"
+    is "karvossen"), or None when it has no such word. The name is screened under both
+    readings: such a word may be a real Cyrillic or Greek name, or a Latin one in disguise."""
+    if folded.isascii():
+        return None
+    words = folded.split()
+    read = [w.translate(_AS_LATIN) if not w.isascii() and all(ch in LOOKALIKES for ch in w)
+            else w for w in words]
+    return " ".join(sorted(read)) if read != words else None
 
 
 def name_words(folded: str) -> tuple[str, ...]:
@@ -241,8 +254,12 @@ class ListScreener:
 
     def screen(self, lead: Lead) -> Sequence[ScreeningResult]:
         # Each name is folded, and its words listed, once for all the lists.
-        names = [(folded, name_words(folded))
-                 for folded in map(fold_name, lead_names(lead))]
+        names = []
+        for folded in map(fold_name, lead_names(lead)):
+            names.append((folded, name_words(folded)))
+            latin = latin_reading(folded)
+            if latin is not None:
+                names.append((latin, name_words(latin)))
         return [self._screen_one(loaded, lead, names) for loaded in self.lists]
 
     def _screen_one(self, loaded: LoadedList, lead: Lead,
