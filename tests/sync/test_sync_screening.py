@@ -75,8 +75,9 @@ _NAMES = {"salesforce": ("FirstName", "LastName", "Phone"),
 def test_a_listed_name_or_phone_in_disguise_is_refused_through_the_crm(
         tmp_path: Path, crm: str) -> None:
     """Through the real connector: a sanctioned name with invisible characters in it or with
-    Cyrillic look-alike letters, and a blocklisted phone written nationally, are refused to
-    compliance with the hit they are; the same record with a clean name is assigned."""
+    Cyrillic look-alike letters (in some of its words, or all of them), and a blocklisted phone
+    written nationally, are refused to compliance with the hit they are; the same record with a
+    clean name is assigned."""
     env = start_env(tmp_path, leads=20, contacts=20)
     try:
         first, last, phone = _NAMES[crm]
@@ -85,6 +86,9 @@ def test_a_listed_name_or_phone_in_disguise_is_refused_through_the_crm(
             ("Ta\u200bras Ilvenovich", "Kar\u200bvossen", "+44 20 7946 0002"):
                 ("refused", "sanctions_hit"),
             ("T\u0430r\u0430s Ilvenovich", "K\u0430rv\u043essen", "+44 20 7946 0003"):
+                ("refused", "sanctions_hit"),
+            ("\u0422\u0430\u0433\u0430\u0455 Ilvenovich",  # every letter a look-alike
+             "\u041a\u0430\u0433\u03bd\u043e\u0455\u0455\u0435\u043f", "+44 20 7946 0004"):
                 ("refused", "sanctions_hit"),
             ("Ann", "Lee", "07700 900999"): ("refused", "blocklisted"),
         }
