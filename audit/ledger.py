@@ -296,6 +296,7 @@ class Ledger:
         else:
             key = self._ledgers_key(conn, current)
         head = read_head(conn)
+        _check_head_before_signing(conn, head)
         number = head.checkpoints + 1
         signed = sign_checkpoint(
             key, ledger_id=head.ledger_id, number=number, size=head.size,
@@ -389,3 +390,23 @@ def verify(engine: Engine, prior_checkpoint: bytes | None = None) -> Any:
     from audit.verify import verify_database
 
     return verify_database(engine, prior_checkpoint=prior_checkpoint)
+
+
+def _check_head_before_signing(conn: Connection, head: Head) -> None:
+    """What a checkpoint signs must be the chain's, not an edited head row's: its count and
+    last digest are the last checkpoint row's, its last hash the last entry's. (The frontier
+    can only be checked against every entry: `audit verify` does that.)"""
+    last = conn.execute(sa.select(schema.checkpoints.c.number, schema.checkpoints.c.body)
+                        .order_by(schema.checkpoints.c.number.desc()).limit(1)).first()
+    digest = sha256(bytes(last.body)).digest() if last is not None else None
+    entry = conn.execute(sa.select(schema.entries.c.seq, schema.entries.c.entry_hash)
+                         .order_by(schema.entries.c.seq.desc()).limit(1)).first()
+    if (head.checkpoints != (last.number if last is not None else 0)
+            or head.last_checkpoint_digest != digest
+            or (entry is None and head.size != 0)
+            or (entry is not None and (entry.seq != head.size
+                                       or bytes(entry.entry_hash) != head.last_hash))):
+        raise LedgerError("the ledger head does not match its last entry or checkpoint, so "
+                          "no checkpoint was signed", where="ledger_head",
+                          fix="run `leadgate audit verify` and restore the database from a "
+                          "backup that verifies")

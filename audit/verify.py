@@ -19,7 +19,7 @@ from audit.crypto import unb64
 from audit.db import SQLITE_MMAP
 from audit.errors import VerificationFailed
 from audit.keys import fingerprint
-from audit.merkle import Tree, verify_consistency
+from audit.merkle import Accumulator, Tree, verify_consistency
 from audit.signing import (
     CHECKPOINT_TYPE,
     SignedCheckpoint,
@@ -414,7 +414,10 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
         verifier = ChainVerifier(head.ledger_id, cps, keep_leaves=prior_checkpoint is not None)
         chunks = None
         database = engine.url.database
-        if conn.dialect.name == "sqlite" and parallel and database and database != ":memory:":
+        # The workers read entries 1..size only: a row numbered outside them (inserted at 0,
+        # say) is diagnosed by the sequential walk, which reads every row.
+        if conn.dialect.name == "sqlite" and parallel and database and database != ":memory:" \
+                and not _rows_outside(conn, int(head.size)):
             from audit.verify_parallel import parallel_chunks
 
             chunks = parallel_chunks(database, head.ledger_id, int(head.size),
@@ -460,9 +463,36 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
                 fp for fp in table if table[fp] != chain[fp])
             raise fail(f"the signing-key table disagrees with the key announcements in the "
                        f"chain (key {odd[0][:19]}...): the table was edited")
+        _check_head(head, cps, report)  # last: an edited entry is named by the checks above
         if prior_checkpoint is not None:
             report.prior = verifier.check_prior(prior_checkpoint, prior_name)
         return report
+
+
+def _rows_outside(conn: Any, size: int) -> bool:
+    import sqlalchemy as sa
+
+    return conn.execute(sa.text("SELECT 1 FROM ledger_entries WHERE seq < 1 OR seq > :size "
+                                "LIMIT 1"), {"size": size}).first() is not None
+
+
+def _check_head(head: Any, checkpoints: list[SignedCheckpoint], report: Report) -> None:
+    """The head's other fields are what the next append and checkpoint build on: a frontier
+    that is not the entries' would have the next checkpoint sign a wrong root, a count or
+    digest that is not the checkpoints' a broken checkpoint chain."""
+    try:
+        root = Accumulator.restore(int(head.size), bytes(head.frontier or b"")).root().hex()
+    except ValueError:
+        root = None
+    if root != report.root:
+        raise fail("the ledger head's Merkle frontier does not match its entries (the head "
+                   "row was edited; the next checkpoint would sign a wrong root)")
+    digest = bytes(head.last_checkpoint_digest) if head.last_checkpoint_digest else None
+    if int(head.checkpoints or 0) != len(checkpoints) or digest != (
+            checkpoints[-1].digest if checkpoints else None):
+        raise fail(f"the ledger head records {head.checkpoints} checkpoint(s), not the "
+                   f"{len(checkpoints)} in its table or not the last of them (the head row "
+                   "was edited)")
 
 
 def _linked(chunks: list[Any]) -> bool:

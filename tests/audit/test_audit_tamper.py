@@ -351,3 +351,50 @@ def test_an_edited_signing_key_table_is_caught_and_not_signed_with(
         conn.execute(sa.text("UPDATE ledger_signing_keys SET fingerprint = :f, public_key = :k"),
                      {"f": real.fingerprint, "k": bytes(real.public_key)})
     assert verify_database(engine).entries == 28
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE ledger_head SET frontier = :zeros",  # the next checkpoint: a wrong root
+    "UPDATE ledger_head SET checkpoints = checkpoints + 5",  # the next: number 8, not 3
+    "UPDATE ledger_head SET last_checkpoint_digest = :zeros32",  # not chained to number 2
+])
+def test_an_edited_head_row_fails_verification_and_is_not_signed(
+        built: tuple[Ledger, Path], edit: str) -> None:
+    """The head row is what the next append and checkpoint build on: verify passed an edited
+    one, and the next checkpoint then signed the wrong thing into the append-only table."""
+    from audit.errors import LedgerError
+
+    ledger = built[0]
+    engine = ledger.engine
+    with below_triggers(engine) as conn:
+        frontier = conn.execute(sa.text("SELECT frontier FROM ledger_head")).scalar_one()
+        conn.execute(sa.text(edit),
+                     {"zeros": bytes(len(frontier)), "zeros32": bytes(32)})
+        conn.commit()
+    assert "ledger head" in str(failure(engine))
+    if "frontier" not in edit:  # only `audit verify` can check the frontier (every entry)
+        with pytest.raises(LedgerError, match="no checkpoint was signed"):
+            ledger.checkpoint()
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM ledger_checkpoints")
+                                ).scalar_one() == 2
+
+
+def test_a_row_numbered_outside_the_ledger_fails_the_parallel_verifier_too(
+        sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The workers read entries 1..size: a copy of entry 5 inserted as entry 0 passed them.
+    import audit.verify_parallel as vp
+
+    monkeypatch.setattr(vp, "MIN_ENTRIES", 0)
+    ledger = Ledger(sqlite_engine, key_path=tmp_path / "k.key")
+    ledger.append_batch([decision(n) for n in range(300)])
+    ledger.checkpoint()
+    with below_triggers(sqlite_engine) as conn:
+        conn.execute(sa.text("INSERT INTO ledger_entries SELECT 0, entry_id || 'x', kind, subject, "
+                             "time, body, prev_hash, entry_hash FROM ledger_entries "
+                             "WHERE seq = 5"))
+        conn.commit()
+    parallel = failure(sqlite_engine)
+    with pytest.raises(VerificationFailed) as sequential:
+        verify_database(sqlite_engine, parallel=False)
+    assert parallel.seq == sequential.value.seq == 0 and str(parallel) == str(sequential.value)
