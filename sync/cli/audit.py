@@ -299,6 +299,8 @@ def explain_cmd(database_url: str | None, config_path: str, subject: str,
         # About one person, perhaps with their data revealed: readable by its owner only.
         write_atomically(Path(html_path), render_html(explanation), private=True)
         click.echo(f"wrote {html_path}")
+    if not explanation.chain_ok:  # shown above; a scripted check must not read it as sound
+        raise SystemExit(1)
 
 
 @audit.command("export")

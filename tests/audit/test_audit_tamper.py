@@ -253,6 +253,12 @@ def test_verify_cli_names_the_entry_and_exits_1(built: tuple[Ledger, Path], lead
     bad = leadgate("audit", "verify", "--database-url", url, cwd=str(tmp_path))
     assert bad.returncode == 1
     assert bad.stderr.startswith("error: entry 9: entry 9 is missing")
+    # explain shows the lead's entries and says the ledger does not verify: exit 1, so that a
+    # scripted audit does not read the page as sound
+    subject = "salesforce:00Q000000000015"
+    explained = leadgate("audit", "explain", subject, "--database-url", url, cwd=str(tmp_path))
+    assert explained.returncode == 1, explained.stderr
+    assert "DOES NOT VERIFY" in explained.stdout and subject in explained.stdout
 
 
 def test_parallel_verification_agrees_with_sequential(sqlite_engine: Engine, tmp_path: Path,
