@@ -49,6 +49,7 @@ from sync.state import (
     PENDING,
     dumps,
     loads,
+    sync_daily_counts,
     sync_decisions,
     sync_review_queue,
     utcnow,
@@ -510,7 +511,7 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
                 values.update(status="approved", resolved_at=utcnow(), lead_input=None,
                               resolved_by=",".join(a["officer"] for a in approvals))
                 conn.execute(sa.insert(sync_decisions).values(
-                    source=row.source, record_id=row.record_id, episode=f"review:{row.id}",
+                    source=row.source, record_id=row.record_id, episode=f"review:{action_id}",
                     cause="review", decision_id=action_id, run_id=action_id,
                     decided_at=utcnow(), outcome="assigned", reason=None, team_id=team,
                     rep_id=rep, rotation_slot=None, decision=dumps(payload),
@@ -532,6 +533,8 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
                     "officer must approve the same assignment")
         status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
             row.record_id, action_id, "assigned", None, team, writeback, retry=False)])
+        if status.startswith(CONFLICT):
+            _reopen_not_written(ctx, row, action_id, status, given_back=(rep, day))
         cap = member.max_per_day
         over = (f"; note: {rep} is at {taken + 1} of {cap} assignments today"
                 if cap is not None and taken + 1 > cap else "")
@@ -620,13 +623,15 @@ def reject(config: str | None, item: str, *, officer: str, token: str, note: str
                          .values(status="rejected", resolved_at=utcnow(), lead_input=None,
                                  resolved_by=officer))
             conn.execute(sa.insert(sync_decisions).values(
-                source=row.source, record_id=row.record_id, episode=f"review:{row.id}",
+                source=row.source, record_id=row.record_id, episode=f"review:{action_id}",
                 cause="review", decision_id=action_id, run_id=action_id, decided_at=utcnow(),
                 outcome="refused", reason=row.reason, team_id=None, rep_id=None,
                 rotation_slot=None, decision=dumps(payload), writeback=dumps(writeback),
                 writeback_status=PENDING, writeback_attempts=0))
         status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
             row.record_id, action_id, "refused", row.reason, None, writeback, retry=False)])
+        if status.startswith(CONFLICT):
+            _reopen_not_written(ctx, row, action_id, status, given_back=None)
         return f"rejected: {subject} stays with compliance ({action_id}); CRM write {status}"
     finally:
         ctx.close()
@@ -666,6 +671,45 @@ def resolve(config: str | None, item: str, *, officer: str, token: str, note: st
         ctx.close()
 
 
+class NotWritten(LeadgateError):
+    """An officer's action was recorded but the CRM record was not written (exit 1)."""
+
+    exit_code = 1
+
+
+CONFLICT = "conflict"
+
+
+def _reopen_not_written(ctx: Context, row: Any, action_id: str, status: str,
+                        given_back: tuple[str, date] | None) -> None:
+    """The record's owner was changed in the CRM after it was refused: a person took a lead
+    that is with compliance, and the action was not written over them. The action did not take
+    effect, so the item is open again (its approvals lapse; the rep's day count is given back),
+    a `review_action` entry says so, and the officer is told (exit 1)."""
+    subject = f"{row.source}:{row.record_id}"
+    with write_transaction(ctx.engine) as conn:
+        if given_back is not None:
+            rep, day = given_back
+            counts = sync_daily_counts.c
+            conn.execute(sa.update(sync_daily_counts)
+                         .where(counts.rep_id == rep, counts.day == day.isoformat(),
+                                counts.count > 0)
+                         .values(count=counts.count - 1))
+        ctx.ledger.append(conn, [EntryIn("review_action", subject, {
+            "action": "reopen_not_written", "action_id": str(ULID()), "item": row.id,
+            "source": row.source, "record_id": row.record_id,
+            "not_written_action_id": action_id, "why": status})])
+        conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
+                     .values(status="open", approvals=dumps([]), resolved_at=None,
+                             resolved_by=None))
+    raise NotWritten(
+        f"not written: {subject} {status}; a person took this lead while it was with "
+        f"compliance. Item {row.id} is open again (its approvals lapsed)",
+        where=f"review item {row.id}",
+        fix="find out who took it, move the record back to the compliance review queue in the "
+            "CRM, then approve or reject it again")
+
+
 def _write(ctx: Context, source: str, crm: str, items: list[ToWrite]) -> str:
     """Write back now; if the CRM is unreachable the next sync run retries it (still pending)."""
     from connectors import open_connector
@@ -685,8 +729,10 @@ def _write(ctx: Context, source: str, crm: str, items: list[ToWrite]) -> str:
         return f"pending (next sync run retries it: {exc})"
     finally:
         connector.close()
-    if rec.ok or rec.conflicts:
-        return "ok" if rec.ok else "conflict"
+    if rec.ok:
+        return "ok"
+    if rec.conflicts:
+        return f"{CONFLICT} ({results[0].message})"
     if rec.gone:
         return "not made: the record is gone from the CRM (deleted or merged)"
     return f"failed, retried by the next sync run ({results[0].message})"

@@ -820,3 +820,71 @@ def test_an_approval_counts_toward_the_reps_day(tmp_path: Path) -> None:
         check_invariants(env, "salesforce")
     finally:
         env.sb.stop()
+
+
+def test_an_action_on_a_lead_a_person_took_meanwhile_is_not_written_and_reopens_the_item(
+        tmp_path: Path) -> None:
+    """A refused lead whose owner a person changed in the CRM while it waited: the approval
+    was recorded as done and the item closed, though the CRM was not written (a conflict)
+    and the lead stayed with that person. Now the officer is told (exit 1), the item is open
+    again and the rep's day is given back; once the record is back with compliance, the
+    same approval is written."""
+    from sync.state import sync_daily_counts
+
+    env = start_env(tmp_path, leads=120)
+    try:
+        cfg = ("--config", str(env.config))
+        assert sync_run(env, "salesforce").returncode == 0
+        items = [x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+                 if x["reason"] in ("no_rule_matched", "suitability_gate")]
+        item, other = items[0], items[1]
+        taker = "0058d00000Nw013AAB"  # a sales rep took the leads in the CRM
+        for x in (item, other):
+            with env.sb.store.lock:
+                env.sb.store.leads.set(_index(env, "salesforce", x["record_id"]),
+                                       {"OwnerId": taker})
+        marta, kwame = _token(env, "cco-marta"), _token(env, "mlro-kwame")
+        engine = env.engine()
+
+        def ellies_day() -> int:
+            with engine.connect() as conn:
+                return int(conn.execute(sa.select(sync_daily_counts.c.count).where(
+                    sync_daily_counts.c.rep_id == "ellie")).scalar() or 0)
+
+        before = ellies_day()
+
+        def approve(officer: str, token: str) -> Any:
+            return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
+                            "--rep", "ellie", "--officer", officer, "--token", token, *cfg)
+
+        def done(first: Any) -> Any:  # the second officer, when four eyes are needed
+            return first if "second officer" not in first.stdout else approve("mlro-kwame",
+                                                                              kwame)
+
+        refused = done(approve("cco-marta", marta))
+        assert refused.returncode == 1, (refused.stdout, refused.stderr)
+        assert refused.stderr.startswith("error: ") and "not written" in refused.stderr
+        assert f"owner changed to {taker}" in refused.stderr
+        i = _index(env, "salesforce", item["record_id"])
+        assert crm_state(env.sb, "salesforce", i)[0] == taker  # not written over the person
+        with engine.connect() as conn:
+            status = conn.execute(sa.select(sync_review_queue.c.status).where(
+                sync_review_queue.c.id == item["id"])).scalar_one()
+        actions = [e["payload"]["action"] for e in ledger_entries(engine)
+                   if e["kind"] == "review_action"]
+        assert status == "open" and ellies_day() == before
+        assert actions[-1] == "reopen_not_written"
+
+        rejected = leadgate("review", "reject", str(other["id"]), "--officer", "cco-marta",
+                            "--token", marta, "--note", "n", *cfg)
+        assert rejected.returncode == 1 and "not written" in rejected.stderr
+
+        with env.sb.store.lock:  # compliance takes the lead back; the approval now goes through
+            env.sb.store.leads.set(i, {"OwnerId": env.sb.store.review_queue_id})
+        again = done(approve("cco-marta", marta))
+        assert again.returncode == 0 and "CRM write ok" in again.stdout, again.stderr
+        assert crm_state(env.sb, "salesforce", i)[1] == "assigned"
+        assert ellies_day() == before + 1
+        engine.dispose()
+    finally:
+        env.sb.stop()
