@@ -48,7 +48,7 @@ def _until(lic: License) -> str:
 _MEMO_LIMIT = 200_000
 
 
-def _memo_key(kind: str, owner: str, lead: Lead, day: date) -> tuple[object, ...]:
+def _memo_key(kind: str, owner: object, lead: Lead, day: date) -> tuple[object, ...]:
     return (kind, owner, lead.jurisdiction.subdivision or lead.jurisdiction.country,
             lead.product, lead.customer_type, day)
 
@@ -95,7 +95,9 @@ def individual_licence(licenses: Iterable[License], lead: Lead, day: date) -> Li
 
 def rep_licence(member: Member, lead: Lead, day: date, policy: Policy) -> License | None:
     """The rep's own valid licence covering the lead, if any (remembered like team authority)."""
-    key = _memo_key("rep", member.id, lead, day)
+    # Keyed by the member itself, not its id: ids are unique within a team only, and the same
+    # id in another team may hold no licence (the policy keeps its members, so id() is stable).
+    key = _memo_key("rep", id(member), lead, day)
     if key in policy.memo:
         return policy.memo[key]  # type: ignore[no-any-return]
     if len(policy.memo) > _MEMO_LIMIT:

@@ -231,6 +231,32 @@ def test_individual_licence_required(policy: Policy) -> None:
     assert decision["rep"]["license"] == "NY-123"
 
 
+def test_a_reps_licence_is_their_own_not_a_namesakes_in_another_team(tmp_path: Path) -> None:
+    # Member ids are unique within a team only. The licence found for agents/sam was
+    # remembered under "sam" and given to web/sam, who holds none, once a phone lead came first.
+    team = ("  {tid}:\n    name: {tid}\n    requires_individual_license: true\n"
+            "    licenses:\n      - {{ id: {tid}-L, regulator: NYDFS, jurisdictions: [US-NY], "
+            "products: [term_life], customer_types: [retail], valid_from: 2024-01-01 }}\n"
+            "    members:\n      - id: sam\n        name: Sam\n{own}")
+    own = ("        licenses:\n          - { id: NY-PROD-1, regulator: NYDFS, jurisdictions: "
+           "[US-NY], products: [term_life], customer_types: [retail], valid_from: 2024-01-01 }\n")
+    text = ("policy: { id: m, version: \"1\", timezone: America/New_York }\n"
+            "firm:\n  name: T\n  authorisations:\n"
+            "    - { entity: US, regulator: NYDFS, jurisdictions: [US-NY] }\n"
+            "products:\n  term_life: { category: insurance, complexity: non_complex, risk: 2 }\n"
+            "teams:\n" + team.format(tid="agents", own=own) + team.format(tid="web", own="")
+            + "rules:\n  - { id: phone, when: { field: channel, eq: phone }, route_to: [agents] }\n"
+            "  - { id: web, when: { field: channel, eq: web }, route_to: [web] }\n")
+    policy = load_policy(_write(tmp_path, text))
+    state = InMemoryRotationState()
+    ny = {"jurisdiction": "US-NY", "product": "term_life"}
+    phone = route(policy, lead(id="P", channel="phone", **ny), state)
+    assert (phone.team_id, phone.rep_id) == ("agents", "sam")
+    web = assert_refused(route(policy, lead(id="W", channel="web", **ny), state),
+                         "no_available_rep")
+    assert "no valid individual licence" in json.dumps(web["teams_considered"])
+
+
 # --- rotation ------------------------------------------------------------------------------
 
 def test_round_robin_skips_and_rejoins_without_burst(tmp_path: Path) -> None:
