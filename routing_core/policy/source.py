@@ -137,11 +137,23 @@ NAMED_SECTIONS = frozenset({"products", "teams", "jurisdiction_groups"})
 LIST_SECTIONS = frozenset({"gates", "rules", "conduct", "cooling_off", "tests", "channels"})
 
 
+def _is_yaml(path: Path) -> bool:
+    return path.suffix.lower() in (".yaml", ".yml") and not path.name.startswith(".")
+
+
 def policy_files(path: Path) -> list[Path]:
     if path.is_dir():
-        files = sorted(p for p in path.iterdir()
-                       if p.suffix in (".yaml", ".yml") and p.is_file()
-                       and not p.name.startswith("."))
+        # Fail closed: a file skipped for the case of its suffix (40-gates.YAML) or its place
+        # (gates/uk.yaml) would be a policy loaded without its gates, and no error.
+        files = sorted((p for p in path.iterdir() if _is_yaml(p) and p.is_file()),
+                       key=lambda p: p.name)
+        folders = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        nested = sorted(str(f.relative_to(path)) for d in folders for f in d.rglob("*")
+                        if _is_yaml(f))
+        if nested:
+            raise SourceError(f"YAML file {nested[0]} is in a subfolder: only the policy "
+                              "folder's own files are read (fix: move it up, or rename it "
+                              "if it is not part of the policy)", str(path), None)
         if not files:
             raise SourceError("folder holds no .yaml or .yml files", str(path), None)
         return files

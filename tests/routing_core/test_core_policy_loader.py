@@ -180,6 +180,24 @@ def test_folder_merges_in_name_order_with_locations(tmp_path: Path) -> None:
     assert merged.digest == single.digest
 
 
+def test_folder_reads_upper_case_suffixes_and_refuses_yaml_it_would_not_read(
+        tmp_path: Path) -> None:
+    # 40-gates.YAML was skipped without a word: the policy loaded, and routed, with no gates.
+    head, rules = MINIMAL.split("rules:\n")
+    folder = tmp_path / "pol"
+    folder.mkdir()
+    write(folder, head, "00-main.yaml")
+    write(folder, "rules:\n" + rules, "10-rules.YAML")
+    write(folder, "just notes", "README.md")  # not YAML: not read, not an error
+    assert [r.id for r in load_policy(folder).rules] == ["r1"]
+    (folder / "lists").mkdir()
+    write(folder / "lists", "name\n", "sdn.csv")
+    assert [r.id for r in load_policy(folder).rules] == ["r1"]
+    write(folder / "lists", "gates: []\n", "gates.yml")
+    with pytest.raises(PolicyError, match="lists/gates.yml is in a subfolder"):
+        load_policy(folder)
+
+
 def test_folder_rejects_a_block_defined_twice(tmp_path: Path) -> None:
     folder = tmp_path / "pol"
     folder.mkdir()
