@@ -284,6 +284,12 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _exact(value: Any) -> Any:
+    """A float from lead JSON, compared as the decimal written (0.1, not the binary fraction
+    just above it): policy numbers are Decimal, and Decimal("0.1") < 0.1 in Python."""
+    return Decimal(repr(value)) if type(value) is float else value
+
+
 def _value_kind(value: Any) -> str:
     """What a value is, for comparing on paths whose type is known only at run time
     (`attributes.*`): 1 is not true, and "10" is not 10."""
@@ -410,7 +416,7 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
                     trace.append(leaf(path, op, shown.copy(), actual, False,
                                       _mismatch(actual, list(kinds))))
                     return False
-                result = (actual in same) is not negate
+                result = (_exact(actual) in same) is not negate
                 trace.append(leaf(path, op, shown.copy(), actual, result))
                 return result
             return member_any
@@ -422,7 +428,7 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
                 trace.append(leaf(path, op, shown.copy(), MISSING, False))
                 return False
             try:
-                result = (actual in choices) is not negate
+                result = (_exact(actual) in choices) is not negate
             except TypeError:  # unhashable value from attributes
                 trace.append(leaf(path, op, shown.copy(), actual, False, "type mismatch"))
                 return False
@@ -459,7 +465,7 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
                 trace.append(leaf(path, op, shown, actual, False,
                                   _mismatch(actual, [value_kind])))
                 return False
-            result = (actual == value) is not negate
+            result = (_exact(actual) == value) is not negate
             trace.append(leaf(path, op, shown, actual, result))
             return result
         return equal_any
@@ -472,7 +478,7 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
             if actual is None:
                 trace.append(leaf(path, op, shown, MISSING, False))
                 return False
-            result = (actual == value) is not negate
+            result = (_exact(actual) == value) is not negate
             if type(actual) in PLAIN:  # leaf(), inlined for the common case
                 trace.append({"path": path, "op": op, "expected": shown, "actual": actual,
                               "result": result})
@@ -492,7 +498,7 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
         try:
             if isinstance(actual, bool) or isinstance(actual, str):
                 raise TypeError
-            result = bool(compare(actual, value))
+            result = bool(compare(_exact(actual), value))
         except TypeError:
             trace.append(leaf(path, op, shown, actual, False,
                               f"type mismatch: {_type_name(actual)} against "

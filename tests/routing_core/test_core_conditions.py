@@ -257,3 +257,22 @@ def test_attribute_values_of_another_type_make_a_false_leaf_with_a_note(
         assert "note" not in trace[0]
     else:
         assert trace[0]["note"] == f"type mismatch: {note}"
+
+
+@pytest.mark.parametrize(("cond", "result"), [
+    # A lead's 0.1 is a binary float just above 0.1; the policy's 0.1 is Decimal("0.1").
+    # Compared as they were, 0.1 > 0.1 held, and 0.1 was neither equal to 0.1 nor in [0.1].
+    ({"field": "attributes.score", "gt": 0.1}, False),
+    ({"field": "attributes.score", "gte": 0.1}, True),
+    ({"field": "attributes.score", "lt": 0.1}, False),
+    ({"field": "attributes.score", "eq": 0.1}, True),
+    ({"field": "attributes.score", "ne": 0.1}, False),
+    ({"field": "attributes.score", "in": [0.1, "x"]}, True),
+    ({"field": "attributes.score", "not_in": [0.1]}, False),
+])
+def test_a_decimal_fraction_from_lead_json_compares_as_written(cond: dict[str, Any],
+                                                              result: bool) -> None:
+    lead = parse_lead({"id": "L4", "jurisdiction": "GB", "attributes": {"score": 0.1}})
+    trace: list[Any] = []
+    assert compile_condition(cond, CATALOG, GROUPS)(Facts(lead, None), trace) is result
+    assert trace[0]["result"] is result and trace[0]["actual"] == 0.1
