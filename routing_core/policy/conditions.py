@@ -68,8 +68,9 @@ class Facts:
 
 # --- path types -----------------------------------------------------------------------------
 # A path's kind decides which operators and values make sense:
-# "str" free text, "enum" a closed set (values checked), "number", "bool", "datetime",
-# "jurisdiction", "country", "currency", "any" (unknown until run time).
+# "str" free text, "lower" lower-case text (assessment outcomes), "enum" a closed set (values
+# checked), "number", "bool", "datetime", "jurisdiction", "country", "currency", "any" (unknown
+# until run time).
 # Getters return None for a value the lead does not have; leaves record that as missing.
 
 class PathType:
@@ -177,7 +178,7 @@ class PathCatalog:
                                          f"(attributes: {known})", "field")
                 return _product_attr(rest), self.product_attrs[rest]
             if head == "assessments":
-                return _mapping_item("assessments", rest), PathType("str")
+                return _mapping_item("assessments", rest), PathType("lower")
             if head == "consent":
                 return _mapping_item("consent", rest), PathType("bool")
             if head == "attributes":
@@ -241,6 +242,11 @@ def _check_scalar(ptype: PathType, value: Any, op: str, groups: Mapping[str, Seq
                              "2026-01-01T00:00:00Z", op)
     if not isinstance(value, str):
         raise ConditionError(f"{op}: {value!r} is not text, but the path holds text", op)
+    if kind == "lower" and value != value.lower():
+        # Leads' outcomes are lower-cased (CRMs write Passed, PASSED): "Failed" would never
+        # be equal, and a `not` around it would let every failed assessment through.
+        raise ConditionError(f"{op}: {value!r} would never match: assessment outcomes are "
+                             f"compared in lower case (write {value.lower()!r})", op)
     if kind == "enum" and ptype.choices is not None and value not in ptype.choices:
         raise ConditionError(f"{op}: {value!r} is not a possible value "
                              f"(possible: {', '.join(sorted(map(str, ptype.choices)))})", op)
@@ -366,7 +372,8 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
         return within
 
     if op == "matches":
-        if ptype.kind not in ("str", "enum", "any", "jurisdiction", "country", "currency"):
+        if ptype.kind not in ("str", "lower", "enum", "any", "jurisdiction", "country",
+                              "currency"):
             raise ConditionError(f"matches: applies to text paths, not {path!r}", op)
         if not isinstance(expected, str):
             raise ConditionError("matches: must be a regular expression in quotes", op)

@@ -276,3 +276,18 @@ def test_a_decimal_fraction_from_lead_json_compares_as_written(cond: dict[str, A
     trace: list[Any] = []
     assert compile_condition(cond, CATALOG, GROUPS)(Facts(lead, None), trace) is result
     assert trace[0]["result"] is result and trace[0]["actual"] == 0.1
+
+
+@pytest.mark.parametrize("cond", [
+    {"not": {"field": "assessments.appropriateness", "eq": "Failed"}},
+    {"field": "assessments.appropriateness", "in": ["passed", "PASSED"]},
+])
+def test_an_assessment_outcome_not_in_lower_case_is_a_load_error(cond: dict[str, Any]) -> None:
+    # Leads' outcomes are lower-cased: `not eq Failed` held for every failed assessment.
+    with pytest.raises(ConditionError, match="compared in lower case"):
+        compile_condition(cond, CATALOG, GROUPS)
+    failed = parse_lead({"id": "L5", "jurisdiction": "GB",
+                         "assessments": {"appropriateness": "Failed"}})
+    lower = compile_condition({"not": {"field": "assessments.appropriateness", "eq": "failed"}},
+                              CATALOG, GROUPS)
+    assert lower(Facts(failed, None), []) is False
