@@ -3,6 +3,9 @@
 Each test routes its lead with fresh rotation state at the test's `at` (or the time given).
 A test lead may simulate screening with `screening: {sanctions: true}` (or pep, blocklist) or
 `screening: unavailable`; otherwise screening is skipped, since tests are about the rules.
+A test cannot pass for a reason other than the one it is about: a lead that does not parse
+fails it (unless it expects `invalid_lead`), an expected list is not met by no outreach at all,
+and `key: null` asserts the decision has none.
 """
 
 from __future__ import annotations
@@ -33,12 +36,19 @@ def _screener(spec: Any) -> Screener:
         return NullScreener()
     if spec == "unavailable":
         return StaticScreener(unavailable=True)
-    if not isinstance(spec, Mapping):
-        raise InvalidLead(["screening: expected {sanctions|pep|blocklist: true} or "
-                           "'unavailable'"])
-    results = [ScreeningResult(check, "policy-test", None, bool(hit), 1.0 if hit else 0.0)
-               for check, hit in spec.items() if check in ("sanctions", "pep", "blocklist")]
+    checks = ("sanctions", "pep", "blocklist")
+    if not isinstance(spec, Mapping) or any(
+            check not in checks or not isinstance(hit, bool) for check, hit in spec.items()):
+        # a misspelt check or "false" in quotes would simulate something else than written
+        raise BadTestSetup("screening: expected {sanctions|pep|blocklist: true|false} or "
+                             "'unavailable'")
+    results = [ScreeningResult(check, "policy-test", None, hit, 1.0 if hit else 0.0)
+               for check, hit in spec.items()]
     return StaticScreener(results)
+
+
+class BadTestSetup(ValueError):
+    """A test's own lead or simulation is wrong: the test fails, whatever it expects."""
 
 
 def actual_of(decision: Decision, key: str) -> Any:
@@ -67,21 +77,27 @@ def run_test(policy: Policy, test: Mapping[str, Any], index: int, at: datetime) 
     screening_spec = raw.pop("screening", None)
     raw.setdefault("id", f"test-{index + 1}")
     when = test.get("at") or at
+    expect = test["expect"]
+    diffs: list[tuple[str, Any, Any]] = []
     try:
         screener = _screener(screening_spec)
+    except BadTestSetup as exc:
+        return TestResult(test["name"], False, [("lead.screening", "a valid simulation",
+                                                 str(exc))])
+    try:
         lead = parse_lead(raw, source=str(raw.get("source") or "policy-test"))
         decision = decide(lead, policy, at=when, rotation=InMemoryRotationState(),
                           screener=screener)
     except InvalidLead as exc:
         decision = refuse_invalid("policy-test", str(raw["id"]), exc.problems, policy, at=when,
                                   product=raw.get("product"))
-    diffs = []
-    for key, expected in test["expect"].items():
-        if expected is None:
-            continue
+        if expect.get("reason") != "invalid_lead":
+            # refused before any rule ran: a typo in the test's lead must not pass as a refusal
+            diffs.append(("lead", "a lead that parses", "; ".join(exc.problems)))
+    for key, expected in expect.items():
         actual = actual_of(decision, key)
-        same = (sorted(expected) == sorted(actual or [])) if isinstance(expected, list) else (
-            expected == actual)
+        same = (actual is not None and sorted(expected) == sorted(actual)) if isinstance(
+            expected, list) else expected == actual
         if not same:
             diffs.append((key, expected, actual))
     return TestResult(test["name"], not diffs, diffs, decision)

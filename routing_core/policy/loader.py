@@ -414,5 +414,7 @@ def load_policy(path: str | Path) -> model.Policy:
                             four_eyes_for_overrides=doc.review.four_eyes_for_overrides,
                             notify=tuple(n.model_dump(exclude_none=True)
                                          for n in doc.review.notify)),
-        tests=tuple(t.model_dump(by_alias=True) for t in doc.tests),
+        # unset keys left out: `team: null` asserts there is no team; an absent key asserts
+        # nothing
+        tests=tuple(t.model_dump(by_alias=True, exclude_unset=True) for t in doc.tests),
         raw=raw, files=tuple(located.files), warnings=tuple(warnings))

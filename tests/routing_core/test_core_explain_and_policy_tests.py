@@ -76,6 +76,48 @@ def test_policy_test_runner_simulates_screening_and_reports_diffs(policy: Policy
     assert run_test(policy, channels, 0, AT).passed
 
 
+def test_a_policy_test_cannot_pass_for_the_wrong_reason(policy: Policy) -> None:
+    texas = {"jurisdiction": "US-TX", "customer_type": "retail", "product": "easy_saver"}
+    refused = {"outcome": "refused", "reason": "unlicensed_jurisdiction"}
+    assert run_test(policy, {"name": "t", "lead": texas, "expect": refused}, 0, AT).passed
+    # a typo in the lead made it invalid, refused before the rule the test is about
+    typo = {"jurisdiction": "US-TX", "custmer_type": "retail", "product": "easy_saver"}
+    result = run_test(policy, {"name": "t", "lead": typo, "expect": {"outcome": "refused"}},
+                      0, AT)
+    assert not result.passed and result.diffs[0][0] == "lead"
+    assert "custmer_type" in result.diffs[0][2]
+    # a refused lead has no outreach: [] is not what it has
+    empty = {**refused, "allowed_channels": [], "disclosures": []}
+    result = run_test(policy, {"name": "t", "lead": texas, "expect": empty}, 0, AT)
+    assert not result.passed and ("allowed_channels", [], None) in result.diffs
+    # a screening simulation that does not say what it seems to is the test's own error
+    for spec in ({"sanctions": "false"}, {"sanction": True}):
+        result = run_test(policy, {"name": "t", "lead": {**texas, "screening": spec},
+                                   "expect": refused}, 0, AT)
+        assert not result.passed and result.diffs[0][0] == "lead.screening"
+
+
+def test_an_expected_null_is_checked_and_an_absent_key_is_not(tmp_path: Path) -> None:
+    text = BASIC.read_text() + (
+        "\n  - name: no team for Texas\n"
+        "    lead: { jurisdiction: US-TX, customer_type: retail, product: easy_saver }\n"
+        "    expect: { outcome: refused, reason: unlicensed_jurisdiction, team: null, "
+        "cooling_off: null }\n"
+        "  - name: a team is not null\n"
+        "    lead: { jurisdiction: GB, customer_type: retail, product: easy_saver }\n"
+        "    expect: { outcome: assigned, rule: null }\n")
+    assert text.count("\ntests:") == 1
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    loaded = load_policy(path)
+    *_, null_team, null_rule = loaded.tests
+    assert null_team["expect"] == {"outcome": "refused", "reason": "unlicensed_jurisdiction",
+                                   "team": None, "cooling_off": None}
+    assert run_test(loaded, null_team, 0, AT).passed
+    result = run_test(loaded, null_rule, 0, AT)
+    assert not result.passed and result.diffs[0][:2] == ("rule", None)
+
+
 def test_decision_before_effective_from_is_noted(policy: Policy) -> None:
     decision = decide(parse_lead({"id": "x", "jurisdiction": "GB", "customer_type": "retail",
                                   "product": "easy_saver"}), policy,
