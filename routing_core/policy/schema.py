@@ -21,6 +21,27 @@ def _not_a_date(value: Any) -> Any:
     if isinstance(value, date) and not isinstance(value, datetime):
         raise ValueError(f"{value.isoformat()} is a date; write the instant, such as "
                          f"{value.isoformat()}T00:00:00Z")
+    if isinstance(value, str):  # in quotes: the same instant
+        try:
+            return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date-time such as 2026-01-01T00:00:00Z"
+                             ) from None
+    return value
+
+
+def _a_day(value: Any) -> Any:
+    """A calendar day, unquoted or in quotes; never a number or a date-time (strict)."""
+    if isinstance(value, datetime):
+        raise ValueError(f"{value.isoformat()} is a date-time; write the day, such as "
+                         f"{value.date().isoformat()}")
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a day such as 2026-01-31") from None
+    if not isinstance(value, date):
+        raise ValueError(f"{value!r} is not a day such as 2026-01-31")
     return value
 
 
@@ -34,10 +55,12 @@ def _aware(value: datetime) -> datetime:
 # A date-time that says which instant it is: a date alone, or a date-time without an offset,
 # would be read in whatever zone the machine happens to be in.
 Instant = Annotated[datetime, BeforeValidator(_not_a_date), AfterValidator(_aware)]
+Day = Annotated[date, BeforeValidator(_a_day)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # strict: "no" is not false, "3" not 3, 0 not 1970-01-01 (policy-spec: every load is strict)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class Header(Strict):
@@ -64,8 +87,8 @@ class License(Strict):
     jurisdictions: list[str] = Field(min_length=1)
     products: list[str] = Field(min_length=1)
     customer_types: list[str] = Field(min_length=1)
-    valid_from: date
-    valid_until: date | None = None
+    valid_from: Day
+    valid_until: Day | None = None
 
 
 class Member(Strict):

@@ -310,3 +310,28 @@ def test_every_bad_code_of_a_jurisdiction_list_is_reported(tmp_path: Path) -> No
                                                   "jurisdictions: [GB, UK, US-NY, EL]")).problems
     assert [p.split(": ")[1] for p in problems] == [
         "teams.t1.licenses[0].jurisdictions[1]", "teams.t1.licenses[0].jurisdictions[3]"]
+
+
+@pytest.mark.parametrize(("old", "new", "fragment"), [
+    # each of these loaded: 0 as 1970-01-01, "no" as false, "3" as 3
+    ("valid_from: 2024-01-01", "valid_from: 0", "valid_from: 0 is not a day"),
+    ("valid_from: 2024-01-01", "valid_from: 2024-01-01T00:00:00Z", "is a date-time"),
+    ("{ id: a, name: A }", "{ id: a, name: A, available: \"no\" }", "available: Input should "
+                                                                    "be a valid boolean"),
+    ("{ id: a, name: A }", "{ id: a, name: A, weight: \"3\" }", "weight: Input should be a "
+                                                                "valid integer"),
+])
+def test_values_are_not_coerced_into_another_type(tmp_path: Path, old: str, new: str,
+                                                  fragment: str) -> None:
+    assert old in MINIMAL
+    error = error_of(tmp_path, MINIMAL.replace(old, new))
+    assert len(error.problems) == 1 and fragment in error.problems[0], error.problems
+
+
+def test_a_day_or_an_instant_in_quotes_is_the_same_value(tmp_path: Path) -> None:
+    plain = load_policy(write(tmp_path, MINIMAL))
+    quoted = load_policy(write(tmp_path, MINIMAL.replace(
+        "valid_from: 2024-01-01", 'valid_from: "2024-01-01"').replace(
+        'version: "1" }', 'version: "1", effective_from: "2024-01-01T00:00:00Z" }')))
+    assert quoted.teams["t1"].licenses[0].valid_from == plain.teams["t1"].licenses[0].valid_from
+    assert quoted.effective_from is not None and quoted.effective_from.tzinfo is not None
