@@ -46,7 +46,7 @@ from routing_core.ids import new_ulid
 KINDS = frozenset({
     "decision", "writeback", "review_action", "violation", "policy_loaded", "checkpoint",
     "erasure", "key_rotation", "personal_data_access", "officer_credential",
-    "officer_auth_refused",
+    "officer_auth_refused", "officer_action_refused",
 })
 ENVELOPE_VERSION = 1
 GENESIS = bytes(32)

@@ -18,6 +18,7 @@ waits, the second completes it. A lead that could not be screened cannot be appr
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import hmac
@@ -333,7 +334,7 @@ def _unchanged(conn: sa.Connection, row: Any) -> None:
     if (now.status, now.approvals) != (row.status, row.approvals):
         raise LeadgateError(
             f"review item {row.id} changed while this action was being recorded (it is now "
-            f"{now.status}); nothing was recorded", where="review queue",
+            f"{now.status}); no action was recorded", where="review queue",
             fix="see `leadgate review list`, and act again if the item is still open")
 
 
@@ -384,7 +385,7 @@ def _screening_now(policy: Policy, lead: Lead, row: Any,
         raise LeadgateError(
             f"item {row.id}: the lead cannot be screened now ({type(exc).__name__}: {exc})",
             where="review queue",
-            fix="approve again once the screening lists load; nothing was recorded") from None
+            fix="approve again once the screening lists load; no action was recorded") from None
     # The officers consider the hits the lead was refused for: each list entry it matched
     # then. Any other (a PEP refusal whose lead is now on a sanctions list, or matches another
     # PEP) is a hit nobody has looked at.
@@ -425,124 +426,165 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
     ctx = open_context(config)
     try:
         who = authenticate(ctx, officer, token, "approve")
-        teams = ctx.policy.teams
-        if team not in teams:
-            raise LeadgateError(f"no team {team!r} in the policy", where="--team",
-                                fix="use a team id from the policy")
-        member = next((m for m in teams[team].members if m.id == rep), None)
-        if member is None:
-            raise LeadgateError(f"{rep!r} is not a member of team {team!r}", where="--rep",
-                                fix="choose a rep of that team")
-        with ctx.engine.connect() as conn:
-            row = _find(conn, item)
-            _not_a_violation(conn, row, "approve")
-            refused = loads(conn.execute(sa.select(sync_decisions.c.decision).where(
-                sync_decisions.c.decision_id == row.decision_id)).scalar_one())
-            refused_hits = _refused_hits(conn, row)
-            current = {a["officer"]: recorded_credential(conn, a["officer"])
-                       for a in loads(row.approvals) or []}
-        _screened(row)
-        _, source_cfg = ctx.source(row.source)
-        crm_id = (member.crm or {}).get(source_cfg.kind)
-        if not crm_id:
-            raise LeadgateError(f"rep {rep!r} has no {source_cfg.kind} id in the policy",
-                                where=f"teams.{team}.members", fix="add crm.{kind} for the rep")
-        now = utcnow()
-        lead = _lead_now(row, source_cfg)
-        screening = _screening_now(ctx.policy, lead, row, refused_hits)
-        day = now.astimezone(ctx.policy.tz).date()  # the policy's day: licences, caps
-        authority = _authority(ctx.policy, teams[team], member, lead, day)
-        override = row.reason in LICENCE_REASONS or not authority["licensed"]
-        screening_set_aside = row.reason in SCREENING_REASONS
-        four_eyes = bool(ctx.policy.review.four_eyes_for_overrides) and (
-            override or screening_set_aside)
-        approvals = loads(row.approvals) or []
-        # An approval counts while the credential it was given with is the one the ledger
-        # records for its officer now: an officer revoked since, given a new token since (the
-        # old one may have been stolen) or dropped from the policy is no longer a pair of eyes
-        # (this approval may become the first), whatever the key file was made to say.
-        lapsed = [a for a in approvals if a["officer"] not in _officers(ctx.policy)
-                  or a.get("credential") is None or current[a["officer"]] != a["credential"]]
-        approvals = [a for a in approvals if a not in lapsed]
-        if any(a["officer"] == officer for a in approvals):
-            raise LeadgateError(f"{officer} has already approved this item",
-                                fix="a second, different officer must approve it")
-        if approvals and (approvals[0]["team"], approvals[0]["rep"]) != (team, rep):
-            raise LeadgateError(
-                f"the first approval was for {approvals[0]['team']}/{approvals[0]['rep']}",
-                fix="approve the same assignment, or reject the item and start again")
-        approvals.append({**who, "team": team, "rep": rep, "at": utcnow().isoformat()})
-        complete = not four_eyes or len(approvals) >= 2
-        action_id = str(ULID())
-        subject = f"{row.source}:{row.record_id}"
-        payload = {
-            "action": "approve" if complete else "approve_pending_second_officer",
-            "action_id": action_id, "item": row.id, "source": row.source,
-            "record_id": row.record_id, "refused_decision_id": row.decision_id,
-            "refusal_reason": row.reason, "team": team, "rep": rep, "rep_crm_id": crm_id,
-            "override_of_licence_check": override, "authority": authority,
-            "override_of_screening": screening_set_aside, "screening_now": screening,
-            "four_eyes_required": four_eyes,
-            "approvals": approvals, "lapsed_approvals": lapsed, "note": note,
-            "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
-                       "digest": ctx.policy.digest},
-        }
-        not_before = None
-        if complete:  # the assignment happens now: so does the cooling-off it is under
-            payload.update(_cooling_off_of_approval(ctx, lead, refused, now))
-            not_before = (payload["cooling_off"] or {}).get("not_before")
-        writeback = {
-            "record_id": row.record_id, "decision_id": action_id, "outcome": "assigned",
-            "owner_crm_id": crm_id, "reason": None, "policy_version": ctx.policy.version,
-            # Conduct rules were not evaluated for a manual override: allow no outreach
-            # channel automatically (fail closed); the officer's note says what may be done.
-            "outreach": {"allowed_channels": [], "override": True, "note": note},
-            "not_before": not_before, "expected_owner": None,
-        }
-        taken = 0
-        with write_transaction(ctx.engine) as conn:
-            _unchanged(conn, row)
-            if complete:  # the rep's day count sees manual assignments, as caps should
-                taken = count_assignment(conn, rep, day)
-                payload["rep_assignments_today"] = taken + 1
-            ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
-            values: dict[str, Any] = {"approvals": dumps(approvals)}
-            if complete:
-                values.update(status="approved", resolved_at=utcnow(), lead_input=None,
-                              resolved_by=",".join(a["officer"] for a in approvals))
-                conn.execute(sa.insert(sync_decisions).values(
-                    source=row.source, record_id=row.record_id, episode=f"review:{action_id}",
-                    cause="review", decision_id=action_id, run_id=action_id,
-                    decided_at=utcnow(), outcome="assigned", reason=None, team_id=team,
-                    rep_id=rep, rotation_slot=None, decision=dumps(payload),
-                    writeback=dumps(writeback), writeback_status=PENDING,
-                    writeback_attempts=0))
-            else:
-                values.update(status="awaiting_second_officer")
-            conn.execute(sa.update(sync_review_queue)
-                         .where(sync_review_queue.c.id == row.id).values(**values))
-        if not complete:
-            overridden = []
-            if screening_set_aside:
-                overridden.append(f"a screening hit ({row.reason})")
-            if override:
-                why = "; ".join(authority["gaps"]) or f"the lead was refused as {row.reason}"
-                overridden.append(f"a failed licence check ({why})")
-            what = " and ".join(overridden)
-            return (f"approval recorded ({action_id}); this overrides {what}, so a second "
-                    "officer must approve the same assignment")
-        status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
-            row.record_id, action_id, "assigned", None, team, writeback, retry=False)])
-        if status.startswith(CONFLICT):
-            _reopen_not_written(ctx, row, action_id, status, given_back=(rep, day))
-        cap = member.max_per_day
-        over = (f"; note: {rep} is at {taken + 1} of {cap} assignments today"
-                if cap is not None and taken + 1 > cap else "")
-        away = f"; note: {rep} is marked unavailable in the policy" if not member.available else ""
-        return (f"approved: {subject} assigned to {team}/{rep} ({action_id}); CRM write "
-                f"{status}{over}{away}")
+        try:
+            return _approve(ctx, item, team=team, rep=rep, officer=officer, who=who, note=note)
+        except NotWritten:
+            raise  # recorded as an action already
+        except LeadgateError as exc:
+            _record_refused_action(ctx, who, "approve", item, exc,
+                                   {"team": team, "rep": rep})
+            raise
     finally:
         ctx.close()
+
+
+def _record_refused_action(ctx: Context, who: dict[str, Any], action: str, item: str,
+                           exc: LeadgateError, asked: dict[str, Any]) -> None:
+    """An `officer_action_refused` entry: an authenticated officer asked for an action that was
+    refused (the lead is now a screening hit, was never screened, the rep is unavailable...).
+    An auditor asks about attempts as well as actions. Filed under the item's lead when it is
+    known; the reason is sealed with the subject's personal data (it may quote the record).
+    Best effort, as for refused logins: the refusal stands if it cannot be written."""
+    subject = None
+    with contextlib.suppress(Exception):
+        with ctx.engine.connect() as conn:
+            row = _find(conn, item)
+        subject = f"{row.source}:{row.record_id}"
+    payload: dict[str, Any] = {"action": action, "item": item, "officer": who,
+                               "asked": asked, "where": exc.where}
+    personal = None
+    if subject is None:  # no item: the reason names only what was asked for
+        payload["why"] = exc.message
+    else:
+        personal = {"why": exc.message}
+    with contextlib.suppress(Exception):  # the officer's error is the one to show
+        with write_transaction(ctx.engine) as conn:
+            ctx.ledger.append(conn, [EntryIn("officer_action_refused", subject, payload,
+                                             personal=personal)])
+
+
+def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
+             who: dict[str, Any], note: str) -> str:
+    teams = ctx.policy.teams
+    if team not in teams:
+        raise LeadgateError(f"no team {team!r} in the policy", where="--team",
+                            fix="use a team id from the policy")
+    member = next((m for m in teams[team].members if m.id == rep), None)
+    if member is None:
+        raise LeadgateError(f"{rep!r} is not a member of team {team!r}", where="--rep",
+                            fix="choose a rep of that team")
+    if not member.available:  # told only after the write, the officer could not act on it
+        raise LeadgateError(f"{rep!r} is marked unavailable in the policy", where="--rep",
+                            fix="choose an available rep of the team, or make the rep "
+                                "available in the policy first")
+    with ctx.engine.connect() as conn:
+        row = _find(conn, item)
+        _not_a_violation(conn, row, "approve")
+        refused = loads(conn.execute(sa.select(sync_decisions.c.decision).where(
+            sync_decisions.c.decision_id == row.decision_id)).scalar_one())
+        refused_hits = _refused_hits(conn, row)
+        current = {a["officer"]: recorded_credential(conn, a["officer"])
+                   for a in loads(row.approvals) or []}
+    _screened(row)
+    _, source_cfg = ctx.source(row.source)
+    crm_id = (member.crm or {}).get(source_cfg.kind)
+    if not crm_id:
+        raise LeadgateError(f"rep {rep!r} has no {source_cfg.kind} id in the policy",
+                            where=f"teams.{team}.members", fix="add crm.{kind} for the rep")
+    now = utcnow()
+    lead = _lead_now(row, source_cfg)
+    screening = _screening_now(ctx.policy, lead, row, refused_hits)
+    day = now.astimezone(ctx.policy.tz).date()  # the policy's day: licences, caps
+    authority = _authority(ctx.policy, teams[team], member, lead, day)
+    override = row.reason in LICENCE_REASONS or not authority["licensed"]
+    screening_set_aside = row.reason in SCREENING_REASONS
+    four_eyes = bool(ctx.policy.review.four_eyes_for_overrides) and (
+        override or screening_set_aside)
+    approvals = loads(row.approvals) or []
+    # An approval counts while the credential it was given with is the one the ledger
+    # records for its officer now: an officer revoked since, given a new token since (the
+    # old one may have been stolen) or dropped from the policy is no longer a pair of eyes
+    # (this approval may become the first), whatever the key file was made to say.
+    lapsed = [a for a in approvals if a["officer"] not in _officers(ctx.policy)
+              or a.get("credential") is None or current[a["officer"]] != a["credential"]]
+    approvals = [a for a in approvals if a not in lapsed]
+    if any(a["officer"] == officer for a in approvals):
+        raise LeadgateError(f"{officer} has already approved this item",
+                            fix="a second, different officer must approve it")
+    if approvals and (approvals[0]["team"], approvals[0]["rep"]) != (team, rep):
+        raise LeadgateError(
+            f"the first approval was for {approvals[0]['team']}/{approvals[0]['rep']}",
+            fix="approve the same assignment, or reject the item and start again")
+    approvals.append({**who, "team": team, "rep": rep, "at": utcnow().isoformat()})
+    complete = not four_eyes or len(approvals) >= 2
+    action_id = str(ULID())
+    subject = f"{row.source}:{row.record_id}"
+    payload = {
+        "action": "approve" if complete else "approve_pending_second_officer",
+        "action_id": action_id, "item": row.id, "source": row.source,
+        "record_id": row.record_id, "refused_decision_id": row.decision_id,
+        "refusal_reason": row.reason, "team": team, "rep": rep, "rep_crm_id": crm_id,
+        "override_of_licence_check": override, "authority": authority,
+        "override_of_screening": screening_set_aside, "screening_now": screening,
+        "four_eyes_required": four_eyes,
+        "approvals": approvals, "lapsed_approvals": lapsed, "note": note,
+        "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
+                   "digest": ctx.policy.digest},
+    }
+    not_before = None
+    if complete:  # the assignment happens now: so does the cooling-off it is under
+        payload.update(_cooling_off_of_approval(ctx, lead, refused, now))
+        not_before = (payload["cooling_off"] or {}).get("not_before")
+    writeback = {
+        "record_id": row.record_id, "decision_id": action_id, "outcome": "assigned",
+        "owner_crm_id": crm_id, "reason": None, "policy_version": ctx.policy.version,
+        # Conduct rules were not evaluated for a manual override: allow no outreach
+        # channel automatically (fail closed). The officer's note stays in the ledger:
+        # on the record sales would read why a list match was set aside (tipping off).
+        "outreach": {"allowed_channels": [], "override": True},
+        "not_before": not_before, "expected_owner": None,
+    }
+    taken = 0
+    with write_transaction(ctx.engine) as conn:
+        _unchanged(conn, row)
+        if complete:  # the rep's day count sees manual assignments, as caps should
+            taken = count_assignment(conn, rep, day)
+            payload["rep_assignments_today"] = taken + 1
+        ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
+        values: dict[str, Any] = {"approvals": dumps(approvals)}
+        if complete:
+            values.update(status="approved", resolved_at=utcnow(), lead_input=None,
+                          resolved_by=",".join(a["officer"] for a in approvals))
+            conn.execute(sa.insert(sync_decisions).values(
+                source=row.source, record_id=row.record_id, episode=f"review:{action_id}",
+                cause="review", decision_id=action_id, run_id=action_id,
+                decided_at=utcnow(), outcome="assigned", reason=None, team_id=team,
+                rep_id=rep, rotation_slot=None, decision=dumps(payload),
+                writeback=dumps(writeback), writeback_status=PENDING,
+                writeback_attempts=0))
+        else:
+            values.update(status="awaiting_second_officer")
+        conn.execute(sa.update(sync_review_queue)
+                     .where(sync_review_queue.c.id == row.id).values(**values))
+    if not complete:
+        overridden = []
+        if screening_set_aside:
+            overridden.append(f"a screening hit ({row.reason})")
+        if override:
+            why = "; ".join(authority["gaps"]) or f"the lead was refused as {row.reason}"
+            overridden.append(f"a failed licence check ({why})")
+        what = " and ".join(overridden)
+        return (f"approval recorded ({action_id}); this overrides {what}, so a second "
+                "officer must approve the same assignment")
+    status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
+        row.record_id, action_id, "assigned", None, team, writeback, retry=False)])
+    if status.startswith(CONFLICT):
+        _reopen_not_written(ctx, row, action_id, status, given_back=(rep, day))
+    cap = member.max_per_day
+    over = (f"; note: {rep} is at {taken + 1} of {cap} assignments today"
+            if cap is not None and taken + 1 > cap else "")
+    return (f"approved: {subject} assigned to {team}/{rep} ({action_id}); CRM write "
+            f"{status}{over}")
 
 
 def _cooling_off_of_approval(ctx: Context, lead: Lead, refused: dict[str, Any],
@@ -569,7 +611,7 @@ def _cooling_off_of_approval(ctx: Context, lead: Lead, refused: dict[str, Any],
 def _lead_now(row: Any, source_cfg: Any) -> Lead:
     """The review item's lead, read from the CRM and normalised as a sync run would: the
     licence checks and the cooling-off of an approval are made on it. Fail closed: a lead that
-    cannot be read or normalised cannot be approved (LeadgateError: nothing is recorded)."""
+    cannot be read or normalised cannot be approved (LeadgateError: no action is recorded, only the refused attempt)."""
     from connectors import open_connector
 
     where = f"review item {row.id}"
@@ -585,7 +627,7 @@ def _lead_now(row: Any, source_cfg: Any) -> Lead:
             "an approval is checked against the record as the CRM holds it, and "
             f"the CRM could not be read ({cause})", where=where,
             fix=f"{exc.fix + ', then ' if exc.fix else ''}approve again once the CRM can be "
-                "read; nothing was recorded") from exc
+                "read; no action was recorded") from exc
     if not found:
         raise LeadgateError(f"{row.source} record {row.record_id} is no longer in the CRM",
                             where=where, fix="reject the item")

@@ -453,7 +453,7 @@ def test_an_approval_that_cannot_read_the_crm_records_nothing(tmp_path: Path) ->
         assert len(error.splitlines()) == 1 and "Traceback" not in error
         assert f"review item {item['id']}: an approval is checked against the record as the " \
                "CRM holds it, and the CRM could not be read" in error
-        assert "nothing was recorded" in error
+        assert "no action was recorded" in error
         engine = sa.create_engine(env.db_url)
         with engine.connect() as conn:
             status = conn.execute(sa.select(sync_review_queue.c.status).where(
@@ -650,13 +650,21 @@ def test_an_approval_screens_the_lead_again_as_the_crm_holds_it_now(tmp_path: Pa
         assert f"that its refusal ({renamed['reason']}) did not consider, so it cannot be " \
             "approved (fix: send it back to intake" in proc.stderr
         assert "Quillfeather" not in proc.stderr  # the hit is named by list, not by person
+        engine = env.engine()
+        [attempt] = [e for e in ledger_entries(engine) if e["kind"] == "officer_action_refused"]
+        engine.dispose()
+        # the attempt is on the lead's record, with who asked for what; its reason is sealed
+        assert attempt["subject"] == f"salesforce:{renamed['record_id']}"
+        assert attempt["payload"]["officer"]["officer"] == "cco-marta"
+        assert attempt["payload"]["asked"] == {"team": "uk_retail", "rep": "alice"}
+        assert attempt["personal"] is not None and "why" not in attempt["payload"]
 
         lists = tmp_path / "policy" / "lists"
         shutil.move(lists / "peps.csv", tmp_path / "peps.csv")  # screening "down"
         proc = approve(other)
         assert proc.returncode == 2
         assert f"item {other['id']}: the lead cannot be screened now" in proc.stderr
-        assert "approve again once the screening lists load; nothing was recorded" in \
+        assert "approve again once the screening lists load; no action was recorded" in \
             proc.stderr
         assert proc.stderr.count("\n") == 1
         engine = env.engine()
@@ -886,5 +894,44 @@ def test_an_action_on_a_lead_a_person_took_meanwhile_is_not_written_and_reopens_
         assert crm_state(env.sb, "salesforce", i)[1] == "assigned"
         assert ellies_day() == before + 1
         engine.dispose()
+    finally:
+        env.sb.stop()
+
+
+def test_an_approval_to_an_unavailable_rep_is_refused_and_no_note_reaches_the_crm(
+        tmp_path: Path) -> None:
+    """The policy marks carol unavailable: she got the lead and the officer was told after
+    the write. And the officer's note, which may say why a list match was set aside, was
+    written on the CRM record, where sales read it."""
+    env = start_env(tmp_path, leads=120)
+    try:
+        cfg = ("--config", str(env.config))
+        teams = (env.folder / "policy" / "20-teams-uk.yaml").read_text()
+        assert "available: false" in teams[teams.index("id: carol"):][:400]
+        assert sync_run(env, "salesforce").returncode == 0
+        item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+                    if x["reason"] in ("no_rule_matched", "suitability_gate"))
+        marta, kwame = _token(env, "cco-marta"), _token(env, "mlro-kwame")
+
+        def approve(rep: str, officer: str, token: str) -> Any:
+            return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
+                            "--rep", rep, "--officer", officer, "--token", token,
+                            "--note", "cleared: namesake, DOB differs", *cfg)
+
+        away = approve("carol", "cco-marta", marta)
+        assert away.returncode == 2 and "'carol' is marked unavailable" in away.stderr
+        i = _index(env, "salesforce", item["record_id"])
+        assert crm_state(env.sb, "salesforce", i)[1] == "refused"
+        done = approve("alice", "cco-marta", marta)
+        if "second officer" in done.stdout:
+            done = approve("alice", "mlro-kwame", kwame)
+        assert done.returncode == 0 and "CRM write ok" in done.stdout, done.stderr
+        record = env.sb.store.leads
+        assert "namesake" not in json.dumps([record.get(i, f) for f in record.fields], default=str)
+        engine = env.engine()
+        entries = ledger_entries(engine)
+        engine.dispose()
+        assert any(e["payload"].get("note") == "cleared: namesake, DOB differs"
+                   for e in entries if e["kind"] == "review_action")
     finally:
         env.sb.stop()
