@@ -81,6 +81,49 @@ def _envelope(body: bytes, where: str) -> dict[str, Any]:
 
 
 def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Report:
+    """Verify an export bundle offline; raises VerificationFailed (or LedgerError for a folder
+    that is not there or misses a file). A file that cannot be read as leadgate writes it
+    (not JSON, a key missing, bytes that are not text) fails as such, naming the file whose
+    digest differs from the signed manifest when one does, never with a traceback."""
+    try:
+        return _verify_bundle(folder, prior_checkpoint=prior_checkpoint)
+    except (VerificationFailed, LedgerError):
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        changed = _changed_files(folder)
+        if changed is None:
+            raise VerificationFailed("not leadgate's manifest (not JSON, or no file list): it "
+                                     "was corrupted or edited",
+                                     where=str(folder / "manifest.json")) from exc
+        if changed:
+            raise VerificationFailed("the file was changed after export (digest differs from "
+                                     "the signed manifest)", where=str(folder / changed[0])
+                                     ) from exc
+        raise VerificationFailed(
+            f"the bundle cannot be read as leadgate writes it ({type(exc).__name__}: "
+            f"{str(exc)[:120]}): a file was corrupted or edited", where=str(folder)) from exc
+
+
+def _changed_files(folder: Path) -> list[str] | None:
+    """The files whose digest differs from the manifest's ([] when all match), or None when
+    the manifest cannot be read."""
+    try:
+        listed = json.loads((folder / "manifest.json").read_bytes())["files"]
+        expected = {str(name): str(want["sha256"]) for name, want in listed.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    changed = []
+    for name, digest in expected.items():
+        try:
+            data = (folder / name).read_bytes()
+        except OSError:
+            data = b""
+        if hashlib.sha256(data).hexdigest() != digest:
+            changed.append(name)
+    return changed
+
+
+def _verify_bundle(folder: Path, *, prior_checkpoint: bytes | None) -> Report:
     if not folder.is_dir():
         raise LedgerError("no such export folder", where=str(folder),
                           fix="pass the folder `leadgate audit export --out` wrote")

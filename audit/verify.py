@@ -407,7 +407,10 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
 
     require_schema(engine)
     with snapshot(engine) as conn:
-        head = conn.execute(sa.select(schema.head)).one()
+        head = conn.execute(sa.select(schema.head)).first()
+        if head is None:
+            raise fail("the ledger has no head row: its tables exist but it was never "
+                       "initialised, or the row was deleted")
         cps = [SignedCheckpoint(bytes(r.body), bytes(r.signature)) for r in conn.execute(
             sa.select(schema.checkpoints.c.body, schema.checkpoints.c.signature)
             .order_by(schema.checkpoints.c.number))]

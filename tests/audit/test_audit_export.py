@@ -239,3 +239,30 @@ def test_an_edited_csv_column_names_the_column_and_the_entry(
     expected = "no longer hash to the entry_hash column" if column == 6 else \
         f"the {name} column of entry 5 disagrees with its hashed bytes"
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "garbage", "named"), [
+    # each of these was a Python traceback
+    ("manifest.json", b"{not json", "manifest.json"),
+    ("manifest.json", b"[1]", "manifest.json"),
+    ("checkpoint.json", b"garbage\n", "checkpoint.json"),
+    ("checkpoints.jsonl", b"garbage\n", "checkpoints.jsonl"),
+    ("consistency_proofs.jsonl", b"garbage\n", "consistency_proofs.jsonl"),
+    ("public_keys.json", b"garbage", "public_keys.json"),
+    ("manifest.sig", "\u00e9t\u00e9".encode(), None),
+    ("entries.jsonl", b'{"chain":{"prev":"00","seq":1}}\n', "entries.jsonl"),
+])
+def test_a_corrupt_bundle_file_is_one_line_naming_it(
+        sqlite_engine: Engine, tmp_path: Path, leadgate,  # type: ignore[no-untyped-def]
+        name: str, garbage: bytes, named: str | None) -> None:
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    out = tmp_path / "b"
+    export(ledger, out)
+    (out / name).write_bytes(garbage)
+    with pytest.raises(VerificationFailed) as info:
+        verify_bundle(out)
+    if named is not None:
+        assert named in str(info.value), str(info.value)
+    proc = leadgate("audit", "verify", "--bundle", str(out), cwd=str(tmp_path))
+    assert proc.returncode == 1 and proc.stderr.startswith("error: "), proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -404,3 +404,12 @@ def test_a_row_numbered_outside_the_ledger_fails_the_parallel_verifier_too(
     with pytest.raises(VerificationFailed) as sequential:
         verify_database(sqlite_engine, parallel=False)
     assert parallel.seq == sequential.value.seq == 0 and str(parallel) == str(sequential.value)
+
+
+def test_a_ledger_without_its_head_row_fails_verification_in_one_line(
+        built: tuple[Ledger, Path]) -> None:
+    engine = built[0].engine
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_head"))
+        conn.commit()
+    assert "no head row" in str(failure(engine))  # was sqlalchemy's NoResultFound
