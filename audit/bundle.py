@@ -197,6 +197,7 @@ def _verify_bundle(folder: Path, *, prior_checkpoint: bytes | None) -> Report:
     if manifest["entries"] != len(entries):
         raise fail(f"the bundle holds {len(entries)} entries but its signed manifest lists "
                    f"{manifest['entries']}: entries were removed or added after export")
+    _check_selection(manifest, entries)
     for name, expected in manifest["files"].items():
         data = _read(folder, name)
         if hashlib.sha256(data).hexdigest() != expected["sha256"]:
@@ -209,6 +210,30 @@ def _verify_bundle(folder: Path, *, prior_checkpoint: bytes | None) -> Report:
     if entries:
         report.first_seq, report.last_seq = entries[0][0], entries[-1][0]
     return report
+
+
+def _check_selection(manifest: dict[str, Any],
+                     entries: list[tuple[int, bytes, dict[str, Any]]]) -> None:
+    """The signed manifest says what was selected (`from` inclusive, `to` exclusive, as
+    ledger time strings; `subject`) and which entries come first and last: the entries must be
+    those, or the bundle says something of itself that is not so."""
+    selection = manifest["selection"]
+    lo, hi, subject = selection["from"], selection["to"], selection["subject"]
+    for seq, _, env in entries:
+        time = str(env.get("time"))
+        if (lo is not None and time < lo) or (hi is not None and time >= hi) or (
+                subject is not None and env.get("subject") != subject):
+            raise fail(f"entry {seq} is outside the selection the manifest signs "
+                       f"(from {lo}, to {hi}, subject {subject})", seq)
+
+    def end(entry: tuple[int, bytes, dict[str, Any]] | None) -> dict[str, Any] | None:
+        if entry is None:
+            return None
+        return {"hash": hashlib.sha256(b"\x00" + entry[1]).hexdigest(), "seq": entry[0]}
+
+    if manifest["first"] != end(entries[0] if entries else None) or manifest["last"] != end(
+            entries[-1] if entries else None):
+        raise fail("the manifest's first or last entry is not the bundle's")
 
 
 def _verify_partial(blobs: dict[str, bytes], ledger_id: str, cps: list[SignedCheckpoint],

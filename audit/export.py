@@ -49,15 +49,22 @@ class ExportResult:
 
 
 def parse_day(text: str, *, end: bool = False) -> str:
-    """A date (or RFC 3339 time) as the ledger's time string; --to DATE includes that day."""
+    """A day, or an RFC 3339 time with its offset, as the ledger's time string. The end bound
+    is exclusive, so that both are inclusive as given: --to 2026-11-30 takes the whole day,
+    --to a time takes an entry made at that very microsecond."""
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            moment = datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
-            return rfc3339(moment)
-        return rfc3339(datetime.fromisoformat(text.replace("Z", "+00:00")))
+            return rfc3339(datetime.combine(day + timedelta(days=1) if end else day, time(),
+                                            UTC))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise LedgerError(f"not a date: {text!r}", fix="use YYYY-MM-DD") from exc
+        raise LedgerError(f"not a day or a time: {text!r}",
+                          fix="use YYYY-MM-DD, or a time with its offset such as "
+                              "2026-11-30T17:00:00Z") from exc
+    if moment.tzinfo is None:
+        raise LedgerError(f"{text!r} has no time zone", fix="add Z or an offset such as +01:00")
+    return rfc3339(moment + timedelta(microseconds=1) if end else moment)
 
 
 def export(ledger: Ledger, out: Path, *, start: str | None = None, end: str | None = None,
@@ -67,6 +74,9 @@ def export(ledger: Ledger, out: Path, *, start: str | None = None, end: str | No
     require_schema(ledger.engine)
     lo = parse_day(start) if start else None
     hi = parse_day(end, end=True) if end else None
+    if lo is not None and hi is not None and lo >= hi:
+        raise LedgerError(f"--from {start} is after --to {end}: nothing would be exported",
+                          fix="swap them")
     if out.exists() and any(out.iterdir()):
         raise LedgerError("the export folder is not empty", where=str(out),
                           fix="name a new or empty folder")

@@ -266,3 +266,46 @@ def test_a_corrupt_bundle_file_is_one_line_naming_it(
     proc = leadgate("audit", "verify", "--bundle", str(out), cwd=str(tmp_path))
     assert proc.returncode == 1 and proc.stderr.startswith("error: "), proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_time_as_the_end_is_inclusive_and_a_range_backwards_is_refused(
+        sqlite_engine: Engine, tmp_path: Path) -> None:
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    at = "2026-11-21T09:00:00Z"  # every entry of the second day was made at this instant
+    day = export(ledger, tmp_path / "day", start="2026-11-21", end="2026-11-21")
+    instant = export(ledger, tmp_path / "instant", start=at, end=at)
+    assert instant.entries == day.entries > 0  # --to a time took nothing: it was exclusive
+    verify_bundle(tmp_path / "instant")
+    with pytest.raises(LedgerError, match="is after --to"):
+        export(ledger, tmp_path / "backwards", start="2026-11-22", end="2026-11-21")
+    with pytest.raises(LedgerError, match="has no time zone"):
+        export(ledger, tmp_path / "naive", start="2026-11-21T09:00:00")
+
+
+def test_a_manifest_that_misstates_its_selection_does_not_verify(
+        sqlite_engine: Engine, tmp_path: Path) -> None:
+    """Signed by the key holder, but not true of the bundle: its entries are another subject's,
+    or its first entry is not the one it names."""
+    from audit.canonical import canonical
+    from audit.crypto import b64
+    from audit.keys import load_signing_key
+
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    out = tmp_path / "b"
+    export(ledger, out, subject="salesforce:00Q20")
+    original = json.loads((out / "manifest.json").read_bytes())
+    key = load_signing_key(ledger.key_file())
+
+    def resign(manifest: dict[str, object]) -> None:
+        body = canonical(manifest)
+        (out / "manifest.json").write_bytes(body + b"\n")
+        (out / "manifest.sig").write_text(b64(key.sign(body)) + "\n", encoding="ascii")
+
+    resign(original)
+    verify_bundle(out)  # re-signing the same manifest changes nothing
+    resign({**original, "selection": {**original["selection"], "subject": "salesforce:00Q21"}})
+    with pytest.raises(VerificationFailed, match="outside the selection"):
+        verify_bundle(out)
+    resign({**original, "first": original["last"]})
+    with pytest.raises(VerificationFailed, match="first or last entry"):
+        verify_bundle(out)
