@@ -63,7 +63,13 @@ def _entries(folder: Path, fmt: str) -> list[tuple[int, bytes, dict[str, Any]]]:
                                "with its hashed bytes (the column was edited)", seq)
             out.append((seq, body, env))
     else:
-        for number, body in enumerate(_lines(_read(folder, ENTRIES_JSONL)), start=1):
+        data = _read(folder, ENTRIES_JSONL)
+        if b"\r\n" in data:  # converted in transfer: every entry's hashed bytes changed
+            raise VerificationFailed("the file has Windows line ends (\\r\\n): it was "
+                                     "converted in transfer, so no entry's bytes are as signed "
+                                     "(convert its line ends back to \\n and verify again)",
+                                     where=ENTRIES_JSONL)
+        for number, body in enumerate(_lines(data), start=1):
             env = _envelope(body, f"{ENTRIES_JSONL} line {number}")
             out.append((env["chain"]["seq"], body, env))
     return out
@@ -149,6 +155,7 @@ def _verify_bundle(folder: Path, *, prior_checkpoint: bytes | None) -> Report:
     entries = _entries(folder, fmt)
 
     if manifest["complete"]:
+        _missing_or_repeated(entries)
         verifier = ChainVerifier(ledger_id, cps, keep_leaves=True)
         # A complete bundle holds entries 1..N in order: an entry's place in the file is its
         # seq, so a swapped pair is reported as reordered, not as one missing
@@ -210,6 +217,21 @@ def _verify_bundle(folder: Path, *, prior_checkpoint: bytes | None) -> Report:
     if entries:
         report.first_seq, report.last_seq = entries[0][0], entries[-1][0]
     return report
+
+
+def _missing_or_repeated(entries: list[tuple[int, bytes, dict[str, Any]]]) -> None:
+    """A complete bundle's line is its entry: a line removed, or the same line twice, is said
+    as such (the chain walk would see the next entry in its place, "reordered")."""
+    seen: dict[int, bytes] = {}
+    for seq, body, _ in entries:
+        if seen.get(seq) == body:
+            raise fail(f"entry {seq} appears twice in the bundle (a line was duplicated)", seq)
+        seen.setdefault(seq, body)
+    if len(seen) == len(entries) and entries:
+        missing = sorted(set(range(1, max(seen) + 1)) - set(seen))
+        if missing:
+            raise fail(f"entry {missing[0]} is missing from the bundle (its line was removed)",
+                       missing[0])
 
 
 def _check_selection(manifest: dict[str, Any],

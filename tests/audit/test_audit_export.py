@@ -309,3 +309,25 @@ def test_a_manifest_that_misstates_its_selection_does_not_verify(
     resign({**original, "first": original["last"]})
     with pytest.raises(VerificationFailed, match="first or last entry"):
         verify_bundle(out)
+
+
+@pytest.mark.parametrize(("edit", "said"), [
+    (lambda lines: lines[:99] + lines[100:], "entry 100 is missing from the bundle"),
+    (lambda lines: lines[:100] + [lines[99]] + lines[100:], "entry 100 appears twice"),
+    (lambda lines: [line.replace(b"\n", b"\r\n") for line in lines], "Windows line ends"),
+])
+def test_a_removed_duplicated_or_converted_line_is_said_as_such(
+        sqlite_engine: Engine, tmp_path: Path, edit: Callable[[list[bytes]], list[bytes]],
+        said: str) -> None:
+    # They read "reordered or swapped", "inserted" and "columns disagree" (a JSONL file).
+    ledger, _ = _ledger(sqlite_engine, tmp_path)
+    for _ in range(10):
+        ledger.append_batch([EntryIn("decision", f"salesforce:00X{n}", {"n": n})
+                             for n in range(10)])
+    ledger.checkpoint()
+    out = tmp_path / "b"
+    export(ledger, out)
+    path = out / "entries.jsonl"
+    path.write_bytes(b"".join(edit(path.read_bytes().splitlines(keepends=True))))
+    with pytest.raises(VerificationFailed, match=said):
+        verify_bundle(out)
