@@ -325,10 +325,12 @@ def _find(conn: sa.Connection, item: str) -> Any:
     return row
 
 
-def _unchanged(conn: sa.Connection, row: Any) -> None:
+def _unchanged(conn: sa.Connection, row: Any, officers: list[dict[str, Any]]) -> None:
     """Inside the write transaction, before anything is written: the item must still be as it
-    was read. The writer lock serialises this with other officers' actions and with the sync
-    job's re-evaluation (which may supersede the item and assign the lead itself)."""
+    was read, and each officer's credential the one the ledger records now (a token revoked
+    or replaced while the CRM was read no longer acts). The writer lock serialises this with
+    other officers' actions, token changes and the sync job's re-evaluation (which may
+    supersede the item and assign the lead itself)."""
     q = sync_review_queue.c
     now = conn.execute(sa.select(q.status, q.approvals).where(q.id == row.id)).one()
     if (now.status, now.approvals) != (row.status, row.approvals):
@@ -336,6 +338,12 @@ def _unchanged(conn: sa.Connection, row: Any) -> None:
             f"review item {row.id} changed while this action was being recorded (it is now "
             f"{now.status}); no action was recorded", where="review queue",
             fix="see `leadgate review list`, and act again if the item is still open")
+    for who in officers:
+        if recorded_credential(conn, who["officer"]) != who["credential"]:
+            raise LeadgateError(
+                f"officer {who['officer']!r}'s token was revoked or replaced while this "
+                "action was being recorded; no action was recorded", where="review queue",
+                fix="act again with a current token")
 
 
 def _screened(row: Any) -> None:
@@ -546,7 +554,7 @@ def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
     }
     taken = 0
     with write_transaction(ctx.engine) as conn:
-        _unchanged(conn, row)
+        _unchanged(conn, row, approvals)  # this officer's approval is the last of them
         if complete:  # the rep's day count sees manual assignments, as caps should
             taken = count_assignment(conn, rep, day)
             payload["rep_assignments_today"] = taken + 1
@@ -659,7 +667,7 @@ def reject(config: str | None, item: str, *, officer: str, token: str, note: str
                      "policy_version": ctx.policy.version, "outreach": None,
                      "not_before": None, "expected_owner": None}
         with write_transaction(ctx.engine) as conn:
-            _unchanged(conn, row)
+            _unchanged(conn, row, [who])
             ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
             conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
                          .values(status="rejected", resolved_at=utcnow(), lead_input=None,
@@ -703,7 +711,7 @@ def resolve(config: str | None, item: str, *, officer: str, token: str, note: st
                    "decision_id": row.decision_id, "reason": row.reason, "officer": who,
                    "note": note}
         with write_transaction(ctx.engine) as conn:
-            _unchanged(conn, row)
+            _unchanged(conn, row, [who])
             ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
             conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
                          .values(status="resolved", resolved_at=utcnow(), lead_input=None,

@@ -240,3 +240,32 @@ def test_two_administrators_issuing_tokens_at_once_keep_both(tmp_path: Path,
         assert issued == sorted(officers)
     finally:
         env.sb.stop()
+
+
+def test_a_token_revoked_while_an_approval_is_under_way_does_not_act(
+        tmp_path: Path, pg_url: str) -> None:
+    """The approval authenticated, then read the CRM; meanwhile the officer's token was revoked
+    (stolen, say). The revocation takes the writer lock first; the approval, queued behind it,
+    must find the credential no longer current and record nothing."""
+    env = start_env(tmp_path, leads=150, db_url=pg_url)
+    try:
+        _one_officer_approves(env)
+        assert sync_run(env, "salesforce").returncode == 0
+        item = next(i for i in _items(env) if i["reason"] == "no_rule_matched")
+        cfg = ("--config", str(env.config))
+        marta = _token(env, "cco-marta")
+        with writer_lock_held(env) as watch:
+            revoke = _start("review", "revoke-officer", "cco-marta", *cfg)
+            wait_for_waiters(watch, 1, [revoke])
+            approve = _start("review", "approve", str(item["id"]), "--team", "uk_retail",
+                             "--rep", "alice", "--officer", "cco-marta", "--token", marta, *cfg)
+            wait_for_waiters(watch, 2, [revoke, approve])
+        assert revoke.wait(timeout=120) == 0, revoke.communicate()
+        _out, err = approve.communicate(timeout=120)
+        assert approve.returncode == 2, err
+        assert "token was revoked or replaced while this action was being recorded" in err
+        assert _actions_on(env, item["id"]) == []
+        i = env.sb.store.leads.index_of(item["record_id"])
+        assert crm_state(env.sb, "salesforce", int(i))[1] == "refused"
+    finally:
+        env.sb.stop()
