@@ -270,29 +270,45 @@ def _ledger_payloads(conn: sa.Connection, kind: str, subject: str | None
         yield json.loads(bytes(body))["payload"]
 
 
-def list_items(config: str | None, *, show_all: bool = False) -> list[dict[str, Any]]:
-    """Review items, oldest first. `kind`: "refusal" (a lead leadgate refused) or "violation"
-    (an assigned lead moved into its cooling-off window's blocked stage too early; the item
-    carries the assignment's decision id)."""
+def list_items(config: str | None, *, show_all: bool = False,
+               reasons: tuple[str, ...] = (), source: str | None = None
+               ) -> list[dict[str, Any]]:
+    """Review items, oldest first, optionally only of these reasons or this source. `kind`:
+    "refusal" (a lead leadgate refused) or "violation" (an assigned lead moved into its
+    cooling-off window's blocked stage too early; the item carries the assignment's decision
+    id). `lead` is what the decision recorded of the lead to pick a team by: jurisdiction,
+    customer type and product (no personal data; {} for a lead that did not normalise)."""
     ctx = open_context(config, migrate=False)
     try:
-        outcome = (sa.select(sync_decisions.c.outcome)
-                   .where(sync_decisions.c.decision_id == sync_review_queue.c.decision_id)
-                   .scalar_subquery())
-        query = sa.select(sync_review_queue, outcome.label("outcome")) \
-            .order_by(sync_review_queue.c.id)
+        d = sync_decisions.c
+        outcome = sa.select(d.outcome).where(
+            d.decision_id == sync_review_queue.c.decision_id).scalar_subquery()
+        decision = sa.select(d.decision).where(
+            d.decision_id == sync_review_queue.c.decision_id).scalar_subquery()
+        query = sa.select(sync_review_queue, outcome.label("outcome"),
+                          decision.label("decision")).order_by(sync_review_queue.c.id)
         if not show_all:
             query = query.where(sync_review_queue.c.status.in_(OPEN_STATUSES))
+        if reasons:
+            query = query.where(sync_review_queue.c.reason.in_(reasons))
+        if source is not None:
+            query = query.where(sync_review_queue.c.source == source)
         with ctx.engine.connect() as conn:
             return [{"id": r.id, "source": r.source, "record_id": r.record_id,
                      "decision_id": r.decision_id, "reason": r.reason,
                      "kind": _kind(r.reason, r.outcome),
                      "transient": r.transient, "status": r.status,
                      "created_at": r.created_at, "approvals": loads(r.approvals) or [],
-                     "resolved_at": r.resolved_at, "resolved_by": r.resolved_by}
+                     "resolved_at": r.resolved_at, "resolved_by": r.resolved_by,
+                     "lead": _routing_facts(r.decision)}
                     for r in conn.execute(query)]
     finally:
         ctx.close()
+
+
+def _routing_facts(decision: str | None) -> dict[str, Any]:
+    lead = ((loads(decision) or {}).get("lead") or {}) if decision else {}
+    return {k: lead[k] for k in ("jurisdiction", "customer_type", "product") if k in lead}
 
 
 def _kind(reason: str, outcome: str | None) -> str:

@@ -43,7 +43,8 @@ TRANSIENT_REASONS = frozenset({"screening_unavailable", "no_available_rep"})
 OPEN_STATUSES = ("open", "awaiting_second_officer")
 PERSONAL_FIELDS = ("first_name", "last_name", "email", "phone")
 # What `sync_decisions.decision` keeps of a decision: the outcome and what review needs
-# (teams_considered, for the licence check of an override). The full decision (lead, screening,
+# (teams_considered, for the licence check of an override; a refusal's lead summary, which
+# `review list` shows). The full decision (lead, screening,
 # gates, every rule tried with its condition leaves) is in the ledger's `decision` entry, under
 # the same decision_id; storing it twice cost as much JSON again as the ledger's own encoding.
 STORED_KEYS = ("decision_id", "decided_at", "policy", "outcome", "reason", "detail",
@@ -57,6 +58,8 @@ def stored_decision(payload: dict[str, Any]) -> dict[str, Any]:
     out = {key: payload[key] for key in STORED_KEYS if key in payload}
     rule = payload.get("rule")
     out["rule"] = rule.get("id") if isinstance(rule, dict) else None
+    if payload.get("outcome") == "refused":  # what an officer picks a team by (no PII)
+        out["lead"] = payload.get("lead")
     out["full"] = "ledger"
     return out
 

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -197,22 +198,50 @@ def review() -> None:
 @review.command("list")
 @CONFIG_OPTION
 @click.option("--all", "show_all", is_flag=True, help="Include resolved items.")
+@click.option("--reason", "reasons", multiple=True,
+              help="Only items of this reason (e.g. sanctions_hit); may be repeated.")
+@click.option("--source", default=None, help="Only items of this source.")
 @click.option("--json", "as_json", is_flag=True, help="The items as JSON.")
-def review_list(config: str | None, show_all: bool, as_json: bool) -> None:
-    """Refused leads and cooling-off violations waiting for an officer (ids and reasons;
-    open the lead in the CRM)."""
+def review_list(config: str | None, show_all: bool, reasons: tuple[str, ...],
+                source: str | None, as_json: bool) -> None:
+    """Refused leads and cooling-off violations waiting for an officer, oldest first: id, age,
+    lead, reason, status, the lead's jurisdiction / customer type / product, and the first
+    approval of an item waiting for its second officer. Open the lead in the CRM."""
     from sync import review as rv
 
-    items = rv.list_items(config, show_all=show_all)
+    items = rv.list_items(config, show_all=show_all, reasons=reasons, source=source)
     if as_json:
         click.echo(json.dumps(items, indent=2, default=json_default))
         return
     if not items:
-        click.echo("the review queue is empty")
+        click.echo("no review items match" if reasons or source else
+                   "the review queue is empty")
         return
+    now = datetime.now(UTC)
+    click.echo(f"{'id':>6}  {'age':>4}  {'lead':<32} {'kind':<9} {'reason':<24} "
+               f"{'status':<24} jurisdiction / customer type / product")
     for it in items:
-        click.echo(f"{it['id']:>6}  {it['source']}:{it['record_id']}  {it['kind']:<9} "
-                   f"{it['reason']:<24} {it['status']:<24} decision {it['decision_id']}")
+        facts = it["lead"]
+        what = " / ".join(str(facts.get(k) or "-") for k in
+                          ("jurisdiction", "customer_type", "product")) if facts else "-"
+        first = it["approvals"][0] if it["status"] == "awaiting_second_officer" and \
+            it["approvals"] else None
+        then = (f"  (first: {first['officer']} for {first['team']}/{first['rep']})"
+                if first else "")
+        click.echo(f"{it['id']:>6}  {_age(now, it['created_at']):>4}  "
+                   f"{it['source'] + ':' + it['record_id']:<32} {it['kind']:<9} "
+                   f"{it['reason']:<24} {it['status']:<24} {what}{then}")
+    click.echo(f"{len(items)} item(s)")
+
+
+def _age(now: datetime, created: datetime) -> str:
+    """How long an item has waited, as an officer reads it: 45m, 7h, 3d."""
+    if created.tzinfo is None:  # SQLite gives naive UTC
+        created = created.replace(tzinfo=UTC)
+    minutes = max(0, int((now - created).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes}m"
+    return f"{minutes // 60}h" if minutes < 48 * 60 else f"{minutes // (24 * 60)}d"
 
 
 def _officer_options(f: Any) -> Any:

@@ -935,3 +935,38 @@ def test_an_approval_to_an_unavailable_rep_is_refused_and_no_note_reaches_the_cr
                    for e in entries if e["kind"] == "review_action")
     finally:
         env.sb.stop()
+
+
+def test_review_list_filters_and_shows_what_an_officer_picks_a_team_by(
+        tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=200)
+    try:
+        cfg = ("--config", str(env.config))
+        assert sync_run(env, "salesforce").returncode == 0
+        everything = json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+        override = next(i for i in everything if i["reason"] == "unlicensed_jurisdiction")
+        # the lead's routing facts, from its decision, and no personal data
+        assert set(override["lead"]) == {"jurisdiction", "customer_type", "product"}
+        only = json.loads(leadgate("review", "list", "--json", "--reason",
+                                   "unlicensed_jurisdiction", "--source", "salesforce",
+                                   *cfg).stdout)
+        assert only and {i["reason"] for i in only} == {"unlicensed_jurisdiction"}
+        assert len(only) == sum(i["reason"] == "unlicensed_jurisdiction" for i in everything)
+        none = leadgate("review", "list", "--source", "hubspot", *cfg)
+        assert none.returncode == 0 and none.stdout.strip() == "no review items match"
+
+        first = leadgate("review", "approve", str(override["id"]), "--team", "uk_retail",
+                         "--rep", "alice", "--officer", "cco-marta", "--token",
+                         _token(env, "cco-marta"), *cfg)
+        assert "second officer" in first.stdout, first.stderr
+        text = leadgate("review", "list", "--reason", "unlicensed_jurisdiction", *cfg).stdout
+        lines = text.splitlines()
+        assert lines[0].split()[:3] == ["id", "age", "lead"]
+        assert lines[-1] == f"{len(only)} item(s)"
+        [row] = [line for line in lines if override["record_id"] in line]
+        facts = override["lead"]
+        assert f"{facts['jurisdiction']} / {facts['customer_type']} / {facts['product']}" in row
+        assert "awaiting_second_officer" in row
+        assert row.endswith("(first: cco-marta for uk_retail/alice)")
+    finally:
+        env.sb.stop()
