@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from routing_core.lead import Lead
-from routing_core.licensing import rep_licence
+from routing_core.licensing import Days, rep_licence
 from routing_core.policy.model import License, Member, Policy, Team
 from routing_core.rotation import Cursor, RotationState
 
@@ -33,8 +33,11 @@ class Availability:
     licences: dict[str, License]            # member id -> individual licence used
 
 
-def availability(team: Team, lead: Lead, day: date, rotation: RotationState, policy: Policy
-                 ) -> Availability:
+def availability(team: Team, lead: Lead, day: date, rotation: RotationState, policy: Policy,
+                 days: Days) -> Availability:
+    """The team's members who may take the lead: available, under their cap on `day` (the
+    policy's), and holding their own licence on `days` (licensing.licence_days) where the team
+    requires one."""
     result = Availability([], {}, {})
     for member in team.members:
         if not member.available:
@@ -46,7 +49,7 @@ def availability(team: Team, lead: Lead, day: date, rotation: RotationState, pol
                 result.skipped[member.id] = f"at daily cap ({taken}/{member.max_per_day})"
                 continue
         if team.requires_individual_license:
-            lic = rep_licence(member, lead, day, policy)
+            lic = rep_licence(member, lead, days, policy)
             if lic is None:
                 result.skipped[member.id] = (
                     f"no valid individual licence for {lead.jurisdiction.code} / "

@@ -16,7 +16,7 @@ from routing_core.assignment import availability, choose
 from routing_core.decision import Decision
 from routing_core.ids import new_ulid
 from routing_core.lead import Lead
-from routing_core.licensing import team_authority
+from routing_core.licensing import licence_days, team_authority
 from routing_core.outreach import merge_conduct, same_stage, select_cooling_off
 from routing_core.policy.conditions import Facts
 from routing_core.policy.model import Policy
@@ -154,19 +154,20 @@ def decide(lead: Lead, policy: Policy, *, at: datetime, rotation: RotationState,
     if rule is None:
         return _refuse(decision, "no_rule_matched", "no rule's conditions hold for this lead")
 
-    day = at.astimezone(policy.tz).date()
+    day = at.astimezone(policy.tz).date()  # caps count in the policy's day
+    days = licence_days(at, policy, lead)
     open_teams = []   # (team, availability, licence) with authority and a rep who can take it
     authorised = 0
     for team_id in rule.route_to:
         team = policy.teams[team_id]
-        licence, why = team_authority(team, lead, day, policy)
+        licence, why = team_authority(team, lead, days, policy)
         entry: dict[str, Any] = {"team": team_id, "eligible": licence is not None,
                                  "license": licence.id if licence else None, "why": why}
         decision.teams_considered.append(entry)
         if licence is None:
             continue
         authorised += 1
-        avail = availability(team, lead, day, rotation, policy)
+        avail = availability(team, lead, day, rotation, policy, days)
         entry["available_reps"] = [m.id for m in avail.eligible]
         if avail.skipped:
             entry["skipped_reps"] = dict(avail.skipped)

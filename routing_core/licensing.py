@@ -1,6 +1,8 @@
 """Authority: may this team (and this rep) serve this lead, and under which licence?
 
-A team holds authority when one of its licences, valid on the decision day, covers the lead's
+A team holds authority when one of its licences, valid on the decision day (in the policy's time
+zone and in the lead's: of the two days, the later start and the earlier end count), covers the
+lead's
 jurisdiction, product and customer type, and the firm is authorised by that licence's regulator
 in the lead's jurisdiction. An individual licence (for teams with
 `requires_individual_license`) must be valid and cover the lead; it is the person's own
@@ -10,7 +12,8 @@ licence, so the firm-authorisation test applies to the team licence, not to it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from routing_core.lead import Lead
 from routing_core.policy.model import License, Member, Policy, Team
@@ -33,10 +36,25 @@ def _gap(lic: License, lead: Lead) -> str | None:
     return f"licence {lic.id} does not cover {', '.join(missing)}" if missing else None
 
 
-def _validity(lic: License, day: date) -> str | None:
-    if day < lic.valid_from:
+# The earliest and the latest calendar day it is at the decision instant, in the policy's time
+# zone and the lead's: a licence dated by day must hold on both (a licence valid from 1 February
+# does not yet cover a Florida lead at 20:00 on 31 January there, though London is past midnight).
+Days = tuple[date, date]
+
+
+def licence_days(at: datetime, policy: Policy, lead: Lead) -> Days:
+    here = at.astimezone(policy.tz).date()
+    if not lead.timezone:  # the lead's zone is unknown: the policy's day alone
+        return here, here
+    there = at.astimezone(ZoneInfo(lead.timezone)).date()
+    return min(here, there), max(here, there)
+
+
+def _validity(lic: License, days: Days) -> str | None:
+    earliest, latest = days
+    if earliest < lic.valid_from:
         return f"licence {lic.id} is not valid before {lic.valid_from.isoformat()}"
-    if lic.valid_until is not None and day > lic.valid_until:
+    if lic.valid_until is not None and latest > lic.valid_until:
         return f"licence {lic.id} expired {lic.valid_until.isoformat()}"
     return None
 
@@ -48,33 +66,33 @@ def _until(lic: License) -> str:
 _MEMO_LIMIT = 200_000
 
 
-def _memo_key(kind: str, owner: object, lead: Lead, day: date) -> tuple[object, ...]:
+def _memo_key(kind: str, owner: object, lead: Lead, days: Days) -> tuple[object, ...]:
     return (kind, owner, lead.jurisdiction.subdivision or lead.jurisdiction.country,
-            lead.product, lead.customer_type, day)
+            lead.product, lead.customer_type, days)
 
 
-def team_authority(team: Team, lead: Lead, day: date, policy: Policy
+def team_authority(team: Team, lead: Lead, days: Days, policy: Policy
                    ) -> tuple[License | None, str]:
     """(the licence giving authority, why) or (None, why not, naming each licence).
 
     The answer depends only on the team, the lead's jurisdiction, product and customer type
     and the day, so it is remembered per policy (leads come in many of the same shape)."""
-    key = _memo_key("team", team.id, lead, day)
+    key = _memo_key("team", team.id, lead, days)
     found = policy.memo.get(key)
     if found is None:
         if len(policy.memo) > _MEMO_LIMIT:
             policy.memo.clear()
-        found = policy.memo[key] = _team_authority(team, lead, day, policy)
+        found = policy.memo[key] = _team_authority(team, lead, days, policy)
     return found
 
 
-def _team_authority(team: Team, lead: Lead, day: date, policy: Policy
+def _team_authority(team: Team, lead: Lead, days: Days, policy: Policy
                     ) -> tuple[License | None, str]:
     if not team.licenses:
         return None, "team holds no licences"
     reasons = []
     for lic in team.licenses:
-        why_not = _gap(lic, lead) or _validity(lic, day)
+        why_not = _gap(lic, lead) or _validity(lic, days)
         if why_not is None:
             authorised = policy.regulator_jurisdictions.get(lic.regulator)
             if authorised is None or not authorised.contains(lead.jurisdiction.code):
@@ -86,21 +104,22 @@ def _team_authority(team: Team, lead: Lead, day: date, policy: Policy
     return None, "; ".join(reasons)
 
 
-def individual_licence(licenses: Iterable[License], lead: Lead, day: date) -> License | None:
+def individual_licence(licenses: Iterable[License], lead: Lead, days: Days
+                       ) -> License | None:
     for lic in licenses:
-        if _gap(lic, lead) is None and _validity(lic, day) is None:
+        if _gap(lic, lead) is None and _validity(lic, days) is None:
             return lic
     return None
 
 
-def rep_licence(member: Member, lead: Lead, day: date, policy: Policy) -> License | None:
+def rep_licence(member: Member, lead: Lead, days: Days, policy: Policy) -> License | None:
     """The rep's own valid licence covering the lead, if any (remembered like team authority)."""
     # Keyed by the member itself, not its id: ids are unique within a team only, and the same
     # id in another team may hold no licence (the policy keeps its members, so id() is stable).
-    key = _memo_key("rep", id(member), lead, day)
+    key = _memo_key("rep", id(member), lead, days)
     if key in policy.memo:
         return policy.memo[key]  # type: ignore[no-any-return]
     if len(policy.memo) > _MEMO_LIMIT:
         policy.memo.clear()
-    found = policy.memo[key] = individual_licence(member.licenses, lead, day)
+    found = policy.memo[key] = individual_licence(member.licenses, lead, days)
     return found

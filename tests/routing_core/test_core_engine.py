@@ -257,6 +257,34 @@ def test_a_reps_licence_is_their_own_not_a_namesakes_in_another_team(tmp_path: P
     assert "no valid individual licence" in json.dumps(web["teams_considered"])
 
 
+def test_a_licence_dated_by_day_holds_on_that_day_where_the_lead_is_too(tmp_path: Path) -> None:
+    # Read in the policy's zone (London) only, a licence from 1 February covered a Florida lead
+    # at 20:00 on 31 January Florida time, and one ending 30 November a Dubai lead on 1 December.
+    text = ("policy: { id: d, version: \"1\", timezone: Europe/London }\n"
+            "firm:\n  name: T\n  authorisations:\n"
+            "    - { entity: US, regulator: NYDFS, jurisdictions: [US-FL] }\n"
+            "    - { entity: AE, regulator: DFSA, jurisdictions: [AE] }\n"
+            "products:\n  easy_saver: { category: deposit, complexity: non_complex, risk: 1 }\n"
+            "teams:\n  t:\n    name: T\n    licenses:\n"
+            "      - { id: FL, regulator: NYDFS, jurisdictions: [US-FL], products: [easy_saver], "
+            "customer_types: [retail], valid_from: 2027-02-01 }\n"
+            "      - { id: AE, regulator: DFSA, jurisdictions: [AE], products: [easy_saver], "
+            "customer_types: [retail], valid_from: 2024-01-01, valid_until: 2026-11-30 }\n"
+            "    members: [ { id: a, name: A } ]\n"
+            "rules:\n  - { id: r, when: { field: product, eq: easy_saver }, route_to: [t] }\n")
+    policy = load_policy(_write(tmp_path, text))
+    florida = lead(jurisdiction="US-FL", timezone="America/New_York")
+    early = route(policy, florida, at=datetime(2027, 2, 1, 1, 0, tzinfo=UTC))  # 20:00 on the 31st
+    out = assert_refused(early, "no_licensed_team")
+    assert "licence FL is not valid before 2027-02-01" in out["teams_considered"][0]["why"]
+    assert route(policy, florida, at=datetime(2027, 2, 1, 6, 0, tzinfo=UTC)).team_id == "t"
+    dubai = lead(jurisdiction="AE", timezone="Asia/Dubai")
+    assert route(policy, dubai, at=datetime(2026, 11, 30, 19, 0, tzinfo=UTC)).team_id == "t"
+    late = route(policy, dubai, at=datetime(2026, 11, 30, 21, 0, tzinfo=UTC))  # 01:00 on the 1st
+    assert "licence AE expired 2026-11-30" in assert_refused(
+        late, "no_licensed_team")["teams_considered"][0]["why"]
+
+
 # --- rotation ------------------------------------------------------------------------------
 
 def test_round_robin_skips_and_rejoins_without_burst(tmp_path: Path) -> None:
