@@ -62,6 +62,9 @@ def api_version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
+NO_ASSIGNMENT_RULES = {"Sforce-Auto-Assign": "FALSE"}
+
+
 @dataclass(frozen=True)
 class Sub:
     """One REST request that may travel inside a Composite call (path under vXX.X/)."""
@@ -173,7 +176,11 @@ class SalesforceConnector:
 
     def rest(self, what: str, path: str, method: str = "GET",
              headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
-        sent = {"Sforce-Call-Options": "client=leadgate", **(headers or {})}
+        # Sforce-Auto-Assign: without it, REST API runs the org's active lead assignment rules
+        # on every update, which could move a lead leadgate just gave a rep, or the compliance
+        # queue, elsewhere (REST API Developer Guide, "Assignment Rule Header": TRUE if absent).
+        sent = {"Sforce-Call-Options": "client=leadgate", "Sforce-Auto-Assign": "FALSE",
+                **(headers or {})}
         return self.gate.call(what, lambda: self.sf.restful(
             path, method=method, headers=sent, timeout=self.timeout, **kwargs))
 
@@ -474,7 +481,8 @@ class SalesforceConnector:
         """Collections of up to 200 (filled: records judged already leave no holes)."""
         chunks = chunked(to_send, self.config.write_batch_size)
         subs = [Sub("PATCH", "composite/sobjects",
-                    {"allOrNone": False, "records": [record for _, record in chunk]})
+                    {"allOrNone": False, "records": [record for _, record in chunk]},
+                    headers=NO_ASSIGNMENT_RULES)  # on the subrequest too, inside Composite
                 for chunk in chunks]
         answers = self.batch("update leads (sObject Collection)", subs)
         for chunk, answer in zip(chunks, answers, strict=True):

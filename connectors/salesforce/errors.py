@@ -9,10 +9,10 @@ from simple_salesforce.exceptions import SalesforceError
 
 from connectors.calls import Failure, parse_retry_after
 
-# per-record statusCodes of sObject Collections that a later attempt may get past
+# per-record statusCodes of sObject Collections that a later attempt may get past (not
+# TOO_MANY_ENUM_VALUE: too many values for a multi-select picklist fails every time)
 RETRYABLE_RECORD_CODES = frozenset({
-    "UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG",
-    "TOO_MANY_ENUM_VALUE", "QUERY_TIMEOUT",
+    "UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG", "QUERY_TIMEOUT",
 })
 
 _FIXES = {

@@ -555,7 +555,7 @@ class SalesforceApp:
                 self.accounting.add(name, "record_errors")
                 return Response.json(400, [{"message": e["message"], "errorCode": e["statusCode"],
                                             "fields": e["fields"]} for e in errors])
-            self._apply(i, fields, origin)
+            self._apply(i, fields, origin, req)
         self.accounting.add(name, "records_written")
         return Response(204)
 
@@ -646,7 +646,7 @@ class SalesforceApp:
                         [])]})
                 else:
                     assert i is not None
-                    results.append({"id": self._apply(i, fields, origin), "success": True,
+                    results.append({"id": self._apply(i, fields, origin, req), "success": True,
                                     "errors": []})
         n_err = sum(1 for r in results if not r["success"])
         self.accounting.add(name, "records_written", len(results) - n_err)
@@ -729,8 +729,12 @@ class SalesforceApp:
                                        ["OwnerId"]))
         return errors
 
-    def _apply(self, i: int, fields: dict[str, Any], origin: str) -> str:
+    def _apply(self, i: int, fields: dict[str, Any], origin: str, req: Request) -> str:
         leads = self.store.leads
+        rule = self.store.lead_assignment_rule
+        if rule is not None and req.headers.get("sforce-auto-assign", "true").strip().lower() \
+                != "false":  # as Salesforce does when the header is absent: the rule decides
+            fields = {**fields, "OwnerId": rule}
         rid = leads.id_of(i)
         if self._undo() is not None:
             old = {f: leads.get(i, f) for f in (*fields, "SystemModstamp", "LastModifiedDate")}

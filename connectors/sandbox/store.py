@@ -50,6 +50,9 @@ class Store:
                  anchor_ms: int = DEFAULT_ANCHOR_MS, review_owner_id: str | None = None) -> None:
         self.review_owner_param = review_owner_id
         self.lock = threading.RLock()
+        # The owner an active lead assignment rule gives every updated Lead, unless the update
+        # says Sforce-Auto-Assign: FALSE (None: no active rule, the default)
+        self.lead_assignment_rule: str | None = None
         self.seed = seed
         self.n_leads = leads
         self.n_contacts = leads if contacts is None else contacts

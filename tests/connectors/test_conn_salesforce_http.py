@@ -266,6 +266,10 @@ def test_write_back_in_collections_of_200_with_conflicts_and_mixed_results(
     # one Composite call re-reads the owners, then one carries both collections
     reread, write = org.composites
     assert reread["allOrNone"] is False and write["allOrNone"] is False
+    # the org's lead assignment rules must not run on leadgate's updates (they would move the
+    # owner just written): Sforce-Auto-Assign FALSE on each update subrequest
+    assert all(sub["httpHeaders"] == {"Sforce-Auto-Assign": "FALSE"}
+               for sub in write["compositeRequest"])
     [query] = reread["compositeRequest"]
     assert query["method"] == "GET" and query["url"].startswith("/services/data/v59.0/query/?q=")
     assert query["httpHeaders"] == {"Sforce-Query-Options": "batchSize=2000"}

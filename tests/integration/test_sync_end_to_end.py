@@ -61,6 +61,25 @@ def test_sync_routes_every_intake_lead_and_a_second_run_changes_nothing(
         env.sb.stop()
 
 
+def test_the_orgs_lead_assignment_rule_does_not_move_what_leadgate_writes(
+        tmp_path: Path) -> None:
+    """An org with an active lead assignment rule (the one that files web leads into intake):
+    Salesforce runs it on every update that does not say Sforce-Auto-Assign: FALSE, and would
+    move each lead leadgate gave a rep, or the compliance queue, back into intake."""
+    env = start_env(tmp_path, leads=300)
+    try:
+        env.sb.store.lead_assignment_rule = env.sb.store.intake_queue_id
+        run = sync_run(env, "salesforce")
+        assert run.returncode == 0, run.stderr
+        s = summary(run)
+        assert s["assigned"] > 0 and s["refused"] > 0 and s["write_errors"] == 0
+        owners = {crm_state(env.sb, "salesforce", i)[0] for i in env.intake["salesforce"]}
+        assert env.sb.store.intake_queue_id not in owners
+        check_invariants(env, "salesforce")
+    finally:
+        env.sb.stop()
+
+
 def test_dry_run_writes_nothing_anywhere(tmp_path: Path) -> None:
     env = start_env(tmp_path, leads=200)
     try:

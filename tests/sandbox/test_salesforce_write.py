@@ -156,3 +156,24 @@ def test_create_lead_lands_in_intake(sb: Sandbox, sf: Any) -> None:
     n = sf.query("SELECT COUNT() FROM Lead WHERE LeadGate_Status__c = null AND "
                  "CreatedDate > 2026-01-01T00:00:00Z")["totalSize"]
     assert n == 2 and rid.startswith("00Q")
+
+
+def test_an_active_assignment_rule_reassigns_an_update_unless_told_not_to(
+        sb: Sandbox, sf: Any) -> None:
+    """REST API Developer Guide, "Assignment Rule Header" (headers-autoassign): the active
+    assignment rules run on a Lead update unless it says Sforce-Auto-Assign: FALSE (TRUE when
+    the header is absent); subrequests inherit the Composite request's headers [REQ]."""
+    t = sb.store.leads
+    rep = sb.reps[0].salesforce_id
+    sb.store.lead_assignment_rule = sb.store.intake_queue_id
+    sf.Lead.update(t.id_of(30), {"OwnerId": rep})
+    assert t.get(30, "OwnerId") == sb.store.intake_queue_id  # the rule moved it
+    sf.Lead.update(t.id_of(31), {"OwnerId": rep}, headers={"Sforce-Auto-Assign": "false"})
+    assert t.get(31, "OwnerId") == rep
+    body = {"allOrNone": False, "compositeRequest": [{
+        "method": "PATCH", "url": "/services/data/v59.0/composite/sobjects", "referenceId": "r",
+        "body": {"allOrNone": False, "records": [_rec(t.id_of(32), OwnerId=rep)]}}]}
+    sf.restful("composite", method="POST", json=body, headers={"Sforce-Auto-Assign": "FALSE"})
+    assert t.get(32, "OwnerId") == rep
+    sf.restful("composite", method="POST", json=body)
+    assert t.get(32, "OwnerId") == sb.store.intake_queue_id
