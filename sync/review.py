@@ -25,7 +25,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ from sync.state import (
     PENDING,
     dumps,
     loads,
-    sync_daily_counts,
     sync_decisions,
     sync_review_queue,
     utcnow,
@@ -575,6 +574,7 @@ def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
         if complete:  # the rep's day count sees manual assignments, as caps should
             taken = count_assignment(conn, rep, day)
             payload["rep_assignments_today"] = taken + 1
+            payload["rep_day"] = day.isoformat()  # given back if the write is not made
         ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
         values: dict[str, Any] = {"approvals": dumps(approvals)}
         if complete:
@@ -604,7 +604,7 @@ def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
     status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
         row.record_id, action_id, "assigned", None, team, writeback, retry=False)])
     if status.startswith(CONFLICT):
-        _reopen_not_written(ctx, row, action_id, status, given_back=(rep, day))
+        raise _not_written(row, status)
     cap = member.max_per_day
     over = (f"; note: {rep} is at {taken + 1} of {cap} assignments today"
             if cap is not None and taken + 1 > cap else "")
@@ -698,7 +698,7 @@ def reject(config: str | None, item: str, *, officer: str, token: str, note: str
         status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
             row.record_id, action_id, "refused", row.reason, None, writeback, retry=False)])
         if status.startswith(CONFLICT):
-            _reopen_not_written(ctx, row, action_id, status, given_back=None)
+            raise _not_written(row, status)
         return f"rejected: {subject} stays with compliance ({action_id}); CRM write {status}"
     finally:
         ctx.close()
@@ -747,31 +747,14 @@ class NotWritten(LeadgateError):
 CONFLICT = "conflict"
 
 
-def _reopen_not_written(ctx: Context, row: Any, action_id: str, status: str,
-                        given_back: tuple[str, date] | None) -> None:
+def _not_written(row: Any, status: str) -> NotWritten:
     """The record's owner was changed in the CRM after it was refused: a person took a lead
-    that is with compliance, and the action was not written over them. The action did not take
-    effect, so the item is open again (its approvals lapse; the rep's day count is given back),
-    a `review_action` entry says so, and the officer is told (exit 1)."""
-    subject = f"{row.source}:{row.record_id}"
-    with write_transaction(ctx.engine) as conn:
-        if given_back is not None:
-            rep, day = given_back
-            counts = sync_daily_counts.c
-            conn.execute(sa.update(sync_daily_counts)
-                         .where(counts.rep_id == rep, counts.day == day.isoformat(),
-                                counts.count > 0)
-                         .values(count=counts.count - 1))
-        ctx.ledger.append(conn, [EntryIn("review_action", subject, {
-            "action": "reopen_not_written", "action_id": str(ULID()), "item": row.id,
-            "source": row.source, "record_id": row.record_id,
-            "not_written_action_id": action_id, "why": status})])
-        conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
-                     .values(status="open", approvals=dumps([]), resolved_at=None,
-                             resolved_by=None))
-    raise NotWritten(
-        f"not written: {subject} {status}; a person took this lead while it was with "
-        f"compliance. Item {row.id} is open again (its approvals lapsed)",
+    that is with compliance, and the action was not written over them. `writeback.record`
+    has reopened the item (as it does when a later run's retry meets the same); the officer
+    is told (exit 1)."""
+    return NotWritten(
+        f"not written: {row.source}:{row.record_id} {status}; a person took this lead while it "
+        f"was with compliance. Item {row.id} is open again (its approvals lapsed)",
         where=f"review item {row.id}",
         fix="find out who took it, move the record back to the compliance review queue in the "
             "CRM, then approve or reject it again")

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from ulid import ULID
 
 from audit.db import in_lists, is_sqlite, write_transaction
 from audit.ledger import EntryIn, Ledger
@@ -27,6 +28,9 @@ from sync.state import (
     ERROR,
     GONE,
     OK,
+    dumps,
+    loads,
+    sync_daily_counts,
     sync_decisions,
     sync_review_queue,
     utcnow,
@@ -123,10 +127,49 @@ def record(engine: sa.Engine, ledger: Ledger, source: str, crm: str, run_id: str
                     sync_review_queue.c.decision_id.in_(chunk),
                     sync_review_queue.c.status.in_(OPEN_STATUSES)).values(
                     status=closed, resolved_at=now, resolved_by=by, lead_input=None))
+        conflicted = {u["d_id"]: u["msg"] for u in updates if u["st"] == CONFLICT}
+        if conflicted:
+            entries.extend(_reopen_review_items(conn, conflicted))
         ledger.append(conn, entries)
         crashpoints.reached("ledger")
     crashpoints.reached("committed")
     return out
+
+
+def _reopen_review_items(conn: sa.Connection, conflicted: dict[str, str | None]
+                         ) -> list[EntryIn]:
+    """An officer's approval or rejection whose write met a person's owner change (someone
+    took a lead that is with compliance) did not take effect, whether `review approve` wrote
+    it at once or a later run retried it: its item is open again (its approvals lapse, it is
+    in the next digest again), the rep's day count is given back, and a `review_action` entry
+    `reopen_not_written` says so. The item waits for an officer; the job does not re-evaluate
+    it."""
+    d = sync_decisions.c
+    rows = [r for chunk in in_lists(conn, list(conflicted)) for r in conn.execute(
+        sa.select(d.decision_id, d.source, d.record_id, d.decision)
+        .where(d.decision_id.in_(chunk), d.cause == "review"))]
+    entries = []
+    for row in rows:
+        action = loads(row.decision) or {}
+        if action.get("action") not in ("approve", "reject") or action.get("item") is None:
+            continue
+        queue = sync_review_queue.c
+        conn.execute(sa.update(sync_review_queue)
+                     .where(queue.id == action["item"],
+                            queue.status.in_(("approved", "rejected")))
+                     .values(status="open", approvals=dumps([]), resolved_at=None,
+                             resolved_by=None, notified=False))
+        if action.get("action") == "approve" and action.get("rep_day"):
+            counts = sync_daily_counts.c
+            conn.execute(sa.update(sync_daily_counts)
+                         .where(counts.rep_id == action.get("rep"),
+                                counts.day == action["rep_day"], counts.count > 0)
+                         .values(count=counts.count - 1))
+        entries.append(EntryIn("review_action", f"{row.source}:{row.record_id}", {
+            "action": "reopen_not_written", "action_id": str(ULID()), "item": action["item"],
+            "source": row.source, "record_id": row.record_id,
+            "not_written_action_id": row.decision_id, "why": conflicted[row.decision_id]}))
+    return entries
 
 
 # A page's outcomes in one statement: on PostgreSQL a third of the time of a prepared

@@ -898,6 +898,59 @@ def test_an_action_on_a_lead_a_person_took_meanwhile_is_not_written_and_reopens_
         env.sb.stop()
 
 
+def test_a_retried_approval_that_meets_a_person_reopens_the_item_too(tmp_path: Path) -> None:
+    """The approval's first write failed (a locked row), so the next run retries it; a person
+    took the lead meanwhile. The retry is a conflict, and the item was left `approved` with the
+    rep's day used, the lead with that person and nobody told."""
+    from sync.state import sync_daily_counts
+
+    env = start_env(tmp_path, leads=120)
+    try:
+        cfg = ("--config", str(env.config))
+        assert sync_run(env, "salesforce").returncode == 0
+        item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
+                    if x["reason"] in ("no_rule_matched", "suitability_gate"))
+        marta, kwame = _token(env, "cco-marta"), _token(env, "mlro-kwame")
+        engine = env.engine()
+
+        def ellies_day() -> int:
+            with engine.connect() as conn:
+                return int(conn.execute(sa.select(sync_daily_counts.c.count).where(
+                    sync_daily_counts.c.rep_id == "ellie")).scalar() or 0)
+
+        before = ellies_day()
+        env.sb.faults = "salesforce.*update*:record_error"  # every record write fails now
+
+        def approve(officer: str, token: str) -> Any:
+            return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
+                            "--rep", "ellie", "--officer", officer, "--token", token, *cfg)
+
+        done = approve("cco-marta", marta)
+        if "second officer" in done.stdout:
+            done = approve("mlro-kwame", kwame)
+        assert done.returncode == 0 and "retried by the next sync run" in done.stdout, done
+        assert ellies_day() == before + 1
+        env.sb.faults = None
+        i = _index(env, "salesforce", item["record_id"])
+        taker = "0058d00000Nw013AAB"
+        with env.sb.store.lock:
+            env.sb.store.leads.set(i, {"OwnerId": taker})
+        run = sync_run(env, "salesforce")
+        assert run.returncode == 0, run.stderr
+        assert summary(run)["conflicts"] >= 1
+        with engine.connect() as conn:
+            status = conn.execute(sa.select(sync_review_queue.c.status).where(
+                sync_review_queue.c.id == item["id"])).scalar_one()
+        actions = [e["payload"] for e in ledger_entries(engine) if e["kind"] == "review_action"]
+        assert (status, crm_state(env.sb, "salesforce", i)[0]) == ("open", taker)
+        assert actions[-1]["action"] == "reopen_not_written"
+        assert actions[-1]["not_written_action_id"] == actions[-2]["action_id"]
+        assert ellies_day() == before
+        engine.dispose()
+    finally:
+        env.sb.stop()
+
+
 def test_an_approval_to_an_unavailable_rep_is_refused_and_no_note_reaches_the_crm(
         tmp_path: Path) -> None:
     """The policy marks carol unavailable: she got the lead and the officer was told after
