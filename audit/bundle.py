@@ -96,11 +96,12 @@ def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Rep
     except (VerificationFailed, LedgerError):
         raise
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        changed = _changed_files(folder)
-        if changed is None:
+        listed = _listed_files(folder)
+        if listed is None:
             raise VerificationFailed("not leadgate's manifest (not JSON, or no file list): it "
                                      "was corrupted or edited",
                                      where=str(folder / "manifest.json")) from exc
+        changed = _changed_files(folder, listed)
         if changed:
             raise VerificationFailed("the file was changed after export (digest differs from "
                                      "the signed manifest)", where=str(folder / changed[0])
@@ -110,23 +111,19 @@ def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Rep
             f"{str(exc)[:120]}): a file was corrupted or edited", where=str(folder)) from exc
 
 
-def _changed_files(folder: Path) -> list[str] | None:
-    """The files whose digest differs from the manifest's ([] when all match), or None when
-    the manifest cannot be read."""
+def _listed_files(folder: Path) -> dict[str, str] | None:
+    """The manifest's {file: sha256}, or None when the manifest cannot be read as such."""
     try:
         listed = json.loads((folder / "manifest.json").read_bytes())["files"]
-        expected = {str(name): str(want["sha256"]) for name, want in listed.items()}
+        return {str(name): str(want["sha256"]) for name, want in listed.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    changed = []
-    for name, digest in expected.items():
-        try:
-            data = (folder / name).read_bytes()
-        except OSError:
-            data = b""
-        if hashlib.sha256(data).hexdigest() != digest:
-            changed.append(name)
-    return changed
+
+
+def _changed_files(folder: Path, listed: dict[str, str]) -> list[str]:
+    """The bundle's files whose digest is not the manifest's (a missing one: LedgerError)."""
+    return [name for name, digest in listed.items()
+            if hashlib.sha256(_read(folder, name)).hexdigest() != digest]
 
 
 def _verify_bundle(folder: Path, *, prior_checkpoint: bytes | None) -> Report:
@@ -205,11 +202,11 @@ def _verify_bundle(folder: Path, *, prior_checkpoint: bytes | None) -> Report:
         raise fail(f"the bundle holds {len(entries)} entries but its signed manifest lists "
                    f"{manifest['entries']}: entries were removed or added after export")
     _check_selection(manifest, entries)
-    for name, expected in manifest["files"].items():
-        data = _read(folder, name)
-        if hashlib.sha256(data).hexdigest() != expected["sha256"]:
-            raise VerificationFailed("the file was changed after export (digest differs from "
-                                     "the signed manifest)", where=str(folder / name))
+    changed = _changed_files(folder, {name: want["sha256"]
+                                      for name, want in manifest["files"].items()})
+    if changed:
+        raise VerificationFailed("the file was changed after export (digest differs from "
+                                 "the signed manifest)", where=str(folder / changed[0]))
 
     if prior_checkpoint is not None:
         report.prior = _check_prior(prior_checkpoint, ledger_id, keys, size, root, proofs, tree)

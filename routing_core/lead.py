@@ -235,7 +235,12 @@ def _money(value: Any, problems: list[str]) -> Money | None:
     if raw_amount is None or (isinstance(raw_amount, str) and not raw_amount.strip()):
         # A currency alone says nothing of the lead's assets: a multi-currency Salesforce org
         # sets CurrencyIsoCode on every record. The assets are unknown, and every condition
-        # on them is false (policy-spec "Conditions").
+        # on them is false (policy-spec "Conditions"); a currency that is no code is still a
+        # mapping error worth naming.
+        given = value.get("currency")
+        if given is not None and str(given).strip() and (
+                not isinstance(given, str) or given.strip().lower() not in _currency_codes()):
+            problems.append(f"investable_assets.currency: {given!r} is not an ISO 4217 code")
         return None
     if isinstance(raw_amount, bool) or _text(raw_amount) is None:
         problems.append(f"investable_assets.amount: {raw_amount!r} is not a number")

@@ -378,7 +378,8 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
         if not isinstance(expected, str):
             raise ConditionError("matches: must be a regular expression in quotes", op)
         try:
-            pattern = re.compile(expected)
+            # assessment outcomes are lower-cased: "^Failed$" must still match "failed"
+            pattern = re.compile(expected, re.IGNORECASE if ptype.kind == "lower" else 0)
         except re.error as exc:
             raise ConditionError(f"matches: invalid regular expression: {exc}", op) from exc
         fullmatch = pattern.fullmatch
@@ -485,7 +486,7 @@ def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
             if actual is None:
                 trace.append(leaf(path, op, shown, MISSING, False))
                 return False
-            result = (_exact(actual) == value) is not negate
+            result = (actual == value) is not negate  # typed paths hold no float
             if type(actual) in PLAIN:  # leaf(), inlined for the common case
                 trace.append({"path": path, "op": op, "expected": shown, "actual": actual,
                               "result": result})

@@ -291,3 +291,7 @@ def test_an_assessment_outcome_not_in_lower_case_is_a_load_error(cond: dict[str,
     lower = compile_condition({"not": {"field": "assessments.appropriateness", "eq": "failed"}},
                               CATALOG, GROUPS)
     assert lower(Facts(failed, None), []) is False
+    # a pattern is matched without regard to case: "^Failed$" let every failure through too
+    pattern = compile_condition({"not": {"field": "assessments.appropriateness",
+                                         "matches": "^Failed$"}}, CATALOG, GROUPS)
+    assert pattern(Facts(failed, None), []) is False

@@ -87,6 +87,9 @@ def test_a_currency_without_an_amount_is_unknown_assets_not_an_invalid_lead() ->
         assert lead(investable_assets={"amount": amount, "currency": "GBP"}
                     ).investable_assets is None
     assert lead(investable_assets={"currency": "GBP"}).investable_assets is None
+    for bad in ("NOTACODE", 12):  # a currency that is no code is still named
+        with pytest.raises(InvalidLead, match="is not an ISO 4217 code"):
+            lead(investable_assets={"amount": None, "currency": bad})
     with pytest.raises(InvalidLead) as info:  # still named: an amount that is no number
         lead(investable_assets={"amount": True, "currency": "GBP"})
     assert info.value.problems == ["investable_assets.amount: True is not a number"]
