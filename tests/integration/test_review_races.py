@@ -116,11 +116,21 @@ def _assignments_of(env: Env, record: str) -> list[Any]:
         engine.dispose()
 
 
-def test_an_approval_and_a_rejection_at_once_record_one(tmp_path: Path, pg_url: str) -> None:
+def _synced(tmp_path: Path, pg_url: str) -> Env:
+    """A synced environment on PostgreSQL whose overrides one officer's approval assigns."""
     env = start_env(tmp_path, leads=150, db_url=pg_url)
     try:
         _one_officer_approves(env)
         assert sync_run(env, "salesforce").returncode == 0
+    except BaseException:
+        env.sb.stop()
+        raise
+    return env
+
+
+def test_an_approval_and_a_rejection_at_once_record_one(tmp_path: Path, pg_url: str) -> None:
+    env = _synced(tmp_path, pg_url)
+    try:
         item = next(i for i in _items(env) if i["reason"] == "no_rule_matched")
         cfg = ("--config", str(env.config))
         marta, kwame = _token(env, "cco-marta"), _token(env, "mlro-kwame")
@@ -247,10 +257,8 @@ def test_a_token_revoked_while_an_approval_is_under_way_does_not_act(
     """The approval authenticated, then read the CRM; meanwhile the officer's token was revoked
     (stolen, say). The revocation takes the writer lock first; the approval, queued behind it,
     must find the credential no longer current and record nothing."""
-    env = start_env(tmp_path, leads=150, db_url=pg_url)
+    env = _synced(tmp_path, pg_url)
     try:
-        _one_officer_approves(env)
-        assert sync_run(env, "salesforce").returncode == 0
         item = next(i for i in _items(env) if i["reason"] == "no_rule_matched")
         cfg = ("--config", str(env.config))
         marta = _token(env, "cco-marta")

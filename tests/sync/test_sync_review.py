@@ -830,6 +830,27 @@ def test_an_approval_counts_toward_the_reps_day(tmp_path: Path) -> None:
         env.sb.stop()
 
 
+def _day_count(engine: sa.Engine, rep: str) -> int:
+    from sync.state import sync_daily_counts
+
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sync_daily_counts.c.count).where(
+            sync_daily_counts.c.rep_id == rep)).scalar() or 0)
+
+
+def _approve_to(env: Any, item: dict[str, Any], rep: str, tokens: dict[str, str],
+                *extra: str) -> Any:
+    """cco-marta approves the item to uk_retail/rep, and mlro-kwame too when four eyes are
+    needed; the last command's result."""
+    def approve(officer: str) -> Any:
+        return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail", "--rep",
+                        rep, "--officer", officer, "--token", tokens[officer], *extra,
+                        "--config", str(env.config))
+
+    done = approve("cco-marta")
+    return approve("mlro-kwame") if "second officer" in done.stdout else done
+
+
 def test_an_action_on_a_lead_a_person_took_meanwhile_is_not_written_and_reopens_the_item(
         tmp_path: Path) -> None:
     """A refused lead whose owner a person changed in the CRM while it waited: the approval
@@ -837,8 +858,6 @@ def test_an_action_on_a_lead_a_person_took_meanwhile_is_not_written_and_reopens_
     and the lead stayed with that person. Now the officer is told (exit 1), the item is open
     again and the rep's day is given back; once the record is back with compliance, the
     same approval is written."""
-    from sync.state import sync_daily_counts
-
     env = start_env(tmp_path, leads=120)
     try:
         cfg = ("--config", str(env.config))
@@ -851,25 +870,11 @@ def test_an_action_on_a_lead_a_person_took_meanwhile_is_not_written_and_reopens_
             with env.sb.store.lock:
                 env.sb.store.leads.set(_index(env, "salesforce", x["record_id"]),
                                        {"OwnerId": taker})
-        marta, kwame = _token(env, "cco-marta"), _token(env, "mlro-kwame")
+        tokens = {o: _token(env, o) for o in ("cco-marta", "mlro-kwame")}
         engine = env.engine()
+        before = _day_count(engine, "ellie")
 
-        def ellies_day() -> int:
-            with engine.connect() as conn:
-                return int(conn.execute(sa.select(sync_daily_counts.c.count).where(
-                    sync_daily_counts.c.rep_id == "ellie")).scalar() or 0)
-
-        before = ellies_day()
-
-        def approve(officer: str, token: str) -> Any:
-            return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
-                            "--rep", "ellie", "--officer", officer, "--token", token, *cfg)
-
-        def done(first: Any) -> Any:  # the second officer, when four eyes are needed
-            return first if "second officer" not in first.stdout else approve("mlro-kwame",
-                                                                              kwame)
-
-        refused = done(approve("cco-marta", marta))
+        refused = _approve_to(env, item, "ellie", tokens)
         assert refused.returncode == 1, (refused.stdout, refused.stderr)
         assert refused.stderr.startswith("error: ") and "not written" in refused.stderr
         assert f"owner changed to {taker}" in refused.stderr
@@ -880,19 +885,19 @@ def test_an_action_on_a_lead_a_person_took_meanwhile_is_not_written_and_reopens_
                 sync_review_queue.c.id == item["id"])).scalar_one()
         actions = [e["payload"]["action"] for e in ledger_entries(engine)
                    if e["kind"] == "review_action"]
-        assert status == "open" and ellies_day() == before
+        assert status == "open" and _day_count(engine, "ellie") == before
         assert actions[-1] == "reopen_not_written"
 
         rejected = leadgate("review", "reject", str(other["id"]), "--officer", "cco-marta",
-                            "--token", marta, "--note", "n", *cfg)
+                            "--token", tokens["cco-marta"], "--note", "n", *cfg)
         assert rejected.returncode == 1 and "not written" in rejected.stderr
 
         with env.sb.store.lock:  # compliance takes the lead back; the approval now goes through
             env.sb.store.leads.set(i, {"OwnerId": env.sb.store.review_queue_id})
-        again = done(approve("cco-marta", marta))
+        again = _approve_to(env, item, "ellie", tokens)
         assert again.returncode == 0 and "CRM write ok" in again.stdout, again.stderr
         assert crm_state(env.sb, "salesforce", i)[1] == "assigned"
-        assert ellies_day() == before + 1
+        assert _day_count(engine, "ellie") == before + 1
         engine.dispose()
     finally:
         env.sb.stop()
@@ -902,34 +907,19 @@ def test_a_retried_approval_that_meets_a_person_reopens_the_item_too(tmp_path: P
     """The approval's first write failed (a locked row), so the next run retries it; a person
     took the lead meanwhile. The retry is a conflict, and the item was left `approved` with the
     rep's day used, the lead with that person and nobody told."""
-    from sync.state import sync_daily_counts
-
     env = start_env(tmp_path, leads=120)
     try:
         cfg = ("--config", str(env.config))
         assert sync_run(env, "salesforce").returncode == 0
         item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
                     if x["reason"] in ("no_rule_matched", "suitability_gate"))
-        marta, kwame = _token(env, "cco-marta"), _token(env, "mlro-kwame")
+        tokens = {o: _token(env, o) for o in ("cco-marta", "mlro-kwame")}
         engine = env.engine()
-
-        def ellies_day() -> int:
-            with engine.connect() as conn:
-                return int(conn.execute(sa.select(sync_daily_counts.c.count).where(
-                    sync_daily_counts.c.rep_id == "ellie")).scalar() or 0)
-
-        before = ellies_day()
+        before = _day_count(engine, "ellie")
         env.sb.faults = "salesforce.*update*:record_error"  # every record write fails now
-
-        def approve(officer: str, token: str) -> Any:
-            return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
-                            "--rep", "ellie", "--officer", officer, "--token", token, *cfg)
-
-        done = approve("cco-marta", marta)
-        if "second officer" in done.stdout:
-            done = approve("mlro-kwame", kwame)
+        done = _approve_to(env, item, "ellie", tokens)
         assert done.returncode == 0 and "retried by the next sync run" in done.stdout, done
-        assert ellies_day() == before + 1
+        assert _day_count(engine, "ellie") == before + 1
         env.sb.faults = None
         i = _index(env, "salesforce", item["record_id"])
         taker = "0058d00000Nw013AAB"
@@ -945,7 +935,7 @@ def test_a_retried_approval_that_meets_a_person_reopens_the_item_too(tmp_path: P
         assert (status, crm_state(env.sb, "salesforce", i)[0]) == ("open", taker)
         assert actions[-1]["action"] == "reopen_not_written"
         assert actions[-1]["not_written_action_id"] == actions[-2]["action_id"]
-        assert ellies_day() == before
+        assert _day_count(engine, "ellie") == before
         engine.dispose()
     finally:
         env.sb.stop()
@@ -964,20 +954,13 @@ def test_an_approval_to_an_unavailable_rep_is_refused_and_no_note_reaches_the_cr
         assert sync_run(env, "salesforce").returncode == 0
         item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
                     if x["reason"] in ("no_rule_matched", "suitability_gate"))
-        marta, kwame = _token(env, "cco-marta"), _token(env, "mlro-kwame")
-
-        def approve(rep: str, officer: str, token: str) -> Any:
-            return leadgate("review", "approve", str(item["id"]), "--team", "uk_retail",
-                            "--rep", rep, "--officer", officer, "--token", token,
-                            "--note", "cleared: namesake, DOB differs", *cfg)
-
-        away = approve("carol", "cco-marta", marta)
+        tokens = {o: _token(env, o) for o in ("cco-marta", "mlro-kwame")}
+        note = ("--note", "cleared: namesake, DOB differs")
+        away = _approve_to(env, item, "carol", tokens, *note)
         assert away.returncode == 2 and "'carol' is marked unavailable" in away.stderr
         i = _index(env, "salesforce", item["record_id"])
         assert crm_state(env.sb, "salesforce", i)[1] == "refused"
-        done = approve("alice", "cco-marta", marta)
-        if "second officer" in done.stdout:
-            done = approve("alice", "mlro-kwame", kwame)
+        done = _approve_to(env, item, "alice", tokens, *note)
         assert done.returncode == 0 and "CRM write ok" in done.stdout, done.stderr
         record = env.sb.store.leads
         assert "namesake" not in json.dumps([record.get(i, f) for f in record.fields], default=str)
