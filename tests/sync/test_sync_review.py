@@ -627,9 +627,7 @@ def test_an_approval_screens_the_lead_again_as_the_crm_holds_it_now(tmp_path: Pa
     env = start_env(tmp_path, leads=120)
     try:
         cfg = ("--config", str(env.config))
-        assert sync_run(env, "salesforce").returncode == 0
-        items = [x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
-                 if x["reason"] in ("no_rule_matched", "suitability_gate")]
+        items = _plain_refusals(env)
         assert len(items) >= 2
         renamed, other = items[:2]
         st = env.sb.store
@@ -806,9 +804,7 @@ def test_an_approval_counts_toward_the_reps_day(tmp_path: Path) -> None:
         teams.write_text(text[:cap] + "        max_per_day: 0\n"
                          + text[cap + len("        max_per_day: 25\n"):])
         cfg = ("--config", str(env.config))
-        assert sync_run(env, "salesforce").returncode == 0
-        item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
-                    if x["reason"] in ("no_rule_matched", "suitability_gate"))
+        item = _plain_refusals(env)[0]
         approve = ("review", "approve", str(item["id"]), "--team", "uk_retail", "--rep",
                    "ellie", *cfg)
         once = leadgate(*approve, "--officer", "cco-marta", "--token", _token(env, "cco-marta"))
@@ -828,6 +824,14 @@ def test_an_approval_counts_toward_the_reps_day(tmp_path: Path) -> None:
         check_invariants(env, "salesforce")
     finally:
         env.sb.stop()
+
+
+def _plain_refusals(env: Any) -> list[dict[str, Any]]:
+    """Sync Salesforce, and return the open refusals an officer can approve to uk_retail
+    without overriding a licence check or a screening hit (no rule matched, a gate)."""
+    assert sync_run(env, "salesforce").returncode == 0
+    items = json.loads(leadgate("review", "list", "--json", "--config", str(env.config)).stdout)
+    return [x for x in items if x["reason"] in ("no_rule_matched", "suitability_gate")]
 
 
 def _day_count(engine: sa.Engine, rep: str) -> int:
@@ -861,9 +865,7 @@ def test_an_action_on_a_lead_a_person_took_meanwhile_is_not_written_and_reopens_
     env = start_env(tmp_path, leads=120)
     try:
         cfg = ("--config", str(env.config))
-        assert sync_run(env, "salesforce").returncode == 0
-        items = [x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
-                 if x["reason"] in ("no_rule_matched", "suitability_gate")]
+        items = _plain_refusals(env)
         item, other = items[0], items[1]
         taker = "0058d00000Nw013AAB"  # a sales rep took the leads in the CRM
         for x in (item, other):
@@ -909,10 +911,7 @@ def test_a_retried_approval_that_meets_a_person_reopens_the_item_too(tmp_path: P
     rep's day used, the lead with that person and nobody told."""
     env = start_env(tmp_path, leads=120)
     try:
-        cfg = ("--config", str(env.config))
-        assert sync_run(env, "salesforce").returncode == 0
-        item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
-                    if x["reason"] in ("no_rule_matched", "suitability_gate"))
+        item = _plain_refusals(env)[0]
         tokens = {o: _token(env, o) for o in ("cco-marta", "mlro-kwame")}
         engine = env.engine()
         before = _day_count(engine, "ellie")
@@ -948,12 +947,9 @@ def test_an_approval_to_an_unavailable_rep_is_refused_and_no_note_reaches_the_cr
     written on the CRM record, where sales read it."""
     env = start_env(tmp_path, leads=120)
     try:
-        cfg = ("--config", str(env.config))
         teams = (env.folder / "policy" / "20-teams-uk.yaml").read_text()
         assert "available: false" in teams[teams.index("id: carol"):][:400]
-        assert sync_run(env, "salesforce").returncode == 0
-        item = next(x for x in json.loads(leadgate("review", "list", "--json", *cfg).stdout)
-                    if x["reason"] in ("no_rule_matched", "suitability_gate"))
+        item = _plain_refusals(env)[0]
         tokens = {o: _token(env, o) for o in ("cco-marta", "mlro-kwame")}
         note = ("--note", "cleared: namesake, DOB differs")
         away = _approve_to(env, item, "carol", tokens, *note)
