@@ -205,8 +205,8 @@ def review() -> None:
 def review_list(config: str | None, show_all: bool, reasons: tuple[str, ...],
                 source: str | None, as_json: bool) -> None:
     """Refused leads and cooling-off violations waiting for an officer, oldest first: id, age,
-    lead, reason, status, the lead's jurisdiction / customer type / product, and the first
-    approval of an item waiting for its second officer. Open the lead in the CRM."""
+    lead, reason, status, decision id, the lead's jurisdiction / customer type / product, and
+    the first approval of an item waiting for its second officer. Open the lead in the CRM."""
     from sync import review as rv
 
     items = rv.list_items(config, show_all=show_all, reasons=reasons, source=source)
@@ -219,7 +219,7 @@ def review_list(config: str | None, show_all: bool, reasons: tuple[str, ...],
         return
     now = datetime.now(UTC)
     click.echo(f"{'id':>6}  {'age':>4}  {'lead':<32} {'kind':<9} {'reason':<24} "
-               f"{'status':<24} jurisdiction / customer type / product")
+               f"{'status':<24} {'decision':<26}  jurisdiction / customer type / product")
     for it in items:
         facts = it["lead"]
         what = " / ".join(str(facts.get(k) or "-") for k in
@@ -230,7 +230,8 @@ def review_list(config: str | None, show_all: bool, reasons: tuple[str, ...],
                 if first else "")
         click.echo(f"{it['id']:>6}  {_age(now, it['created_at']):>4}  "
                    f"{it['source'] + ':' + it['record_id']:<32} {it['kind']:<9} "
-                   f"{it['reason']:<24} {it['status']:<24} {what}{then}")
+                   f"{it['reason']:<24} {it['status']:<24} {it['decision_id']:<26}  "
+                   f"{what}{then}")
     click.echo(f"{len(items)} item(s)")
 
 
