@@ -35,5 +35,9 @@ def test_stored_decision_keeps_what_review_reads() -> None:
     stored = stored_decision(_payload())
     assert stored["teams_considered"] == [{"team": "t", "eligible": True}]
     assert stored["rule"] == "r1" and stored["full"] == "ledger"
-    assert "screening" not in stored and "rules_tried" not in stored and "lead" not in stored
-    assert set(stored) <= set(STORED_KEYS) | {"rule", "full"}
+    assert "screening" not in stored and "rules_tried" not in stored
+    # a refusal keeps its lead summary (ids and routing facts): `review list` shows it
+    assert stored["lead"] == {"id": "L1"}
+    assert set(stored) <= set(STORED_KEYS) | {"rule", "full", "lead"}
+    assigned = stored_decision({**_payload(), "outcome": "assigned", "reason": None})
+    assert "lead" not in assigned  # an assignment's stays in the ledger only
