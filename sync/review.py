@@ -47,6 +47,7 @@ from routing_core.policy.model import Member, Policy, Team
 from sync.context import Context, config_path, existing_policy, open_context
 from sync.rotation_db import count_assignment
 from sync.state import (
+    CONFLICT,
     PENDING,
     dumps,
     loads,
@@ -280,12 +281,9 @@ def list_items(config: str | None, *, show_all: bool = False,
     ctx = open_context(config, migrate=False)
     try:
         d = sync_decisions.c
-        outcome = sa.select(d.outcome).where(
-            d.decision_id == sync_review_queue.c.decision_id).scalar_subquery()
-        decision = sa.select(d.decision).where(
-            d.decision_id == sync_review_queue.c.decision_id).scalar_subquery()
-        query = sa.select(sync_review_queue, outcome.label("outcome"),
-                          decision.label("decision")).order_by(sync_review_queue.c.id)
+        query = sa.select(sync_review_queue, d.outcome, d.decision).outerjoin(
+            sync_decisions, d.decision_id == sync_review_queue.c.decision_id
+        ).order_by(sync_review_queue.c.id)
         if not show_all:
             query = query.where(sync_review_queue.c.status.in_(OPEN_STATUSES))
         if reasons:
@@ -636,7 +634,8 @@ def _cooling_off_of_approval(ctx: Context, lead: Lead, refused: dict[str, Any],
 def _lead_now(row: Any, source_cfg: Any) -> Lead:
     """The review item's lead, read from the CRM and normalised as a sync run would: the
     licence checks and the cooling-off of an approval are made on it. Fail closed: a lead that
-    cannot be read or normalised cannot be approved (LeadgateError: no action is recorded, only the refused attempt)."""
+    cannot be read or normalised cannot be approved (LeadgateError: no action is recorded,
+    only the refused attempt)."""
     from connectors import open_connector
 
     where = f"review item {row.id}"
@@ -742,9 +741,6 @@ class NotWritten(LeadgateError):
     """An officer's action was recorded but the CRM record was not written (exit 1)."""
 
     exit_code = 1
-
-
-CONFLICT = "conflict"
 
 
 def _not_written(row: Any, status: str) -> NotWritten:
