@@ -144,7 +144,7 @@ def _reopen_review_items(conn: sa.Connection, conflicted: dict[str, str | None]
     in the next digest again), the rep's day count is given back, and a `review_action` entry
     `reopen_not_written` says so. The item waits for an officer; the job does not re-evaluate
     it."""
-    d = sync_decisions.c
+    d, queue, counts = sync_decisions.c, sync_review_queue.c, sync_daily_counts.c
     rows = [r for chunk in in_lists(conn, list(conflicted)) for r in conn.execute(
         sa.select(d.decision_id, d.source, d.record_id, d.decision)
         .where(d.decision_id.in_(chunk), d.cause == "review"))]
@@ -153,14 +153,12 @@ def _reopen_review_items(conn: sa.Connection, conflicted: dict[str, str | None]
         action = loads(row.decision) or {}
         if action.get("action") not in ("approve", "reject") or action.get("item") is None:
             continue
-        queue = sync_review_queue.c
         conn.execute(sa.update(sync_review_queue)
                      .where(queue.id == action["item"],
                             queue.status.in_(("approved", "rejected")))
                      .values(status="open", approvals=dumps([]), resolved_at=None,
                              resolved_by=None, notified=False))
         if action.get("action") == "approve" and action.get("rep_day"):
-            counts = sync_daily_counts.c
             conn.execute(sa.update(sync_daily_counts)
                          .where(counts.rep_id == action.get("rep"),
                                 counts.day == action["rep_day"], counts.count > 0)
