@@ -13,7 +13,7 @@ from audit.crypto import b64, unb64
 from audit.errors import LedgerError, VerificationFailed
 from audit.export import CSV_COLUMNS, ENTRIES_CSV, ENTRIES_JSONL, FORMAT
 from audit.keys import fingerprint
-from audit.merkle import Tree, verify_consistency, verify_inclusion
+from audit.merkle import Tree, leaf_hash, verify_consistency, verify_inclusion
 from audit.signing import SignedCheckpoint, parse_checkpoint_file, verify_signature
 from audit.verify import ChainVerifier, Report, fail
 
@@ -111,11 +111,15 @@ def verify_bundle(folder: Path, *, prior_checkpoint: bytes | None = None) -> Rep
             f"{str(exc)[:120]}): a file was corrupted or edited", where=str(folder)) from exc
 
 
+def _file_digests(manifest: dict[str, Any]) -> dict[str, str]:
+    """The manifest's {file: sha256}."""
+    return {str(name): str(want["sha256"]) for name, want in manifest["files"].items()}
+
+
 def _listed_files(folder: Path) -> dict[str, str] | None:
-    """The manifest's {file: sha256}, or None when the manifest cannot be read as such."""
+    """The manifest's {file: sha256} read from disk, or None when it cannot be read as such."""
     try:
-        listed = json.loads((folder / "manifest.json").read_bytes())["files"]
-        return {str(name): str(want["sha256"]) for name, want in listed.items()}
+        return _file_digests(json.loads((folder / "manifest.json").read_bytes()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -202,8 +206,7 @@ def _verify_bundle(folder: Path, *, prior_checkpoint: bytes | None) -> Report:
         raise fail(f"the bundle holds {len(entries)} entries but its signed manifest lists "
                    f"{manifest['entries']}: entries were removed or added after export")
     _check_selection(manifest, entries)
-    changed = _changed_files(folder, {name: want["sha256"]
-                                      for name, want in manifest["files"].items()})
+    changed = _changed_files(folder, _file_digests(manifest))
     if changed:
         raise VerificationFailed("the file was changed after export (digest differs from "
                                  "the signed manifest)", where=str(folder / changed[0]))
@@ -246,9 +249,7 @@ def _check_selection(manifest: dict[str, Any],
                        f"(from {lo}, to {hi}, subject {subject})", seq)
 
     def end(entry: tuple[int, bytes, dict[str, Any]] | None) -> dict[str, Any] | None:
-        if entry is None:
-            return None
-        return {"hash": hashlib.sha256(b"\x00" + entry[1]).hexdigest(), "seq": entry[0]}
+        return None if entry is None else {"hash": leaf_hash(entry[1]).hex(), "seq": entry[0]}
 
     if manifest["first"] != end(entries[0] if entries else None) or manifest["last"] != end(
             entries[-1] if entries else None):
