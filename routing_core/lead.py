@@ -230,38 +230,38 @@ def _money(value: Any, problems: list[str]) -> Money | None:
     if not _MONEY_KEYS.issuperset(value):
         unknown = sorted(set(value) - _MONEY_KEYS, key=str)  # keys may be 1 or None (YAML)
         problems.append(f"investable_assets: unknown keys {unknown}")
-    amount: Decimal | None = None
     raw_amount = value.get("amount")
-    if raw_amount is None or (isinstance(raw_amount, str) and not raw_amount.strip()):
-        # A currency alone says nothing of the lead's assets: a multi-currency Salesforce org
-        # sets CurrencyIsoCode on every record. The assets are unknown, and every condition
-        # on them is false (policy-spec "Conditions"); a currency that is no code is still a
-        # mapping error worth naming.
-        given = value.get("currency")
-        if given is not None and str(given).strip() and (
-                not isinstance(given, str) or given.strip().lower() not in _currency_codes()):
-            problems.append(f"investable_assets.currency: {given!r} is not an ISO 4217 code")
-        return None
-    if isinstance(raw_amount, bool) or _text(raw_amount) is None:
-        problems.append(f"investable_assets.amount: {raw_amount!r} is not a number")
-    else:
-        try:
-            amount = Decimal(str(raw_amount).strip().replace(",", ""))
-            if not amount.is_finite() or amount < 0:
-                problems.append(f"investable_assets.amount: {raw_amount!r} is not a "
-                                "non-negative number")
-                amount = None
-        except InvalidOperation:
-            problems.append(f"investable_assets.amount: {raw_amount!r} is not a number")
+    # A currency alone says nothing of the lead's assets: a multi-currency Salesforce org sets
+    # CurrencyIsoCode on every record. Without an amount the assets are unknown, and every
+    # condition on them is false (policy-spec "Conditions"); a currency that is no code is
+    # still a mapping error worth naming.
+    no_amount = raw_amount is None or (isinstance(raw_amount, str) and not raw_amount.strip())
+    amount = None if no_amount else _amount(raw_amount, problems)
     currency = (_text(value.get("currency")) or "").upper()
     if not currency:
-        problems.append("investable_assets.currency: missing (ISO 4217 code such as GBP)")
+        if not no_amount:
+            problems.append("investable_assets.currency: missing (ISO 4217 code such as GBP)")
     elif currency.lower() not in _currency_codes():
         problems.append(f"investable_assets.currency: {currency!r} is not an ISO 4217 code")
         currency = ""
     if amount is None or not currency:
         return None
     return Money(amount=amount, currency=currency)
+
+
+def _amount(raw: Any, problems: list[str]) -> Decimal | None:
+    if isinstance(raw, bool) or _text(raw) is None:
+        problems.append(f"investable_assets.amount: {raw!r} is not a number")
+        return None
+    try:
+        amount = Decimal(str(raw).strip().replace(",", ""))
+    except InvalidOperation:
+        problems.append(f"investable_assets.amount: {raw!r} is not a number")
+        return None
+    if not amount.is_finite() or amount < 0:
+        problems.append(f"investable_assets.amount: {raw!r} is not a non-negative number")
+        return None
+    return amount
 
 
 def _customer_type(value: Any, problems: list[str]) -> str | None:
