@@ -155,7 +155,7 @@ def decide(lead: Lead, policy: Policy, *, at: datetime, rotation: RotationState,
         return _refuse(decision, "no_rule_matched", "no rule's conditions hold for this lead")
 
     day = at.astimezone(policy.tz).date()  # caps count in the policy's day
-    days = licence_days(at, policy, lead)
+    days = licence_days(at, day, lead)
     open_teams = []   # (team, availability, licence) with authority and a rep who can take it
     authorised = 0
     for team_id in rule.route_to:

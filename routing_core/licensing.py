@@ -42,8 +42,8 @@ def _gap(lic: License, lead: Lead) -> str | None:
 Days = tuple[date, date]
 
 
-def licence_days(at: datetime, policy: Policy, lead: Lead) -> Days:
-    here = at.astimezone(policy.tz).date()
+def licence_days(at: datetime, here: date, lead: Lead) -> Days:
+    """`here` is the policy's day at `at` (the caller has it already, for caps)."""
     if not lead.timezone:  # the lead's zone is unknown: the policy's day alone
         return here, here
     there = at.astimezone(ZoneInfo(lead.timezone)).date()

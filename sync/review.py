@@ -40,7 +40,7 @@ from connectors.config import Config
 from routing_core.decision import iso, json_safe, rules_json
 from routing_core.errors import LeadgateError
 from routing_core.lead import Lead
-from routing_core.licensing import licence_days, rep_licence, team_authority
+from routing_core.licensing import Days, licence_days, rep_licence, team_authority
 from routing_core.outreach import select_cooling_off
 from routing_core.policy.conditions import Facts
 from routing_core.policy.model import Member, Policy, Team
@@ -423,11 +423,10 @@ def _screening_now(policy: Policy, lead: Lead, row: Any,
 
 
 def _authority(policy: Policy, team: Team, member: Member, lead: Lead,
-               at: datetime) -> dict[str, Any]:
+               days: Days) -> dict[str, Any]:
     """The licence checks the routing core makes, made again for the officer's choice on the
     lead as the CRM holds it now: the team's licence and, where the team requires one, the
     rep's own. Any gap makes the approval an override of a failed licence check."""
-    days = licence_days(at, policy, lead)
     licence, why = team_authority(team, lead, days, policy)
     out: dict[str, Any] = {"team_licence": licence.id if licence else None, "team_why": why,
                            "rep_available": member.available}
@@ -517,7 +516,8 @@ def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
     lead = _lead_now(row, source_cfg)
     screening = _screening_now(ctx.policy, lead, row, refused_hits)
     day = now.astimezone(ctx.policy.tz).date()  # the policy's day: caps
-    authority = _authority(ctx.policy, teams[team], member, lead, now)
+    authority = _authority(ctx.policy, teams[team], member, lead,
+                           licence_days(now, day, lead))
     override = row.reason in LICENCE_REASONS or not authority["licensed"]
     screening_set_aside = row.reason in SCREENING_REASONS
     four_eyes = bool(ctx.policy.review.four_eyes_for_overrides) and (
