@@ -307,8 +307,10 @@ def explain_cmd(database_url: str | None, config_path: str, subject: str,
 @URL_OPTION
 @CONFIG_OPTION
 @KEY_OPTION
-@click.option("--from", "start", default=None, help="First day (YYYY-MM-DD) or time (RFC 3339 with offset), inclusive.")
-@click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD) or time (RFC 3339 with offset), inclusive.")
+@click.option("--from", "start", default=None,
+              help="First day (YYYY-MM-DD) or time (RFC 3339 with offset), inclusive.")
+@click.option("--to", "end", default=None,
+              help="Last day (YYYY-MM-DD) or time (RFC 3339 with offset), inclusive.")
 @click.option("--subject", default=None, help="Only entries about this source:record_id.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True)

@@ -175,7 +175,8 @@ def _variants(spelling: str, rng: random.Random) -> list[str]:
     words = spelling.replace(",", " ").split()
     if not words:
         return []
-    out = [spelling, " ".join(reversed(words)), spelling.upper(), spelling[:-1], disguised(spelling),
+    out = [spelling, " ".join(reversed(words)), spelling.upper(), spelling[:-1],
+           disguised(spelling),
            spelling + " " + rng.choice(["Jones", "Smith", "Ltd"]), words[0] + " Smith"]
     if len(words) > 2:
         out += [" ".join(words[:2]), " ".join(words[1:]), words[0] + " " + words[-1]]
