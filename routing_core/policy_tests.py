@@ -18,6 +18,7 @@ from typing import Any
 from routing_core.decision import Decision
 from routing_core.engine import decide, refuse_invalid
 from routing_core.lead import InvalidLead, parse_lead
+from routing_core.policy.conditions import SCREENING_CHECKS
 from routing_core.policy.model import Policy
 from routing_core.rotation import InMemoryRotationState
 from routing_core.screening import NullScreener, Screener, ScreeningResult, StaticScreener
@@ -36,12 +37,12 @@ def _screener(spec: Any) -> Screener:
         return NullScreener()
     if spec == "unavailable":
         return StaticScreener(unavailable=True)
-    checks = ("sanctions", "pep", "blocklist")
-    if not isinstance(spec, Mapping) or any(
-            check not in checks or not isinstance(hit, bool) for check, hit in spec.items()):
+    if not isinstance(spec, Mapping) or any(check not in SCREENING_CHECKS
+                                            or not isinstance(hit, bool)
+                                            for check, hit in spec.items()):
         # a misspelt check or "false" in quotes would simulate something else than written
-        raise BadTestSetup("screening: expected {sanctions|pep|blocklist: true|false} or "
-                             "'unavailable'")
+        raise BadTestSetup(f"screening: expected {{{'|'.join(SCREENING_CHECKS)}: true|false}} "
+                           "or 'unavailable'")
     results = [ScreeningResult(check, "policy-test", None, hit, 1.0 if hit else 0.0)
                for check, hit in spec.items()]
     return StaticScreener(results)

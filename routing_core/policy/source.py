@@ -145,9 +145,9 @@ def policy_files(path: Path) -> list[Path]:
     if path.is_dir():
         # Fail closed: a file skipped for the case of its suffix (40-gates.YAML) or its place
         # (gates/uk.yaml) would be a policy loaded without its gates, and no error.
-        files = sorted((p for p in path.iterdir() if _is_yaml(p) and p.is_file()),
-                       key=lambda p: p.name)
-        folders = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        entries = list(path.iterdir())
+        files = sorted((p for p in entries if _is_yaml(p) and p.is_file()), key=lambda p: p.name)
+        folders = [d for d in entries if d.is_dir() and not d.name.startswith(".")]
         nested = sorted(str(f.relative_to(path)) for d in folders for f in d.rglob("*")
                         if _is_yaml(f))
         if nested:
