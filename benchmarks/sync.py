@@ -76,7 +76,8 @@ def bare_worker(args: argparse.Namespace) -> None:
         "Email, Phone, Company, Country, State, PostalCode, Customer_Type__c, "
         "Product_Interest__c, Investable_Assets__c, CurrencyIsoCode, Appropriateness__c, "
         "Phone_Consent__c, Email_Consent__c, First_Contact__c FROM Lead WHERE OwnerId = {} "
-        "AND LeadGate_Status__c = null ORDER BY SystemModstamp, Id", queue)
+        "AND LeadGate_Status__c = null AND IsConverted = false ORDER BY SystemModstamp, Id",
+        queue)
     done = 0
     batch: list[dict[str, Any]] = []
 

@@ -9,7 +9,7 @@ from typing import Any
 from connectors.base import Outcome, WriteResult
 from connectors.mapping import iso_z, parse_crm_time
 
-GONE = "the record no longer exists in the CRM (deleted or merged)"
+GONE = "the record is no longer an open lead in the CRM (deleted, merged or converted)"
 CHANGED = "the record was changed in the CRM after leadgate read it; not written, decided again"
 
 

@@ -780,5 +780,5 @@ def _write(ctx: Context, source: str, crm: str, items: list[ToWrite]) -> str:
     if rec.conflicts:
         return f"{CONFLICT} ({results[0].message})"
     if rec.gone:
-        return "not made: the record is gone from the CRM (deleted or merged)"
+        return "not made: the record is gone from the CRM (deleted, merged or converted)"
     return f"failed, retried by the next sync run ({results[0].message})"

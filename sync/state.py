@@ -28,7 +28,7 @@ PENDING = "pending"
 OK = "ok"
 ERROR = "error"
 CONFLICT = "conflict"
-GONE = "gone"  # the record no longer exists in the CRM (deleted or merged): final
+GONE = "gone"  # the record no longer exists in the CRM (deleted, merged or converted): final
 # the record was edited between leadgate's read and its write: not written, final; the job
 # reads it again and decides it anew (episode "changed:<this decision id>")
 CHANGED = "changed"
@@ -132,7 +132,7 @@ sync_review_queue = sa.Table(
     sa.Column("reason", sa.String(60), nullable=False),
     sa.Column("transient", sa.Boolean, nullable=False),
     # open | awaiting_second_officer | approved | rejected | superseded | resolved (a
-    # cooling-off violation closed by an officer) | gone (the record was deleted in the CRM)
+    # cooling-off violation closed by an officer) | gone (the record was deleted, merged or converted in the CRM)
     sa.Column("status", sa.String(30), nullable=False),
     sa.Column("lead_input", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

@@ -36,7 +36,7 @@ class RunSummary:
     written: int = 0
     write_errors: int = 0
     conflicts: int = 0
-    gone: int = 0  # records deleted or merged in the CRM before their write-back: not retried
+    gone: int = 0  # records deleted, merged or converted in the CRM before their write-back: not retried
     changed: int = 0  # records edited in the CRM between read and write: not written, decided again
     violations: int = 0  # cooling-off violations reported by this run (sync/violations.py)
     api_calls: int = 0
@@ -116,7 +116,7 @@ class RunSummary:
                 lines.append(f"    failed {item['record_id']}: {item['message']}")
             if self.gone:
                 lines.append(f"  gone from the CRM before their write-back: {self.gone} "
-                             "(deleted or merged; recorded, not retried)")
+                             "(deleted, merged or converted; recorded, not retried)")
             if self.changed:
                 lines.append(f"  changed in the CRM after they were read: {self.changed} "
                              "(not written; read again and decided anew)")

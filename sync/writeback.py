@@ -4,7 +4,7 @@ The connector batches to the CRM's limits and retries transient errors itself; w
 back (ok, a per-record error, a conflict with a person's concurrent change) is recorded per lead:
 a `writeback` ledger entry and the decision's write-back status, in one write transaction.
 Leads whose write failed stay `error` and are retried, with the same decision, by later runs.
-A record gone from the CRM (deleted or merged) is final: its open review item closes with it.
+A record gone from the CRM (deleted, merged or converted) is final: its open review item closes with it.
 A record changed in the CRM since it was read is not written (final): the job decides it again.
 """
 
@@ -43,7 +43,7 @@ class WriteBackResult:
     ok: int = 0
     errors: int = 0
     conflicts: int = 0
-    gone: int = 0  # records deleted or merged in the CRM since they were read
+    gone: int = 0  # records deleted, merged or converted in the CRM since they were read
     changed: int = 0  # records edited in the CRM since they were read: decided again
     retried: int = 0
     failed: list[dict[str, Any]] = field(default_factory=list)  # ids and messages only
@@ -118,7 +118,8 @@ def record(engine: sa.Engine, ledger: Ledger, source: str, crm: str, run_id: str
         _set_writeback_status(conn, updates, now)
         # A refusal not to be acted on: the record is gone, or was changed and is decided
         # again from what the CRM holds now (never re-evaluated from the copy read before).
-        for status, closed, by in ((GONE, "gone", "deleted in the CRM"),
+        for status, closed, by in ((GONE, "gone", "gone from the CRM (deleted, merged or "
+                                                  "converted)"),
                                    (CHANGED, "superseded", "changed in the CRM before its "
                                                            "write-back; decided again")):
             ended = [u["d_id"] for u in updates if u["st"] == status]

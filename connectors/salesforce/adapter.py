@@ -506,7 +506,7 @@ class SalesforceConnector:
             f"{e.get('statusCode', '')}: {e.get('message', '')}"
             + (f" ({', '.join(e['fields'])})" if e.get("fields") else "") for e in errors
         ) or "Salesforce reported failure without a reason"
-        if codes == ["ENTITY_IS_DELETED"]:
+        if codes in (["ENTITY_IS_DELETED"], ["CANNOT_UPDATE_CONVERTED_LEAD"]):
             return WriteResult(record_id, "gone", writeback.GONE)
         return WriteResult(record_id, "error", message,
                            retryable=any(code in RETRYABLE_RECORD_CODES for code in codes))

@@ -52,6 +52,12 @@ def select(fields: Sequence[str], sobject: str) -> str:
     return f"SELECT {columns} FROM {name(sobject)}"  # noqa: S608
 
 
+def open_records(sobject: str) -> list[str]:
+    """Conditions that keep out records no longer open: a converted Lead stays queryable but
+    read-only (an update fails with CANNOT_UPDATE_CONVERTED_LEAD) and is past routing."""
+    return ["IsConverted = false"] if sobject.lower() == "lead" else []
+
+
 def pull_query(*, fields: Sequence[str], sobject: str, intake_queue_id: str,
                unstamped_field: str, after: Cursor | None, overlap: timedelta) -> str:
     """Intake records changed after the cursor, oldest first, ties broken by Id.
@@ -60,7 +66,8 @@ def pull_query(*, fields: Sequence[str], sobject: str, intake_queue_id: str,
     late commit stamped just before the cursor are read again; the sync job's idempotency key
     makes that harmless). Without one, the (SystemModstamp, Id) pair is compared strictly.
     """
-    where = [f"OwnerId = {literal(intake_queue_id)}", f"{name(unstamped_field)} = null"]
+    where = [f"OwnerId = {literal(intake_queue_id)}", f"{name(unstamped_field)} = null",
+             *open_records(sobject)]
     if after is not None:
         if overlap > timedelta(0):
             where.append(f"SystemModstamp >= {when(after.modstamp - overlap)}")
@@ -82,7 +89,9 @@ def watch_query(*, sobject: str, stage_field: str, decision_field: str, not_befo
 
 
 def by_ids_query(*, fields: Sequence[str], sobject: str, ids: Iterable[str]) -> str:
-    return f"{select(fields, sobject)} WHERE Id IN {in_list(ids)}"
+    """These records while still open: a converted lead reads as gone."""
+    where = " AND ".join([f"Id IN {in_list(ids)}", *open_records(sobject)])
+    return f"{select(fields, sobject)} WHERE {where}"
 
 
 def queues_query(names: Iterable[str]) -> str:

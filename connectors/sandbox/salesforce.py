@@ -699,6 +699,9 @@ class SalesforceApp:
         if locked:
             return [_rec_err("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this "
                              f"record or 1 records: {self.store.leads.id_of(i)}", [])]
+        if i >= 0 and self.store.leads.get(i, "IsConverted"):
+            return [_rec_err("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead",
+                             [])]
         lead_fields = self.store.leads.fields
         ro = [n for n in fields if not lead_fields[n.lower()].updateable]
         if ro:

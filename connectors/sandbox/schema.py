@@ -67,6 +67,7 @@ LEAD_FIELDS: tuple[SfField, ...] = (
     _f("Country", "string", "Country", length=80),
     _f("LeadSource", "picklist", "Lead Source", picklist=LEAD_SOURCES),
     _f("Status", "picklist", "Lead Status", picklist=LEAD_STATUSES, nillable=False),
+    _f("IsConverted", "boolean", "Converted", updateable=False, nillable=False),
     _f("OwnerId", "reference", "Owner ID", nillable=False, reference_to=("Group", "User")),
     _f("CreatedDate", "datetime", "Created Date", updateable=False, nillable=False),
     _f("LastModifiedDate", "datetime", "Last Modified Date", updateable=False, nillable=False),

@@ -147,7 +147,7 @@ class Store:
                  "OwnerId": [intake if h % 100 < 85 else rep_ids[(h >> 8) % n_reps] for h in h1],
                  "Status": ["Open - Not Contacted" if h % 100 < 85 else "Working - Contacted"
                             for h in h1],
-                 "LeadGate_Status__c": [None] * n},
+                 "IsConverted": [False] * n, "LeadGate_Status__c": [None] * n},
             cold=cold, id_of=lambda i: sf_id("00Q", i),
             index_of=lambda s: sf_id_number(s, "00Q"), id_field="Id",
             modstamp_field="SystemModstamp", base_ms=created,
@@ -262,7 +262,7 @@ class Store:
         with self.lock:
             t = self.stamp(seconds=True)
             row = {"OwnerId": self.intake_queue_id, "Status": "Open - Not Contacted",
-                   "LeadGate_Status__c": None, "Phone_Consent__c": False,
+                   "IsConverted": False, "LeadGate_Status__c": None, "Phone_Consent__c": False,
                    "Email_Consent__c": False, **values,
                    "CreatedDate": t, "LastModifiedDate": t, "SystemModstamp": t}
             i = self.leads.append(row)
@@ -365,6 +365,17 @@ class Store:
                 self.contacts.set(i, {**values, "lastmodifieddate": self.stamp(seconds=False)})
                 table = self.contacts
             self.record_change(crm, table.id_of(i), "person:Rita Revops", sorted(values))
+
+    def person_converts(self, i: int) -> None:
+        """A rep converts a Salesforce lead (into an account and contact): the lead stays,
+        read-only, with its owner unchanged (a queue's lead converts with a user named for the
+        new records), and no longer an open lead."""
+        with self.lock:
+            t = self.stamp(seconds=True)
+            self.leads.set(i, {"IsConverted": True, "Status": "Closed - Converted",
+                               "SystemModstamp": t, "LastModifiedDate": t})
+            self.record_change("salesforce", self.leads.id_of(i), "person:Rita Revops",
+                               ["IsConverted", "Status"])
 
     def person_deletes(self, crm: str, i: int) -> None:
         """RevOps deletes a record (or merges it into a duplicate): it is gone from the CRM."""

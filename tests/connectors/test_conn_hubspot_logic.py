@@ -189,7 +189,7 @@ def test_207_errors_and_conflicts_are_per_record_results(portal: FakePortal) -> 
     assert results["3"].status == "conflict"
     assert results["4"].status == "error" and "VALIDATION_ERROR" in results["4"].message
     assert results["5"].status == "error" and "not a HubSpot owner" in results["5"].message
-    assert results["404"].status == "gone" and "no longer exists" in results["404"].message
+    assert results["404"].status == "gone" and "no longer an open lead" in results["404"].message
     assert portal.reads == 1 and len(portal.updates) == 1
     assert {i["id"] for i in portal.updates[0]} == {"1", "2", "4"}
     assert portal.contacts["1"]["leadgate_status"] == "assigned"

@@ -220,6 +220,18 @@ def test_soql_injection_through_config_and_record_values_is_inert(org: FakeOrg) 
     assert not any("SELECT Id FROM Users" in q for q in org.queries)
 
 
+def test_converted_leads_are_left_out_of_every_lead_read() -> None:
+    # a converted Lead is read-only (CANNOT_UPDATE_CONVERTED_LEAD): not intake, and gone to the
+    # re-reads; a custom object has no IsConverted field to name
+    for sobject, expected in (("Lead", True), ("lead", True), ("Enquiry__c", False)):
+        pull = soql.pull_query(fields=["Id"], sobject=sobject, intake_queue_id="00G",
+                               unstamped_field="LeadGate_Status__c", after=None,
+                               overlap=timedelta(0))
+        by_ids = soql.by_ids_query(fields=["Id"], sobject=sobject, ids=["00Q1"])
+        assert ("AND IsConverted = false" in pull) is expected, pull
+        assert ("AND IsConverted = false" in by_ids) is expected, by_ids
+
+
 # ---------------------------------------------------------------- write-back
 
 

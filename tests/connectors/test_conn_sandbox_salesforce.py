@@ -245,7 +245,7 @@ def test_soql_values_cannot_inject(sandbox: Any) -> None:
     crm = open_connector(sf_source(sb), source="sf")
     [result] = crm.write_back([Outcome("x' OR Id != '", "d", "assigned", rep(sb), None, "1",
                                        expected_owner=sb.salesforce_intake_queue_id)])
-    assert result.status == "gone" and "no longer exists" in result.message
+    assert result.status == "gone" and "no longer an open lead" in result.message
 
 
 def test_install_is_idempotent_and_connect_reports_mismatches(sandbox: Any) -> None:

@@ -74,7 +74,8 @@ def test_a_record_deleted_before_its_write_back_is_gone_not_retried(
                                     str(env.config)).stdout)
         closed = {i["record_id"]: (i["status"], i["resolved_by"]) for i in items
                   if i["record_id"] in deleted}
-        assert len(closed) == 2 and set(closed.values()) == {("gone", "deleted in the CRM")}
+        assert len(closed) == 2 and set(closed.values()) == {
+            ("gone", "gone from the CRM (deleted, merged or converted)")}
         status = leadgate("sync", "status", "--config", str(env.config))
         assert "write-backs to retry: 0" in status.stdout, status.stdout
         check_invariants(env, crm, indices=env.intake[crm] - indices)
