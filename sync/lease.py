@@ -2,24 +2,38 @@
 
 A run holds its lease by heartbeating (renewing `expires_at`); a run that dies stops
 heartbeating and the next run takes the lease over once it has expired, or at once when the
-holder ran on the same host and its process is gone (cron on one machine after a crash). Taking and renewing are
+holder's process is provably gone (cron on one machine after a crash). Taking and renewing are
 single conditional UPDATE/INSERT statements, so two runs starting at once cannot both win, on
-SQLite or PostgreSQL.
+SQLite or PostgreSQL. Times are the database's clock, not each worker's: workers whose clocks
+disagree still agree on when a lease expires.
+
+A run also *fences* its work with the lease (`hold`): the write-ahead of each page and each
+cursor move renew the lease in their own transaction and fail with `LeaseLost` when another
+run holds it, so a run that stalled past its lease (suspended, paused by a debugger, starved)
+cannot decide, or move the cursor, over the run that took it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from functools import cache
 
 import sqlalchemy as sa
 
+from audit.db import is_sqlite
+from routing_core.errors import LeadgateError
 from sync.state import sync_leases
 
 DEFAULT_TTL = 120.0  # seconds without a heartbeat before another run may take over
+
+
+class LeaseLost(LeadgateError):
+    """Another run took the lease over (ours expired): stop before doing more work."""
 
 
 @dataclass(frozen=True)
@@ -31,15 +45,41 @@ class LeaseHeld:
     expires_at: float
 
 
+def db_time(conn: sa.Connection) -> float:
+    """Now, in seconds since the epoch, by the database's clock (PostgreSQL's; a SQLite file
+    is on this machine, whose clock is the one all its writers share)."""
+    if is_sqlite(conn.engine):
+        return time.time()
+    return float(conn.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())"))
+                 .scalar_one())
+
+
+@cache
+def this_host() -> str | None:
+    """Where a process id means one process: the host name and its PID namespace on this boot.
+    Two containers sharing a host name (host networking) have different PID namespaces, two
+    machines cloned with one name different boots. None when /proc cannot tell."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    digest = hashlib.sha256(f"{boot}\n{namespace}".encode()).hexdigest()[:12]
+    return f"{socket.gethostname()}/{digest}"
+
+
 def default_holder(run_id: str) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+    return f"{this_host() or socket.gethostname()}:{os.getpid()}:{run_id}"
 
 
 def _dead_here(holder: str) -> bool:
-    """The holder ran on this host and its process no longer exists."""
+    """The holder ran where this process runs (same host, boot and PID namespace) and its
+    process no longer exists. Anything less certain waits for the lease to expire."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    here = this_host()
+    if here is None or host != here or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
@@ -76,10 +116,10 @@ class Lease:
 
     def acquire(self) -> LeaseHeld | None:
         """Take the lease; return None on success, or who holds it."""
-        now = time.time()
-        values = {"holder": self.holder, "run_id": self.run_id, "acquired_at": now,
-                  "heartbeat_at": now, "expires_at": now + self.ttl}
         with self.engine.begin() as conn:
+            now = db_time(conn)
+            values = {"holder": self.holder, "run_id": self.run_id, "acquired_at": now,
+                      "heartbeat_at": now, "expires_at": now + self.ttl}
             taken = conn.execute(
                 sa.update(sync_leases)
                 .where(sync_leases.c.name == self.name)
@@ -121,16 +161,31 @@ class Lease:
 
     def renew(self) -> bool:
         """Extend the lease; False when it was lost (expired and taken over)."""
-        now = time.time()
         with self.engine.begin() as conn:
-            renewed = conn.execute(
-                sa.update(sync_leases)
-                .where(sync_leases.c.name == self.name, sync_leases.c.holder == self.holder)
-                .values(heartbeat_at=now, expires_at=now + self.ttl)
-            ).rowcount
+            return self._renew(conn)
+
+    def _renew(self, conn: sa.Connection) -> bool:
+        now = db_time(conn)
+        renewed = conn.execute(
+            sa.update(sync_leases)
+            .where(sync_leases.c.name == self.name, sync_leases.c.holder == self.holder)
+            .values(heartbeat_at=now, expires_at=now + self.ttl)
+        ).rowcount
         if renewed != 1:
             self.lost = True
         return renewed == 1
+
+    def hold(self, conn: sa.Connection) -> None:
+        """Renew the lease inside `conn`'s transaction, or raise LeaseLost: what that
+        transaction commits is committed by the lease's holder. On PostgreSQL the renewal
+        locks the lease row until the commit, so no other run can take it meanwhile."""
+        if self.lost or not self._renew(conn):
+            raise self.lost_error()
+
+    def lost_error(self) -> LeaseLost:
+        return LeaseLost(f"the lease of {self.name} expired and another run took it; this run "
+                         "stopped (what it decided is written back by the run that holds it)",
+                         fix="raise --lease-ttl if runs stall this long")
 
     def start_heartbeat(self, every: float | None = None) -> None:
         interval = every if every is not None else max(self.ttl / 4, 0.5)
@@ -151,10 +206,13 @@ class Lease:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def release(self) -> None:
-        self.stop_heartbeat()
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.delete(sync_leases)
-                .where(sync_leases.c.name == self.name, sync_leases.c.holder == self.holder)
-            )
+    def release(self, conn: sa.Connection) -> bool:
+        """Give the lease up inside `conn`'s transaction (stop the heartbeat first); False when
+        it was not ours any more."""
+        released = conn.execute(
+            sa.delete(sync_leases)
+            .where(sync_leases.c.name == self.name, sync_leases.c.holder == self.holder)
+        ).rowcount
+        if released != 1:
+            self.lost = True
+        return released == 1

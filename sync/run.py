@@ -118,6 +118,7 @@ class SyncJob:
         self._pages = 0  # pages written back and recorded (the log's page numbers)
         self.outbox: Path | None = None
         self._working = False
+        self._lease: Lease | None = None  # held from acquire to release (none in a dry run)
         self._database_failed = False  # a failed run's cause (see _part_way)
         self._again_in_row = 0  # see GIVE_UP_AFTER
         self.write_chunk = 200  # outcomes per write_back call (build_job: connector.write_group)
@@ -171,7 +172,7 @@ class SyncJob:
                     self.summary.status = "partial" if self.summary.write_errors else "done"
             elif self.stop_requested:  # a CRM call given up on because the run is stopping
                 self.summary.status = "interrupted"
-            if not self._database_failed:
+            if not self._database_failed and not lease.lost:  # the run that holds it will
                 self._part_way(self._digest_and_checkpoint)
             status = self.summary.status
         finally:
@@ -179,6 +180,11 @@ class SyncJob:
             self.summary.seconds = time.monotonic() - started
             self._record_end(lease, status)
         return self.summary
+
+    def _hold(self, conn: sa.Connection) -> None:
+        """Fence what `conn` commits with the lease (LeaseLost when another run took it)."""
+        if self._lease is not None:
+            self._lease.hold(conn)
 
     def _part_way(self, step: Callable[[], None]) -> bool:
         """Run a step of a started run; False when it stopped part-way. An error then (the CRM
@@ -228,17 +234,20 @@ class SyncJob:
                 started_at=utcnow(), status="running"))
 
     def _record_end(self, lease: Lease, status: str) -> None:
+        lease.stop_heartbeat()
         try:
             with database_failures(self.engine):
                 with self.engine.begin() as conn:
+                    if not lease.release(conn) and status not in ("failed", "interrupted"):
+                        # taken over while this run worked: it did not finish the source's work
+                        status = self.summary.status = "failed"
+                        self.summary.error = str(lease.lost_error())
                     conn.execute(sa.update(sync_runs).where(sync_runs.c.run_id == self.run_id)
                                  .values(finished_at=utcnow(), status=status,
                                          summary=dumps(self.summary.to_json())))
-                lease.release()
         except DatabaseFailed:
             # The database is still gone: the run stays "running" in `sync status` until the
             # next run takes its lease over (at once on this host, else when it expires).
-            lease.stop_heartbeat()
             log.warning("%s: run %s: the database failed; its end is not recorded and its "
                         "lease expires in %.0f s", self.name, self.run_id, lease.ttl)
         s = self.summary
@@ -503,10 +512,12 @@ class SyncJob:
             return WriteAheadResult()
         if helper is None or ticket is None or helper.broken:
             result = write_ahead(self.engine, self.ledger, self.decider, cands,
-                                 run_id=self.run_id, dry_run=self.options.dry_run)
+                                 run_id=self.run_id, dry_run=self.options.dry_run,
+                                 fence=self._hold)
         else:
             result = write_ahead(self.engine, self.ledger, self.decider, cands,
-                                 run_id=self.run_id, ahead=helper.take(ticket), helped=True)
+                                 run_id=self.run_id, ahead=helper.take(ticket), helped=True,
+                                 fence=self._hold)
             if result.rotation_after is None:
                 self.summary.pages_decided_ahead += 1
                 self._again_in_row = 0
@@ -603,12 +614,11 @@ class SyncJob:
                  self._pages, sending.count, s.written - before[0], s.write_errors - before[1],
                  s.conflicts - before[2], "" if moved else "; the cursor stays before it")
         if moved:
-            # Everything on this page is decided and its outcome recorded: only now advance.
+            # Everything on this page is decided and its outcome recorded: only now advance,
+            # and only while the lease is ours (a run that took it over may be further on).
             with self.engine.begin() as conn:
+                self._hold(conn)
                 cursor.save(conn, self.name, self.source, sending.cursor.dumps(), self.run_id)
-            if getattr(self, "_lease", None) is not None and self._lease.lost:
-                raise LeaseLost(f"the lease of {self.name} expired and another run took it",
-                                fix="raise --lease-ttl if runs stall this long")
         self._report()
 
     # -- 4. cooling-off violations ---------------------------------------------------------
@@ -734,7 +744,4 @@ def _crm_unavailable(exc: LeadgateError) -> bool:
     """The CRM did not answer after every retry, or the run's API budget is spent."""
     return isinstance(exc, BudgetExhausted) or (isinstance(exc, CallFailed) and exc.retryable)
 
-
-class LeaseLost(LeadgateError):
-    """Another run took the lease over (ours expired): stop before doing more work."""
 

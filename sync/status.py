@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from audit.db import snapshot
+from sync.lease import db_time
 from sync.state import (
     COMPLETED,
     ERROR,
@@ -35,9 +35,9 @@ def gather(config: str | None) -> dict[str, Any]:
 
 
 def gather_from(engine: sa.Engine, sources: list[str]) -> dict[str, Any]:
-    now = time.time()
     out: dict[str, Any] = {"sources": {}}
     with snapshot(engine) as conn:  # one moment: a run ending mid-read shows once, consistently
+        now = db_time(conn)  # the clock the leases were written by
         for source in sources:
             cursors = [{"name": r.name, "cursor": loads(r.cursor), "updated_at": r.updated_at}
                        for r in conn.execute(sa.select(sync_cursors)

@@ -185,14 +185,16 @@ def _existing(conn: sa.Connection, source: str,
 
 def write_ahead(engine: sa.Engine, ledger: Ledger | None, decider: Decider,
                 candidates: Sequence[Candidate], *, run_id: str, dry_run: bool = False,
-                ahead: Ahead | None = None, helped: bool = False) -> WriteAheadResult:
+                ahead: Ahead | None = None, helped: bool = False,
+                fence: Callable[[sa.Connection], None] | None = None) -> WriteAheadResult:
     """Decide what is new in `candidates` and commit it ahead of the CRM write (see module).
 
     `ahead`: the same batch decided in advance by another process (sync/decide_ahead.py). It is
     committed only if it is exactly what deciding here would produce: the same candidates, none
     decided before, and the rotation state it started from equal to the database's now.
     Otherwise the batch is decided here, as without it; with `helped` (a helper is deciding
-    the pages after it) the result then carries the rotation state committed."""
+    the pages after it) the result then carries the rotation state committed. `fence` runs
+    first inside the transaction and may refuse it (the run's lease: `Lease.hold`)."""
     if not candidates:
         return WriteAheadResult()
     keys = [(c.record_id, c.episode) for c in candidates]
@@ -202,6 +204,8 @@ def write_ahead(engine: sa.Engine, ledger: Ledger | None, decider: Decider,
                               _existing(conn, decider.source, keys), decider.clock(), run_id,
                               dry_run=True).result
     with write_transaction(engine) as conn:
+        if fence is not None:
+            fence(conn)
         if any(c.review_id is not None for c in candidates):
             candidates = _still_open(conn, candidates)
             keys = [(c.record_id, c.episode) for c in candidates]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -15,7 +18,7 @@ from hypothesis import strategies as st
 
 from audit import db
 from routing_core.rotation import Cursor
-from sync.lease import Lease
+from sync.lease import Lease, LeaseLost, default_holder, this_host
 from sync.rotation_db import DbRotationState
 from sync.state import dumps, loads, metadata
 
@@ -46,7 +49,8 @@ def test_lease_one_holder_then_takeover_after_expiry(engine: sa.Engine) -> None:
     assert first.renew() is False and first.lost  # a late heartbeat must not steal it back
     again = Lease(engine, "crm", "host:3:c", "c").acquire()
     assert again is not None and again.holder == "host:2:b"
-    second.release()
+    with engine.begin() as conn:
+        assert second.release(conn) and not first.release(conn)
     assert Lease(engine, "crm", "host:3:c", "c").acquire() is None
 
 
@@ -56,7 +60,66 @@ def test_heartbeat_keeps_the_lease(engine: sa.Engine) -> None:
     lease.start_heartbeat(every=0.1)
     time.sleep(1.0)
     assert Lease(engine, "crm", "h:2:b", "b").acquire() is not None
-    lease.release()
+    lease.stop_heartbeat()
+    with engine.begin() as conn:
+        assert lease.release(conn)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def test_a_dead_holder_is_taken_over_at_once_only_where_its_pid_means_it(
+        engine: sa.Engine) -> None:
+    assert this_host() is not None  # /proc tells the boot and PID namespace here
+    pid = _dead_pid()
+    host = this_host() or ""
+    # Same host name, another PID namespace or boot (a container with host networking, a
+    # cloned machine): the pid says nothing about that process, so the lease is waited for.
+    name, _, digest = host.partition("/")
+    for elsewhere in (f"{name}/{'0' * len(digest)}:{pid}:a", f"{name}:{pid}:a"):
+        first = Lease(engine, "crm", elsewhere, "a", ttl=60)
+        assert first.acquire() is None
+        held = Lease(engine, "crm", default_holder("b"), "b").acquire()
+        assert held is not None and held.holder == elsewhere
+        with engine.begin() as conn:
+            first.release(conn)
+    # Here, and its process gone: taken over at once.
+    dead = Lease(engine, "crm", f"{host}:{pid}:c", "c", ttl=60)
+    assert dead.acquire() is None
+    taker = Lease(engine, "crm", default_holder("d"), "d")
+    assert taker.acquire() is None and taker.taken_over == "c"
+
+
+def test_a_run_whose_lease_was_taken_commits_nothing_more(engine: sa.Engine) -> None:
+    first = Lease(engine, "crm", "host:1:a", "a", ttl=0.5)
+    assert first.acquire() is None
+    with engine.begin() as conn:
+        first.hold(conn)  # held: renews in the caller's transaction
+    time.sleep(0.7)  # stalled past its lease, and another run took it
+    second = Lease(engine, "crm", "host:2:b", "b", ttl=30)
+    assert second.acquire() is None
+    assert not first.lost  # its heartbeat has not noticed yet
+    with pytest.raises(LeaseLost, match="another run took it"):
+        with engine.begin() as conn:
+            first.hold(conn)
+    assert first.lost
+    with engine.begin() as conn:
+        second.hold(conn)
+        assert not first.release(conn)  # not ours to give up
+
+
+def test_lease_expiry_is_by_the_database_clock(pg_engine: sa.Engine,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Lease(pg_engine, "crm", "host:1:a", "a", ttl=120)
+    assert first.acquire() is None
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 125)  # a worker's clock 125 s ahead
+    held = Lease(pg_engine, "crm", "host:2:b", "b").acquire()
+    assert held is not None and held.holder == "host:1:a"
+    assert first.renew()
 
 
 def test_rotation_state_persists_only_when_flushed_in_the_transaction(engine: sa.Engine) -> None:
