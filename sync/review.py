@@ -484,6 +484,15 @@ def _record_refused_action(ctx: Context, who: dict[str, Any], action: str, item:
                                              personal=personal)])
 
 
+def _action_entry(subject: str, payload: dict[str, Any], note: str) -> EntryIn:
+    """A `review_action` entry. The officer's note is sealed with the subject's personal data:
+    officers write what they checked ("spoke to <name> on <phone>"), so it is shown only with
+    `--show-personal` and erased with the subject; the payload (and the decision row copied
+    from it) says only whether there was one."""
+    return EntryIn("review_action", subject, payload,
+                   personal={"note": note} if note else None)
+
+
 def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
              who: dict[str, Any], note: str) -> str:
     teams = ctx.policy.teams
@@ -549,7 +558,7 @@ def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
         "override_of_licence_check": override, "authority": authority,
         "override_of_screening": screening_set_aside, "screening_now": screening,
         "four_eyes_required": four_eyes,
-        "approvals": approvals, "lapsed_approvals": lapsed, "note": note,
+        "approvals": approvals, "lapsed_approvals": lapsed, "note_given": bool(note),
         "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
                    "digest": ctx.policy.digest},
     }
@@ -573,7 +582,7 @@ def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
             taken = count_assignment(conn, rep, day)
             payload["rep_assignments_today"] = taken + 1
             payload["rep_day"] = day.isoformat()  # given back if the write is not made
-        ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
+        ctx.ledger.append(conn, [_action_entry(subject, payload, note)])
         values: dict[str, Any] = {"approvals": dumps(approvals)}
         if complete:
             values.update(status="approved", resolved_at=utcnow(), lead_input=None,
@@ -677,14 +686,14 @@ def reject(config: str | None, item: str, *, officer: str, token: str, note: str
         payload = {"action": "reject", "action_id": action_id, "item": row.id,
                    "source": row.source, "record_id": row.record_id,
                    "refused_decision_id": row.decision_id, "refusal_reason": row.reason,
-                   "officer": who, "note": note}
+                   "officer": who, "note_given": bool(note)}
         writeback = {"record_id": row.record_id, "decision_id": action_id, "outcome": "refused",
                      "owner_crm_id": None, "reason": row.reason,
                      "policy_version": ctx.policy.version, "outreach": None,
                      "not_before": None, "expected_owner": None}
         with write_transaction(ctx.engine) as conn:
             _unchanged(conn, row, [who])
-            ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
+            ctx.ledger.append(conn, [_action_entry(subject, payload, note)])
             conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
                          .values(status="rejected", resolved_at=utcnow(), lead_input=None,
                                  resolved_by=officer))
@@ -725,10 +734,10 @@ def resolve(config: str | None, item: str, *, officer: str, token: str, note: st
         payload = {"action": "resolve_violation", "action_id": action_id, "item": row.id,
                    "source": row.source, "record_id": row.record_id,
                    "decision_id": row.decision_id, "reason": row.reason, "officer": who,
-                   "note": note}
+                   "note_given": True}
         with write_transaction(ctx.engine) as conn:
             _unchanged(conn, row, [who])
-            ctx.ledger.append(conn, [EntryIn("review_action", subject, payload)])
+            ctx.ledger.append(conn, [_action_entry(subject, payload, note)])
             conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
                          .values(status="resolved", resolved_at=utcnow(), lead_input=None,
                                  resolved_by=officer))

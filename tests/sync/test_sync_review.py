@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync.state import sync_review_queue
+from sync.state import sync_decisions, sync_review_queue
 from sync.writeahead import OPEN_STATUSES
 from tests.integration.synctools import (
     check_invariants,
@@ -960,11 +960,30 @@ def test_an_approval_to_an_unavailable_rep_is_refused_and_no_note_reaches_the_cr
         assert done.returncode == 0 and "CRM write ok" in done.stdout, done.stderr
         record = env.sb.store.leads
         assert "namesake" not in json.dumps([record.get(i, f) for f in record.fields], default=str)
+        # The note may name the customer: sealed with their personal data, nowhere in clear
+        # (not in the ledger's payloads, not in the decision row, not in the database file).
         engine = env.engine()
         entries = ledger_entries(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(sync_decisions.c.decision)).scalars().all()
         engine.dispose()
-        assert any(e["payload"].get("note") == "cleared: namesake, DOB differs"
-                   for e in entries if e["kind"] == "review_action")
+        assert not any("namesake" in json.dumps(e) for e in entries)
+        assert not any("namesake" in str(r) for r in rows)
+        db_files = [f for f in env.folder.iterdir() if f.name.startswith("leadgate.db")]
+        assert db_files and not any(b"namesake" in f.read_bytes() for f in db_files)
+        approved = [e for e in entries if e["kind"] == "review_action"
+                    and e["payload"]["action"] == "approve"]
+        assert len(approved) == 1 and approved[0]["payload"]["note_given"] is True
+        subject = f"salesforce:{item['record_id']}"
+        plain = leadgate("audit", "explain", subject, "--config", str(env.config))
+        assert plain.returncode == 0 and "namesake" not in plain.stdout, plain.stderr
+        assert "[sealed" in plain.stdout
+        shown = leadgate("audit", "explain", subject, "--show-personal", "--reason",
+                         "case 7 review", "--officer", "cco-marta", "--token",
+                         tokens["cco-marta"], "--config", str(env.config))
+        assert shown.returncode == 0, shown.stderr
+        assert "note='cleared: namesake, DOB differs'" in shown.stdout \
+            or "note=cleared: namesake, DOB differs" in shown.stdout, shown.stdout
     finally:
         env.sb.stop()
 
