@@ -120,7 +120,8 @@ def sync_run(env: Env, source: str, *extra: str, crash_at: str | None = None,
                     *extra, env=e, timeout=timeout)
 
 
-def run_past_its_first_page(env: Env, decided_before: int = 0) -> subprocess.Popen[str]:
+def run_past_its_first_page(env: Env, decided_before: int = 0,
+                            *extra: str) -> subprocess.Popen[str]:
     """`leadgate sync run --json` of Salesforce in pages of 200, returned once its first page
     is written ahead, i.e. the database holds more than `decided_before` decisions (the run is
     then still pulling if the sandbox was started with latency: at 150 ms, a run of 1,500 leads
@@ -129,7 +130,7 @@ def run_past_its_first_page(env: Env, decided_before: int = 0) -> subprocess.Pop
     data["sources"]["salesforce"].update(query_page_size=200)
     env.config.write_text(yaml.safe_dump(data, sort_keys=False))
     proc = subprocess.Popen([sys.executable, "-m", "sync.cli", "sync", "run", "--config",
-                             str(env.config), "--source", "salesforce", "--json"],
+                             str(env.config), "--source", "salesforce", "--json", *extra],
                             env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     engine = env.engine()
