@@ -20,12 +20,13 @@ from audit.canonical import rfc3339
 from audit.db import connect, is_sqlite, write_transaction
 from audit.errors import LedgerError
 from audit.ledger import Appended, EntryIn, Ledger
+from audit.reasons import check_reason
 
 
 def erase_subject(ledger: Ledger, subject: str, reason: str, *, by: str | None = None) -> Appended:
-    if not reason.strip():
-        raise LedgerError("an erasure needs a reason", fix="pass --reason 'GDPR art. 17 request ...'")
     with write_transaction(ledger.engine) as conn:
+        check_reason(conn, subject, reason, what="an erasure",
+                     example="GDPR art. 17 request DSR-2026-0412")
         count = conn.execute(sa.select(sa.func.count()).select_from(schema.entries)
                              .where(schema.entries.c.subject == subject)).scalar_one()
         if not count:

@@ -29,6 +29,7 @@ from audit.erasure import subject_key
 from audit.errors import LedgerError, VerificationFailed
 from audit.ledger import Appended, EntryIn, Ledger
 from audit.merkle import Tree, verify_inclusion
+from audit.reasons import check_reason
 from audit.verify import ChainVerifier, Report, stream_entries
 
 
@@ -60,10 +61,9 @@ def _no_entries(subject: str) -> LedgerError:
 def record_personal_access(ledger: Ledger, subject: str, reason: str, *,
                            by: str | None = None) -> Appended:
     """Record in the ledger that `subject`'s personal data is about to be shown, and why."""
-    if not reason.strip():
-        raise LedgerError("showing personal data needs a reason",
-                          fix="pass --reason 'subject access request #...' (it is recorded)")
     with write_transaction(ledger.engine) as conn:
+        check_reason(conn, subject, reason, what="showing personal data",
+                     example="subject access request #4711")
         if conn.execute(sa.select(schema.entries.c.seq)
                         .where(schema.entries.c.subject == subject).limit(1)).first() is None:
             raise _no_entries(subject)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from audit.erasure import erase_subject, retention_report
 from audit.errors import LedgerError
-from audit.explain import explain_subject, render_html, render_text
+from audit.explain import explain_subject, record_personal_access, render_html, render_text
 from audit.ledger import EntryIn, Ledger
 from audit.verify import verify_database
 
@@ -231,6 +231,13 @@ def test_erasure_from_the_command_line_needs_an_authenticated_officer(
     assert PERSONAL["email"] in render_text(explain_subject(engine, SUBJECT,
                                                             reveal_personal=True))
 
+    named = ("audit", "erase", SUBJECT, "--reason", f"request from {PERSONAL['email']}",
+             "--config", config, "--officer", "cco-marta", "--token", token)
+    proc = leadgate(*named, cwd=str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "holds an email address" in proc.stderr and PERSONAL["email"] not in proc.stderr
+    assert verify_database(engine).kinds.get("erasure") is None
+
     proc = leadgate(*erase, "--officer", "cco-marta", "--token", token, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"erased {SUBJECT}: key destroyed")
@@ -242,6 +249,43 @@ def test_erasure_from_the_command_line_needs_an_authenticated_officer(
     assert PERSONAL["email"] not in render_text(explain_subject(engine, SUBJECT,
                                                                 reveal_personal=True))
     assert verify_database(engine).kinds["erasure"] == 1
+
+
+@pytest.mark.parametrize("reason, found", [
+    ("request from ada.lovelace@example.org", "holds an email address"),
+    ("she wrote from a.l@other.example.com", "holds an email address"),
+    ("call back on +44 20 7946 0958", "holds a telephone number"),
+    ("call back on 020 7946 0958", "holds a telephone number"),
+    ("DSAR 2079460958", "holds the subject's telephone number"),
+    ("request by Ada on the phone", "word 3 of the reason"),
+    ("BYRON asked in writing", "word 1 of the reason"),
+    ("ticket for lovelace", "word 3 of the reason"),
+])
+def test_a_reason_holding_personal_data_is_refused_and_nothing_is_recorded(
+        engine: Engine, tmp_path: Path, reason: str, found: str) -> None:
+    # The reasons of an erasure and of a showing are kept in clear for good (an erasure's
+    # must outlive the key it destroys): they must not put the person back in the ledger.
+    ledger = _seed(engine, tmp_path)
+    for act in (lambda: erase_subject(ledger, SUBJECT, reason, by="cco-jane"),
+                lambda: record_personal_access(ledger, SUBJECT, reason, by="cco-jane")):
+        with pytest.raises(LedgerError) as refused:
+            act()
+        assert found in refused.value.message and "a reference" in refused.value.fix
+        shown = f"{refused.value.message} {refused.value.fix}".casefold()
+        assert not any(w in shown for w in ("ada", "lovelace", "byron", "7946", "example.org"))
+    kinds = verify_database(engine).kinds
+    assert kinds.get("erasure") is None and kinds.get("personal_data_access") is None
+    assert explain_subject(engine, SUBJECT, reveal_personal=True).entries[0].personal == PERSONAL
+
+
+@pytest.mark.parametrize("reason", ["GDPR art. 17 request #4711",
+                                    "DSAR-2026-000123 received 01.12.2026",
+                                    "subject access request 88 (Other Person's ticket)"])
+def test_a_reference_is_a_good_reason(engine: Engine, tmp_path: Path, reason: str) -> None:
+    ledger = _seed(engine, tmp_path)  # "Other Person" is another subject's name, not this one's
+    assert record_personal_access(ledger, SUBJECT, reason, by="cco-jane").kind \
+        == "personal_data_access"
+    assert erase_subject(ledger, SUBJECT, reason, by="cco-jane").kind == "erasure"
 
 
 def test_explain_says_why_a_lead_was_refused(sqlite_engine: Engine, tmp_path: Path) -> None:
