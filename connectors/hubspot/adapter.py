@@ -46,10 +46,19 @@ OWNER = "hubspot_owner_id"
 BATCH_READ_LIMIT = 100  # ids in one batch read
 # per-record error categories a later attempt may get past
 RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT", "CONFLICT"})
+# a batch refused whole with one of these is split to find the records it refuses (401, 403
+# and 429 are about the caller, not a record)
+SPLIT_ON = frozenset({400, 404, 409, 422, 423})
 
 
 def _millis(when: datetime) -> str:
     return str(int(when.timestamp() * 1000))
+
+
+def _failed(record_ids: list[str], exc: CallFailed | BudgetExhausted) -> dict[str, WriteResult]:
+    """The result of each of these records when the call writing them failed."""
+    retryable = isinstance(exc, BudgetExhausted) or exc.retryable
+    return {r: WriteResult(r, "error", str(exc), retryable) for r in record_ids}
 
 
 class HubSpotConnector:
@@ -368,10 +377,7 @@ class HubSpotConnector:
                 self._ensure_run()
                 results.update(self._write_chunk(chunk))
             except (CallFailed, BudgetExhausted) as exc:
-                retryable = isinstance(exc, BudgetExhausted) or getattr(exc, "retryable", False)
-                for outcome in chunk:
-                    results.setdefault(outcome.record_id, WriteResult(
-                        outcome.record_id, "error", str(exc), retryable))
+                results.update({**_failed([o.record_id for o in chunk], exc), **results})
         return [results[o.record_id] for o in outcomes]
 
     def _owner_for(self, outcome: Outcome) -> tuple[str | None, str | None]:
@@ -404,24 +410,48 @@ class HubSpotConnector:
                 if verdict is not None:
                     results[outcome.record_id] = verdict
                     continue
-            inputs.append({"id": outcome.record_id,
+            # a trace id per input asks HubSpot for a per-record (207) answer
+            inputs.append({"id": outcome.record_id, "objectWriteTraceId": outcome.record_id,
                            "properties": self._properties_for(outcome, owner)})
-        if not inputs:
+        if inputs:
+            results.update(self._update(inputs))
+        return results
+
+    def _update(self, inputs: list[dict[str, Any]]) -> dict[str, WriteResult]:
+        """One batch update; a batch refused whole (a 4xx naming no record) is split in halves
+        until the records it refuses stand alone, so one bad record cannot fail the other 99."""
+        try:
+            data, status = self.call("update contacts (batch)", lambda: self.api(
+                "batch").update_with_http_info({"inputs": inputs},
+                                               _request_timeout=self.timeout))
+        except CallFailed as exc:
+            if exc.retryable or exc.status not in SPLIT_ON:
+                raise
+            if len(inputs) == 1:
+                record_id = inputs[0]["id"]
+                return {record_id: WriteResult(record_id, "error", str(exc),
+                                               retryable=exc.status in (409, 423))}
+            half = len(inputs) // 2
+            results: dict[str, WriteResult] = {}
+            for part in (inputs[:half], inputs[half:]):
+                try:
+                    results.update(self._update(part))
+                except (CallFailed, BudgetExhausted) as failed:  # the other half is written
+                    results.update(_failed([i["id"] for i in part], failed))
             return results
-        data, status = self.call("update contacts (batch)", lambda: self.api(
-            "batch").update_with_http_info({"inputs": inputs}, _request_timeout=self.timeout))
         if data is None:
             raise CallFailed(f"batch update answered HTTP {status} without a readable body",
                              where=self.where, retryable=True)
+        results = {}
         answer = data.to_dict()
         for item in answer.get("results") or []:
             results[str(item["id"])] = WriteResult(str(item["id"]), "ok")
         for error in answer.get("errors") or []:
-            message = f"{error.get('category', '')}: {error.get('message', '')}".strip(": ")
+            message = f"{error.get('category') or ''}: {error.get('message') or ''}".strip(": ")
             retryable = error.get("category") in RETRYABLE_CATEGORIES
             gone = error.get("category") == "OBJECT_NOT_FOUND"
             for key, ids in (error.get("context") or {}).items():
-                if "id" not in key.lower():
+                if "id" not in key.lower():  # "ids", or the trace ids (the record ids)
                     continue
                 for record_id in ids or []:
                     results[str(record_id)] = (

@@ -478,6 +478,16 @@ class HubSpotApp:
             conflicts = self.faults().record_faults(name, len(ids), "record_error")
             missing = [ids[p] for p, i in enumerate(idx) if i is None]
             busy = [ids[p] for p, i in enumerate(idx) if i is not None and p in conflicts]
+            # Per-record answers (207) only when every input carries an objectWriteTraceId;
+            # without them a record that cannot be written refuses the whole batch.
+            multi_status = all((inp or {}).get("objectWriteTraceId") for inp in inputs)
+            if (missing or busy) and not multi_status:
+                self.accounting.add(name, "record_errors", len(missing) + len(busy))
+                if missing:
+                    return hs_error(404, "Could not get some CONTACT objects, they may be "
+                                    f"deleted or not exist: {missing}", "OBJECT_NOT_FOUND")
+                return hs_error(409, "Some CONTACT objects were being modified concurrently: "
+                                f"{busy}", "CONFLICT")
             for pos, (i, values) in enumerate(zip(idx, coerced, strict=True)):
                 if i is None or pos in conflicts:
                     continue
@@ -672,9 +682,9 @@ def _group_json(name: str, label: str, order: int) -> dict[str, Any]:
 
 
 def _batch_error(category: str, message: str, context: dict[str, list[str]]) -> dict[str, Any]:
-    # Every field the SDK's StandardError requires must be present, or it cannot parse a 207.
-    return {"status": "error", "category": category, "message": message, "context": context,
-            "links": {}, "errors": []}
+    # As sparse as HubSpot's: the SDK does not validate its models, so a 207 without links or
+    # errors parses, and a client must not count on them.
+    return {"status": "error", "category": category, "message": message, "context": context}
 
 
 def _batch_response(results: list[dict[str, Any]], errors: list[dict[str, Any]], started: str

@@ -40,6 +40,7 @@ class FakePortal:
         self.updates: list[list[dict[str, Any]]] = []
         self.reads = 0
         self.fail_ids: set[str] = set()
+        self.refuse_whole_batch = False  # one bad input fails the batch (no 207)
 
     def add(self, n: int, *, at: datetime = T0, step_ms: int = 1, start: int = 1) -> None:
         for i in range(start, start + n):
@@ -97,6 +98,9 @@ class FakePortal:
 
     def update_with_http_info(self, body: dict[str, Any], **_: Any) -> Any:
         self.updates.append(body["inputs"])
+        if self.refuse_whole_batch and self.fail_ids & {i["id"] for i in body["inputs"]}:
+            raise _api_error(400, {"status": "error", "category": "VALIDATION_ERROR",
+                                   "message": "Property values were not valid"})
         ok, errors = [], []
         for item in body["inputs"]:
             if item["id"] in self.fail_ids:
@@ -194,6 +198,23 @@ def test_207_errors_and_conflicts_are_per_record_results(portal: FakePortal) -> 
     assert {i["id"] for i in portal.updates[0]} == {"1", "2", "4"}
     assert portal.contacts["1"]["leadgate_status"] == "assigned"
     assert portal.contacts["1"]["leadgate_reason"] == ""
+
+
+def test_a_batch_refused_whole_is_split_until_the_bad_records_stand_alone(
+        portal: FakePortal) -> None:
+    portal.add(100)
+    portal.fail_ids, portal.refuse_whole_batch = {"17", "64"}, True
+    crm = connect(portal, conflict_check=False)
+    results = {r.record_id: r for r in crm.write_back([
+        Outcome(str(i), f"d{i}", "assigned", "71001", None, "1") for i in range(1, 101)])}
+    bad = {rid: r for rid, r in results.items() if r.status != "ok"}
+    assert set(bad) == {"17", "64"}  # the other 98 are written, not failed with them
+    assert all(not r.retryable and "VALIDATION_ERROR" in r.message for r in bad.values())
+    assert portal.contacts["17"].get("leadgate_status") is None
+    assert portal.contacts["18"]["leadgate_status"] == "assigned"
+    # every input asked for per-record answers, and halving costs a few calls, not 100
+    assert all(i["objectWriteTraceId"] == i["id"] for batch in portal.updates for i in batch)
+    assert len(portal.updates) <= 1 + 2 * 2 * 7
 
 
 class _Resp:

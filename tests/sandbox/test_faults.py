@@ -136,10 +136,18 @@ def test_hubspot_record_errors_207(sb: Sandbox, hs: Any) -> None:
     sb.faults = "hubspot.batch_update:record_error@call=1"
     t = sb.store.contacts
     res = hs.crm.contacts.batch_api.update(batch_input_simple_public_object_batch_input={
-        "inputs": [{"id": t.id_of(i), "properties": {"leadgate_status": "assigned"}}
-                   for i in range(10)]})
+        "inputs": [{"id": t.id_of(i), "objectWriteTraceId": str(i),
+                    "properties": {"leadgate_status": "assigned"}} for i in range(10)]})
     assert type(res) is BatchResponseSimplePublicObjectWithErrors
     assert len(res.results) == 9 and len(res.errors[0].context["ids"]) == 1
+    assert res.errors[0].category == "CONFLICT"
+    sb.faults = "hubspot.batch_update:record_error@call=1"  # without trace ids: all or none
+    with pytest.raises(ApiException) as e:
+        hs.crm.contacts.batch_api.update(batch_input_simple_public_object_batch_input={
+            "inputs": [{"id": t.id_of(i), "properties": {"leadgate_status": "refused"}}
+                       for i in range(10)]})
+    assert e.value.status == 409
+    assert sum(1 for i in range(10) if t.get(i, "leadgate_status") == "refused") == 0
 
 
 def test_owner_changes_between_read_and_write(sb: Sandbox, sf: Any, hs: Any) -> None:

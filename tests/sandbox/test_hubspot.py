@@ -122,12 +122,23 @@ def test_batch_update_statuses_and_validation(sb: Sandbox, hs: Any) -> None:
     assert type(ok) is BatchResponseSimplePublicObject and ok.status == "COMPLETE"
     assert ok.results[0].properties["hubspot_owner_id"] == rep
     assert t.get(5, "leadgate_status") == "assigned" and t.get(5, "lastmodifieddate") > before
+    # without a trace id per input, a contact that cannot be written refuses the whole batch
+    with pytest.raises(ApiException) as e:
+        hs.crm.contacts.batch_api.update(batch_input_simple_public_object_batch_input={
+            "inputs": [{"id": t.id_of(6), "properties": {"leadgate_status": "refused"}},
+                       {"id": "42", "properties": {"leadgate_status": "refused"}}]})
+    assert e.value.status == 404 and "OBJECT_NOT_FOUND" in e.value.body
+    assert t.get(6, "leadgate_status") is None
+    # with them, the answer is per record (207): what could be written is
     mixed = hs.crm.contacts.batch_api.update(batch_input_simple_public_object_batch_input={
-        "inputs": [{"id": t.id_of(6), "properties": {"leadgate_status": "refused"}},
-                   {"id": "42", "properties": {"leadgate_status": "refused"}}]})
+        "inputs": [{"id": t.id_of(6), "objectWriteTraceId": "a",
+                    "properties": {"leadgate_status": "refused"}},
+                   {"id": "42", "objectWriteTraceId": "b",
+                    "properties": {"leadgate_status": "refused"}}]})
     assert type(mixed) is BatchResponseSimplePublicObjectWithErrors
     assert [r.id for r in mixed.results] == [t.id_of(6)] and mixed.errors[0].context == {
         "ids": ["42"]}
+    assert t.get(6, "leadgate_status") == "refused"
     for props in ({"nope": "x"}, {"hubspot_owner_id": "123"}, {"customer_type": "Whale"},
                   {"createdate": "2026-01-01T00:00:00Z"}, {"investable_assets": "lots"}):
         with pytest.raises(ApiException) as e:
