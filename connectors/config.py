@@ -242,6 +242,9 @@ class HubSpotWriteback(_Strict):
     policy_version: str = "leadgate_policy_version"
     outreach: str = "leadgate_outreach"
     not_before: str = "leadgate_not_before"
+    #: the contact's last-modified time when leadgate read it to decide (HubSpot's clock): a
+    #: form submission after it is the contact enquiring again
+    read_at: str = "leadgate_read_at"
     group: str = "leadgate"
 
 

@@ -22,3 +22,16 @@ def new_ulid(ms: int | None = None) -> str:
     value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
     pairs = _PAIRS
     return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -10, -10)])
+
+
+def ulid_ms(text: str) -> int | None:
+    """The time part of ULID `text` in milliseconds since the epoch; None if it is not one."""
+    if len(text) != 26:
+        return None
+    value = 0
+    for char in text[:10].upper():
+        digit = _ALPHABET.find(char)
+        if digit < 0:
+            return None
+        value = value * 32 + digit
+    return value if text[0] in "01234567" else None  # 48 bits: the first char is below 8

@@ -34,15 +34,18 @@ from connectors.mapping import (
     RecordMapper,
     crm_fields,
     crm_values_for,
+    iso_z,
     lead_value,
     parse_crm_time,
     stage_mapping,
 )
 from routing_core.errors import LeadgateError
+from routing_core.ids import ulid_ms
 
 MODIFIED = "lastmodifieddate"
 OBJECT_ID = "hs_object_id"
 OWNER = "hubspot_owner_id"
+CONVERTED = "recent_conversion_date"  # a form submission: HubSpot merges it by email
 BATCH_READ_LIMIT = 100  # ids in one batch read
 # per-record error categories a later attempt may get past
 RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT", "CONFLICT"})
@@ -187,21 +190,51 @@ class HubSpotConnector:
     # ------------------------------------------------------------ pull
 
     def _properties(self) -> list[str]:
-        return list(dict.fromkeys([OBJECT_ID, MODIFIED, OWNER, self.config.writeback.decision_id,
+        return list(dict.fromkeys([OBJECT_ID, MODIFIED, OWNER, CONVERTED,
+                                   self.config.intake.unstamped_property,
+                                   self.config.writeback.decision_id,
+                                   self.config.writeback.read_at,
                                    *crm_fields(self.config.mapping)]))
 
-    def _search(self, filters: list[dict[str, Any]], sort: str, *,
-                base: list[dict[str, Any]] | None = None, properties: list[str] | None = None,
-                what: str = "search intake contacts") -> list[dict[str, Any]]:
-        """One search from offset 0: `base` filters (default: intake contacts) and `filters`,
-        sorted ascending by `sort`."""
+    def _intake(self, since: datetime | None) -> list[list[dict[str, Any]]]:
+        """The filter groups (ORed) of intake contacts: unstamped ones at the intake stage, and
+        stamped ones with a form submission since `since` (a returning client enquiring again:
+        HubSpot merges the submission into the contact and moves no stage back; `_enquired`
+        keeps those whose submission came after leadgate's decision)."""
         intake = self.config.intake
-        if base is None:
-            base = [{"propertyName": "lifecyclestage", "operator": "EQ",
-                     "value": intake.lifecyclestage},
-                    {"propertyName": intake.unstamped_property, "operator": "NOT_HAS_PROPERTY"}]
+        converted: dict[str, Any] = (
+            {"propertyName": CONVERTED, "operator": "HAS_PROPERTY"} if since is None else
+            {"propertyName": CONVERTED, "operator": "GTE", "value": _millis(since)})
+        return [[{"propertyName": "lifecyclestage", "operator": "EQ",
+                  "value": intake.lifecyclestage},
+                 {"propertyName": intake.unstamped_property, "operator": "NOT_HAS_PROPERTY"}],
+                [{"propertyName": intake.unstamped_property, "operator": "HAS_PROPERTY"},
+                 converted]]
+
+    def _at_intake(self, row: dict[str, Any]) -> bool:
+        """Unstamped (the first group), or stamped and enquired again since leadgate read it to
+        decide: `read_at` (HubSpot's clock, so no clock skew can make a decision look older
+        than the submission it answered), else, for a stamp written without it, the time of
+        its decision id. A stamp that cannot be dated takes the enquiry as new: decided again
+        (and dated by that write) rather than left unrouted."""
+        wb = self.config.writeback
+        if not row.get(self.config.intake.unstamped_property):
+            return True
+        if not row.get(CONVERTED):
+            return False
+        enquired = parse_crm_time(row[CONVERTED])
+        if row.get(wb.read_at):
+            return enquired > parse_crm_time(row[wb.read_at])
+        decided = ulid_ms(str(row.get(wb.decision_id) or ""))
+        return decided is None or enquired.timestamp() * 1000 > decided
+
+    def _search(self, filters: list[dict[str, Any]], sort: str,
+                groups: list[list[dict[str, Any]]], *, properties: list[str] | None = None,
+                what: str = "search intake contacts") -> list[dict[str, Any]]:
+        """One search from offset 0: contacts matching any of `groups` and all of `filters`,
+        sorted ascending by `sort`."""
         body = {
-            "filterGroups": [{"filters": [*base, *filters]}],
+            "filterGroups": [{"filters": [*group, *filters]} for group in groups],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
             "properties": properties or self._properties(),
             "limit": self.config.search_page_size,
@@ -228,43 +261,50 @@ class HubSpotConnector:
             lead_input=None if problems else raw, problems=problems)
 
     def pull(self, cursor: Cursor | None) -> Iterator[Page]:
-        """Intake contacts changed since `cursor` (inclusive of its instant), oldest first."""
+        """Intake contacts changed since `cursor` (inclusive of its instant), oldest first.
+        Pages by every contact the search returns, yielding those `_at_intake`."""
         self._ensure_run()
         size = self.config.search_page_size
         anchor: datetime | None = None
         if cursor is not None:
             anchor = cursor.modstamp - timedelta(seconds=self.config.overlap_seconds)
-        seen_at_anchor: set[str] = set()  # ids yielded whose timestamp equals `anchor`
+        groups = self._intake(anchor)
+        seen_at_anchor: set[str] = set()  # ids read whose timestamp equals `anchor`
         while True:
             filters = [] if anchor is None else [
                 {"propertyName": MODIFIED, "operator": "GTE", "value": _millis(anchor)}]
-            rows = self._search(filters, MODIFIED)
-            fresh = [self._pulled(r) for r in rows if r["id"] not in seen_at_anchor]
-            if not fresh and len(rows) == size and anchor is not None:
+            rows = self._search(filters, MODIFIED, groups)
+            new = [r for r in rows if r["id"] not in seen_at_anchor]
+            if not new and len(rows) == size and anchor is not None:
                 # a full page of one instant already seen: read that instant by id instead
-                yield from self._pull_instant(anchor, seen_at_anchor)
+                yield from self._pull_instant(anchor, seen_at_anchor, groups)
                 anchor += timedelta(milliseconds=1)
                 seen_at_anchor = set()
                 continue
-            if fresh:
-                yield Page(fresh, Cursor(fresh[-1].modstamp, fresh[-1].record_id))
-                last = fresh[-1].modstamp
+            if new:
+                yield from self._page(new)
+                last = parse_crm_time(new[-1][MODIFIED])
                 if last != anchor:
                     anchor, seen_at_anchor = last, set()
-                seen_at_anchor.update(r.record_id for r in fresh if r.modstamp == last)
+                seen_at_anchor.update(r["id"] for r in new if parse_crm_time(r[MODIFIED]) == last)
             if len(rows) < size:
                 return
 
-    def _pull_instant(self, instant: datetime, seen: set[str]) -> Iterator[Page]:
+    def _page(self, rows: list[dict[str, Any]]) -> Iterator[Page]:
+        records = [self._pulled(r) for r in rows if self._at_intake(r)]
+        if records:
+            yield Page(records, Cursor(records[-1].modstamp, records[-1].record_id))
+
+    def _pull_instant(self, instant: datetime, seen: set[str],
+                      groups: list[list[dict[str, Any]]]) -> Iterator[Page]:
         """Every intake contact modified exactly at `instant`, paged by id."""
         after_id = "0"
         while True:
             rows = self._search([
                 {"propertyName": MODIFIED, "operator": "EQ", "value": _millis(instant)},
-                {"propertyName": OBJECT_ID, "operator": "GT", "value": after_id}], OBJECT_ID)
-            fresh = [self._pulled(r) for r in rows if r["id"] not in seen]
-            if fresh:
-                yield Page(fresh, Cursor(instant, fresh[-1].record_id))
+                {"propertyName": OBJECT_ID, "operator": "GT", "value": after_id}], OBJECT_ID,
+                groups)
+            yield from self._page([r for r in rows if r["id"] not in seen])
             if len(rows) < self.config.search_page_size:
                 return
             after_id = rows[-1]["id"]
@@ -301,7 +341,7 @@ class HubSpotConnector:
         while True:
             rows = [r for r in self._search(
                 [{"propertyName": nb, "operator": operator, "value": _millis(anchor)}], nb,
-                base=base, properties=props, what=what) if r.get(nb)]
+                [base], properties=props, what=what) if r.get(nb)]
             fresh = [watched(r) for r in rows if r["id"] not in seen]
             if not fresh and len(rows) == size:
                 # a full page of one instant already taken: read that instant by id
@@ -328,7 +368,7 @@ class HubSpotConnector:
             rows = self._search([
                 {"propertyName": nb, "operator": "EQ", "value": _millis(instant)},
                 {"propertyName": OBJECT_ID, "operator": "GT", "value": after_id}], OBJECT_ID,
-                base=base, properties=props, what=what)
+                [base], properties=props, what=what)
             out += [watched(r) for r in rows if r["id"] not in seen and r.get(nb)]
             if len(rows) < self.config.search_page_size:
                 return out
@@ -367,6 +407,8 @@ class HubSpotConnector:
                     "not_before"):
             value = values[key]
             props[getattr(wb, key)] = "" if value is None else str(value)  # "" clears it
+        if outcome.modified_at_read is not None:  # an approval keeps the read it answers
+            props[wb.read_at] = iso_z(outcome.modified_at_read)
         return props
 
     def write_back(self, outcomes: Sequence[Outcome]) -> list[WriteResult]:

@@ -26,6 +26,8 @@ def property_specs(conn: HubSpotConnector) -> list[dict[str, Any]]:
          "fieldType": "textarea"},
         {"name": wb.not_before, "label": "LeadGate not before", "type": "datetime",
          "fieldType": "date"},
+        {"name": wb.read_at, "label": "LeadGate read at", "type": "datetime",
+         "fieldType": "date"},
     ]
 
 

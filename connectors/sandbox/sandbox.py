@@ -301,8 +301,8 @@ class Sandbox(SandboxClients):
 
     def enquire(self, **properties: Any) -> tuple[str, bool]:
         """A HubSpot form submission. HubSpot merges by email: a returning client's enquiry
-        updates the existing contact (recent_conversion_date and num_conversion_events move,
-        lifecyclestage goes back to "lead"). Returns (contact id, created?)."""
+        updates the existing contact (recent_conversion_date and num_conversion_events move;
+        the lifecycle stage and leadgate's stamp stay). Returns (contact id, created?)."""
         i, created = self.store.enquire(properties)
         return self.store.contacts.id_of(i), created
 

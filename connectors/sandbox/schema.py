@@ -235,6 +235,8 @@ LEADGATE_HS_PROPERTIES: tuple[HsProperty, ...] = (
                hubspot_defined=False),
     HsProperty("leadgate_not_before", "LeadGate Not Before", "datetime", "date", "leadgate",
                hubspot_defined=False),
+    HsProperty("leadgate_read_at", "LeadGate Read At", "datetime", "date", "leadgate",
+               hubspot_defined=False),
 )
 
 HS_GROUPS = (("contactinformation", "Contact information"), ("sales_properties", "Sales"),

@@ -299,7 +299,8 @@ class Store:
 
     def enquire(self, props: dict[str, Any]) -> tuple[int, bool]:
         """A form submission: HubSpot merges by email, so a returning client updates the
-        existing contact (a new conversion) instead of creating one. (index, created?)"""
+        existing contact (a new conversion) instead of creating one; its lifecycle stage is
+        not moved back (HubSpot moves stages forward only). (index, created?)"""
         with self.lock:
             email = props.get("email")
             i = self.contact_by_email(email) if isinstance(email, str) else None
@@ -307,7 +308,7 @@ class Store:
                 return self.new_contact(props, origin="form"), True
             t = self.stamp(seconds=False)
             n = self.contacts.get(i, "num_conversion_events") or 1.0
-            self.contacts.set(i, {**props, "lifecyclestage": "lead", "lastmodifieddate": t,
+            self.contacts.set(i, {**props, "lastmodifieddate": t,
                                   "recent_conversion_date": t, "num_conversion_events": n + 1})
             self.record_change("hubspot", self.contacts.id_of(i), "form", sorted(props))
             return i, False

@@ -54,7 +54,7 @@ class FakePortal:
     # --- search
     @staticmethod
     def _value(prop: str, raw: str) -> Any:
-        if prop == "lastmodifieddate":
+        if prop in ("lastmodifieddate", "recent_conversion_date"):
             return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000)
         if prop == "hs_object_id":
             return int(raw)
@@ -63,12 +63,12 @@ class FakePortal:
     def _match(self, props: dict[str, str], f: dict[str, Any]) -> bool:
         name, op = f["propertyName"], f["operator"]
         have = props.get(name) or ""
-        if op == "NOT_HAS_PROPERTY":
-            return have == ""
+        if op in ("HAS_PROPERTY", "NOT_HAS_PROPERTY"):
+            return (have != "") == (op == "HAS_PROPERTY")
         if have == "":
             return False
         left, right = self._value(name, have), self._value(name, f["value"]) \
-            if name != "lastmodifieddate" else int(f["value"])
+            if name not in ("lastmodifieddate", "recent_conversion_date") else int(f["value"])
         return {"EQ": left == right, "GT": left > right, "GTE": left >= right}[op]
 
     def do_search_with_http_info(self, body: dict[str, Any], **_: Any) -> Any:
@@ -198,6 +198,39 @@ def test_207_errors_and_conflicts_are_per_record_results(portal: FakePortal) -> 
     assert {i["id"] for i in portal.updates[0]} == {"1", "2", "4"}
     assert portal.contacts["1"]["leadgate_status"] == "assigned"
     assert portal.contacts["1"]["leadgate_reason"] == ""
+
+
+def test_a_stamped_contact_is_intake_again_only_after_a_later_form_submission(
+        portal: FakePortal) -> None:
+    from routing_core.ids import new_ulid
+
+    def iso(at: datetime) -> str:
+        return at.isoformat().replace("+00:00", "Z")
+
+    def ulid(at: datetime) -> str:
+        return new_ulid(int(at.timestamp() * 1000))
+
+    portal.add(6)
+    enquired = T0 + timedelta(minutes=5)
+    stamps = {  # id: (decision id, leadgate_read_at); each submitted a form at `enquired`
+        "1": (ulid(T0), iso(T0)),  # read before the submission: enquired again
+        # leadgate's clock behind HubSpot's: its decision id looks older than the submission,
+        # but it read the contact after it, by HubSpot's clock: not again
+        "2": (ulid(T0), iso(enquired + timedelta(seconds=1))),
+        "3": (ulid(T0), None),  # stamped without read_at: dated by its decision id
+        "4": (ulid(enquired + timedelta(minutes=1)), None),
+        "5": ("typed-by-hand", None),  # cannot be dated: decided again, not left unrouted
+    }
+    for cid, (decision, read_at) in stamps.items():
+        portal.contacts[cid].update({
+            "leadgate_status": "assigned", "leadgate_decision_id": decision,
+            "leadgate_read_at": read_at or "", "lifecyclestage": "customer",
+            "recent_conversion_date": iso(enquired),
+            "lastmodifieddate": iso(enquired + timedelta(seconds=2))})
+    pulled = list(connect(portal).pull(None))
+    assert sorted(ids(pulled), key=int) == ["1", "3", "5", "6"]  # 6: never stamped
+    episodes = {r.record_id: r.episode for p in pulled for r in p.records}
+    assert episodes["1"] == stamps["1"][0] and episodes["6"] == ""
 
 
 def test_a_batch_refused_whole_is_split_until_the_bad_records_stand_alone(

@@ -30,9 +30,12 @@ def owner(sb: Any) -> str:
 
 
 def outcomes_for(records: list[Any], owner_id: str | None) -> list[Outcome]:
+    """Decisions on these pulled records as the sync job writes them (with the modstamp
+    decided on, which dates the enquiry each answers)."""
     return [Outcome(r.record_id, f"01JDTEST{n:018d}", "assigned" if owner_id else "refused",
                     owner_id, None if owner_id else "no_rule_matched", "2026.11.2",
-                    {"allowed_channels": ["email"]}, None, r.owner_at_read)
+                    {"allowed_channels": ["email"]}, None, r.owner_at_read,
+                    modified_at_read=r.modstamp)
             for n, r in enumerate(records)]
 
 
@@ -160,11 +163,11 @@ def test_install_is_idempotent_and_connect_reports_mismatches(sandbox: Any) -> N
     sb = sandbox(leads=0, contacts=10, install_leadgate_fields=False)
     crm = open_connector(hs_source(sb), source="hs")
     assert any("leadgate install hubspot" in p for p in crm.check().problems)
-    assert len(crm.install(dry_run=True).created) == 7
+    assert len(crm.install(dry_run=True).created) == 8
     first = crm.install()
-    assert len(first.created) == 7 and first.created[0] == "property group leadgate"
+    assert len(first.created) == 8 and first.created[0] == "property group leadgate"
     second = open_connector(hs_source(sb), source="hs").install()
-    assert second.created == [] and len(second.existing) == 7
+    assert second.created == [] and len(second.existing) == 8
     assert open_connector(hs_source(sb), source="hs").check().ok
     bad = hs_source(sb, mapping={"id": "hs_object_id", "email": "e_mail",
                                  "product": {"field": "product_interest",
