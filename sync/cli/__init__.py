@@ -57,15 +57,20 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except LeadgateError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
         except Exception as exc:
-            failure = _database_failure(exc) or _disk_failure(exc)
+            failure = as_leadgate_error(exc)
             if failure is None:
                 raise
             click.echo(f"error: {failure}", err=True)
             ctx.exit(failure.exit_code)
+
+
+def as_leadgate_error(exc: Exception) -> LeadgateError | None:
+    """`exc` as the one-line error the command line shows (a database or disk failure says
+    what and how to fix it); None for a bug, which keeps its traceback."""
+    if isinstance(exc, LeadgateError):
+        return exc
+    return _database_failure(exc) or _disk_failure(exc)
 
 
 def _database_failure(exc: Exception) -> LeadgateError | None:

@@ -87,10 +87,11 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
     if verbose:
         log_to_stderr(logging.INFO if verbose == 1 else logging.DEBUG)
 
-    job, ctx = build_job(config, source, dry_run=dry_run, limit=limit, shard=_shard(shard),
-                         lease_ttl=lease_ttl, decide_ahead=not one_process)
+    with _json_line_on_error(as_json, source, "not_started"):
+        job, ctx = build_job(config, source, dry_run=dry_run, limit=limit, shard=_shard(shard),
+                             lease_ttl=lease_ttl, decide_ahead=not one_process)
     try:
-        with _stop_on_signals(job):
+        with _json_line_on_error(as_json, job.source, "failed"), _stop_on_signals(job):
             summary = _run_with_progress(
                 job, show=sys.stderr.isatty() and not as_json and not verbose)
     finally:
@@ -108,6 +109,23 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
                            f"owner={item['owner_crm_id'] or 'review queue'} "
                            f"reason={item['reason'] or '-'} decision={item['decision_id']}")
     sys.exit(summary.exit_code)
+
+
+@contextlib.contextmanager
+def _json_line_on_error(as_json: bool, source: str | None, status: str) -> Iterator[None]:
+    """With --json, a run that cannot start (or stops with an error instead of a summary)
+    still prints its one JSON line, so a scheduler reading the log of runs sees it; the error
+    line on stderr and the exit code are as without --json."""
+    from sync.cli import as_leadgate_error
+
+    try:
+        yield
+    except Exception as exc:
+        failure = as_leadgate_error(exc)
+        if as_json and failure is not None:
+            click.echo(json.dumps({"status": status, "source": source, "error": str(failure),
+                                   "exit_code": failure.exit_code}, sort_keys=True))
+        raise
 
 
 @contextlib.contextmanager

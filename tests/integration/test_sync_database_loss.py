@@ -52,9 +52,12 @@ def test_a_run_that_loses_its_database_stops_in_one_line_and_the_next_run_finish
 
         # A run started while it is still down does not start: one line, exit 2.
         down = sync_run(env, "salesforce")
-        assert down.returncode == 2 and down.stdout == "", down.stderr[-3000:]
+        assert down.returncode == 2, down.stderr[-3000:]
         assert down.stderr.startswith(f"error: {where}") and down.stderr.count("\n") == 1
         assert "(fix: check that the database server runs" in down.stderr
+        line = summary(down)  # --json: the log of runs has its line, saying the same
+        assert (line["status"], line["exit_code"]) == ("not_started", 2), line
+        assert line["error"] == down.stderr.removeprefix("error: ").rstrip("\n")
 
         forwarder.restore()
         second = summary(sync_run(env, "salesforce"))

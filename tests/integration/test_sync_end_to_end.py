@@ -196,6 +196,13 @@ def test_could_not_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
                 f"error: {missing}: cannot create the database here (No such file or "
                 "directory) (fix: create the folder, or point database_url in leadgate.yaml "
                 "(or LEADGATE_DATABASE_URL) at a folder leadgate may write)\n"), proc.stderr
+            # and a scheduler reading the log of runs (JSON Lines) still gets this run's line
+            if extra:
+                line = summary(proc)
+                assert (line["status"], line["exit_code"]) == ("not_started", 2), line
+                assert line["error"] == proc.stderr.removeprefix("error: ").rstrip("\n")
+            else:
+                assert proc.stdout == ""
         assert not missing.parent.exists()
         # refused for its configuration (two sources, none named): no database made for it
         fresh = tmp_path / "fresh.db"
