@@ -52,6 +52,9 @@ RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT", "CONFLICT"
 # a batch refused whole with one of these is split to find the records it refuses (401, 403
 # and 429 are about the caller, not a record)
 SPLIT_ON = frozenset({400, 404, 409, 422, 423})
+MAX_SPLITS = 16  # halvings per batch: a bad record of 100 takes 7, so two are singled out
+# the keys of a 207 error's context that list records: ids, or the trace ids (the record ids)
+ERROR_ID_KEYS = frozenset({"ids", "objectWriteTraceId", "objectWriteTraceIds"})
 
 
 def _millis(when: datetime) -> str:
@@ -172,7 +175,8 @@ class HubSpotConnector:
                 return owners
 
     def begin_run(self) -> None:
-        """Resolve the portal's owners once for this run."""
+        """Resolve the portal's owners once for this run, and check that leadgate's properties
+        exist."""
         self.owners = self.list_owners()
         if self.config.review_owner_id not in self.owners:
             raise LeadgateError(
@@ -181,6 +185,14 @@ class HubSpotConnector:
                 fix="set review_owner_id to the compliance review owner's id "
                     "(Settings > Users & Teams)",
             )
+        from connectors.hubspot.install import missing_properties
+
+        missing = missing_properties(self)
+        if missing:  # every write would be refused: say so before deciding anything
+            raise LeadgateError(
+                f"leadgate's contact properties are missing in this portal: {', '.join(missing)}",
+                where=f"{self.where}.writeback",
+                fix="run `leadgate install hubspot` (it creates only what is missing)")
         self._run_ready = True
 
     def _ensure_run(self) -> None:
@@ -196,20 +208,19 @@ class HubSpotConnector:
                                    self.config.writeback.read_at,
                                    *crm_fields(self.config.mapping)]))
 
-    def _intake(self, since: datetime | None) -> list[list[dict[str, Any]]]:
+    def _intake(self) -> list[list[dict[str, Any]]]:
         """The filter groups (ORed) of intake contacts: unstamped ones at the intake stage, and
-        stamped ones with a form submission since `since` (a returning client enquiring again:
-        HubSpot merges the submission into the contact and moves no stage back; `_enquired`
-        keeps those whose submission came after leadgate's decision)."""
+        stamped ones that have submitted a form (a returning client enquiring again: HubSpot
+        merges the submission into the contact and moves no stage back; `_at_intake` keeps
+        those whose submission came after leadgate read them). The submission time is not
+        bounded by the cursor: a contact edited after its submission is past it by then, and
+        would never be read again; lastmodifieddate bounds the search."""
         intake = self.config.intake
-        converted: dict[str, Any] = (
-            {"propertyName": CONVERTED, "operator": "HAS_PROPERTY"} if since is None else
-            {"propertyName": CONVERTED, "operator": "GTE", "value": _millis(since)})
         return [[{"propertyName": "lifecyclestage", "operator": "EQ",
                   "value": intake.lifecyclestage},
                  {"propertyName": intake.unstamped_property, "operator": "NOT_HAS_PROPERTY"}],
                 [{"propertyName": intake.unstamped_property, "operator": "HAS_PROPERTY"},
-                 converted]]
+                 {"propertyName": CONVERTED, "operator": "HAS_PROPERTY"}]]
 
     def _at_intake(self, row: dict[str, Any]) -> bool:
         """Unstamped (the first group), or stamped and enquired again since leadgate read it to
@@ -268,7 +279,7 @@ class HubSpotConnector:
         anchor: datetime | None = None
         if cursor is not None:
             anchor = cursor.modstamp - timedelta(seconds=self.config.overlap_seconds)
-        groups = self._intake(anchor)
+        groups = self._intake()
         seen_at_anchor: set[str] = set()  # ids read whose timestamp equals `anchor`
         while True:
             filters = [] if anchor is None else [
@@ -459,9 +470,14 @@ class HubSpotConnector:
             results.update(self._update(inputs))
         return results
 
-    def _update(self, inputs: list[dict[str, Any]]) -> dict[str, WriteResult]:
+    def _update(self, inputs: list[dict[str, Any]], splits: list[int] | None = None
+                ) -> dict[str, WriteResult]:
         """One batch update; a batch refused whole (a 4xx naming no record) is split in halves
-        until the records it refuses stand alone, so one bad record cannot fail the other 99."""
+        until the records it refuses stand alone, so one bad record cannot fail the other 99.
+        `splits` holds the halvings this batch may still make: a refusal that is not about one
+        record (every half refused alike) costs a few calls, not one per record."""
+        if splits is None:
+            splits = [MAX_SPLITS]
         try:
             data, status = self.call("update contacts (batch)", lambda: self.api(
                 "batch").update_with_http_info({"inputs": inputs},
@@ -469,15 +485,16 @@ class HubSpotConnector:
         except CallFailed as exc:
             if exc.retryable or exc.status not in SPLIT_ON:
                 raise
-            if len(inputs) == 1:
-                record_id = inputs[0]["id"]
-                return {record_id: WriteResult(record_id, "error", str(exc),
-                                               retryable=exc.status in (409, 423))}
+            if len(inputs) == 1 or splits[0] <= 0:
+                return {i["id"]: WriteResult(i["id"], "error", str(exc),
+                                             retryable=exc.status in (409, 423))
+                        for i in inputs}
+            splits[0] -= 1
             half = len(inputs) // 2
             results: dict[str, WriteResult] = {}
             for part in (inputs[:half], inputs[half:]):
                 try:
-                    results.update(self._update(part))
+                    results.update(self._update(part, splits))
                 except (CallFailed, BudgetExhausted) as failed:  # the other half is written
                     results.update(_failed([i["id"] for i in part], failed))
             return results
@@ -493,7 +510,7 @@ class HubSpotConnector:
             retryable = error.get("category") in RETRYABLE_CATEGORIES
             gone = error.get("category") == "OBJECT_NOT_FOUND"
             for key, ids in (error.get("context") or {}).items():
-                if "id" not in key.lower():  # "ids", or the trace ids (the record ids)
+                if key not in ERROR_ID_KEYS:  # other keys name properties, not records
                     continue
                 for record_id in ids or []:
                     results[str(record_id)] = (

@@ -37,6 +37,13 @@ def _all_properties(conn: HubSpotConnector) -> dict[str, dict[str, Any]]:
     return {p["name"]: p for p in (data.to_dict().get("results") or [])} if data else {}
 
 
+def missing_properties(conn: HubSpotConnector, have: dict[str, Any] | None = None
+                       ) -> list[str]:
+    """leadgate's contact properties the portal lacks (`have`: its properties, if read)."""
+    have = _all_properties(conn) if have is None else have
+    return [s["name"] for s in property_specs(conn) if s["name"] not in have]
+
+
 def _group_exists(conn: HubSpotConnector, name: str) -> bool:
     try:
         conn.call("read property group", lambda: conn.api("groups").get_by_name_with_http_info(
@@ -104,7 +111,7 @@ def check(conn: HubSpotConnector) -> CheckReport:
             continue
         problems += value_map_problems(key, spec, options, value_word="option",
                                        list_word="an option of")
-    missing = [s["name"] for s in property_specs(conn) if s["name"] not in props]
+    missing = missing_properties(conn, props)
     if missing:
         problems.append(f"leadgate's properties are missing: {', '.join(missing)} "
                         "(fix: run `leadgate install hubspot`)")

@@ -115,6 +115,12 @@ class FakePortal:
             "X-HubSpot-RateLimit-Remaining": "50",
             "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
 
+    def get_all_with_http_info(self, object_type: str, **_: Any) -> Any:
+        from connectors.config import HubSpotWriteback
+
+        names = [v for k, v in HubSpotWriteback().model_dump().items() if k != "group"]
+        return Obj({"results": [{"name": n} for n in names]}), 200, {}
+
     def get_page_with_http_info(self, **_: Any) -> Any:
         return Obj({"results": [{"id": "71001"}, {"id": "90001"}]}), 200, {}
 
@@ -129,7 +135,7 @@ def connect(portal: FakePortal, **overrides: Any) -> Any:
               "retry": {"initial_wait": 0, "max_wait": 0}, "search_per_second": 1000,
               **overrides}
     crm = open_connector(parse_config({"sources": {"hs": source}}).sources["hs"], source="hs")
-    for name in ("search", "batch", "owners"):
+    for name in ("search", "batch", "owners", "properties"):
         crm._apis[name] = portal
     return crm
 
@@ -248,6 +254,14 @@ def test_a_batch_refused_whole_is_split_until_the_bad_records_stand_alone(
     # every input asked for per-record answers, and halving costs a few calls, not 100
     assert all(i["objectWriteTraceId"] == i["id"] for batch in portal.updates for i in batch)
     assert len(portal.updates) <= 1 + 2 * 2 * 7
+
+    # a refusal that is not about one record (every half refused alike) spends a few calls
+    portal.updates.clear()
+    portal.fail_ids = {str(i) for i in range(1, 101)}
+    results = {r.record_id: r for r in crm.write_back([
+        Outcome(str(i), f"e{i}", "assigned", "71001", None, "1") for i in range(1, 101)])}
+    assert {r.status for r in results.values()} == {"error"} and len(results) == 100
+    assert len(portal.updates) == 1 + 2 * 16
 
 
 class _Resp:

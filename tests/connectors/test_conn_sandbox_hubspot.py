@@ -19,6 +19,8 @@ from conn_sources import hs_source
 from connectors import open_connector
 from connectors.base import Cursor, Outcome
 from connectors.calls import CallFailed
+from connectors.mapping import parse_crm_time
+from routing_core.errors import LeadgateError
 
 
 def pull_all(crm: Any, cursor: Cursor | None = None) -> list[Any]:
@@ -198,3 +200,44 @@ def test_read_maps_contacts_as_pull_does_whatever_their_status(sandbox: Any) -> 
     by_id = {r.record_id: r for r in read}
     assert all(by_id[r.record_id].lead_input == r.lead_input for r in pulled[3:150])
     assert by_id[pulled[0].record_id].owner_at_read == owner(sb)
+
+
+def test_a_re_enquiry_edited_afterwards_is_pulled_from_a_cursor_past_its_submission(
+        sandbox: Any) -> None:
+    # A client submits a form again, ten new leads arrive, then a rep edits the client's
+    # contact: by then its submission is older than where an interrupted run left the cursor.
+    sb = sandbox(leads=0, contacts=40)
+    t, st = sb.store.contacts, sb.store
+    crm = open_connector(hs_source(sb, overlap_seconds=0), source="hs")
+    first = pull_all(crm)
+    assert {r.status for r in crm.write_back(outcomes_for(first, owner(sb)))} == {"ok"}
+    i = next(i for i in range(t.n) if t.get(i, "leadgate_status") == "assigned")
+    rid, created = sb.enquire(email=t.get(i, "email"), product_interest="Easy Saver")
+    assert not created
+    enquired = t.get(i, "recent_conversion_date")
+    news = [st.new_contact({"email": f"new.lead{n}@example.org", "firstname": "New"})
+            for n in range(10)]
+    with st.lock:  # a millisecond apart each, the rep's edit last
+        for n, j in enumerate(news):
+            t.set(j, {"lastmodifieddate": enquired + 1 + n})
+        t.set(i, {"phone": "+44 20 7946 0000", "lastmodifieddate": enquired + 100})
+    # where a run that stopped after the new leads left the cursor: past the submission
+    last = news[-1]
+    stored = Cursor(parse_crm_time(t.get(last, "lastmodifieddate")), t.id_of(last))
+    assert stored.modstamp.timestamp() * 1000 > enquired
+    rest = pull_all(open_connector(hs_source(sb, overlap_seconds=0), source="hs"), stored)
+    assert rid in {r.record_id for r in rest}
+
+
+def test_a_portal_without_leadgate_s_properties_stops_the_run_before_any_write(
+        sandbox: Any) -> None:
+    sb = sandbox(leads=0, contacts=20)
+    del sb.store.hs_properties["leadgate_read_at"]  # installed by an earlier release
+    crm = open_connector(hs_source(sb), source="hs")
+    with pytest.raises(LeadgateError) as err:
+        crm.begin_run()
+    assert "leadgate_read_at" in str(err.value) and "leadgate install hubspot" in str(err.value)
+    assert "hubspot.batch_update" not in sb.counts() and "hubspot.search" not in sb.counts()
+    assert open_connector(hs_source(sb), source="hs").install().created == [
+        "contact property leadgate_read_at"]
+    open_connector(hs_source(sb), source="hs").begin_run()
