@@ -24,9 +24,8 @@ from audit.reasons import check_reason
 
 
 def erase_subject(ledger: Ledger, subject: str, reason: str, *, by: str | None = None) -> Appended:
+    check_reason(reason, what="an erasure", example="GDPR art. 17 request DSR-2026-0412")
     with write_transaction(ledger.engine) as conn:
-        check_reason(conn, subject, reason, what="an erasure",
-                     example="GDPR art. 17 request DSR-2026-0412")
         count = conn.execute(sa.select(sa.func.count()).select_from(schema.entries)
                              .where(schema.entries.c.subject == subject)).scalar_one()
         if not count:

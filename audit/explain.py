@@ -61,9 +61,9 @@ def _no_entries(subject: str) -> LedgerError:
 def record_personal_access(ledger: Ledger, subject: str, reason: str, *,
                            by: str | None = None) -> Appended:
     """Record in the ledger that `subject`'s personal data is about to be shown, and why."""
+    check_reason(reason, what="showing personal data",
+                 example="GDPR art. 15 subject access request DSR-2026-0412")
     with write_transaction(ledger.engine) as conn:
-        check_reason(conn, subject, reason, what="showing personal data",
-                     example="subject access request #4711")
         if conn.execute(sa.select(schema.entries.c.seq)
                         .where(schema.entries.c.subject == subject).limit(1)).first() is None:
             raise _no_entries(subject)
