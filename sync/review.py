@@ -23,6 +23,7 @@ import getpass
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -459,25 +460,38 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
         ctx.close()
 
 
+# How an item is named (`review list`): its number, or source:record id; anything else typed
+# there is recorded as NOT_AN_ID.
+_ITEM_ID = re.compile(r"\d+|[A-Za-z0-9_.-]+:[A-Za-z0-9_-]+")
+NOT_AN_ID = "(not an id of the policy or the queue)"
+
+
 def _record_refused_action(ctx: Context, who: dict[str, Any], action: str, item: str,
                            exc: LeadgateError, asked: dict[str, Any]) -> None:
     """An `officer_action_refused` entry: an authenticated officer asked for an action that was
     refused (the lead is now a screening hit, was never screened, the rep is unavailable...).
     An auditor asks about attempts as well as actions. Filed under the item's lead when it is
-    known; the reason is sealed with the subject's personal data (it may quote the record).
-    Best effort, as for refused logins: the refusal stands if it cannot be written."""
+    known; the reason, and what was typed, are sealed with the subject's personal data (they
+    may quote the record). In clear, only the ids of the policy's teams and reps, and an item
+    id: an officer who typed a customer's name where an id belongs must not have written it
+    into the ledger for good. Best effort, as for refused logins: the refusal stands if it
+    cannot be written."""
     subject = None
     with contextlib.suppress(Exception):
         with ctx.engine.connect() as conn:
             row = _find(conn, item)
         subject = f"{row.source}:{row.record_id}"
-    payload: dict[str, Any] = {"action": action, "item": item, "officer": who,
-                               "asked": asked, "where": exc.where}
+    teams = ctx.policy.teams
+    known = {"team": set(teams), "rep": {m.id for t in teams.values() for m in t.members}}
+    payload: dict[str, Any] = {
+        "action": action, "officer": who, "where": exc.where,
+        "item": item if subject is not None or _ITEM_ID.fullmatch(item) else NOT_AN_ID,
+        "asked": {k: v if v in known.get(k, ()) else NOT_AN_ID for k, v in asked.items()}}
     personal = None
-    if subject is None:  # no item: the reason names only what was asked for
-        payload["why"] = exc.message
+    if subject is None:  # no item: nothing to seal with, and the message quotes what was typed
+        payload["why"] = "no open review item of the id given"
     else:
-        personal = {"why": exc.message}
+        personal = {"why": exc.message, "asked": asked}
     with contextlib.suppress(Exception):  # the officer's error is the one to show
         with write_transaction(ctx.engine) as conn:
             ctx.ledger.append(conn, [EntryIn("officer_action_refused", subject, payload,

@@ -13,6 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from audit import schema as audit_schema
+from sync.review import NOT_AN_ID
 from sync.state import sync_decisions, sync_review_queue
 from sync.writeahead import OPEN_STATUSES
 from tests.integration.synctools import (
@@ -616,6 +618,38 @@ def test_a_lead_its_team_could_serve_still_needs_a_licensed_rep(tmp_path: Path) 
         assert "overrides a failed licence check (adam holds no valid individual licence for " \
             "US-NJ / term_life / retail), so a second officer must approve" in approve.stdout
         assert crm_state(env.sb, "salesforce", i)[1] == "refused"  # not assigned on one word
+    finally:
+        env.sb.stop()
+
+
+def test_a_name_typed_where_an_id_belongs_is_not_written_into_the_ledger(
+        tmp_path: Path) -> None:
+    """A refused approval is recorded (who asked for what), but only ids go in clear: a
+    customer's name typed as the item or as the rep is sealed with the lead, or not kept."""
+    env = start_env(tmp_path, leads=120)
+    try:
+        cfg = ("--config", str(env.config))
+        [item, *_] = _plain_refusals(env)
+        token = _token(env, "cco-marta")
+        typed = "Zedekiah Fictionalson"
+        for where, rep in ((typed, "alice"), (str(item["id"]), typed)):
+            proc = leadgate("review", "approve", where, "--team", "uk_retail", "--rep", rep,
+                            "--officer", "cco-marta", "--token", token, *cfg)
+            assert proc.returncode == 2, proc.stderr
+        engine = env.engine()
+        attempts = [e for e in ledger_entries(engine) if e["kind"] == "officer_action_refused"]
+        with engine.connect() as conn:
+            bodies = b"".join(bytes(b) for b in conn.execute(
+                sa.select(audit_schema.entries.c.body)).scalars())
+        engine.dispose()
+        assert b"Zedekiah" not in bodies  # neither in a payload nor anywhere else in clear
+        no_item, wrong_rep = attempts
+        assert no_item["subject"] is None and no_item["payload"]["item"] == NOT_AN_ID
+        assert no_item["payload"]["why"] == "no open review item of the id given"
+        assert no_item["payload"]["asked"] == {"team": "uk_retail", "rep": "alice"}
+        assert wrong_rep["subject"] == f"salesforce:{item['record_id']}"
+        assert wrong_rep["payload"]["asked"] == {"team": "uk_retail", "rep": NOT_AN_ID}
+        assert wrong_rep["personal"] is not None  # what was typed, sealed with the lead
     finally:
         env.sb.stop()
 
