@@ -6,7 +6,8 @@ from Zoë Müller, tel 030/98765432") would put back, in every export, what the 
 Looking for names is a game that is always lost (accents, initials, transliterations, a name
 after the erasure has destroyed the copy to compare with), so the reason must be made of
 references and of the words of a small vocabulary that names no one: every word either holds
-a digit (DSR-2026-0412, #4711, 17(1)(a), 05.11.2026) or is one of `VOCABULARY`. Besides, no
+a digit (DSR-2026-0412, #4711, 17(1)(a), 05.11.2026) or is one of `VOCABULARY`, and one at
+least holds a digit (a reason that names no request is a story). Besides, no
 address (`@`) and no run of nine digits or more that is not glued to letters (a telephone
 number; a reference such as DSR-0412-3301-7788 is glued to its prefix). The error never repeats
 what it refused: it says which word to take out.
@@ -36,7 +37,8 @@ incorrect closed account number nr num sar dsar dsr rtbf gdpr rgpd dsgvo avg uk 
 cpra lgpd pipeda art arts article articles recital para paragraph section sec schedule annex
 act dpa regulation directive clause forgotten removed remove removal copy export extract
 provide provided show shown check checked verify escalated escalation approved approval urgent
-follow up reminder privacy protection information notice
+follow up reminder privacy protection information notice jira zendesk servicenow freshdesk
+fos ombudsman
 january february march april may june july august september october november december jan
 feb mar apr jun jul aug sep sept oct nov dec
 """.split())
@@ -59,7 +61,8 @@ def check_reason(reason: str, *, what: str, example: str) -> None:
     """Refuse a blank `reason`, or one that could name a person (`what` names the action in
     the message; `example` is a reason that would do)."""
     fix = (f"give the request's reference and its legal basis, e.g. --reason '{example}'; "
-           "anything else about the person belongs in the ticket, not in the ledger")
+           "anything else about the person belongs in the ticket, not in the ledger (the words "
+           "a reason may use besides references: audit/reasons.py, VOCABULARY)")
     kept = "it is stored in clear and kept for good"
     if not reason.strip():
         raise LedgerError(f"{what} needs a reason", fix=f"pass --reason '{example}' (it is recorded)")
@@ -76,6 +79,9 @@ def check_reason(reason: str, *, what: str, example: str) -> None:
                     f"word {n} of the reason for {what} is neither a reference (it has no "
                     f"digit) nor a word of the reasons' vocabulary, and could be a name; {kept}",
                     fix=fix)
+    if not any(c.isdigit() for c in reason):
+        raise LedgerError(f"the reason for {what} names no request: it holds no reference (a "
+                          f"ticket or request number); {kept}", fix=fix)
     for run in _DIGIT_RUN.findall(_DATE_OR_TIME.sub(" ", reason)):
         if sum(c.isdigit() for c in run) >= PHONE_DIGITS:
             raise LedgerError(

@@ -131,7 +131,7 @@ def test_erasure_shreds_the_key_and_the_chain_still_verifies(engine: Engine,
     ledger.append_batch([EntryIn("writeback", SUBJECT, {"status": "ok"}, {"email": "x@y.z"})])
     assert explain_subject(engine, SUBJECT).entries[-1].personal == "withheld"
     with pytest.raises(LedgerError, match="already erased"):
-        erase_subject(ledger, SUBJECT, "again")
+        erase_subject(ledger, SUBJECT, "GDPR art. 17 request #4712")
 
 
 def test_explain_shows_every_entry_with_sequence_hash_and_proof(sqlite_engine: Engine,
@@ -266,6 +266,7 @@ def test_erasure_from_the_command_line_needs_an_authenticated_officer(
     ("call back on 5550199", "word 2 of the reason"),
     ("DSR 2079460958", "a run of 9 digits or more"),
     ("ticket 612 345 678", "a run of 9 digits or more"),
+    ("customer asked to be forgotten", "names no request"),  # a story, not a reference
 ])
 def test_a_reason_that_could_name_the_person_is_refused_and_nothing_is_recorded(
         engine: Engine, tmp_path: Path, reason: str, found: str) -> None:
