@@ -192,7 +192,7 @@ class HubSpotConnector:
             raise LeadgateError(
                 f"leadgate's contact properties are missing in this portal: {', '.join(missing)}",
                 where=f"{self.where}.writeback",
-                fix="run `leadgate install hubspot` (it creates only what is missing)")
+                fix="run `leadgate install hubspot`, which creates only what is missing")
         self._run_ready = True
 
     def _ensure_run(self) -> None:

@@ -10,6 +10,9 @@ from .sandbox import Sandbox, serve_until_signalled
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1].startswith("-"):  # --help and the like: not JSON
+        sys.exit("usage: python -m connectors.sandbox ['{\"seed\": 1, \"leads\": 1000}']\n"
+                 "(an internal entry point: people use `leadgate sandbox serve --help`)")
     options = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     sandbox = Sandbox(**options)
 

@@ -87,11 +87,11 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
     if verbose:
         log_to_stderr(logging.INFO if verbose == 1 else logging.DEBUG)
 
-    with _json_line_on_error(as_json, source, "not_started"):
+    with _json_line_on_error(as_json, source):
         job, ctx = build_job(config, source, dry_run=dry_run, limit=limit, shard=_shard(shard),
                              lease_ttl=lease_ttl, decide_ahead=not one_process)
     try:
-        with _json_line_on_error(as_json, job.source, "failed"), _stop_on_signals(job):
+        with _json_line_on_error(as_json, job.source, job.run_id), _stop_on_signals(job):
             summary = _run_with_progress(
                 job, show=sys.stderr.isatty() and not as_json and not verbose)
     finally:
@@ -112,10 +112,13 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
 
 
 @contextlib.contextmanager
-def _json_line_on_error(as_json: bool, source: str | None, status: str) -> Iterator[None]:
+def _json_line_on_error(as_json: bool, source: str | None,
+                        run_id: str | None = None) -> Iterator[None]:
     """With --json, a run that cannot start (or stops with an error instead of a summary)
     still prints its one JSON line, so a scheduler reading the log of runs sees it; the error
-    line on stderr and the exit code are as without --json."""
+    line on stderr and the exit code are as without --json. Its status follows the exit code:
+    `not_started` for 2 (configuration, credentials, the database: a person must act, even when
+    it was found after the run was recorded, as a token the CRM refused), else `failed`."""
     from sync.cli import as_leadgate_error
 
     try:
@@ -123,8 +126,10 @@ def _json_line_on_error(as_json: bool, source: str | None, status: str) -> Itera
     except Exception as exc:
         failure = as_leadgate_error(exc)
         if as_json and failure is not None:
-            click.echo(json.dumps({"status": status, "source": source, "error": str(failure),
-                                   "exit_code": failure.exit_code}, sort_keys=True))
+            line = {"status": "not_started" if failure.exit_code == 2 else "failed",
+                    "source": source, "run_id": run_id, "error": str(failure),
+                    "exit_code": failure.exit_code}
+            click.echo(json.dumps(line, sort_keys=True))
         raise
 
 

@@ -184,6 +184,11 @@ def test_could_not_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
         assert "wrong" not in proc.stderr
+        # found once the run was recorded (the CRM refused the log-in): still not started,
+        # a person must act; its run id names the run `sync status` lists as failed
+        line = summary(proc)
+        assert (line["status"], line["exit_code"]) == ("not_started", 2) and line["run_id"]
+        assert "wrong" not in line["error"]
         # a SQLite database in a folder that does not exist: configuration, one line, not the
         # traceback (and exit 1, "the next run retries") it was, with --json as without
         missing = tmp_path / "no-such-folder" / "leadgate.db"
