@@ -481,8 +481,7 @@ def _record_refused_action(ctx: Context, who: dict[str, Any], action: str, item:
         with ctx.engine.connect() as conn:
             row = _find(conn, item)
         subject = f"{row.source}:{row.record_id}"
-    teams = ctx.policy.teams
-    known = {"team": set(teams), "rep": {m.id for t in teams.values() for m in t.members}}
+    known = {"team": set(ctx.policy.teams), "rep": ctx.policy.rep_ids}
     payload: dict[str, Any] = {
         "action": action, "officer": who, "where": exc.where,
         "item": item if subject is not None or _ITEM_ID.fullmatch(item) else NOT_AN_ID,

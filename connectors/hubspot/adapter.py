@@ -430,7 +430,8 @@ class HubSpotConnector:
                 self._ensure_run()
                 results.update(self._write_chunk(chunk))
             except (CallFailed, BudgetExhausted) as exc:
-                results.update({**_failed([o.record_id for o in chunk], exc), **results})
+                for record_id, result in _failed([o.record_id for o in chunk], exc).items():
+                    results.setdefault(record_id, result)
         return [results[o.record_id] for o in outcomes]
 
     def _owner_for(self, outcome: Outcome) -> tuple[str | None, str | None]:

@@ -142,3 +142,8 @@ class Policy:
     def reference(self) -> dict[str, str]:
         """The policy block of a decision."""
         return {"id": self.id, "version": self.version, "digest": self.digest}
+
+    @property
+    def rep_ids(self) -> set[str]:
+        """Every member id of every team (an id is unique within its team only)."""
+        return {m.id for t in self.teams.values() for m in t.members}

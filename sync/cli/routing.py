@@ -246,7 +246,7 @@ def validate(path: str) -> None:
         sys.exit(exc.exit_code)
     for warning in loaded.warnings:
         click.echo(f"warning: {warning}", err=True)
-    reps = {m.id for t in loaded.teams.values() for m in t.members}
+    reps = loaded.rep_ids
     click.echo(f"ok: policy {loaded.id} version {loaded.version}: {len(loaded.teams)} teams, "
                f"{len(reps)} reps, {len(loaded.rules)} rules, {len(loaded.gates)} gates, "
                f"{len(loaded.tests)} tests; digest {loaded.digest}")
