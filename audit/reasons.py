@@ -61,8 +61,8 @@ def check_reason(reason: str, *, what: str, example: str) -> None:
     """Refuse a blank `reason`, or one that could name a person (`what` names the action in
     the message; `example` is a reason that would do)."""
     fix = (f"give the request's reference and its legal basis, e.g. --reason '{example}'; "
-           "anything else about the person belongs in the ticket, not in the ledger (the words "
-           "a reason may use besides references: audit/reasons.py, VOCABULARY)")
+           "anything else about the person belongs in the ticket, not in the ledger; the words "
+           "a reason may use besides references are listed in audit/reasons.py, VOCABULARY")
     kept = "it is stored in clear and kept for good"
     if not reason.strip():
         raise LedgerError(f"{what} needs a reason", fix=f"pass --reason '{example}' (it is recorded)")
