@@ -38,7 +38,7 @@ cpra lgpd pipeda art arts article articles recital para paragraph section sec sc
 act dpa regulation directive clause forgotten removed remove removal copy export extract
 provide provided show shown check checked verify escalated escalation approved approval urgent
 follow up reminder privacy protection information notice jira zendesk servicenow freshdesk
-fos ombudsman
+fos ombudsman mapping quality correction
 january february march april may june july august september october november december jan
 feb mar apr jun jul aug sep sept oct nov dec
 """.split())

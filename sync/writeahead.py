@@ -23,6 +23,7 @@ from audit.ledger import EntryIn, Ledger
 from routing_core import engine as routing_engine
 from routing_core.decision import Decision, iso
 from routing_core.lead import InvalidLead, Lead, parse_lead
+from routing_core.withheld import withhold_values
 from sync import crashpoints, sealed
 from sync.rotation_db import DbRotationState, RotationSnapshot
 from sync.state import (
@@ -77,6 +78,22 @@ def ledger_payload(payload: dict[str, Any]) -> dict[str, Any]:
             and math.isfinite(item["best_score"]) else item
             for item in screening]
     return payload
+
+
+def withhold_given_values(payload: dict[str, Any]) -> list[str] | None:
+    """Take the record's values out of a refusal's problems (and its detail) in `payload`,
+    which is stored in clear (routing_core/withheld.py); return the problems as given, to be
+    sealed with the lead's personal data, or None when they quoted nothing."""
+    problems = payload.get("problems")
+    if not problems:
+        return None
+    shown = [withhold_values(p) for p in problems]
+    if payload.get("detail"):
+        payload["detail"] = withhold_values(payload["detail"])
+    if shown == problems:
+        return None
+    payload["problems"] = shown
+    return list(problems)
 
 
 @dataclass
@@ -309,6 +326,7 @@ def plan_batch(decider: Decider, candidates: Sequence[Candidate], rotation: Any,
         else:
             plan.returned.append(cand.record_id)  # a new intake episode ends older review items
         payload = decision.to_json()
+        as_given = withhold_given_values(payload)
         writeback = decider.outcome_for(decision, cand, payload)
         result.to_write.append(ToWrite(cand.record_id, decision.decision_id, decision.outcome,
                                        decision.reason, decision.team_id, writeback,
@@ -329,8 +347,10 @@ def plan_batch(decider: Decider, candidates: Sequence[Candidate], rotation: Any,
             "writeback_status": PENDING, "writeback_attempts": 0,
         })
         subject = f"{decider.source}:{cand.record_id}"
-        personal = {k: cand.lead_input[k] for k in PERSONAL_FIELDS
-                    if cand.lead_input and cand.lead_input.get(k) is not None}
+        personal: dict[str, Any] = {k: cand.lead_input[k] for k in PERSONAL_FIELDS
+                                    if cand.lead_input and cand.lead_input.get(k) is not None}
+        if as_given:
+            personal["problems"] = as_given
         payload["sync"] = {"episode": cand.episode, "cause": cand.cause, "run_id": run_id,
                            "rotation_slot": slot}
         body = ledger_payload(payload)
