@@ -192,7 +192,8 @@ class SyncJob:
         everything decided so far is written ahead, and the next run finishes it with the
         same decisions. Before any work the error is raised (cannot start: exit 2), unless
         it is the CRM not answering after every retry or the API budget spent: a person can
-        do nothing about those, and the next run may well get through (exit 1)."""
+        do nothing about those, and the next run may well get through (exit 1). A CRM refusal
+        met later (a mapped field the CRM does not have) ends the run with exit 2 too."""
         try:
             with database_failures(self.engine):
                 step()
@@ -201,6 +202,7 @@ class SyncJob:
             if not self._working and not _crm_unavailable(exc):
                 raise  # could not start (configuration, credentials): exit 2
             self.summary.status = "failed"
+            self.summary.needs_a_person |= _refused_for_good(exc)
             earlier = self.summary.error
             self.summary.error = f"{earlier}; then {exc}" if earlier else str(exc)
             self._database_failed = isinstance(exc, DatabaseFailed)
@@ -738,6 +740,12 @@ def few_collections() -> Iterator[None]:
     finally:
         gc.set_threshold(*old)
         gc.unfreeze()
+
+
+def _refused_for_good(exc: LeadgateError) -> bool:
+    """The CRM refused a call as sent (a 4xx: a field or object it does not have, access
+    denied): every later run would meet the same refusal until a person acts."""
+    return isinstance(exc, CallFailed) and not exc.retryable
 
 
 def _crm_unavailable(exc: LeadgateError) -> bool:

@@ -24,6 +24,9 @@ class RunSummary:
     lease_held_by: str | None = None
     strict_lease: bool = False  # --strict-lease: a lease held by another run exits 3, not 0
     error: str | None = None  # why a run stopped part-way (status "failed")
+    # It stopped on a refusal no later run gets past (a field the CRM does not have, access
+    # denied): exit 2, as for a run that could not start, so that a scheduler alerts a person.
+    needs_a_person: bool = False
     limit_reached: bool = False  # --limit stopped the pull: more intake may be waiting
     pulled: int = 0
     decided: int = 0
@@ -71,7 +74,7 @@ class RunSummary:
         if self.status == "lease_held":
             return EXIT_LEASE_HELD if self.strict_lease else EXIT_DONE
         if self.status in ("failed", "interrupted"):
-            return EXIT_WRITE_FAILED
+            return EXIT_CANNOT_START if self.needs_a_person else EXIT_WRITE_FAILED
         return EXIT_WRITE_FAILED if self.write_errors else EXIT_DONE
 
     def to_json(self) -> dict[str, Any]:
@@ -94,7 +97,9 @@ class RunSummary:
         lines = [f"{self.source}: {head}, {self.seconds:.1f}s, "
                  f"{self.leads_per_second} leads/s, {self.api_calls} API calls"]
         if self.error:
-            lines.append(f"  stopped part-way (the next run resumes): {self.error}")
+            lines.append(f"  stopped, and every run will until a person acts: {self.error}"
+                         if self.needs_a_person else
+                         f"  stopped part-way (the next run resumes): {self.error}")
         lines.append(f"  pulled {self.pulled}, decided {self.decided}: assigned {self.assigned}, "
                      f"refused {self.refused}"
                      + (" (stopped at --limit: more may be waiting for the next run)"

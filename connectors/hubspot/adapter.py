@@ -176,7 +176,7 @@ class HubSpotConnector:
 
     def begin_run(self) -> None:
         """Resolve the portal's owners once for this run, and check that leadgate's properties
-        exist."""
+        and the mapped ones exist."""
         self.owners = self.list_owners()
         if self.config.review_owner_id not in self.owners:
             raise LeadgateError(
@@ -185,14 +185,23 @@ class HubSpotConnector:
                 fix="set review_owner_id to the compliance review owner's id "
                     "(Settings > Users & Teams)",
             )
-        from connectors.hubspot.install import missing_properties
+        from connectors.hubspot.install import all_properties, missing_properties, unknown_mapped
 
-        missing = missing_properties(self)
+        have = all_properties(self)
+        missing = missing_properties(self, have)
         if missing:  # every write would be refused: say so before deciding anything
             raise LeadgateError(
                 f"leadgate's contact properties are missing in this portal: {', '.join(missing)}",
                 where=f"{self.where}.writeback",
                 fix="run `leadgate install hubspot`, which creates only what is missing")
+        unknown = unknown_mapped(self, have)
+        if unknown:  # read as empty: a lead without its name would pass screening unseen
+            raise LeadgateError(
+                "mapped contact properties do not exist in this portal: "
+                + ", ".join(f"{name} (for {path})" for path, name in unknown),
+                where=f"{self.where}.mapping",
+                fix="correct each property's internal name (`leadgate connect hubspot` checks "
+                    "the mapping); nothing is decided until then")
         self._run_ready = True
 
     def _ensure_run(self) -> None:

@@ -31,7 +31,7 @@ def property_specs(conn: HubSpotConnector) -> list[dict[str, Any]]:
     ]
 
 
-def _all_properties(conn: HubSpotConnector) -> dict[str, dict[str, Any]]:
+def all_properties(conn: HubSpotConnector) -> dict[str, dict[str, Any]]:
     data, _ = conn.call("list contact properties", lambda: conn.api(
         "properties").get_all_with_http_info("contacts", _request_timeout=conn.timeout))
     return {p["name"]: p for p in (data.to_dict().get("results") or [])} if data else {}
@@ -40,8 +40,16 @@ def _all_properties(conn: HubSpotConnector) -> dict[str, dict[str, Any]]:
 def missing_properties(conn: HubSpotConnector, have: dict[str, Any] | None = None
                        ) -> list[str]:
     """leadgate's contact properties the portal lacks (`have`: its properties, if read)."""
-    have = _all_properties(conn) if have is None else have
+    have = all_properties(conn) if have is None else have
     return [s["name"] for s in property_specs(conn) if s["name"] not in have]
+
+
+def unknown_mapped(conn: HubSpotConnector, have: dict[str, Any]) -> list[tuple[str, str]]:
+    """(mapping path, property) of each mapped property the portal does not have. A search
+    answers such a property as empty, never as an error: a misspelt last name would be read as
+    no name, and screened as none."""
+    return [(path, spec.field) for path, spec in conn.config.mapping.items()
+            if spec.field not in have]
 
 
 def _group_exists(conn: HubSpotConnector, name: str) -> bool:
@@ -67,7 +75,7 @@ def install(conn: HubSpotConnector, *, dry_run: bool) -> InstallReport:
             conn.call("create property group", lambda: conn.api("groups").create_with_http_info(
                 "contacts", {"name": group, "label": "LeadGate", "displayOrder": -1},
                 _request_timeout=conn.timeout))
-    have = _all_properties(conn)
+    have = all_properties(conn)
     for spec in property_specs(conn):
         label = f"contact property {spec['name']}"
         if spec["name"] in have:
@@ -95,16 +103,17 @@ def check(conn: HubSpotConnector) -> CheckReport:
         problems.append(f"{where}.review_owner_id: owner {conn.config.review_owner_id} not "
                         "found (fix: set it to the compliance review owner's id)")
     try:
-        props = _all_properties(conn)
+        props = all_properties(conn)
     except CallFailed as exc:
         problems.append(str(exc))
         return CheckReport(False, facts, problems)
+    problems += [f"{where}.mapping.{path}: contact property {name} does not exist "
+                 "(fix: correct the property's internal name)"
+                 for path, name in unknown_mapped(conn, props)]
     for path, spec in conn.config.mapping.items():
         key = f"{where}.mapping.{path}"
         prop = props.get(spec.field)
         if prop is None:
-            problems.append(f"{key}: contact property {spec.field} does not exist "
-                            "(fix: correct the property's internal name)")
             continue
         options = {o["value"] for o in prop.get("options") or [] if not o.get("hidden")}
         if spec.values is None or prop.get("type") != "enumeration" or not options:

@@ -280,15 +280,15 @@ class SalesforceConnector:
         queues = self.find_queues([self.config.intake.owner_queue, self.config.review_queue])
         self.intake_queue_id = queues.get(self.config.intake.owner_queue)
         self.review_queue_id = queues.get(self.config.review_queue)
-        for label, value, key in (("intake", self.intake_queue_id, "intake.owner_queue"),
-                                  ("review", self.review_queue_id, "review_queue")):
+        for label, name, value, key, fix in (
+                ("intake", self.config.intake.owner_queue, self.intake_queue_id,
+                 "intake.owner_queue", "correct the name of the queue new leads arrive in"),
+                ("review", self.config.review_queue, self.review_queue_id, "review_queue",
+                 "correct the queue name, or run `leadgate install salesforce` to create the "
+                 "Compliance Review queue")):
             if value is None:
-                raise LeadgateError(
-                    f"the {label} queue is not a queue in this org",
-                    where=f"{self.where}.{key}",
-                    fix="correct the queue name, or run `leadgate install salesforce` to create "
-                        "the Compliance Review queue",
-                )
+                raise LeadgateError(f"the {label} queue {name!r} is not a queue in this org",
+                                    where=f"{self.where}.{key}", fix=fix)
         self.active_users = {
             _id15(row["Id"]) or "" for row in self.query_all(
                 "look up active users", "SELECT Id FROM User WHERE IsActive = true")}

@@ -52,7 +52,8 @@ Exit codes:
   0  done (also: another run holds the lease, without --strict-lease)
   1  some write-backs failed, or the run stopped part-way (CRM or database down, API
      budget spent, SIGTERM or Ctrl-C): the next run finishes them with the same decisions
-  2  the run could not start (configuration, credentials, database): one line with the fix
+  2  the run could not start (configuration, credentials, database): one line with the fix;
+     also a run stopped by a CRM refusal no retry gets past (a mapped field the CRM lacks)
   3  another run holds the lease (only with --strict-lease)"""
 
 

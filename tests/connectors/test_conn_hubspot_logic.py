@@ -117,8 +117,10 @@ class FakePortal:
 
     def get_all_with_http_info(self, object_type: str, **_: Any) -> Any:
         from connectors.config import HubSpotWriteback
+        from connectors.mapping import default_mapping
 
         names = [v for k, v in HubSpotWriteback().model_dump().items() if k != "group"]
+        names += [spec.field for spec in default_mapping("hubspot").values()]  # a portal has them
         return Obj({"results": [{"name": n} for n in names]}), 200, {}
 
     def get_page_with_http_info(self, **_: Any) -> Any:

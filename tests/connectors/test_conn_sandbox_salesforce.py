@@ -239,7 +239,7 @@ def test_soql_values_cannot_inject(sandbox: Any) -> None:
     # a config value crafted to widen the intake filter matches no queue instead of all
     evil = open_connector(sf_source(sb, intake={"owner_queue": "x' OR Name != 'y"}),
                           source="sf")
-    with pytest.raises(LeadgateError, match="intake queue is not a queue"):
+    with pytest.raises(LeadgateError, match="intake queue \"x' OR Name != 'y\" is not a queue"):
         evil.begin_run()
     # a record id crafted to widen the owner re-read matches nothing: the write reports it
     crm = open_connector(sf_source(sb), source="sf")
