@@ -31,6 +31,7 @@ from audit.ledger import Appended, EntryIn, Ledger
 from audit.merkle import Tree, verify_inclusion
 from audit.reasons import check_reason
 from audit.verify import ChainVerifier, Report, stream_entries
+from routing_core.explain import leaf_text
 
 
 @dataclass
@@ -153,6 +154,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _conditions(rule: dict[str, Any]) -> list[str]:
+    return [f"  {leaf_text(c)}" for c in rule.get("conditions") or []]
+
+
 def _decision_lines(p: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     pol = p.get("policy") or {}
@@ -171,19 +176,20 @@ def _decision_lines(p: dict[str, Any]) -> list[str]:
         lines.append(f"screening {s.get('check')} list {s.get('list')} ({s.get('list_digest')}): "
                      f"hit={s.get('hit')} best score {s.get('best_score')}")
     for g in p.get("gates") or []:
-        lines.append(f"gate {g.get('id')}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in g.items()
-                                                      if k != "id"))
+        lines.append(f"gate {g.get('id')}: " + ", ".join(
+            f"{k}={_fmt(v)}" for k, v in g.items() if k not in ("id", "conditions")))
+        lines.extend(_conditions(g))
     for r in p.get("rules_tried") or []:
-        lines.append(f"rule tried {r.get('id')}: {r.get('result')}")
+        lines.append(f"rule tried {r.get('id')}: does not hold")
+        lines.extend(_conditions(r))
     rule = p.get("rule") or {}
     if rule:
         lines.append(f"rule {rule.get('id')} matched; conditions evaluated:")
-        for c in rule.get("conditions") or []:
-            lines.append(f"  {c.get('path')} {c.get('op')} {_fmt(c.get('expected'))}: actual "
-                         f"{_fmt(c.get('actual'))} -> {c.get('result')}")
+        lines.extend(_conditions(rule))
     for t in p.get("teams_considered") or []:
-        lines.append(f"team considered {t.get('team')}: eligible={t.get('eligible')}, licence "
-                     f"{t.get('license')}: {t.get('why')}")
+        licence = f", licence {t['license']}" if t.get("license") else ""
+        lines.append(f"team considered {t.get('team')}: eligible={t.get('eligible')}{licence}: "
+                     f"{t.get('why')}")
     team, rep = p.get("team"), p.get("rep")
     if team:
         lines.append(f"team chosen {team.get('id')}: {team.get('why')}")

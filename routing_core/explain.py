@@ -15,16 +15,18 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _leaf(leaf: Mapping[str, Any]) -> str:
+def leaf_text(leaf: Mapping[str, Any]) -> str:
+    """One evaluated condition leaf in words (a personal value is never in it: `withheld`)."""
+    actual = "(personal data, withheld)" if leaf.get("withheld") else _value(leaf['actual'])
     text = (f"{leaf['path']} {leaf['op']} {_value(leaf['expected'])}: lead has "
-            f"{_value(leaf['actual'])} -> {'yes' if leaf['result'] else 'no'}")
+            f"{actual} -> {'yes' if leaf['result'] else 'no'}")
     if leaf.get("note"):
         text += f" ({leaf['note']})"
     return text
 
 
 def _leaves(leaves: Sequence[Mapping[str, Any]], indent: str) -> list[str]:
-    return [f"{indent}- {_leaf(leaf)}" for leaf in leaves]
+    return [f"{indent}- {leaf_text(leaf)}" for leaf in leaves]
 
 
 def explain(decision: Mapping[str, Any]) -> str:

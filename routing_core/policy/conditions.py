@@ -314,8 +314,30 @@ def _mismatch(actual: Any, wanted: Sequence[str]) -> str:
     return f"type mismatch: {_value_kind(actual)} against {' or '.join(sorted(wanted))}"
 
 
+# Lead paths that hold personal data. A leaf on one records whether it held, never the value:
+# the decision is stored in clear in a ledger that keeps it for good, and a person's name,
+# email, phone, company or postcode would outlive their erasure there (their sealed copy does
+# not). The leaf says `actual: null, withheld: true`.
+PERSONAL_PATHS = frozenset({"first_name", "last_name", "email", "phone", "company", "postcode"})
+
+
 def _compile_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
                   groups: Mapping[str, Sequence[str]]) -> Condition:
+    condition = _compile_plain_leaf(spec, catalog, groups)
+    if spec.get("field") not in PERSONAL_PATHS:
+        return condition
+
+    def withholding(facts: Facts, trace: Trace) -> bool:
+        result = condition(facts, trace)
+        recorded = trace[-1]  # every leaf appends exactly one entry
+        if recorded["actual"] is not None:
+            trace[-1] = {**recorded, "actual": None, "withheld": True}
+        return result
+    return withholding
+
+
+def _compile_plain_leaf(spec: Mapping[str, Any], catalog: PathCatalog,
+                        groups: Mapping[str, Sequence[str]]) -> Condition:
     unknown = set(spec) - {"field", *OPERATORS}
     if unknown:
         raise ConditionError(f"unknown key {sorted(unknown)[0]!r} in a condition (operators: "

@@ -295,3 +295,34 @@ def test_an_assessment_outcome_not_in_lower_case_is_a_load_error(cond: dict[str,
     pattern = compile_condition({"not": {"field": "assessments.appropriateness",
                                          "matches": "^Failed$"}}, CATALOG, GROUPS)
     assert pattern(Facts(failed, None), []) is False
+
+
+@pytest.mark.parametrize(("cond", "expected"), [
+    ({"field": "email", "matches": r".*@example\.com"}, True),
+    ({"field": "email", "eq": "a@example.com"}, True),
+    ({"field": "email", "in": ["b@example.com"]}, False),
+    ({"field": "email", "exists": True}, True),
+    ({"not": {"field": "email", "ne": "a@example.com"}}, True),
+])
+def test_a_leaf_on_personal_data_records_whether_it_held_not_the_value(
+        cond: dict[str, Any], expected: bool) -> None:
+    """The decision goes to the ledger in clear and is kept for good: a person's email must
+    not outlive their erasure there."""
+    from routing_core.explain import leaf_text
+
+    result, trace = run(cond)
+    assert result is expected
+    [recorded] = trace
+    assert recorded["path"] == "email" and recorded["actual"] is None
+    assert recorded["withheld"] is True and "missing" not in recorded
+    assert "example.com" not in leaf_text(recorded).split(": lead has")[1]
+    assert "(personal data, withheld)" in leaf_text(recorded)
+
+
+def test_a_missing_personal_value_is_recorded_as_missing() -> None:
+    no_email = parse_lead({"id": "L2", "jurisdiction": "GB"})
+    result, [recorded] = run({"field": "email", "matches": ".*"}, no_email)
+    assert result is False
+    assert recorded["missing"] is True and "withheld" not in recorded
+    _, [other] = run({"field": "customer_type", "eq": "retail"})
+    assert other["actual"] == "retail" and "withheld" not in other  # not personal: kept

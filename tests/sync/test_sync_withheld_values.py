@@ -107,3 +107,36 @@ def test_a_name_in_a_lead_field_is_sealed_not_stored(tmp_path: Path) -> None:
         assert "Quimbyox O'Hara" in shown.stdout and "problems=" in shown.stdout, shown.stdout
     finally:
         env.sb.stop()
+
+
+def test_a_rule_on_personal_fields_keeps_their_values_out_of_the_ledger(tmp_path: Path) -> None:
+    """A policy may route on an email domain or a surname; the decision records that the
+    condition held, and the values stay sealed (erasable), not in the ledger's clear chain."""
+    import re
+
+    env = start_env(tmp_path, leads=60)
+    try:
+        rules = tmp_path / "policy" / "50-rules.yaml"
+        rules.write_text(rules.read_text().replace("rules:\n", (
+            "rules:\n"
+            "  - id: staff-referral\n"
+            "    when: { all: [ { field: email, matches: '.*@northwind\\.example' },\n"
+            "                   { field: last_name, in: [Nobody] },\n"
+            "                   { field: postcode, exists: true } ] }\n"
+            "    route_to: [uk_retail]\n"), 1))
+        assert leadgate("policy", "validate", str(tmp_path / "policy")).returncode == 0
+        run = sync_run(env, "salesforce")
+        assert run.returncode == 0, run.stderr
+        engine = env.engine()
+        entries = ledger_entries(engine)
+        engine.dispose()
+        decisions = [e["payload"] for e in entries if e["kind"] == "decision"]
+        tried = [leaf for d in decisions for r in d.get("rules_tried") or []
+                 if r["id"] == "staff-referral" for leaf in r["conditions"]]
+        assert tried and all(leaf["actual"] is None for leaf in tried)
+        assert any(leaf.get("withheld") for leaf in tried)  # the emails were there, and held back
+        emails = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z.]+")
+        db_files = [f for f in env.folder.iterdir() if f.name.startswith("leadgate.db")]
+        assert db_files and not any(emails.search(f.read_bytes()) for f in db_files)
+    finally:
+        env.sb.stop()
