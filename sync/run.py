@@ -34,7 +34,16 @@ from connectors.base import Cursor as PullCursor
 from connectors.calls import CallFailed
 from connectors.writeback import GONE as GONE_MESSAGE
 from routing_core.errors import LeadgateError
-from sync import crashpoints, cursor, decide_ahead, notify, sealed, violations, writeback
+from sync import (
+    crashpoints,
+    cursor,
+    decide_ahead,
+    notify,
+    policy_record,
+    sealed,
+    violations,
+    writeback,
+)
 from sync.decide_ahead import DecideAhead
 from sync.lease import DEFAULT_TTL, Lease, default_holder
 from sync.planner_stats import PlannerStatistics
@@ -163,6 +172,8 @@ class SyncJob:
         status = "failed"
         try:
             self._record_start(lease)
+            policy_record.record_policy(self.engine, self.ledger, self.policy,
+                                        run_id=self.run_id)
             if self._part_way(self._work):
                 if self.stop_requested:
                     self.summary.status = "interrupted"
