@@ -270,15 +270,20 @@ def _amount(raw: Any, problems: list[str]) -> Decimal | None:
     return amount
 
 
+def customer_type_code(text: str) -> str | None:
+    """The customer type `text` names ("Retail Client", "high-net-worth"), or None."""
+    key = text.strip().lower()
+    key = CUSTOMER_TYPE_ALIASES.get(key, key.replace(" ", "_").replace("-", "_"))
+    return key if key in CUSTOMER_TYPES else None
+
+
 def _customer_type(value: Any, problems: list[str]) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    key = text.lower()
-    key = CUSTOMER_TYPE_ALIASES.get(key, key.replace(" ", "_").replace("-", "_"))
-    if key not in CUSTOMER_TYPES:
+    key = customer_type_code(text)
+    if key is None:
         problems.append(f"customer_type: {text!r} is not one of {', '.join(CUSTOMER_TYPES)}")
-        return None
     return key
 
 

@@ -53,22 +53,59 @@ def _open(config_path: Path, kind: str, source: str | None) -> Connector:
     return open_connector(settings, source=name)
 
 
+def _secrets_readable(settings: Any, where: str) -> None:
+    """Every secret the connection names can be read, or the check cannot begin (exit 2): all
+    of those that cannot are named at once, not one per try."""
+    from connectors.config import SecretRef
+
+    unreadable = []
+    for key, value in settings.connection:
+        if isinstance(value, SecretRef):
+            try:
+                value.resolve(f"{where}.{key}")
+            except LeadgateError as exc:
+                unreadable.append(exc)
+    if len(unreadable) == 1:
+        raise unreadable[0]
+    if unreadable:
+        raise LeadgateError("; ".join(f"{e.where}: {e.message}" for e in unreadable),
+                            fix="set each variable, or point each file: at its secret")
+
+
 def _policy_problems(config_path: Path, config: Any, name: str, settings: Any) -> list[str]:
-    """What the policy asks of this source's mapping that it cannot give (the cooling-off
-    watch reads the stage): found here, before a run would fail on it."""
+    """What the policy asks of this source's mapping that it cannot give, found here before a
+    run would fail on it, or refuse every lead it touches: the policy itself (it must load),
+    the stage (the cooling-off watch reads it), and the codes the value maps give product and
+    customer_type (one the policy does not know makes each such lead `invalid_lead`)."""
     from routing_core.policy import load_policy
-    from sync.context import policy_path
+    from sync.context import existing_policy
     from sync.violations import require_watch
 
-    path = policy_path(config_path, config)
-    if not path.exists():
-        return []  # not written yet (`leadgate init`, then connect): `sync run` says so
+    where = f"{config_path}: sources.{name}.mapping"
     try:
-        require_watch(load_policy(path), settings.mapping,
-                      f"{config_path}: sources.{name}.mapping")
+        policy = load_policy(existing_policy(config_path, config))
+        require_watch(policy, settings.mapping, where)
     except LeadgateError as exc:
         return [str(exc)]
-    return []
+    return _unknown_codes(policy, settings.mapping, where)
+
+
+def _unknown_codes(policy: Any, mapping: Any, where: str) -> list[str]:
+    from routing_core.lead import CUSTOMER_TYPES, customer_type_code
+
+    checks = (("product", lambda code: code in policy.products,
+               f"a product of policy {policy.id}"),
+              ("customer_type", lambda code: customer_type_code(code) is not None,
+               f"one of {', '.join(CUSTOMER_TYPES)}"))
+    problems = []
+    for path, known, what in checks:
+        spec = mapping.get(path)
+        for label, code in (spec.values or {}).items() if spec is not None else ():
+            if not known(str(code)):
+                problems.append(f"{where}.{path}.values: {label!r} maps to {code!r}, which is "
+                                f"not {what} (fix: correct the code; every lead with that value "
+                                "would be refused as invalid_lead)")
+    return problems
 
 
 @click.command()
@@ -150,6 +187,7 @@ def connect(crm: str, config_path: Path, source: str | None) -> None:
     from connectors import open_connector
 
     config, name, settings = _source(config_path, crm, source)
+    _secrets_readable(settings, f"sources.{name}.connection")
     connector = open_connector(settings, source=name)
     try:
         report = connector.check()

@@ -8,6 +8,7 @@ from typing import Any
 
 from connectors.config import load_config
 from connectors.mapping import default_mapping
+from sync.demo import copy_policy
 
 
 def test_init_writes_a_template_that_loads_and_a_signing_key(leadgate: Any,
@@ -55,9 +56,17 @@ def test_connect_names_the_missing_secret_without_a_traceback(leadgate: Any,
     leadgate("init", cwd=str(tmp_path))
     done = leadgate("connect", "hubspot", cwd=str(tmp_path),
                     env={"LEADGATE_HUBSPOT_TOKEN": ""})
-    assert done.returncode == 1
-    assert "LEADGATE_HUBSPOT_TOKEN is not set" in done.stdout
+    assert done.returncode == 2  # the check could not begin (connectors/README.md)
+    assert "LEADGATE_HUBSPOT_TOKEN is not set" in done.stderr
     assert "Traceback" not in done.stderr
+    # every secret that cannot be read is named at once, on one line
+    unset = {k: "" for k in ("LEADGATE_SF_CLIENT_ID", "LEADGATE_SF_CLIENT_SECRET",
+                             "LEADGATE_SF_USERNAME", "LEADGATE_SF_PASSWORD",
+                             "LEADGATE_SF_SECURITY_TOKEN")}
+    done = leadgate("connect", "salesforce", cwd=str(tmp_path), env=unset)
+    assert done.returncode == 2, done.stdout + done.stderr
+    named = [k for k in unset if f"{k} is not set" in done.stderr]
+    assert len(named) >= 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_bad_config_is_one_line_naming_the_key(leadgate: Any, tmp_path: Path) -> None:
@@ -87,6 +96,7 @@ def test_install_and_connect_against_the_sandbox(leadgate: Any, sandbox: Any,
                     "connection": {"base_url": sb.hubspot_base_url,
                                    "token": {"env": "LG_T_HS_TOKEN"}}}}}
     (tmp_path / "leadgate.yaml").write_text(yaml.safe_dump(config))
+    copy_policy(tmp_path / "policy")  # connect checks the mapping against it too
     env = {k: os.environ[k] for k in ("LG_T_SF_SECRET", "LG_T_SF_PASSWORD", "LG_T_SF_TOKEN",
                                       "LG_T_HS_TOKEN")}
     run = lambda *a: leadgate(*a, cwd=str(tmp_path), env=env)  # noqa: E731
@@ -103,3 +113,36 @@ def test_install_and_connect_against_the_sandbox(leadgate: Any, sandbox: Any,
         assert check.returncode == 0, check.stdout + check.stderr
         assert "connection and mapping are in order" in check.stdout
         assert env["LG_T_SF_SECRET"] not in check.stdout + check.stderr
+
+
+def test_connect_reports_what_the_policy_cannot_use(leadgate: Any, sandbox: Any,
+                                                    tmp_path: Path) -> None:
+    """The policy must exist and load, and the codes the value maps give must be ones it
+    knows: else `sync run` fails, or refuses every lead with that value as invalid_lead."""
+    import yaml
+
+    from sync.demo import write_sandbox_config
+
+    sb = sandbox(leads=10, contacts=10)
+    mapping = {p: spec.model_dump(exclude_defaults=True) | {"field": spec.field}
+               for p, spec in default_mapping("salesforce").items()}
+    label = next(iter(mapping["product"]["values"]))
+    mapping["product"]["values"][label] = "easy_savr"
+    mapping["customer_type"]["values"]["Retail Customer"] = "retial"
+    config = write_sandbox_config(sb, tmp_path, sources=("salesforce",),
+                                  extra={"salesforce": {"mapping": mapping}})
+    missing = leadgate("connect", "salesforce", "--config", str(config))
+    assert missing.returncode == 1 and "does not exist" in missing.stdout, missing.stdout
+    assert "in order" not in missing.stdout
+    copy_policy(tmp_path / "policy")
+    wrong = leadgate("connect", "salesforce", "--config", str(config))
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    assert f"mapping.product.values: {label!r} maps to 'easy_savr', which is not a product " \
+        "of policy northwind-routing" in wrong.stdout, wrong.stdout
+    assert "mapping.customer_type.values: 'Retail Customer' maps to 'retial'" in wrong.stdout
+    assert "2 problem(s) found" in wrong.stderr
+    fixed = yaml.safe_load(config.read_text())
+    del fixed["sources"]["salesforce"]["mapping"]
+    config.write_text(yaml.safe_dump(fixed))
+    ok = leadgate("connect", "salesforce", "--config", str(config))
+    assert ok.returncode == 0 and "in order" in ok.stdout, ok.stdout + ok.stderr
