@@ -5,6 +5,7 @@ Every failure here is a "could not start" (exit 2) with one line naming the thin
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from routing_core.errors import LeadgateError
+
+log = logging.getLogger("leadgate.sync")
 
 if TYPE_CHECKING:
     from routing_core.policy.model import Policy
@@ -29,6 +32,9 @@ class Context:
     engine: sa.Engine
     ledger: Any
     key_path: Path
+    # Why the policy did not load, for a command that reads only the database (sync status,
+    # review list): it warns and goes on, so the state can be seen while the policy is fixed.
+    policy_problem: str | None = None
 
     def source(self, name: str | None) -> tuple[str, Any]:
         return select_source(self.config, name)
@@ -73,10 +79,13 @@ def existing_policy(path: Path, cfg: Any) -> Path:
 
 
 def open_context(config: str | Path | None, *, migrate: bool = True,
-                 check: Callable[[Any, Policy], None] | None = None) -> Context:
+                 check: Callable[[Any, Policy], None] | None = None,
+                 reads_only: bool = False) -> Context:
     """leadgate.yaml, its policy and its database (brought to the shipped schema unless
     `migrate` is false). `check(config, policy)` runs before the database is opened: a command
-    refused for its configuration leaves a new database uncreated."""
+    refused for its configuration leaves a new database uncreated. With `reads_only` (a command
+    that shows the database and decides nothing) a policy that exists but does not load is a
+    warning, and `policy` is None."""
     from audit import db
     from audit.ledger import Ledger
     from connectors.config import load_config
@@ -85,7 +94,16 @@ def open_context(config: str | Path | None, *, migrate: bool = True,
     path = config_path(str(config) if config else None)
     cfg = load_config(path)
     base = path.resolve().parent
-    policy = load_policy(existing_policy(path, cfg))
+    where = existing_policy(path, cfg)
+    problem = None
+    try:
+        policy = load_policy(where)
+    except LeadgateError as exc:
+        if not reads_only:
+            raise
+        policy, problem = None, str(exc)
+        log.warning("the policy does not load, so sync runs and officers' actions are refused "
+                    "until it is fixed (`leadgate policy validate %s`): %s", where, problem)
     if check is not None:
         check(cfg, policy)
     url = db.database_url(cfg.database_url)
@@ -110,7 +128,8 @@ def open_context(config: str | Path | None, *, migrate: bool = True,
     else:
         db.require_schema(engine)
     key_path = _relative(base, cfg.signing_key)
-    return Context(path, cfg, policy, engine, Ledger(engine, key_path=key_path), key_path)
+    return Context(path, cfg, policy, engine, Ledger(engine, key_path=key_path), key_path,
+                   problem)
 
 
 def _head_revisions() -> set[str]:

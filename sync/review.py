@@ -279,7 +279,7 @@ def list_items(config: str | None, *, show_all: bool = False,
     cooling-off window's blocked stage too early; the item carries the assignment's decision
     id). `lead` is what the decision recorded of the lead to pick a team by: jurisdiction,
     customer type and product (no personal data; {} for a lead that did not normalise)."""
-    ctx = open_context(config, migrate=False)
+    ctx = open_context(config, migrate=False, reads_only=True)
     try:
         d = sync_decisions.c
         query = sa.select(sync_review_queue, d.outcome, d.decision).outerjoin(

@@ -27,9 +27,11 @@ from sync.state import (
 def gather(config: str | None) -> dict[str, Any]:
     from sync.context import open_context
 
-    ctx = open_context(config, migrate=False)
+    ctx = open_context(config, migrate=False, reads_only=True)
     try:
-        return gather_from(ctx.engine, sorted(ctx.config.sources))
+        data = gather_from(ctx.engine, sorted(ctx.config.sources))
+        data["policy_problem"] = ctx.policy_problem
+        return data
     finally:
         ctx.close()
 
@@ -87,12 +89,15 @@ def _of_source(name: sa.Column[str], source: str) -> sa.ColumnElement[bool]:
 def check(data: dict[str, Any], max_age: timedelta, now: datetime | None = None
           ) -> dict[str, list[str]]:
     """Problems per source for a monitor: no run of it (or of one of its shards) completed
-    within `max_age`, or a write-back waiting longer than that. Empty lists: healthy."""
+    within `max_age`, or a write-back waiting longer than that, or a policy that does not load.
+    Empty lists: healthy."""
     now = now or datetime.now(UTC)
     since = now - max_age
     problems: dict[str, list[str]] = {}
     for source, info in data["sources"].items():
         problems[source] = found = []
+        if data.get("policy_problem"):  # the next run of every source is refused (exit 2)
+            found.append(f"the policy does not load: {data['policy_problem']}")
         last = info["runs"][0] if info["runs"] else None
         completed = info["last_completed"]
         if not completed:

@@ -129,3 +129,34 @@ def test_a_run_without_a_summary_is_shown_without_made_up_counts(tmp_path: Path)
                             r"\d+ refused \d+ errors 0", runs[0]), runs
     finally:
         env.sb.stop()
+
+
+def test_a_policy_that_does_not_load_still_shows_the_state_and_turns_the_check_red(
+        tmp_path: Path) -> None:
+    """While the policy is being fixed, status and the review queue are what an admin needs:
+    they show, with a warning; runs stay refused."""
+    import json
+
+    env = start_env(tmp_path, leads=40)
+    try:
+        assert sync_run(env, "salesforce").returncode == 0
+        rules = tmp_path / "policy" / "50-rules.yaml"
+        rules.write_text(rules.read_text().replace("route_to: [uk_pensions]",
+                                                   "route_to: [uk_pension]", 1))
+        cfg = ("--config", str(env.config))
+        status = leadgate("sync", "status", *cfg)
+        assert status.returncode == 0, status.stderr
+        assert "salesforce" in status.stdout and "cursor" in status.stdout
+        assert "the policy does not load" in status.stderr and "uk_pension" in status.stderr
+        as_json = json.loads(leadgate("sync", "status", "--json", *cfg).stdout)
+        assert "uk_pension" in as_json["policy_problem"]
+        red = leadgate("sync", "status", "--check", *cfg)
+        assert red.returncode == 1 and "PROBLEM salesforce: the policy does not load" \
+            in red.stdout, red.stdout
+        listed = leadgate("review", "list", *cfg)
+        assert listed.returncode == 0 and "item(s)" in listed.stdout, listed.stderr
+        assert "the policy does not load" in listed.stderr
+        run = sync_run(env, "salesforce")  # deciding needs the policy: refused as before
+        assert run.returncode == 2 and "uk_pension" in run.stderr, run.stderr
+    finally:
+        env.sb.stop()
