@@ -14,6 +14,14 @@ class KeyRotated(LedgerError):
     (perhaps while a sync run was working)."""
 
 
+class NotSigned(LedgerError):
+    """An action's entries are committed, but no checkpoint could be signed over them (exit 1):
+    until one is, only the head row, which anyone who can write the database can recompute,
+    stands between them and a silent deletion."""
+
+    exit_code = 1
+
+
 class DatabaseFailed(LedgerError):
     """The database stopped answering part-way: the server went down, the connection was cut,
     the disk is full, a lock was held too long."""

@@ -30,8 +30,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from audit import crypto, schema
 from audit.canonical import Canonical, NotCanonical, canonical, rfc3339
-from audit.db import connect, in_lists, insert_rows, write_transaction
-from audit.errors import KeyRotated, LedgerError
+from audit.db import connect, database_failure, in_lists, insert_rows, write_transaction
+from audit.errors import KeyRotated, LedgerError, NotSigned
 from audit.keys import (
     ensure_signing_key,
     fingerprint,
@@ -41,6 +41,7 @@ from audit.keys import (
 )
 from audit.merkle import Accumulator
 from audit.signing import SignedCheckpoint, rotation_statement, sign_checkpoint
+from routing_core.errors import LeadgateError
 from routing_core.ids import new_ulid
 
 KINDS = frozenset({
@@ -316,6 +317,22 @@ class Ledger:
             "digest": signed.digest.hex()})])
         return signed
 
+    def checkpoint_recorded(self, done: str) -> SignedCheckpoint:
+        """`checkpoint()` right after a command committed an officer's or a privacy action, so
+        that deleting the action later breaks verification against a signed checkpoint, not
+        only against the head row. `done` is what the command did: the entries stand whatever
+        happens here, so a failure (NotSigned, exit 1) says they are recorded and how to sign."""
+        try:
+            return self.checkpoint()
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the action is recorded
+            cause = _as_error(exc, self.engine)
+            then = f"{cause.fix}; then run" if cause.fix else "run"
+            raise NotSigned(
+                f"{done}; but no checkpoint was signed over it ({cause.message})",
+                where=cause.where,
+                fix=f"{then} `leadgate audit checkpoint` (a sync run signs one too); the action "
+                    "stands, do not repeat it") from exc
+
     def rotate_key(self, new_key_path: str | Path) -> str:
         """Announce a new signing key in an entry endorsed by the current key; returns its
         fingerprint. Later checkpoints must be signed with the new key."""
@@ -390,6 +407,18 @@ def verify(engine: Engine, prior_checkpoint: bytes | None = None) -> Any:
     from audit.verify import verify_database
 
     return verify_database(engine, prior_checkpoint=prior_checkpoint)
+
+
+def _as_error(exc: Exception, engine: Engine) -> LeadgateError:
+    """`exc` as a one-line error: a database failure without its SQL or secrets; a bug by
+    its type and first line (the traceback stays on the exception's chain)."""
+    if isinstance(exc, LeadgateError):
+        return exc
+    failure = database_failure(exc, engine)
+    if failure is not None:
+        return failure
+    lines = str(exc).strip().splitlines()
+    return LeadgateError(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)
 
 
 def _check_head_before_signing(conn: Connection, head: Head) -> None:

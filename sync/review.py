@@ -23,6 +23,7 @@ import getpass
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -58,6 +59,8 @@ from sync.state import (
 )
 from sync.violations import REASON as VIOLATION
 from sync.writeahead import OPEN_STATUSES, ToWrite, normalise
+
+log = logging.getLogger("leadgate.review")  # ids only: never a name, a note or a token
 
 LICENCE_REASONS = frozenset({"unlicensed_jurisdiction", "no_licensed_team"})
 # A screening hit set aside is at least as grave as a licence gap: four eyes too.
@@ -130,6 +133,9 @@ def _change_keys(ctx: Context, officer: str, change: Callable[[dict[str, Any]], 
                        "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
                                   "digest": ctx.policy.digest}}
             ctx.ledger.append(conn, [EntryIn("officer_credential", None, payload)])
+            # Signed with the change, not after it: a token issued but left unsigned could
+            # not be shown (the command fails), so a failure to sign changes nothing.
+            ctx.ledger.checkpoint(conn)
             write_atomically(path, json.dumps(keys, indent=2, sort_keys=True) + "\n",
                              private=True)
             written = True
@@ -202,7 +208,25 @@ def record_refused(ledger: Any, officer: str, action: str, exc: LeadgateError) -
         with write_transaction(ledger.engine) as conn:
             ledger.append(conn, [EntryIn("officer_auth_refused", None, payload)])
     except Exception:  # noqa: BLE001 - the officer's error is the one to show
-        pass
+        return
+    sign_or_warn(ledger, f"the refused {action} by {officer!r} is recorded")
+
+
+def sign_or_warn(ledger: Any, done: str) -> None:
+    """A checkpoint over what a failing command recorded (a refused attempt, an action the CRM
+    did not take): the command's own error is the one to show, so a checkpoint that cannot be
+    signed is a warning on stderr."""
+    try:
+        ledger.checkpoint_recorded(done)
+    except LeadgateError as exc:
+        log.warning("%s", exc)
+
+
+def _signed(ctx: Context, done: str) -> str:
+    """`done`, once a checkpoint covers the entries the action just committed (NotSigned, exit
+    1, if none could be signed: the action stands)."""
+    ctx.ledger.checkpoint_recorded(done)
+    return done
 
 
 def authenticate_officer(config: str | Path | None, officer: str, token: str,
@@ -447,15 +471,18 @@ def approve(config: str | None, item: str, *, team: str, rep: str, officer: str,
             note: str = "") -> str:
     ctx = open_context(config)
     try:
+        ctx.ledger.check_signing_key()  # before anything is recorded: it is signed at once
         who = authenticate(ctx, officer, token, "approve")
         try:
-            return _approve(ctx, item, team=team, rep=rep, officer=officer, who=who, note=note)
+            done = _approve(ctx, item, team=team, rep=rep, officer=officer, who=who, note=note)
         except NotWritten:
-            raise  # recorded as an action already
+            sign_or_warn(ctx.ledger, "the approval is recorded")  # an action already
+            raise
         except LeadgateError as exc:
             _record_refused_action(ctx, who, "approve", item, exc,
                                    {"team": team, "rep": rep})
             raise
+        return _signed(ctx, done)
     finally:
         ctx.close()
 
@@ -491,10 +518,13 @@ def _record_refused_action(ctx: Context, who: dict[str, Any], action: str, item:
         payload["why"] = "no open review item of the id given"
     else:
         personal = {"why": exc.message, "asked": asked}
-    with contextlib.suppress(Exception):  # the officer's error is the one to show
+    try:
         with write_transaction(ctx.engine) as conn:
             ctx.ledger.append(conn, [EntryIn("officer_action_refused", subject, payload,
                                              personal=personal)])
+    except Exception:  # noqa: BLE001 - the officer's error is the one to show
+        return
+    sign_or_warn(ctx.ledger, f"the refused {action} by {who['officer']!r} is recorded")
 
 
 def _action_entry(subject: str, payload: dict[str, Any], note: str) -> EntryIn:
@@ -689,6 +719,7 @@ def _lead_now(row: Any, source_cfg: Any) -> Lead:
 def reject(config: str | None, item: str, *, officer: str, token: str, note: str = "") -> str:
     ctx = open_context(config)
     try:
+        ctx.ledger.check_signing_key()  # before anything is recorded: it is signed at once
         who = authenticate(ctx, officer, token, "reject")
         with ctx.engine.connect() as conn:
             row = _find(conn, item)
@@ -719,8 +750,10 @@ def reject(config: str | None, item: str, *, officer: str, token: str, note: str
         status = _write(ctx, row.source, source_cfg.kind, [ToWrite(
             row.record_id, action_id, "refused", row.reason, None, writeback, retry=False)])
         if status.startswith(CONFLICT):
+            sign_or_warn(ctx.ledger, "the rejection is recorded")
             raise _not_written(row, status)
-        return f"rejected: {subject} stays with compliance ({action_id}); CRM write {status}"
+        return _signed(ctx, f"rejected: {subject} stays with compliance ({action_id}); "
+                            f"CRM write {status}")
     finally:
         ctx.close()
 
@@ -730,6 +763,7 @@ def resolve(config: str | None, item: str, *, officer: str, token: str, note: st
     ledger entry with the officer and the note; nothing is written to the CRM)."""
     ctx = open_context(config)
     try:
+        ctx.ledger.check_signing_key()  # before anything is recorded: it is signed at once
         who = authenticate(ctx, officer, token, "resolve")
         if not note.strip():
             raise LeadgateError("a violation is resolved with a note saying what was done",
@@ -754,7 +788,7 @@ def resolve(config: str | None, item: str, *, officer: str, token: str, note: st
             conn.execute(sa.update(sync_review_queue).where(sync_review_queue.c.id == row.id)
                          .values(status="resolved", resolved_at=utcnow(), lead_input=None,
                                  resolved_by=officer))
-        return f"resolved: the cooling-off violation of {subject} ({action_id})"
+        return _signed(ctx, f"resolved: the cooling-off violation of {subject} ({action_id})")
     finally:
         ctx.close()
 

@@ -211,30 +211,36 @@ def rotate_key_cmd(database_url: str | None, config_path: str, key_path: str | N
 @click.argument("subject")
 @click.option("--reason", required=True, help="Why (e.g. the erasure request reference).")
 @officer_options(what=" (checked against the policy of --config)")
+@KEY_OPTION
 def erase_cmd(database_url: str | None, config_path: str, subject: str, reason: str,
-              officer: str, token: str | None) -> None:
+              officer: str, token: str | None, key_path: str | None) -> None:
     """Destroy SUBJECT's personal-data key and record the erasure, with the officer who
-    authorised it (the chain still verifies)."""
+    authorised it (the chain still verifies), under a signed checkpoint."""
     from audit.erasure import erase_subject
 
-    who = _officer(config_path, officer, token, action="erase", database_url=database_url)
-    ledger = open_ledger(database_url, config_path)
+    who = _officer(config_path, officer, token, action="erase", database_url=database_url,
+                   key_path=key_path)
+    ledger = open_ledger(database_url, config_path, key_path)
     try:
         appended = erase_subject(ledger, subject, reason, by=who["officer"])
+        done = (f"erased {subject}: key destroyed, erasure recorded as entry {appended.seq} "
+                f"({appended.entry_hash[:16]}...)")
+        ledger.checkpoint_recorded(done)  # NotSigned says it was erased all the same
     finally:
         ledger.engine.dispose()
-    click.echo(f"erased {subject}: key destroyed, erasure recorded as entry {appended.seq} "
-               f"({appended.entry_hash[:16]}...)")
+    click.echo(done)
 
 
 def _officer(config_path: str, officer: str, token: str | None, *, action: str,
-             database_url: str | None) -> dict[str, str]:
+             database_url: str | None, key_path: str | None) -> dict[str, str]:
     """The authenticated officer of an erasure or a showing of personal data; a refused
-    attempt is recorded in the ledger (`officer_auth_refused`) before the error is shown."""
+    attempt is recorded in the ledger (`officer_auth_refused`) before the error is shown.
+    The signing key is checked first: what the officer does next is signed at once."""
     from sync.review import OfficerRefused, authenticate_officer, record_refused
 
-    ledger = open_ledger(database_url, config_path)
+    ledger = open_ledger(database_url, config_path, key_path)
     try:
+        ledger.check_signing_key()
         return authenticate_officer(config_path, officer, token or ask_token(), ledger.engine)
     except OfficerRefused as exc:
         record_refused(ledger, officer, action, exc)
@@ -269,9 +275,10 @@ def retention_cmd(database_url: str | None, config_path: str, years: int) -> Non
 @click.option("--reason", default=None,
               help="Why personal data is shown (e.g. the subject access request reference).")
 @officer_options(required=False, what=" (needed with --show-personal)")
+@KEY_OPTION
 def explain_cmd(database_url: str | None, config_path: str, subject: str,
                 html_path: str | None, show_personal: bool, reason: str | None,
-                officer: str | None, token: str | None) -> None:
+                officer: str | None, token: str | None, key_path: str | None) -> None:
     """Every ledger entry about SUBJECT (source:record_id), in order, and whether it verifies.
     Personal data stays sealed unless --show-personal is given with a --reason."""
     from audit.explain import explain_subject, record_personal_access, render_html, render_text
@@ -285,12 +292,16 @@ def explain_cmd(database_url: str | None, config_path: str, subject: str,
                             fix="give your officer id from the policy's review.officers "
                                 "(and your token): the showing is recorded with it")
     who = _officer(config_path, officer, token, action="show_personal",
-                   database_url=database_url) if show_personal and officer else None
-    ledger = open_ledger(database_url, config_path)
+                   database_url=database_url, key_path=key_path) \
+        if show_personal and officer else None
+    ledger = open_ledger(database_url, config_path, key_path)
     try:
         if who is not None:
             assert reason is not None
-            record_personal_access(ledger, subject, reason, by=who["officer"])
+            access = record_personal_access(ledger, subject, reason, by=who["officer"])
+            # Fail closed: nothing is shown until a checkpoint covers the record of showing it.
+            ledger.checkpoint_recorded(f"the showing of {subject}'s personal data is recorded "
+                                       f"as entry {access.seq}, and nothing was shown")
         explanation = explain_subject(ledger.engine, subject, reveal_personal=show_personal)
     finally:
         ledger.engine.dispose()

@@ -299,3 +299,21 @@ def test_postgres_compresses_ledger_bodies_with_lz4(pg_url: str) -> None:
         assert ledger.verify().entries == 3
     finally:
         engine.dispose()
+
+
+def test_an_action_that_cannot_be_signed_says_it_is_recorded_and_how_to_sign(
+        engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from audit.errors import NotSigned
+
+    Ledger(engine, key_path=tmp_path / "signing.key").checkpoint()
+    ledger = Ledger(engine, key_path=tmp_path / "gone.key")
+    ledger.append_batch([EntryIn("review_action", "salesforce:00Q1", {"action": "reject"})])
+    with pytest.raises(NotSigned) as info:
+        ledger.checkpoint_recorded("rejected: salesforce:00Q1")
+    err = info.value
+    assert err.exit_code == 1 and err.where == str(tmp_path / "gone.key")
+    assert err.message.startswith("rejected: salesforce:00Q1; but no checkpoint was signed over "
+                                  "it (signing key file not found")
+    assert err.fix is not None and "`leadgate audit checkpoint`" in err.fix
+    assert "do not repeat it" in err.fix
+    assert not (tmp_path / "gone.key").exists()  # a lost key is never replaced

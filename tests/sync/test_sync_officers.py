@@ -287,3 +287,38 @@ def test_an_approval_lapses_when_its_officer_is_given_a_new_token(tmp_path: Path
                 assert third.returncode == 0 and "CRM write ok" in third.stdout, third.stdout
     finally:
         env.sb.stop()
+
+
+def test_showing_and_erasing_personal_data_are_signed_at_once(tmp_path: Path) -> None:
+    """`audit explain --show-personal` and `audit erase` each sign a checkpoint over the entry
+    they record, so neither can be cut off the ledger's tail unnoticed before the next run."""
+    import sqlalchemy as sa
+
+    from audit import schema
+
+    env = start_env(tmp_path, leads=40)
+    try:
+        cfg = ("--config", str(env.config))
+        marta = leadgate("review", "add-officer", "cco-marta", *cfg).stdout.splitlines()[-1]
+        assert sync_run(env, "salesforce").returncode == 0
+        record = json.loads(leadgate("review", "list", "--json", *cfg).stdout)[0]["record_id"]
+        who = ("--officer", "cco-marta", "--token", marta)
+        steps = {"personal_data_access": ("explain", "--show-personal", "--reason",
+                                          "GDPR art. 15 request DSR-2026-0412"),
+                 "erasure": ("erase", "--reason", "GDPR art. 17 request DSR-2026-0412")}
+        for kind, (command, *args) in steps.items():
+            proc = leadgate("audit", command, f"salesforce:{record}", *args, *who, *cfg)
+            assert proc.returncode == 0, proc.stderr
+            engine = env.engine()
+            try:
+                entries = ledger_entries(engine)
+                with engine.connect() as conn:
+                    signed = conn.execute(sa.select(sa.func.max(schema.checkpoints.c.size))
+                                          ).scalar_one()
+            finally:
+                engine.dispose()
+            [recorded] = [e for e in entries if e["kind"] == kind]
+            assert signed >= recorded["chain"]["seq"], kind
+            assert signed == len(entries) - 1  # only the checkpoint's own entry after it
+    finally:
+        env.sb.stop()

@@ -1055,3 +1055,117 @@ def test_review_list_filters_and_shows_what_an_officer_picks_a_team_by(
         assert row.endswith("(first: cco-marta for uk_retail/alice)")
     finally:
         env.sb.stop()
+
+
+def _signed_size(engine: sa.Engine) -> int:
+    """How many entries the latest signed checkpoint covers."""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.max(audit_schema.checkpoints.c.size)))
+                   .scalar_one())
+
+
+def _unsigned(env: Any) -> list[str]:
+    """The kinds of the entries no signed checkpoint covers, but for the latest checkpoint's
+    own `checkpoint` entry (entry N+1 of a checkpoint of size N)."""
+    engine = env.engine()
+    try:
+        entries = ledger_entries(engine)
+        return [e["kind"] for e in entries[_signed_size(engine) + 1:]]
+    finally:
+        engine.dispose()
+
+
+def _cut_from(engine: sa.Engine, seq: int) -> None:
+    """Delete entries seq.. as the reviewer did (triggers dropped) and recompute the head row
+    to match the entries left, so that only a signed checkpoint can tell."""
+    from audit.merkle import Accumulator
+    from tests.audit.test_audit_tamper import below_triggers
+
+    with below_triggers(engine) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq >= :s"), {"s": seq})
+        kept = [bytes(h) for h in conn.execute(sa.text(
+            "SELECT entry_hash FROM ledger_entries ORDER BY seq")).scalars()]
+        acc = Accumulator()
+        for leaf in kept:
+            acc.add(leaf)
+        conn.execute(audit_schema.head.update().values(
+            size=len(kept), last_hash=kept[-1], frontier=acc.frontier()))
+        conn.commit()
+
+
+def test_officer_actions_are_signed_at_once_so_cutting_one_off_fails_verification(
+        tmp_path: Path) -> None:
+    """An officer's action, a refused login and a credential are each covered by a checkpoint
+    the command itself signs, not left to the next sync run with only the head row (which
+    anyone who can write the database can recompute) to protect them. Cutting a rejection
+    and a refused login off the tail, head recomputed, then fails `audit verify`, with or
+    without the checkpoint kept from an earlier export."""
+    env = start_env(tmp_path, leads=40)
+    try:
+        cfg = ("--config", str(env.config))
+        assert sync_run(env, "salesforce").returncode == 0
+        item = json.loads(leadgate("review", "list", "--json", *cfg).stdout)[0]
+        kept = tmp_path / "export"
+        assert leadgate("audit", "export", "--out", str(kept), *cfg).returncode == 0
+        token = _token(env, "cco-marta")
+        assert _unsigned(env) == []  # the credential
+        reject = ("review", "reject", str(item["id"]), "--officer", "cco-marta", "--note",
+                  "confirmed", *cfg)
+        rej = leadgate(*reject, "--token", token)
+        assert rej.returncode == 0, rej.stderr
+        assert _unsigned(env) == []  # the action and its CRM write-back outcome
+        bad = leadgate("review", "approve", str(item["id"]), "--team", "uk_retail", "--rep",
+                       "alice", "--officer", "cco-marta", "--token", "wrong", *cfg)
+        assert bad.returncode == 2 and "could not be authenticated" in bad.stderr
+        assert _unsigned(env) == []  # the refused login
+        engine = env.engine()
+        try:
+            [action] = [e for e in ledger_entries(engine) if e["kind"] == "review_action"]
+            assert action["payload"]["action"] == "reject"
+            assert _signed_size(engine) > action["chain"]["seq"]
+        finally:
+            engine.dispose()
+        assert leadgate("audit", "verify", *cfg).returncode == 0
+
+        engine = env.engine()
+        try:
+            _cut_from(engine, action["chain"]["seq"])
+        finally:
+            engine.dispose()
+        prior = ("--prior-checkpoint", str(kept / "checkpoint.json"))
+        for extra in ((), prior):
+            verify = leadgate("audit", "verify", *cfg, *extra)
+            assert verify.returncode == 1, (extra, verify.stdout, verify.stderr)
+            assert f"entry {action['chain']['seq']}" in verify.stderr
+            assert "truncated" in verify.stderr, verify.stderr
+    finally:
+        env.sb.stop()
+
+
+def test_an_officer_action_without_the_signing_key_is_refused_before_it_is_recorded(
+        tmp_path: Path) -> None:
+    """An action is signed as soon as it is recorded, so, as for a sync run, a missing key
+    stops it first (exit 2, naming the file), with nothing recorded."""
+    env = start_env(tmp_path, leads=40)
+    try:
+        cfg = ("--config", str(env.config))
+        assert sync_run(env, "salesforce").returncode == 0
+        item = json.loads(leadgate("review", "list", "--json", *cfg).stdout)[0]
+        token = _token(env, "cco-marta")
+        key = tmp_path / "leadgate-signing.key"
+        key.rename(tmp_path / "elsewhere.key")
+        rej = leadgate("review", "reject", str(item["id"]), "--officer", "cco-marta",
+                       "--token", token, *cfg)
+        assert rej.returncode == 2
+        assert f"error: {key}: signing key file not found" in rej.stderr, rej.stderr
+        engine = env.engine()
+        try:
+            assert "review_action" not in [e["kind"] for e in ledger_entries(engine)]
+        finally:
+            engine.dispose()
+        (tmp_path / "elsewhere.key").rename(key)
+        assert leadgate("review", "reject", str(item["id"]), "--officer", "cco-marta",
+                        "--token", token, *cfg).returncode == 0
+        assert _unsigned(env) == []
+    finally:
+        env.sb.stop()
