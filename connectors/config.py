@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from routing_core.errors import LeadgateError
+from routing_core.policy.loader import LOOPBACK_ONLY, is_cleartext_remote, is_http_url
 from routing_core.policy.source import Located, SourceError, read_file
 
 # Where a secret comes from; the value itself never appears in the config, a log or a result.
@@ -76,6 +77,18 @@ class SecretRef(BaseModel):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _crm_url(url: str) -> str:
+    """A CRM URL credentials are sent to: https, or http only to loopback (the sandbox CRM).
+    The URL is not echoed: a pasted one may carry a user name or a key in its query."""
+    if not is_http_url(url):
+        raise ValueError("not an https:// URL with a host; fix: write the full URL, "
+                         "starting https://")
+    if is_cleartext_remote(url):
+        raise ValueError("plain http:// to a host that is not loopback would send the CRM "
+                         f"credentials unencrypted; fix: {LOOPBACK_ONLY}")
+    return url
 
 
 # ---------------------------------------------------------------- field mapping
@@ -179,6 +192,8 @@ class SalesforceConnection(_Strict):
     #: a CA bundle that must be trusted for this org (wins over REQUESTS_CA_BUNDLE)
     ca_file: Path | None = None
 
+    _login_url = field_validator("login_url")(_crm_url)
+
     @model_validator(mode="after")
     def _auth_complete(self) -> SalesforceConnection:
         needs = {
@@ -228,6 +243,8 @@ class HubSpotConnection(_Strict):
     base_url: str = "https://api.hubapi.com"
     token: SecretRef
     ca_file: Path | None = None
+
+    _base_url = field_validator("base_url")(_crm_url)
 
 
 class HubSpotIntake(_Strict):

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import requests
 
 from audit.files import write_atomically
-from routing_core.policy.loader import is_http_url
+from routing_core.policy.loader import LOOPBACK_ONLY, is_cleartext_remote, is_http_url
 from sync import mail
 
 WEBHOOK_TIMEOUT = 10.0
@@ -164,6 +164,8 @@ def _webhook_url(value: Any) -> str:
             raise _Unusable(f"{name} is not set (export it where the job runs)")
     if not is_http_url(url):
         raise _Unusable("not an http:// or https:// URL with a host")
+    if is_cleartext_remote(url):  # an {env:} URL is first seen here, not by the policy loader
+        raise _Unusable(f"plain http:// to a host that is not loopback ({LOOPBACK_ONLY})")
     return url
 
 

@@ -10,6 +10,7 @@ document's shape (unknown keys, types, formats), then references and values acro
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Mapping, Sequence
 from datetime import time
 from pathlib import Path
@@ -124,6 +125,32 @@ def is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+#: said wherever a plain http:// URL is refused
+LOOPBACK_ONLY = "use https://; plain http:// is accepted only for 127.0.0.1, ::1 or localhost"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: traffic that never leaves the machine."""
+    if not host:
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def is_cleartext_remote(url: str) -> bool:
+    """An http:// URL to a host that is not loopback: whatever it carries (a bearer token, a
+    client secret, a webhook's own secret) crosses the network unencrypted."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False  # not a URL at all: is_http_url reports it
+    return parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname)
 
 
 def _groups(doc: schema.Document, problems: _Problems) -> dict[str, list[str]]:
@@ -370,6 +397,9 @@ def load_policy(path: str | Path) -> model.Policy:
             # not echoed: a webhook URL may carry its own secret
             problems.add(f"review.notify[{i}].url", "not an http:// or https:// URL with a host",
                          "write the full URL, or {env: NAME} to read it from the environment")
+        elif isinstance(notify.url, str) and is_cleartext_remote(notify.url):
+            problems.add(f"review.notify[{i}].url", "plain http:// to a host that is not "
+                         "loopback would send the notification unencrypted", LOOPBACK_ONLY)
         if notify.kind == "email" and not notify.to:
             problems.add(f"review.notify[{i}]", "an email notification needs to: [addresses]")
 

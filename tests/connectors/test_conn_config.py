@@ -206,3 +206,48 @@ def test_an_empty_or_unreadable_file_is_one_line_with_the_fix(tmp_path: Path) ->
     path.write_bytes(b"sources: \xff\n")
     with pytest.raises(LeadgateError, match="not UTF-8"):
         load_config(path)
+
+
+SF_PASSWORD = {"auth": "password", "username": "u@example.test", "client_id": "cid",
+               "client_secret": {"env": "LG_T_SF_SECRET"}, "password": {"env": "LG_T_SF_PW"}}
+
+
+@pytest.mark.parametrize(("kind", "key", "connection"), [
+    ("hubspot", "base_url", {"token": {"env": "X"}}),
+    ("salesforce", "login_url", SF_PASSWORD)])
+def test_plain_http_to_a_remote_crm_is_refused_naming_the_key_and_the_fix(
+        tmp_path: Path, kind: str, key: str, connection: dict[str, object]) -> None:
+    # the HubSpot token and the Salesforce client secret and password would cross the network
+    # unencrypted; the URL itself is not echoed (a pasted one may carry a key)
+    for url in ("http://crm.example.test/?k=s3cr3tXYZ", "HTTP://10.0.0.8:8080",
+                "http://localhost.example.test"):
+        data = {"sources": {"crm": {"kind": kind, "connection": {**connection, key: url}}}}
+        with pytest.raises(LeadgateError) as err:
+            parse_config(data)
+        text = str(err.value)
+        assert f"sources.crm.connection.{key}: plain http:// to a host that is not loopback " \
+            "would send the CRM credentials unencrypted; fix: use https://" in text, text
+        assert "s3cr3tXYZ" not in text
+    data = {"sources": {"crm": {"kind": kind, "connection": {**connection, key: "crm.test"}}}}
+    with pytest.raises(LeadgateError, match=rf"connection.{key}: not an https:// URL with a host"):
+        parse_config(data)
+    # ...and a file names its line
+    path = tmp_path / "leadgate.yaml"
+    path.write_text(f"sources:\n  crm:\n    kind: {kind}\n    connection:\n"
+                    f"      {key}: http://crm.example.test\n      token: {{env: X}}\n")
+    if kind == "salesforce":
+        path.write_text(path.read_text().replace("      token: {env: X}\n", ""))
+    with pytest.raises(LeadgateError, match=rf"sources.crm.connection.{key} \(line 5\): plain"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("url", ["https://crm.example.test", "http://127.0.0.1:8443",
+                                 "http://127.8.9.10", "http://[::1]:9000/", "http://localhost:1",
+                                 "http://LOCALHOST"])
+def test_https_anywhere_and_plain_http_to_loopback_are_accepted(url: str) -> None:
+    # the sandbox CRM the tests and `leadgate demo` run on serves plain http on 127.0.0.1
+    hubspot = {"kind": "hubspot", "connection": {"base_url": url, "token": {"env": "X"}}}
+    salesforce = {"kind": "salesforce", "connection": {**SF_PASSWORD, "login_url": url}}
+    config = parse_config({"sources": {"hs": hubspot, "sf": salesforce}})
+    assert config.sources["hs"].connection.base_url == url  # type: ignore[union-attr]
+    assert config.sources["sf"].connection.login_url == url  # type: ignore[union-attr]

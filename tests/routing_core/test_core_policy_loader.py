@@ -269,6 +269,22 @@ def test_a_webhook_url_is_checked_without_being_echoed(tmp_path: Path) -> None:
     assert policy.review.notify[0]["url"] == "https://hooks.example.com/T1"
 
 
+def test_a_plain_http_webhook_to_a_remote_host_is_refused_with_file_line_and_path(
+        tmp_path: Path) -> None:
+    # the notification, and a Slack or Teams hook's secret path, would cross the network in clear
+    review = "review:\n  notify:\n    - { kind: webhook, url: %s }\n"
+    for bad in ('"http://hooks.example.com/T1/s3cr3tXYZ"', '"HTTP://10.1.2.3:8080/s3cr3tXYZ"'):
+        error = error_of(tmp_path, MINIMAL + review % bad)
+        assert error.problems == [
+            f"{tmp_path / 'policy.yaml'}:26: review.notify[0].url: plain http:// to a host "
+            "that is not loopback would send the notification unencrypted (fix: use https://; "
+            "plain http:// is accepted only for 127.0.0.1, ::1 or localhost)"], error.problems
+        assert "s3cr3tXYZ" not in str(error)
+    for good in ('"http://127.0.0.1:9000/hook"', '"http://[::1]/hook"', '"http://localhost/h"'):
+        policy = load_policy(write(tmp_path, MINIMAL + review % good))
+        assert policy.review.notify[0]["url"] == good.strip('"')
+
+
 def test_a_contact_window_may_end_at_midnight(tmp_path: Path) -> None:
     text = MINIMAL + ("conduct:\n  - id: c1\n    when: { field: product, eq: saver }\n"
                       '    contact_window: { start: "08:00", end: "24:00" }\n')

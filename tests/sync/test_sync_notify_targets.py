@@ -37,3 +37,18 @@ def test_an_unreachable_webhook_is_named_by_host_and_why(monkeypatch: pytest.Mon
         "webhook (not an http(s) URL): not an http:// or https:// URL with a host",
         "webhook $LG_TEST_HOOK_URL: not an http:// or https:// URL with a host"]
     assert not any("s3cr3tXYZ" in p or "q5ecretQ" in p for p in problems)
+
+
+def test_a_plain_http_webhook_from_the_environment_to_a_remote_host_is_not_posted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the policy loader never sees an {env:} URL: it is checked where it is read
+    monkeypatch.setenv("LG_TEST_HOOK_URL", "http://hooks.example.com/T1/s3cr3tXYZ")
+    posted: list[str] = []
+    monkeypatch.setattr(notify.requests, "post", lambda url, **_: posted.append(url))
+    policy = SimpleNamespace(raw={"review": {"notify": [
+        {"kind": "webhook", "url": {"env": "LG_TEST_HOOK_URL"}}]}})
+    sent, problems = notify.send(policy, BODY)
+    assert (sent, posted) == ([], [])
+    assert problems == ["webhook $LG_TEST_HOOK_URL: plain http:// to a host that is not loopback "
+                        "(use https://; plain http:// is accepted only for 127.0.0.1, ::1 or "
+                        "localhost)"]
