@@ -30,7 +30,7 @@ from audit.errors import LedgerError, VerificationFailed
 from audit.ledger import Appended, EntryIn, Ledger
 from audit.merkle import Tree, verify_inclusion
 from audit.reasons import check_reason
-from audit.verify import ChainVerifier, Report, stream_entries
+from audit.verify import ChainVerifier, Report, read_checkpoints, stream_entries
 from routing_core.explain import leaf_text
 
 
@@ -43,6 +43,7 @@ class ExplainedEntry:
     payload: dict[str, Any]
     personal: dict[str, Any] | str | None  # dict, "sealed", "erased", "withheld", or None
     included_in: str | None = None
+    unreadable: bool = False  # its bytes are not a ledger envelope (the chain check says why)
 
 
 @dataclass
@@ -80,14 +81,15 @@ def explain_subject(engine: Engine, subject: str, *,
     out = Explanation(subject)
     with snapshot(engine) as conn:
         e = schema.entries
-        rows = conn.execute(sa.select(e.c.seq, e.c.kind, e.c.time, e.c.body, e.c.entry_hash)
+        rows = conn.execute(sa.select(e.c.seq, e.c.kind, e.c.time,
+                                      schema.StoredBlob(e.c.body).label("body"), e.c.entry_hash)
                             .where(e.c.subject == subject).order_by(e.c.seq)).all()
         if not rows:
             raise _no_entries(subject)
         key, out.erased_at = subject_key(conn, subject)
         head = conn.execute(sa.select(schema.head.c.ledger_id)).scalar_one()
         for row in rows:
-            env = json.loads(bytes(row.body))
+            env = _envelope(row.body)
             sealed = env.get("personal")
             personal: dict[str, Any] | str | None = None
             if isinstance(sealed, dict) and "ct" in sealed:
@@ -102,19 +104,26 @@ def explain_subject(engine: Engine, subject: str, *,
                         personal = "undecryptable"
             elif isinstance(sealed, dict):
                 personal = "withheld"
-            out.entries.append(ExplainedEntry(int(row.seq), str(row.kind), str(row.time),
-                                              bytes(row.entry_hash).hex(), env["payload"],
-                                              personal))
+            out.entries.append(ExplainedEntry(
+                int(row.seq), str(row.kind), str(row.time),
+                schema.stored_bytes(row.entry_hash).hex(), env.get("payload") or {}, personal,
+                unreadable=not env))
         _verify_and_locate(conn, head, out)
     return out
 
 
-def _verify_and_locate(conn: Any, ledger_id: str, out: Explanation) -> None:
-    from audit.signing import SignedCheckpoint
+def _envelope(body: object) -> dict[str, Any]:
+    """The entry's envelope, or {} when an edited row's bytes are not one: the page still
+    shows the lead's other entries, and the chain check names this one."""
+    try:
+        env = json.loads(schema.stored_bytes(body))
+    except ValueError:  # not JSON, or not UTF-8
+        return {}
+    return env if isinstance(env, dict) and isinstance(env.get("payload"), dict) else {}
 
-    cps = [SignedCheckpoint(bytes(r.body), bytes(r.signature)) for r in conn.execute(
-        sa.select(schema.checkpoints.c.body, schema.checkpoints.c.signature)
-        .order_by(schema.checkpoints.c.number))]
+
+def _verify_and_locate(conn: Any, ledger_id: str, out: Explanation) -> None:
+    cps = read_checkpoints(conn)
     verifier = ChainVerifier(ledger_id, cps, keep_leaves=True)
     rows = stream_entries(conn)
     try:
@@ -203,6 +212,8 @@ def _decision_lines(p: dict[str, Any]) -> list[str]:
 
 
 def entry_lines(entry: ExplainedEntry) -> list[str]:
+    if entry.unreadable:
+        return ["[unreadable: the entry's bytes are not a ledger envelope (see Chain above)]"]
     if entry.kind == "decision":
         lines = _decision_lines(entry.payload)
     else:

@@ -29,7 +29,7 @@ from audit.keys import load_signing_key, public_bytes
 from audit.ledger import Ledger
 from audit.merkle import Tree
 from audit.signing import SignedCheckpoint
-from audit.verify import ChainVerifier, stream_entries
+from audit.verify import ChainVerifier, read_checkpoints, stream_entries
 
 FORMAT = "leadgate-export/v1"
 ENTRIES_JSONL = "entries.jsonl"
@@ -86,10 +86,7 @@ def export(ledger: Ledger, out: Path, *, start: str | None = None, end: str | No
     size = int(final["size"])
     with snapshot(ledger.engine) as conn:
         ledger_id = conn.execute(sa.select(schema.head.c.ledger_id)).scalar_one()
-        cps = [SignedCheckpoint(bytes(r.body), bytes(r.signature)) for r in conn.execute(
-            sa.select(schema.checkpoints.c.body, schema.checkpoints.c.signature)
-            .where(schema.checkpoints.c.number <= final["number"])
-            .order_by(schema.checkpoints.c.number))]
+        cps = read_checkpoints(conn, up_to=final["number"])
         # Verify everything up to the checkpoint while collecting the leaves for proofs.
         verifier = ChainVerifier(ledger_id, cps, keep_leaves=True)
         selected: list[tuple[Any, ...]] = []

@@ -221,10 +221,10 @@ class Ledger:
                            .order_by(table.c.announced_seq.desc()).limit(1)).first()
         if row is None:
             return None
-        body = conn.execute(sa.select(schema.entries.c.body).where(
+        body = conn.execute(sa.select(schema.StoredBlob(schema.entries.c.body)).where(
             schema.entries.c.seq == row.announced_seq)).scalar()
         try:
-            entry = json.loads(bytes(body)) if body is not None else {}
+            entry = json.loads(schema.stored_bytes(body)) if body is not None else {}
             payload = entry.get("payload") or {}
             announced = (entry.get("kind") == "key_rotation" and payload.get("key") ==
                          row.fingerprint == fingerprint(bytes(row.public_key)) and
@@ -425,9 +425,10 @@ def _check_head_before_signing(conn: Connection, head: Head) -> None:
     """What a checkpoint signs must be the chain's, not an edited head row's: its count and
     last digest are the last checkpoint row's, its last hash the last entry's. (The frontier
     can only be checked against every entry: `audit verify` does that.)"""
-    last = conn.execute(sa.select(schema.checkpoints.c.number, schema.checkpoints.c.body)
+    last = conn.execute(sa.select(schema.checkpoints.c.number,
+                                  schema.StoredBlob(schema.checkpoints.c.body).label("body"))
                         .order_by(schema.checkpoints.c.number.desc()).limit(1)).first()
-    digest = sha256(bytes(last.body)).digest() if last is not None else None
+    digest = sha256(schema.stored_bytes(last.body)).digest() if last is not None else None
     entry = conn.execute(sa.select(schema.entries.c.seq, schema.entries.c.entry_hash)
                          .order_by(schema.entries.c.seq.desc()).limit(1)).first()
     if (head.checkpoints != (last.number if last is not None else 0)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 metadata = sa.MetaData()
 
@@ -54,3 +58,38 @@ signing_keys = sa.Table(
     sa.Column("announced_seq", sa.BigInteger),
     sa.Column("created_at", sa.String(40)),
 )
+
+
+# -- reading the BLOB columns ------------------------------------------------------------------
+# SQLite lets any row of a BLOB column hold any type: a row edited below the triggers may hand
+# back TEXT (Python's driver decodes it, and fails on bytes that are not UTF-8), a number or
+# NULL. Every read of a body or signature goes through these two, so verify, explain and export
+# see the bytes the row holds and report an edited entry instead of crashing on it.
+
+def blob_sql(dialect: str, column: str = "body") -> str:
+    """The SQL that reads `column` as bytes: SQLite's CAST gives a TEXT value's own bytes."""
+    return f"CAST({column} AS BLOB)" if dialect == "sqlite" else column
+
+
+class StoredBlob(FunctionElement[bytes]):
+    """`blob_sql` for SQLAlchemy selects: `StoredBlob(entries.c.body).label("body")`."""
+
+    type = sa.LargeBinary()
+    inherit_cache = True
+
+
+@compiles(StoredBlob)
+def _compile_stored_blob(element: StoredBlob, compiler: Any, **kw: Any) -> str:
+    return blob_sql(compiler.dialect.name, compiler.process(element.clauses, **kw))
+
+
+def stored_bytes(value: object) -> bytes:
+    """A body or signature as bytes, whatever the driver returned: TEXT (a PostgreSQL column
+    whose type was changed) is its UTF-8, NULL is no bytes; neither hashes as the entry did."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if value is None:
+        return b""
+    return str(value).encode("utf-8", "surrogatepass")

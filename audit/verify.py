@@ -20,6 +20,7 @@ from audit.db import SQLITE_MMAP
 from audit.errors import VerificationFailed
 from audit.keys import fingerprint
 from audit.merkle import Accumulator, Tree, verify_consistency
+from audit.schema import stored_bytes
 from audit.signing import (
     CHECKPOINT_TYPE,
     SignedCheckpoint,
@@ -125,6 +126,8 @@ class ChainVerifier:
             if seq != expected:
                 self._sync(expected, prev, size)
                 self._bad_position(seq, expected)
+            if body.__class__ is not bytes:  # an edited row: TEXT, NULL (see audit.schema)
+                body = stored_bytes(body)
             digest = sha(b"\x00" + body).digest()
             if digest != stored:
                 raise fail("the stored entry hash does not match the entry's bytes "
@@ -394,7 +397,23 @@ class ChainVerifier:
 
 def iter_rows(rows: Iterator[Any]) -> Iterator[Row]:
     for row in rows:
-        yield row[0], row[1], row[2], row[3], row[4], bytes(row[5]), bytes(row[6])
+        yield row[0], row[1], row[2], row[3], row[4], stored_bytes(row[5]), bytes(row[6])
+
+
+def read_checkpoints(conn: Any, up_to: int | None = None) -> list[SignedCheckpoint]:
+    """The signed checkpoints in number order (up to number `up_to`), as bytes whatever their
+    rows hold."""
+    import sqlalchemy as sa
+
+    from audit import schema
+
+    c = schema.checkpoints.c
+    query = sa.select(schema.StoredBlob(c.body).label("body"),
+                      schema.StoredBlob(c.signature).label("signature")).order_by(c.number)
+    if up_to is not None:
+        query = query.where(c.number <= up_to)
+    return [SignedCheckpoint(stored_bytes(r.body), stored_bytes(r.signature))
+            for r in conn.execute(query)]
 
 
 def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
@@ -411,9 +430,7 @@ def verify_database(engine: Any, *, prior_checkpoint: bytes | None = None,
         if head is None:
             raise fail("the ledger has no head row: its tables exist but it was never "
                        "initialised, or the row was deleted")
-        cps = [SignedCheckpoint(bytes(r.body), bytes(r.signature)) for r in conn.execute(
-            sa.select(schema.checkpoints.c.body, schema.checkpoints.c.signature)
-            .order_by(schema.checkpoints.c.number))]
+        cps = read_checkpoints(conn)
         verifier = ChainVerifier(head.ledger_id, cps, keep_leaves=prior_checkpoint is not None)
         chunks = None
         database = engine.url.database
@@ -508,12 +525,20 @@ def _linked(chunks: list[Any]) -> bool:
     return True
 
 
+# the body as bytes whatever an edited row holds (audit.schema.blob_sql)
+_ENTRIES_SQL = {
+    "sqlite": "SELECT seq, entry_id, kind, subject, time, CAST(body AS BLOB), entry_hash "
+              "FROM ledger_entries ORDER BY seq",
+    "postgresql": "SELECT seq, entry_id, kind, subject, time, body, entry_hash "
+                  "FROM ledger_entries ORDER BY seq",
+}
+
+
 def stream_entries(conn: Any) -> Generator[Row, None, None]:
     """Entries in sequence order, streamed in chunks through the driver's own cursor."""
-    query = ("SELECT seq, entry_id, kind, subject, time, body, entry_hash "
-             "FROM ledger_entries ORDER BY seq")
     dbapi = conn.connection.dbapi_connection
     sqlite = conn.dialect.name != "postgresql"
+    query = _ENTRIES_SQL["sqlite" if sqlite else "postgresql"]
     if not sqlite:
         cursor = dbapi.cursor(name="leadgate_verify")  # server-side: memory stays flat
         cursor.itersize = 10_000

@@ -290,9 +290,9 @@ def _ledger_payloads(conn: sa.Connection, kind: str, subject: str | None
     subject), newest first."""
     e = schema.entries
     about = e.c.subject.is_(None) if subject is None else e.c.subject == subject
-    for body in conn.execute(sa.select(e.c.body).where(about, e.c.kind == kind)
+    for body in conn.execute(sa.select(schema.StoredBlob(e.c.body)).where(about, e.c.kind == kind)
                              .order_by(e.c.seq.desc())).scalars():
-        yield json.loads(bytes(body))["payload"]
+        yield json.loads(schema.stored_bytes(body))["payload"]
 
 
 def list_items(config: str | None, *, show_all: bool = False,

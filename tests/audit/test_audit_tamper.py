@@ -27,6 +27,10 @@ def decision(n: int) -> EntryIn:
 
 @pytest.fixture
 def built(engine: Engine, tmp_path: Path) -> Iterator[tuple[Ledger, Path]]:
+    yield build(engine, tmp_path)
+
+
+def build(engine: Engine, tmp_path: Path) -> tuple[Ledger, Path]:
     """28 entries: decisions 1-10, key 11, checkpoint 12 (size 11), decisions 13-22,
     checkpoint 23 (size 22), decisions 24-28. Returns the ledger and checkpoint 2's file."""
     ledger = Ledger(engine, key_path=tmp_path / "signing.key")
@@ -38,7 +42,7 @@ def built(engine: Engine, tmp_path: Path) -> Iterator[tuple[Ledger, Path]]:
     saved = tmp_path / "checkpoint-2.json"
     saved.write_bytes(signed.to_file(public_bytes(load_signing_key(ledger.key_path))))
     assert verify_database(engine).entries == 28
-    yield ledger, saved
+    return ledger, saved
 
 
 def below_triggers(engine: Engine) -> Connection:
@@ -413,3 +417,117 @@ def test_a_ledger_without_its_head_row_fails_verification_in_one_line(
         conn.execute(sa.text("DELETE FROM ledger_head"))
         conn.commit()
     assert "no head row" in str(failure(engine))  # was sqlalchemy's NoResultFound
+
+
+# SQLite lets a row of the BLOB body column hold any type: an UPDATE below the triggers can
+# leave TEXT (CAST, replace()) or a number there. Same bytes as TEXT are the same entry;
+# anything else is an altered entry, named, never a crash of verify, explain or export.
+SAME_BYTES_AS_TEXT = "CAST(body AS TEXT)"
+ALTERED = {
+    "text, altered": "replace(body, '\"outcome\":\"assigned\"', '\"outcome\":\"refused\"')",
+    "text, not utf-8": "CAST(X'7BFF7D' AS TEXT)",
+    "integer": "42",
+}
+
+
+def set_body_15(engine: Engine, value_sql: str) -> str:
+    """Entry 15's body becomes `value_sql`; returns the entry's subject."""
+    with below_triggers(engine) as conn:
+        # the value is one of this file's SQL expressions, not input
+        conn.execute(sa.text(f"UPDATE ledger_entries SET body = {value_sql} WHERE seq = 15"))  # noqa: S608
+        subject, kind = conn.execute(sa.text(
+            "SELECT subject, typeof(body) FROM ledger_entries WHERE seq = 15")).one()
+        assert kind != "blob"
+        conn.commit()
+    return str(subject)
+
+
+def build_for(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+              parallel: bool) -> Ledger:
+    """The 28-entry ledger, or (parallel) 307 entries checked by two worker processes."""
+    if not parallel:
+        return build(engine, tmp_path)[0]
+    import audit.verify_parallel as vp
+
+    monkeypatch.setattr(vp, "MIN_ENTRIES", 0)
+    monkeypatch.setattr(vp.os, "cpu_count", lambda: 2)
+    ledger = Ledger(engine, key_path=tmp_path / "signing.key")
+    for start in range(0, 300, 50):
+        ledger.append_batch([decision(n) for n in range(start, start + 50)])
+        ledger.checkpoint()
+    return ledger
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_body_stored_as_text_with_unchanged_bytes_is_the_same_entry(
+        sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        parallel: bool) -> None:
+    from audit.bundle import verify_bundle
+    from audit.explain import explain_subject
+    from audit.export import export
+
+    ledger = build_for(sqlite_engine, tmp_path, monkeypatch, parallel)
+    before = verify_database(sqlite_engine)
+    subject = set_body_15(sqlite_engine, SAME_BYTES_AS_TEXT)
+    if parallel:
+        import audit.verify_parallel as vp
+
+        assert vp.parallel_chunks(str(sqlite_engine.url.database), _ledger_id(sqlite_engine),
+                                  before.entries) is not None  # the workers read it as bytes
+    assert verify_database(sqlite_engine) == before  # the content the chain hashed is intact
+    explained = explain_subject(sqlite_engine, subject)
+    assert explained.chain_ok and explained.entries[0].payload["outcome"] == "assigned"
+    export(ledger, tmp_path / "bundle")
+    assert verify_bundle(tmp_path / "bundle").entries == before.entries
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("value_sql", ALTERED.values(), ids=ALTERED.keys())
+def test_a_body_of_another_type_is_an_altered_entry_not_a_crash(
+        sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        value_sql: str, parallel: bool) -> None:
+    from audit.explain import explain_subject, render_text
+    from audit.export import export
+
+    ledger = build_for(sqlite_engine, tmp_path, monkeypatch, parallel)
+    subject = set_body_15(sqlite_engine, value_sql)
+    err = failure(sqlite_engine)
+    assert err.seq == 15 and "the entry or its hash was altered" in str(err)
+    explained = explain_subject(sqlite_engine, subject)
+    assert not explained.chain_ok and "entry 15:" in explained.chain_message
+    assert [e.seq for e in explained.entries] == [15]
+    assert "#15 decision" in render_text(explained)
+    with pytest.raises(VerificationFailed) as exported:
+        export(ledger, tmp_path / "bundle")
+    assert exported.value.seq == 15
+
+
+def test_verify_explain_and_export_name_a_text_body_that_was_altered_without_a_traceback(
+        sqlite_engine: Engine, tmp_path: Path, leadgate) -> None:  # type: ignore[no-untyped-def]
+    build(sqlite_engine, tmp_path)
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    subject = set_body_15(sqlite_engine, ALTERED["text, altered"])
+    verify = leadgate("audit", "verify", "--database-url", url, cwd=str(tmp_path))
+    assert (verify.returncode, verify.stdout) == (1, "")
+    assert verify.stderr.startswith("error: entry 15: the stored entry hash does not match")
+    explained = leadgate("audit", "explain", subject, "--database-url", url,
+                         cwd=str(tmp_path))
+    assert explained.returncode == 1 and "DOES NOT VERIFY: entry 15:" in explained.stdout
+    exported = leadgate("audit", "export", "--out", str(tmp_path / "bundle"), "--key",
+                        str(tmp_path / "signing.key"), "--database-url", url, cwd=str(tmp_path))
+    assert exported.returncode == 1 and exported.stderr.startswith("error: entry 15:")
+    for run in (verify, explained, exported):
+        assert "Traceback" not in run.stderr, run.stderr
+
+
+def test_a_body_column_turned_to_text_on_postgresql_still_verifies(
+        pg_engine: Engine, tmp_path: Path) -> None:
+    from audit.explain import explain_subject
+
+    build(pg_engine, tmp_path)
+    before = verify_database(pg_engine)
+    with pg_engine.begin() as conn:  # the driver now returns str for every body
+        conn.execute(sa.text("ALTER TABLE ledger_entries ALTER COLUMN body TYPE text "
+                             "USING convert_from(body, 'UTF8')"))
+    assert verify_database(pg_engine) == before
+    assert explain_subject(pg_engine, "salesforce:00Q000000000015").chain_ok
