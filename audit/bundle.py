@@ -303,7 +303,8 @@ def _verify_partial(blobs: dict[str, bytes], ledger_id: str, cps: list[SignedChe
         previous = (seq, digest)
     report = Report(entries=len(entries), checkpoints=len(cps), keys=list(checker.keys),
                     kinds=kinds, root=root.hex(),
-                    last_hash=previous[1].hex() if previous else "")
+                    last_hash=previous[1].hex() if previous else "",
+                    ledger_id=ledger_id, signed_size=size)
     return report, checker.keys, checker.announced
 
 

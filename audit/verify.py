@@ -44,14 +44,27 @@ class Report:
     keys: list[str] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
     prior: str | None = None
+    ledger_id: str = ""
+    #: entries 1..signed_size are under the last signed checkpoint (0: there is none)
+    signed_size: int = 0
 
     def summary(self) -> str:
+        """The verdict, then what a regulator compares with values received over a trusted
+        channel (ledger id, key fingerprints), then any entries no signature covers yet."""
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items()))
         text = (f"ok: {self.entries} entries ({kinds or 'none'}), seq {self.first_seq}.."
                 f"{self.last_seq}, {self.checkpoints} checkpoints with valid signatures, "
                 f"{len(self.keys)} signing key(s); root {self.root[:16]}...")
         if self.prior:
             text += f"; {self.prior}"
+        text += (f"\nledger {self.ledger_id}; signing key fingerprint(s), first to current: "
+                 f"{', '.join(self.keys) or 'none'}")
+        if self.last_seq > self.signed_size:
+            first = self.signed_size + 1
+            span = f"entry {first} is" if first == self.last_seq else \
+                f"entries {first}..{self.last_seq} are"
+            text += (f"\n{span} after the last signed checkpoint" if self.signed_size else
+                     f"\n{span} not covered by a signed checkpoint (there is none yet)")
         return text
 
 
@@ -343,6 +356,8 @@ class ChainVerifier:
         report.root = self.root().hex()
         report.keys = list(self.keys)
         report.kinds = dict(self.kinds)
+        report.ledger_id = self.ledger_id
+        report.signed_size = self.last_good_checkpoint_size
         return report
 
     def check_recorded(self, *, whole_ledger: bool) -> None:

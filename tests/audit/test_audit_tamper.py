@@ -531,3 +531,46 @@ def test_a_body_column_turned_to_text_on_postgresql_still_verifies(
                              "USING convert_from(body, 'UTF8')"))
     assert verify_database(pg_engine) == before
     assert explain_subject(pg_engine, "salesforce:00Q000000000015").chain_ok
+
+
+def test_verify_names_the_ledger_the_signing_keys_and_the_unsigned_tail(
+        built: tuple[Ledger, Path], tmp_path: Path, leadgate) -> None:  # type: ignore[no-untyped-def]
+    # what a regulator compares with values received over a trusted channel
+    from audit.keys import fingerprint
+
+    ledger = built[0]
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    key = fingerprint(public_bytes(load_signing_key(ledger.key_path)))
+    ledger_id = _ledger_id(ledger.engine)
+    ok = leadgate("audit", "verify", "--database-url", url, cwd=str(tmp_path))
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.splitlines()
+    assert lines[0].startswith("ok: 28 entries") and len(lines) == 3, lines
+    assert lines[1] == (f"ledger {ledger_id}; signing key fingerprint(s), first to current: "
+                        f"{key}")
+    # checkpoint 2 covers 1..22; its own record is 23; decisions 24-28 follow
+    assert lines[2] == "entries 23..28 are after the last signed checkpoint"
+    exported = leadgate("audit", "export", "--out", str(tmp_path / "bundle"), "--key",
+                        str(ledger.key_path), "--database-url", url, cwd=str(tmp_path))
+    assert exported.returncode == 0, exported.stderr
+    bundle = leadgate("audit", "verify", "--bundle", str(tmp_path / "bundle"),
+                      cwd=str(tmp_path))
+    assert bundle.returncode == 0, bundle.stderr
+    # a bundle ends at the checkpoint the export signed: nothing is left unsigned
+    assert bundle.stdout.splitlines()[1:] == [lines[1]]
+    partial = leadgate("audit", "export", "--out", str(tmp_path / "one"), "--subject",
+                       "salesforce:00Q000000000015", "--key", str(ledger.key_path),
+                       "--database-url", url, cwd=str(tmp_path))
+    assert partial.returncode == 0, partial.stderr
+    one = leadgate("audit", "verify", "--bundle", str(tmp_path / "one"), cwd=str(tmp_path))
+    assert one.returncode == 0 and one.stdout.splitlines()[1:] == [lines[1]], one.stderr
+
+
+def test_a_ledger_with_no_checkpoint_says_none_of_it_is_signed(sqlite_engine: Engine,
+                                                               tmp_path: Path) -> None:
+    ledger = Ledger(sqlite_engine, key_path=tmp_path / "signing.key")
+    ledger.append_batch([decision(n) for n in range(1, 4)])
+    summary = verify_database(sqlite_engine).summary()
+    assert summary.splitlines()[1:] == [
+        f"ledger {_ledger_id(sqlite_engine)}; signing key fingerprint(s), first to current: none",
+        "entries 1..3 are not covered by a signed checkpoint (there is none yet)"]
