@@ -51,13 +51,13 @@ def payload(policy: Any) -> dict[str, Any]:
 def recorded_digest(conn: sa.Connection, policy: Any) -> str | None:
     """The digest of the latest `policy_loaded` entry of this policy id, if any."""
     e = audit_schema.entries
-    body = conn.execute(sa.select(e.c.body).where(e.c.subject == subject(policy),
-                                                  e.c.kind == KIND)
+    body = conn.execute(sa.select(audit_schema.StoredBlob(e.c.body))
+                        .where(e.c.subject == subject(policy), e.c.kind == KIND)
                         .order_by(e.c.seq.desc()).limit(1)).scalar()
     if body is None:
         return None
-    data = body.encode() if isinstance(body, str) else bytes(body)
-    return str(((json.loads(data).get("payload") or {}).get("policy") or {}).get("digest"))
+    envelope = json.loads(audit_schema.stored_bytes(body))
+    return str(((envelope.get("payload") or {}).get("policy") or {}).get("digest"))
 
 
 def record_policy(engine: sa.Engine, ledger: Ledger, policy: Any, *, run_id: str) -> int | None:
