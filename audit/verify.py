@@ -73,6 +73,25 @@ def fail(message: str, seq: int | None = None) -> VerificationFailed:
     return VerificationFailed(message, seq=seq, where=where)
 
 
+def joined(prefix: list[bytes], before: int, stack: list[bytes], count: int) -> list[bytes]:
+    """The tree's stack of perfect subtrees at size before + count, from its stack at `before`
+    and the stack of the `count` leaves after it, folded on their own (an aligned range: no
+    subtree of theirs is larger than the smallest before them). Equal neighbours merge: two
+    ranges of 128 after nothing are one subtree of 256, not two side by side."""
+    nodes = list(zip(_subtree_sizes(before), prefix, strict=True))
+    for size, digest in zip(_subtree_sizes(count), stack, strict=True):
+        nodes.append((size, digest))
+        while len(nodes) > 1 and nodes[-1][0] == nodes[-2][0]:
+            (size, right), (_, left) = nodes.pop(), nodes.pop()
+            nodes.append((2 * size, hashlib.sha256(b"\x01" + left + right).digest()))
+    return [digest for _, digest in nodes]
+
+
+def _subtree_sizes(n: int) -> list[int]:
+    """The sizes of the perfect subtrees of a tree of n leaves, left to right."""
+    return [1 << bit for bit in reversed(range(n.bit_length())) if n >> bit & 1]
+
+
 class ChainVerifier:
     """Feeds on rows in sequence order; checks checkpoints as the tree reaches their sizes."""
 
@@ -209,7 +228,7 @@ class ChainVerifier:
         """An aligned range checked by a worker (audit.verify_parallel.Chunk), which also
         folded its entry hashes into subtrees of their own: only key announcements and
         checkpoints are left to do, in order."""
-        prefix = self.stack
+        prefix, before = self.stack, chunk.lo - 1
         events: list[tuple[int, int, Any]] = [(seq, 0, (kind, body))
                                               for seq, kind, body in chunk.specials]
         events += [(size, 1, None) for size in self.by_size if chunk.lo <= size <= chunk.hi]
@@ -219,10 +238,10 @@ class ChainVerifier:
                 self._special(position, special[0], special[1])
             else:
                 stack, digest = chunk.stacks[position]
-                self.stack = prefix + stack
+                self.stack = joined(prefix, before, stack, position - before)
                 self._sync(position + 1, digest, position)
                 self._check_checkpoints(position)
-        self.stack = prefix + chunk.stack
+        self.stack = joined(prefix, before, chunk.stack, chunk.hi - before)
         self._sync(chunk.hi + 1, chunk.last_hash, chunk.hi)
         if self.leaves is not None:
             leaves = chunk.leaves
