@@ -404,6 +404,15 @@ def _check_reachable(engine: Engine) -> None:
         conn.execute(sa.text("SELECT 1"))
 
 
+def require_database_file(engine: Engine, fix: str) -> None:
+    """A SQLite ledger a command only reads must exist already: connecting would create an
+    empty file (in the wrong folder, often), which then looks like a ledger."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:" \
+            and not Path(database).exists():
+        raise LedgerError("no database file here", where=database, fix=fix)
+
+
 def require_schema(engine: Engine) -> None:
     """A one-line error, not a traceback, when the ledger tables do not exist yet."""
     with connect(engine) as conn:

@@ -113,6 +113,9 @@ def open_context(config: str | Path | None, *, migrate: bool = True,
         if rel and rel != ":memory:":
             url = "sqlite:///" + str(_relative(base, rel))
     engine = db.make_engine(url)
+    if not migrate:  # a command that only reads (status, a dry run) creates no database
+        db.require_database_file(engine, "run `leadgate db upgrade`, or a first `leadgate "
+                                         "sync run`, which creates it")
     try:
         if migrate and not schema_is_current(engine):
             migrate_serialised(engine)

@@ -113,12 +113,9 @@ def open_ledger(database_url: str | None, config_path: str, key_path: str | None
 
     url = resolve_url(database_url, config_path)
     engine = audit_db.make_engine(url)
-    database = engine.url.database
-    if need_schema and engine.dialect.name == "sqlite" and database and database != ":memory:" \
-            and not Path(database).exists():
-        raise LeadgateError("no database file here", where=database,
-                            fix="run `leadgate db upgrade` (or point --database-url at the ledger)")
     if need_schema:
+        audit_db.require_database_file(
+            engine, "run `leadgate db upgrade` (or point --database-url at the ledger)")
         audit_db.require_schema(engine)
     configured = _config_value(config_path, "signing_key")
     if configured and not Path(configured).is_absolute():  # relative to leadgate.yaml's folder

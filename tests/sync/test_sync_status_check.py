@@ -160,3 +160,22 @@ def test_a_policy_that_does_not_load_still_shows_the_state_and_turns_the_check_r
         assert run.returncode == 2 and "uk_pension" in run.stderr, run.stderr
     finally:
         env.sb.stop()
+
+
+def test_commands_that_only_read_create_no_database(tmp_path: Path) -> None:
+    """Connecting to a SQLite file that is not there creates it: a `sync status` (or a dry run)
+    in the wrong folder used to leave an empty file that then looked like a ledger."""
+    env = start_env(tmp_path, leads=10)
+    try:
+        missing = tmp_path / "elsewhere" / "ledger.db"
+        missing.parent.mkdir()
+        for args in (("sync", "status"), ("sync", "run", "--dry-run", "--source", "hubspot"),
+                     ("review", "list")):
+            done = leadgate(*args, "--config", str(env.config),
+                            env={"LEADGATE_DATABASE_URL": f"sqlite:///{missing}"})
+            assert done.returncode == 2, (args, done.stderr)
+            assert f"{missing}: no database file here" in done.stderr, done.stderr
+            assert "leadgate db upgrade" in done.stderr
+            assert list(missing.parent.iterdir()) == [], args
+    finally:
+        env.sb.stop()
