@@ -305,6 +305,8 @@ def list_items(config: str | None, *, show_all: bool = False,
     customer type and product (no personal data; {} for a lead that did not normalise)."""
     ctx = open_context(config, migrate=False, reads_only=True)
     try:
+        if source is not None:
+            ctx.source(source)  # a misspelt source is an error, not an empty queue
         d = sync_decisions.c
         query = sa.select(sync_review_queue, d.outcome, d.decision).outerjoin(
             sync_decisions, d.decision_id == sync_review_queue.c.decision_id

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from routing_core.decision import REFUSAL_REASONS
 from routing_core.errors import LeadgateError
 from sync.cli.officer import ask_token, officer_options
 from sync.state import json_default
@@ -222,7 +223,7 @@ def review() -> None:
 @review.command("list")
 @CONFIG_OPTION
 @click.option("--all", "show_all", is_flag=True, help="Include resolved items.")
-@click.option("--reason", "reasons", multiple=True,
+@click.option("--reason", "reasons", multiple=True, type=click.Choice(REFUSAL_REASONS),
               help="Only items of this reason (e.g. sanctions_hit); may be repeated.")
 @click.option("--source", default=None, help="Only items of this source.")
 @click.option("--json", "as_json", is_flag=True, help="The items as JSON.")

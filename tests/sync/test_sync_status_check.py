@@ -179,3 +179,20 @@ def test_commands_that_only_read_create_no_database(tmp_path: Path) -> None:
             assert list(missing.parent.iterdir()) == [], args
     finally:
         env.sb.stop()
+
+
+def test_a_misspelt_filter_of_the_review_queue_is_an_error_not_an_empty_queue(
+        tmp_path: Path) -> None:
+    env = start_env(tmp_path, leads=30)
+    try:
+        assert sync_run(env, "salesforce").returncode == 0
+        cfg = ("--config", str(env.config))
+        assert leadgate("review", "list", "--reason", "sanctions_hit", *cfg).returncode == 0
+        reason = leadgate("review", "list", "--reason", "sanction_hit", *cfg)
+        assert reason.returncode == 2 and "sanctions_hit" in reason.stderr, reason.stderr
+        source = leadgate("review", "list", "--source", "salesfroce", *cfg)
+        assert source.returncode == 2, source.stdout + source.stderr
+        assert "no source named 'salesfroce'" in source.stderr, source.stderr
+        assert "no review items match" not in reason.stdout + source.stdout
+    finally:
+        env.sb.stop()
