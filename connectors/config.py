@@ -283,6 +283,23 @@ class HubSpotSource(_SourceBase):
 SourceConfig = Annotated[SalesforceSource | HubSpotSource, Field(discriminator="kind")]
 
 
+def no_password_in(url: str) -> str:
+    """`url` as leadgate.yaml may hold it: without a password, which would sit in a file that
+    is often readable by every user and kept in version control."""
+    import sqlalchemy as sa
+
+    try:
+        password = sa.make_url(url).password
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported where it is opened
+        return url
+    if password:
+        raise ValueError("a database password may not be written in leadgate.yaml; fix: set "
+                         "LEADGATE_DATABASE_URL in the job's environment (from your secret "
+                         "store) and leave database_url out, or give it without the password "
+                         "and let libpq read ~/.pgpass or PGPASSWORD")
+    return url
+
+
 class Config(_Strict):
     database_url: str | None = None
     policy: Path = Path("policy")
@@ -291,6 +308,9 @@ class Config(_Strict):
     signing_key: Path = Path("leadgate-signing.key")
     #: the officers' token hashes (`leadgate review add-officer`); fixed here, never per call
     officer_keys: Path = Path("leadgate-officers.json")
+
+    _database_url = field_validator("database_url")(
+        lambda url: None if url is None else no_password_in(url))
 
     @model_validator(mode="after")
     def _defaults(self) -> Config:

@@ -9,7 +9,9 @@ TEMPLATE = """\
 # Secrets are never written here: each one names an environment variable ({env: NAME}) or a
 # file ({file: /path}). Check everything with `leadgate connect salesforce|hubspot`.
 
-# The ledger and sync state. LEADGATE_DATABASE_URL overrides it; SQLite is the default.
+# The ledger and sync state. LEADGATE_DATABASE_URL overrides it; SQLite is the default. A
+# PostgreSQL password never goes here: set LEADGATE_DATABASE_URL from your secret store, or
+# let libpq read ~/.pgpass (postgresql+psycopg://leadgate@db.internal/leadgate).
 database_url: sqlite:///leadgate.db
 # The routing policy: one YAML file or a folder of them (merged in name order).
 policy: policy

@@ -51,10 +51,18 @@ def _config_value(config_path: str, key: str) -> Any:
 
 def resolve_url(database_url: str | None, config_path: str) -> str:
     from audit.db import database_url as default_url
+    from connectors.config import no_password_in
 
     if database_url:
         return database_url
-    return default_url(_config_value(config_path, "database_url"))
+    configured = _config_value(config_path, "database_url")
+    if isinstance(configured, str):
+        try:
+            no_password_in(configured)
+        except ValueError as exc:
+            message, _, fix = str(exc).partition("; fix: ")
+            raise LeadgateError(message, where=f"{config_path}: database_url", fix=fix) from None
+    return default_url(configured)
 
 
 @click.group()

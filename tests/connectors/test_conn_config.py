@@ -251,3 +251,28 @@ def test_https_anywhere_and_plain_http_to_loopback_are_accepted(url: str) -> Non
     config = parse_config({"sources": {"hs": hubspot, "sf": salesforce}})
     assert config.sources["hs"].connection.base_url == url  # type: ignore[union-attr]
     assert config.sources["sf"].connection.login_url == url  # type: ignore[union-attr]
+
+
+def test_a_database_password_is_refused_in_the_config_file(tmp_path: Path) -> None:
+    """Like every other secret: the file is often readable by all and kept in git."""
+    import subprocess
+    import sys
+
+    from connectors.config import load_config
+
+    base = "sources:\n  crm:\n    kind: hubspot\n    review_owner_id: '1'\n" \
+           "    connection: {token: {env: HS_TOKEN}}\n"
+    path = tmp_path / "leadgate.yaml"
+    path.write_text("database_url: postgresql+psycopg://lg:Sup3rS3cret@db.internal/lg\n" + base)
+    with pytest.raises(LeadgateError) as refused:
+        load_config(path)
+    text = str(refused.value)
+    assert "database_url" in text and "LEADGATE_DATABASE_URL" in text
+    assert "Sup3rS3cret" not in text
+    # the audit commands read database_url themselves: refused alike, in one line
+    done = subprocess.run([sys.executable, "-m", "sync.cli", "audit", "verify", "--config",
+                           str(path)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "database_url" in done.stderr, done.stderr
+    assert "Sup3rS3cret" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    path.write_text("database_url: postgresql+psycopg://lg@db.internal/lg\n" + base)
+    assert load_config(path).database_url == "postgresql+psycopg://lg@db.internal/lg"
