@@ -50,7 +50,9 @@ def write_atomically(path: Path, data: str | bytes, *, private: bool = False) ->
 def staged_folder(out: Path, what: str) -> Iterator[Path]:
     """A hidden folder beside `out` to write `what` in, renamed to `out` once the block ends: a
     folder that could not be written whole (a full disk, no permission) never appears, and the
-    same name can be used again. `out` must be missing or empty; the folder is mode 0700."""
+    same name can be used again. `out` must be missing or empty; the folder is mode 0700 and
+    the files written in it 0600, so that a copy of one, or the folder moved, is no wider
+    readable than the folder was."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -58,6 +60,8 @@ def staged_folder(out: Path, what: str) -> Iterator[Path]:
         raise _unwritable(what, out, exc) from exc
     try:
         yield staging
+        for written in staging.iterdir():
+            written.chmod(0o600)
         if out.exists():
             out.rmdir()
         staging.rename(out)

@@ -45,6 +45,10 @@ def test_complete_export_verifies_offline(sqlite_engine: Engine, tmp_path: Path,
     out = tmp_path / "bundle"
     result = export(ledger, out, fmt=fmt)
     assert result.complete and result.first_seq == 1 and result.last_seq == result.tree_size
+    # readable by the exporting user only, the folder and every file in it
+    assert out.stat().st_mode & 0o777 == 0o700
+    modes = {f.name: f.stat().st_mode & 0o777 for f in out.iterdir()}
+    assert len(modes) >= 8 and set(modes.values()) == {0o600}, modes
     sqlite_engine.dispose()
     shutil.move(str(Path(str(sqlite_engine.url.database))), str(tmp_path / "gone.db"))
     report = verify_bundle(out)  # the database is not there any more
