@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from connectors.base import Cursor
 from connectors.mapping import iso_z
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")  # whole string: fullmatch
 _ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t",
             "\b": "\\b", "\f": "\\f"}
 
@@ -27,7 +27,7 @@ class UnsafeName(ValueError):
 
 def name(identifier: str) -> str:
     """An object or field API name, or UnsafeName."""
-    if not _NAME.match(identifier):
+    if not _NAME.fullmatch(identifier):
         raise UnsafeName(f"{identifier!r} is not a Salesforce API name")
     return identifier
 

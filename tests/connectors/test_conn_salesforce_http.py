@@ -213,6 +213,8 @@ def test_soql_injection_through_config_and_record_values_is_inert(org: FakeOrg) 
         soql.select(["Id FROM User --"], "Lead")
     with pytest.raises(soql.UnsafeName):
         soql.select(["Id"], "Lead WHERE Name != null")
+    with pytest.raises(soql.UnsafeName):  # `$` would match before a trailing newline
+        soql.select(["Id\n"], "Lead")
     # a mapping naming an unsafe field fails before anything is sent
     crm = connect(org, mapping={"id": "Id", "email": "Email, (SELECT Id FROM Users)"})
     with pytest.raises(soql.UnsafeName):
