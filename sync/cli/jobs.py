@@ -100,16 +100,22 @@ def run_cmd(config: str | None, source: str | None, dry_run: bool, limit: int | 
         job.connector.close()
         ctx.close()
     summary.strict_lease = strict_lease
-    if as_json:
-        # One line: schedulers append it to a log, one run per line (JSON Lines).
-        click.echo(json.dumps(summary.to_json(), sort_keys=True, default=json_default))
-    else:
-        click.echo(summary.render())
-        if dry_run:
-            for item in summary.would_write[:50]:
-                click.echo(f"  would write {item['record_id']}: {item['outcome']} "
-                           f"owner={item['owner_crm_id'] or 'review queue'} "
-                           f"reason={item['reason'] or '-'} decision={item['decision_id']}")
+    try:
+        if as_json:
+            # One line: schedulers append it to a log, one run per line (JSON Lines).
+            click.echo(json.dumps(summary.to_json(), sort_keys=True, default=json_default))
+        else:
+            click.echo(summary.render())
+            if dry_run:
+                for item in summary.would_write[:50]:
+                    click.echo(f"  would write {item['record_id']}: {item['outcome']} "
+                               f"owner={item['owner_crm_id'] or 'review queue'} "
+                               f"reason={item['reason'] or '-'} decision={item['decision_id']}")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Read by `| head`: the run is done and recorded; its exit code says how it went, not
+        # Python's for a closed pipe. Later writes at exit go nowhere instead of failing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(summary.exit_code)
 
 

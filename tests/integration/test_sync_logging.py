@@ -52,3 +52,30 @@ def test_retries_always_pages_with_v_and_failed_ids_with_vv_never_personal_data(
         assert not [v for v in _personal_values(env) if v in text]
     finally:
         env.sb.stop()
+
+
+def test_a_reader_that_stops_early_leaves_the_exit_code_to_the_run(tmp_path: Path) -> None:
+    """`leadgate sync run | head -1` in a cron line: the reader closing the pipe is not the
+    run stopping part-way (exit 1) nor a traceback; the run's own exit code stands."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.synctools import REPO_ROOT
+
+    env = start_env(tmp_path, leads=60)
+    try:
+        full = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        for extra in ((), ("--dry-run",)):  # a dry run prints a line per lead it would write
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sync.cli", "sync", "run", "--source", "salesforce",
+                 *extra, "--config", str(env.config)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full)
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()  # the reader is gone before the summary is printed
+            err = proc.stderr.read().decode()
+            assert proc.wait(timeout=300) == 0, err
+            assert "Traceback" not in err and "BrokenPipe" not in err, err
+        assert sync_run(env, "salesforce").returncode == 0  # the run was recorded as done
+    finally:
+        env.sb.stop()
