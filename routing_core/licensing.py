@@ -123,3 +123,24 @@ def rep_licence(member: Member, lead: Lead, days: Days, policy: Policy) -> Licen
         policy.memo.clear()
     found = policy.memo[key] = individual_licence(member.licenses, lead, days)
     return found
+
+
+def licence_notices(policy: Policy, today: date, *, soon_days: int = 30) -> list[str]:
+    """Licences that do not count today, or stop counting within `soon_days`: a policy that
+    loads may still route nothing a lapsed licence covered (those leads are refused
+    `no_licensed_team`), which a person should hear of before the sync does it."""
+    notices = []
+    for team in policy.teams.values():
+        held = [(f"team {team.id}", lic) for lic in team.licenses]
+        held += [(f"rep {m.id} of team {team.id}", lic) for m in team.members
+                 for lic in m.licenses]
+        for whose, lic in held:
+            what = f"{whose}: licence {lic.id} ({lic.regulator})"
+            if lic.valid_until is not None and lic.valid_until < today:
+                notices.append(f"{what} expired on {lic.valid_until}: nothing is routed under it")
+            elif lic.valid_from > today:
+                notices.append(f"{what} is valid only from {lic.valid_from}")
+            elif lic.valid_until is not None and (lic.valid_until - today).days <= soon_days:
+                notices.append(f"{what} expires on {lic.valid_until}, in "
+                               f"{(lic.valid_until - today).days} day(s)")
+    return notices

@@ -232,3 +232,30 @@ def test_example_sample_leads_get_their_expected_outcomes() -> None:
             want)
         if want.get("team"):
             assert decision["team"]["id"] == want["team"], want
+
+
+def test_validate_names_licences_that_do_not_count_today(tmp_path: Path) -> None:
+    """A policy with a lapsed licence loads, and routes nothing that licence covered: validate
+    says so (stderr), as it does for its other warnings; the result stays ok."""
+    from datetime import date, datetime
+
+    from routing_core.licensing import licence_notices
+    from routing_core.policy import load_policy
+
+    policy = load_policy(EXAMPLE)
+    notices = licence_notices(policy, date(2026, 10, 15))
+    assert ("team uk_direct: licence FCA-FRN-900101-direct (FCA) expires on 2026-10-31, in 16 "
+            "day(s)") in notices
+    assert ("team eu_mortgages: licence CSSF-B900212-MCD-DE-AT (CSSF) is valid only from "
+            "2027-01-01") in notices
+    later = licence_notices(policy, date(2026, 12, 1))
+    assert ("team uk_direct: licence FCA-FRN-900101-direct (FCA) expired on 2026-10-31: "
+            "nothing is routed under it") in later
+    assert any(n.startswith("rep fatima of team us_life_tristate: licence NY-PR-1187606")
+               for n in later)
+    assert not any("uk_direct" in n for n in licence_notices(policy, date(2025, 6, 1)))
+    shown = cli("policy", "validate", str(EXAMPLE))
+    assert shown.exit_code == 0 and shown.stdout.startswith("ok: policy northwind-routing")
+    today = licence_notices(policy, datetime.now(policy.tz).date())
+    assert [f"warning: {n}" for n in today] == [
+        line for line in shown.stderr.splitlines() if "licence" in line]

@@ -244,7 +244,10 @@ def validate(path: str) -> None:
         click.echo(f"{len(exc.problems)} problem(s): the policy does not load and would route "
                    "nothing", err=True)
         sys.exit(exc.exit_code)
-    for warning in loaded.warnings:
+    from routing_core.licensing import licence_notices
+
+    today = datetime.now(loaded.tz).date()
+    for warning in [*loaded.warnings, *licence_notices(loaded, today)]:
         click.echo(f"warning: {warning}", err=True)
     reps = loaded.rep_ids
     click.echo(f"ok: policy {loaded.id} version {loaded.version}: {len(loaded.teams)} teams, "
