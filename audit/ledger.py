@@ -317,6 +317,15 @@ class Ledger:
             "digest": signed.digest.hex()})])
         return signed
 
+    def checkpoint_file(self, signed: SignedCheckpoint) -> bytes:
+        """`signed` as the file `audit verify --prior-checkpoint` reads, with its key's public
+        half: kept outside the database, it is what a later deletion cannot rewrite."""
+        keys = schema.signing_keys
+        with connect(self.engine) as conn:
+            public = conn.execute(sa.select(keys.c.public_key).where(
+                keys.c.fingerprint == signed.statement["key"])).scalar_one()
+        return signed.to_file(bytes(public))
+
     def checkpoint_recorded(self, done: str) -> SignedCheckpoint:
         """`checkpoint()` right after a command committed an officer's or a privacy action, so
         that deleting the action later breaks verification against a signed checkpoint, not

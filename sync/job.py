@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,8 @@ def build_job(config: str | Path | None, source: str | None, *, dry_run: bool = 
                           screener=screener_for(ctx.policy))
         ledger = ctx.ledger
 
-        def checkpoint() -> int | None:
-            return int(ledger.checkpoint().statement["size"])
+        def checkpoint() -> dict[str, Any]:
+            return json.loads(ledger.checkpoint_file(ledger.checkpoint()))
 
         options = RunOptions(dry_run=dry_run, limit=limit, shard=shard,
                              lease_ttl=lease_ttl or DEFAULT_TTL, notify=notify,

@@ -60,9 +60,12 @@ class Earlier:
 def digest(source: str, run_id: str, refusals: list[dict[str, Any]],
            failures: list[dict[str, Any]], *, refused_by_reason: dict[str, int],
            write_failures: int, violations: list[dict[str, Any]] | None = None,
-           violations_total: int = 0, earlier: Earlier | None = None) -> dict[str, Any]:
+           violations_total: int = 0, earlier: Earlier | None = None,
+           checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
     """Counts are complete; the id lists are the first 500 of each. `violations`: cooling-off
-    violations reported by the run (record id, decision id, rule, stage, not_before)."""
+    violations reported by the run (record id, decision id, rule, stage, not_before).
+    `checkpoint`: the run's signed checkpoint file, so that every digest kept is an anchor of
+    the ledger outside its database."""
     earlier = earlier or Earlier()
     return {"kind": "leadgate.sync.digest", "source": source, "run_id": run_id,
             "new_refusals": sum(refused_by_reason.values()),
@@ -74,6 +77,7 @@ def digest(source: str, run_id: str, refusals: list[dict[str, Any]],
             "earlier_unnotified_total": earlier.total,
             "earlier_unnotified_by_reason": dict(sorted(earlier.by_reason.items())),
             "earlier_unnotified": earlier.items[:500],
+            "checkpoint": checkpoint,
             "next": "leadgate review list"}
 
 
@@ -100,6 +104,13 @@ def _text(body: dict[str, Any]) -> str:
         lines += [f"  {r['record_id']} {r['reason']} decision {r['decision_id']}"
                   for r in body["earlier_unnotified"][:200]]
     lines.append("Work the queue with: leadgate review list")
+    if body.get("checkpoint"):
+        st = body["checkpoint"]["checkpoint"]
+        lines += ["", f"Ledger checkpoint {st['number']}: {st['size']} entries, root "
+                      f"{st['root']}. Keep this message: the line below, saved as a file, is "
+                      "what `leadgate audit verify --prior-checkpoint FILE` checks the ledger "
+                      "against later (nothing it covers may be missing).",
+                  json.dumps(body["checkpoint"], sort_keys=True, separators=(",", ":"))]
     return "\n".join(lines) + "\n"
 
 

@@ -220,17 +220,27 @@ class SyncJob:
             return False
 
     def _digest_and_checkpoint(self) -> None:
-        if self.options.notify:
-            self._notify()
+        # The checkpoint first, so that the digest carries it: a signed tree head kept outside
+        # the database (a mailbox, a webhook's store, the log of --json lines), against which a
+        # later deletion from the ledger shows (`audit verify --prior-checkpoint`).
+        unsigned: Exception | None = None
         if self.options.checkpoint and self.checkpoint is not None:
             try:
-                self.summary.checkpoint = self.checkpoint()
+                signed = self.checkpoint()
+                self.summary.checkpoint = int(signed["checkpoint"]["size"])
+                self.summary.signed_checkpoint = signed
             except KeyRotated as exc:
                 # `audit rotate-key` ran while this run worked. Its work is in the ledger; the
                 # next run, given the new key, signs a checkpoint that covers it.
                 self.summary.checkpoint_left = str(exc)
                 log.warning("%s: run %s: the signing key was rotated during the run; its "
                             "checkpoint is left to the next run", self.name, self.run_id)
+            except Exception as exc:  # noqa: BLE001 - raised once compliance has its digest
+                unsigned = exc
+        if self.options.notify:
+            self._notify()
+        if unsigned is not None:
+            raise unsigned
 
     def _record_start(self, lease: Lease) -> None:
         with self.engine.begin() as conn:
@@ -671,7 +681,8 @@ class SyncJob:
                              refused_by_reason=dict(self.summary.refused_by_reason),
                              write_failures=self.summary.write_errors,
                              violations=self._violations,
-                             violations_total=self.summary.violations, earlier=earlier)
+                             violations_total=self.summary.violations, earlier=earlier,
+                             checkpoint=self.summary.signed_checkpoint)
         sent, problems = notify.send(self.policy, body, outbox=self.outbox)
         self.summary.notified, self.summary.notify_errors = sent, problems
         if sent and not problems:  # every target took it

@@ -51,7 +51,10 @@ class RunSummary:
     notified: list[str] = field(default_factory=list)
     notified_earlier: int = 0  # open review items of earlier runs first notified in this digest
     notify_errors: list[str] = field(default_factory=list)
-    checkpoint: int | None = None
+    checkpoint: int | None = None  # the entries the run's signed checkpoint covers
+    # That checkpoint as `audit verify --prior-checkpoint` reads it (saved from the log of
+    # --json lines or the digest, it shows any later deletion from the ledger).
+    signed_checkpoint: dict[str, Any] | None = None
     checkpoint_left: str | None = None  # why this run left its checkpoint to the next one
     failed: list[dict[str, Any]] = field(default_factory=list)
     would_write: list[dict[str, Any]] = field(default_factory=list)  # dry run only
