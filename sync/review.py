@@ -1,11 +1,13 @@
 """The compliance review queue: list, approve a specific assignment, reject.
 
 Officers are the policy's `review.officers`. Each authenticates with a per-officer token created
-by `leadgate review add-officer ID`; only a SHA-256 of the token is stored, in a file kept
-outside the policy (leadgate.yaml's `officer_keys`, by default `leadgate-officers.json` next to
-it, mode 0600); `revoke-officer` removes it. Issuing, replacing and revoking are
-`officer_credential` ledger entries naming the credential (`credential_of`). The OS user and
-the credential used are recorded with every action.
+by `leadgate review add-officer ID --by OFFICER`; only a SHA-256 of the token is stored, in a
+file kept outside the policy (leadgate.yaml's `officer_keys`, by default `leadgate-officers.json`
+next to it, mode 0600); `revoke-officer` removes it. Issuing, replacing and revoking are
+authorised by an authenticated officer (only the ledger's first credential, its bootstrap, is
+issued without) and are `officer_credential` ledger entries naming the credential
+(`credential_of`) and who authorised it. The OS user and the credential used are recorded with
+every action.
 
 Every action is a `review_action` ledger entry. An approval is written back to the CRM (the rep
 becomes the owner; the record is stamped with the action's id); a rejection re-stamps the record
@@ -13,7 +15,8 @@ as refused. With `four_eyes_for_overrides`, an approval that overrides a failed 
 (the refusal was about licences, or the chosen team, or the chosen rep of a team that requires
 individual licences, holds none for the lead as the CRM holds it now), or that sets aside a
 screening hit (sanctions, PEP, blocklist), needs two distinct officers: the first approval
-waits, the second completes it. A lead that could not be screened cannot be approved.
+waits, the second completes it, unless either may know the other's token (one authorised the
+other's: `credential_knowers`). A lead that could not be screened cannot be approved.
 """
 
 from __future__ import annotations
@@ -85,8 +88,10 @@ def _officers(policy: Policy) -> dict[str, Any]:
     return {str(o["id"]): o for o in policy.review.officers}
 
 
-_KEYS_FIX = ("restore it from a backup, or move it aside and give each officer a new token with "
-             "`leadgate review add-officer`")
+# Not "start a new file": while the ledger records live credentials, new tokens take an
+# officer's authentication, which the file holds (else deleting it would reopen the bootstrap).
+_KEYS_FIX = ("restore it from a backup: new tokens need an officer's authentication, which "
+             "the file holds")
 
 
 def _read_keys(path: Path) -> dict[str, Any]:
@@ -109,7 +114,9 @@ def _read_keys(path: Path) -> dict[str, Any]:
     return data
 
 
-def _change_keys(ctx: Context, officer: str, change: Callable[[dict[str, Any]], str]) -> Path:
+def _change_keys(ctx: Context, officer: str,
+                 change: Callable[[sa.Connection, dict[str, Any]], str],
+                 authorised_by: dict[str, Any] | None) -> Path:
     """Change the officer key file and record what changed as an `officer_credential` entry.
 
     Both happen under the ledger's write lock, so two administrators at once cannot lose each
@@ -123,12 +130,13 @@ def _change_keys(ctx: Context, officer: str, change: Callable[[dict[str, Any]], 
             keys = _read_keys(path)
             before = path.read_bytes() if path.exists() else None
             earlier = str(keys.get(officer, {}).get("sha256", ""))
-            action = change(keys)
+            action = change(conn, keys)
             now = str(keys.get(officer, {}).get("sha256", ""))
             payload = {"officer": officer, "action": action, "os_user": getpass.getuser(),
                        "credential": credential_of(now) if now else None,
                        "ended_credential": credential_of(earlier) if earlier and earlier != now
                        else None,
+                       "authorised_by": authorised_by, "bootstrap": authorised_by is None,
                        "in_policy": officer in _officers(ctx.policy),
                        "policy": {"id": ctx.policy.id, "version": ctx.policy.version,
                                   "digest": ctx.policy.digest}}
@@ -149,40 +157,105 @@ def _change_keys(ctx: Context, officer: str, change: Callable[[dict[str, Any]], 
     return path
 
 
-def add_officer(config: str | None, officer: str) -> tuple[str, Path]:
-    """A new token for an officer of the policy (replacing any earlier one), and the key file."""
+_BY_FIX = ("pass --by with your officer id and your token (--token, LEADGATE_OFFICER_TOKEN or "
+           "the prompt); nothing was changed")
+
+
+def _authoriser(ctx: Context, by: str | None, token: str | None, action: str
+                ) -> dict[str, Any] | None:
+    """The officer authorising a credential change (None: nobody claimed to), authenticated
+    as for any other officer action, refusals recorded."""
+    if by is None:
+        return None
+    if not token:
+        exc = OfficerRefused(f"no token given for officer {by!r}", where="--token",
+                             fix=_BY_FIX)
+        record_refused(ctx.ledger, by, action, exc)
+        raise exc
+    return authenticate(ctx, by, token, action)
+
+
+def _still_authorised(conn: sa.Connection, who: dict[str, Any] | None, action: str) -> None:
+    """Under the write lock: a change needs an officer whose credential is current (one
+    revoked since they authenticated no longer counts). Only the first credential a ledger
+    records is issued without one: until then there is no officer to ask."""
+    if who is None:
+        if live_credentials(conn):
+            raise OfficerRefused(
+                f"{action.replace('_', '-')} needs an authenticated officer: officer "
+                "credentials exist for this ledger", where="--by", fix=_BY_FIX)
+    elif recorded_credential(conn, who["officer"]) != who["credential"]:
+        raise OfficerRefused(f"officer {who['officer']!r}'s token was revoked or replaced "
+                             "meanwhile", where="--by", fix="authorise it with a current token")
+
+
+def _audited(ctx: Context, by: str | None, action: str, change: Callable[[], Path]) -> Path:
+    """Run a credential change; a refusal to authorise it is recorded as for any officer."""
+    try:
+        return change()
+    except OfficerRefused as exc:
+        record_refused(ctx.ledger, by, action, exc)
+        raise
+
+
+def add_officer(config: str | None, officer: str, *, by: str | None = None,
+                token: str | None = None) -> tuple[str, Path]:
+    """A new token for an officer of the policy (replacing any earlier one), and the key file.
+
+    Authorised by officer `by` with their `token`, recorded as `authorised_by`; without one
+    only while the ledger records no live credential (the bootstrap). An officer replaces
+    their own token only by authenticating with it (rotation): `by` == `officer`."""
     ctx = open_context(config)  # a first credential may come before any sync run
     try:
         if officer not in _officers(ctx.policy):
             raise LeadgateError(f"{officer!r} is not an officer of policy {ctx.policy.id}",
                                 where="review.officers",
                                 fix="add the officer to the policy's review.officers first")
-        token = secrets.token_urlsafe(32)
+        who = _authoriser(ctx, by, token, "add_officer")
+        new = secrets.token_urlsafe(32)
 
-        def issue(keys: dict[str, Any]) -> str:
+        def issue(conn: sa.Connection, keys: dict[str, Any]) -> str:
+            _still_authorised(conn, who, "add_officer")
             action = "replaced" if officer in keys else "issued"
-            keys[officer] = {"sha256": hashlib.sha256(token.encode()).hexdigest(),
-                             "created_at": utcnow().isoformat(), "created_by": getpass.getuser()}
+            keys[officer] = {"sha256": hashlib.sha256(new.encode()).hexdigest(),
+                             "created_at": utcnow().isoformat(), "created_by": getpass.getuser(),
+                             "authorised_by": who["officer"] if who else None}
             return action
 
-        return token, _change_keys(ctx, officer, issue)
+        return new, _audited(ctx, by, "add_officer",
+                             lambda: _change_keys(ctx, officer, issue, who))
     finally:
         ctx.close()
 
 
-def revoke_officer(config: str | None, officer: str) -> Path:
+def revoke_officer(config: str | None, officer: str, *, by: str | None = None,
+                   token: str | None = None) -> Path:
     """Remove an officer's token at once (an officer who left need not wait for a policy
-    change); the officer may still be in the policy, and gets a token again with add-officer."""
+    change); the officer may still be in the policy, and gets a token again with add-officer.
+    Authorised by an officer, as issuing is; the last live credential is kept, since with
+    none left anyone who can run leadgate could issue the first one again."""
     ctx = open_context(config)
     try:
-        def revoke(keys: dict[str, Any]) -> str:
+        who = _authoriser(ctx, by, token, "revoke_officer")
+
+        def revoke(conn: sa.Connection, keys: dict[str, Any]) -> str:
+            if who is None:
+                raise OfficerRefused("revoke-officer needs an authenticated officer",
+                                     where="--by", fix=_BY_FIX)
+            _still_authorised(conn, who, "revoke_officer")
             if keys.pop(officer, None) is None:
                 raise LeadgateError(f"{officer!r} has no token to revoke",
                                     where=str(keys_path(ctx.config)),
                                     fix="check the officer id; nothing was changed")
+            if set(live_credentials(conn)) <= {officer}:
+                raise LeadgateError(
+                    f"{officer!r} holds the last officer credential of this ledger",
+                    where="review officers", fix="issue another officer's token first, then "
+                    "revoke this one; nothing was changed")
             return "revoked"
 
-        return _change_keys(ctx, officer, revoke)
+        return _audited(ctx, by, "revoke_officer",
+                        lambda: _change_keys(ctx, officer, revoke, who))
     finally:
         ctx.close()
 
@@ -197,7 +270,7 @@ def authenticate(ctx: Context, officer: str, token: str, action: str) -> dict[st
         raise
 
 
-def record_refused(ledger: Any, officer: str, action: str, exc: LeadgateError) -> None:
+def record_refused(ledger: Any, officer: str | None, action: str, exc: LeadgateError) -> None:
     """An `officer_auth_refused` entry: who claimed to be which officer, for what, and why it
     was refused; never the token. Attempts to act as an officer, or to see or erase personal
     data, are what an auditor asks about. Best effort: the refusal stands if it cannot be
@@ -255,8 +328,8 @@ def _authenticate(policy: Policy, keys: Path, officer: str, token: str,
     given = hashlib.sha256(token.encode()).hexdigest()
     if not stored or not hmac.compare_digest(stored, given):
         raise OfficerRefused(f"officer {officer!r} could not be authenticated", where=str(keys),
-                            fix="use your token, or ask an administrator to run "
-                                "`leadgate review add-officer` for you")
+                            fix="use your token, or ask another officer to issue you one with "
+                                f"`leadgate review add-officer {officer} --by THEIR_ID`")
     # The key file says who holds a token; the ledger says who was given one. A token written
     # into the file by hand, or issued by a leadgate that did not record credentials, was
     # never recorded as issued, so it does not count.
@@ -267,8 +340,8 @@ def _authenticate(policy: Policy, keys: Path, officer: str, token: str,
                else "is not the credential the ledger recorded as issued to them (the key "
                     "file was changed outside leadgate)")
         raise OfficerRefused(f"officer {officer!r}'s token {why}", where=str(keys),
-                            fix="ask an administrator to issue a new token with `leadgate "
-                                "review add-officer`")
+                            fix="ask another officer to issue you a new token with `leadgate "
+                                f"review add-officer {officer} --by THEIR_ID`")
     return {"officer": officer, "os_user": getpass.getuser(), "credential": credential_of(given)}
 
 
@@ -282,6 +355,35 @@ def recorded_credential(conn: sa.Connection, officer: str) -> Any:
         if payload.get("officer") == officer:
             return payload.get("credential", _UNNAMED)
     return None
+
+
+def live_credentials(conn: sa.Connection) -> dict[str, str]:
+    """Each officer's credential the ledger records as current, for officers holding one
+    (one recorded without a name cannot authenticate, so it does not count)."""
+    latest: dict[str, Any] = {}
+    for payload in _ledger_payloads(conn, "officer_credential", None):
+        latest.setdefault(str(payload.get("officer")), payload.get("credential"))
+    return {o: c for o, c in latest.items() if isinstance(c, str)}
+
+
+def credential_knowers(conn: sa.Connection, credential: str) -> set[str]:
+    """The officers who may know a credential's token: its holder, and whoever authorised its
+    issue, since `add-officer` prints the token to them (and, in turn, whoever may know the
+    authorising token). An officer's own rotation, authenticated with their token, ends the
+    chain: the new token was printed to the holder alone. A bootstrap has no authoriser."""
+    issued = {p["credential"]: p for p in _ledger_payloads(conn, "officer_credential", None)
+              if isinstance(p.get("credential"), str)}
+    knowers: set[str] = set()
+    seen: set[str] = set()
+    while credential in issued and credential not in seen:
+        seen.add(credential)
+        entry = issued[credential]
+        knowers.add(str(entry["officer"]))
+        by = entry.get("authorised_by")
+        if not by or by["officer"] == entry["officer"]:
+            break
+        credential = str(by["credential"])
+    return knowers
 
 
 def _ledger_payloads(conn: sa.Connection, kind: str, subject: str | None
@@ -560,6 +662,8 @@ def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
         refused_hits = _refused_hits(conn, row)
         current = {a["officer"]: recorded_credential(conn, a["officer"])
                    for a in loads(row.approvals) or []}
+        knowers = {c: credential_knowers(conn, c) for c in
+                   {who["credential"], *(str(v) for v in current.values() if v)}}
     _screened(row)
     _, source_cfg = ctx.source(row.source)
     crm_id = (member.crm or {}).get(source_cfg.kind)
@@ -591,6 +695,8 @@ def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
         raise LeadgateError(
             f"the first approval was for {approvals[0]['team']}/{approvals[0]['rep']}",
             fix="approve the same assignment, or reject the item and start again")
+    if four_eyes and approvals:
+        _independent(approvals[0], who, knowers)
     approvals.append({**who, "team": team, "rep": rep, "at": utcnow().isoformat()})
     complete = not four_eyes or len(approvals) >= 2
     action_id = str(ULID())
@@ -662,6 +768,20 @@ def _approve(ctx: Context, item: str, *, team: str, rep: str, officer: str,
             if cap is not None and taken + 1 > cap else "")
     return (f"approved: {subject} assigned to {team}/{rep} ({action_id}); CRM write "
             f"{status}{over}")
+
+
+def _independent(first: dict[str, Any], second: dict[str, Any],
+                 knowers: dict[str, set[str]]) -> None:
+    """Four eyes are two people: not when either officer may know the other's token (one
+    authorised the other's, directly or through officers whose tokens they authorised)."""
+    for a, b in ((first, second), (second, first)):
+        if a["officer"] in knowers.get(b["credential"], set()):
+            raise LeadgateError(
+                f"{b['officer']}'s token was issued on {a['officer']}'s authority, so the two "
+                "approvals may be one person's", where="four eyes",
+                fix=f"{b['officer']} replaces their token with their own (`leadgate review "
+                    f"add-officer {b['officer']} --by {b['officer']}`) and approves again, or "
+                    "another officer approves")
 
 
 def _cooling_off_of_approval(ctx: Context, lead: Lead, refused: dict[str, Any],

@@ -323,26 +323,42 @@ def review_resolve(item: str, note: str, officer: str, token: str | None,
     click.echo(rv.resolve(config, item, officer=officer, token=token, note=note))
 
 
+def _authoriser_options(f: Any) -> Any:
+    f = click.option("--token", envvar="LEADGATE_OFFICER_TOKEN", default=None,
+                     help="Your officer token (default: $LEADGATE_OFFICER_TOKEN, else asked).")(f)
+    f = click.option("--by", default=None,
+                     help="Your officer id in the policy: the officer authorising this "
+                          "(needed once any officer holds a token).")(f)
+    return CONFIG_OPTION(f)
+
+
 @review.command("add-officer")
 @click.argument("officer")
-@CONFIG_OPTION
-def review_add_officer(officer: str, config: str | None) -> None:
-    """Create a token for an officer of the policy (prints it once; store it in a vault)."""
+@_authoriser_options
+def review_add_officer(officer: str, by: str | None, token: str | None,
+                       config: str | None) -> None:
+    """Create a token for an officer of the policy (prints it once; store it in a vault).
+    Authorised by another officer with --by; the ledger's first token needs none; an officer
+    replaces their own token with --by their own id and that token."""
     from sync import review as rv
 
-    token, path = rv.add_officer(config, officer)
+    token = token or (ask_token() if by else None)
+    new, path = rv.add_officer(config, officer, by=by, token=token)
     click.echo(f"token for {officer} (shown once; stored as a hash in {path}):")
-    click.echo(token)
+    click.echo(new)
 
 
 @review.command("revoke-officer")
 @click.argument("officer")
-@CONFIG_OPTION
-def review_revoke_officer(officer: str, config: str | None) -> None:
-    """Remove an officer's token now (recorded in the ledger); add-officer gives a new one."""
+@_authoriser_options
+def review_revoke_officer(officer: str, by: str | None, token: str | None,
+                          config: str | None) -> None:
+    """Remove an officer's token now (recorded in the ledger); add-officer gives a new one.
+    Authorised by an officer with --by (the officer's own id too)."""
     from sync import review as rv
 
-    path = rv.revoke_officer(config, officer)
+    token = token or (ask_token() if by else None)
+    path = rv.revoke_officer(config, officer, by=by, token=token)
     click.echo(f"token of {officer} revoked (removed from {path}); the ledger records it")
 
 

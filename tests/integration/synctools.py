@@ -40,6 +40,7 @@ class Env:
     config: Path
     db_url: str
     intake: dict[str, set[int]] = field(default_factory=dict)  # crm -> intake indices at start
+    officers: dict[str, str] = field(default_factory=dict)  # officer -> token, by issue_token
 
     def engine(self) -> sa.Engine:
         return make_engine(self.db_url)
@@ -111,6 +112,26 @@ def leadgate(*args: str, env: dict[str, str] | None = None, timeout: float = 600
     full.update(env or {})
     return subprocess.run([sys.executable, "-m", "sync.cli", *args], env=full,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def issue_token(env: Env, officer: str) -> str:
+    """A token for `officer` through `review add-officer`, as officers get them: the ledger's
+    first is its bootstrap; a later one is authorised by the first officer issued here, and
+    its holder at once replaces it with their own (rotation, authenticated with it), so that
+    no other officer knows it and two officers are two pairs of eyes."""
+    if env.officers and officer not in env.officers:
+        first = next(iter(env.officers))
+        env.officers[officer] = _add_officer(env, officer, first, env.officers[first])
+    by = officer if officer in env.officers else None
+    env.officers[officer] = _add_officer(env, officer, by, env.officers.get(officer, ""))
+    return env.officers[officer]
+
+
+def _add_officer(env: Env, officer: str, by: str | None, token: str) -> str:
+    auth = ("--by", by, "--token", token) if by else ()
+    proc = leadgate("review", "add-officer", officer, *auth, "--config", str(env.config))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def sync_run(env: Env, source: str, *extra: str, crash_at: str | None = None,

@@ -29,6 +29,7 @@ from tests.integration.synctools import (
     Env,
     check_invariants,
     crm_state,
+    issue_token,
     leadgate,
     ledger_entries,
     record_id,
@@ -85,9 +86,7 @@ def _one_officer_approves(env: Env) -> None:
 
 
 def _token(env: Env, officer: str) -> str:
-    proc = leadgate("review", "add-officer", officer, "--config", str(env.config))
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip().splitlines()[-1]
+    return issue_token(env, officer)  # authorised by the first officer issued one
 
 
 def _items(env: Env) -> list[dict[str, Any]]:
@@ -230,9 +229,11 @@ def test_two_administrators_issuing_tokens_at_once_keep_both(tmp_path: Path,
     env = start_env(tmp_path, leads=20, db_url=pg_url)
     try:
         assert sync_run(env, "salesforce").returncode == 0
-        officers = ("cco-marta", "mlro-kwame")
+        marta = _token(env, "cco-marta")  # the bootstrap; she authorises the two at once
+        officers = ("mlro-kwame", "co-difc-noor")
         with writer_lock_held(env) as watch:
-            procs = [_start("review", "add-officer", o, "--config", str(env.config))
+            procs = [_start("review", "add-officer", o, "--by", "cco-marta", "--token", marta,
+                            "--config", str(env.config))
                      for o in officers]
             wait_for_waiters(watch, 2, procs)
         outs = [p.communicate(timeout=120) for p in procs]
@@ -247,7 +248,7 @@ def test_two_administrators_issuing_tokens_at_once_keep_both(tmp_path: Path,
                             if e["kind"] == "officer_credential")
         finally:
             engine.dispose()
-        assert issued == sorted(officers)
+        assert issued == sorted(("cco-marta", *officers))
     finally:
         env.sb.stop()
 
@@ -262,8 +263,10 @@ def test_a_token_revoked_while_an_approval_is_under_way_does_not_act(
         item = next(i for i in _items(env) if i["reason"] == "no_rule_matched")
         cfg = ("--config", str(env.config))
         marta = _token(env, "cco-marta")
+        _token(env, "mlro-kwame")  # the last credential would not be revoked
         with writer_lock_held(env) as watch:
-            revoke = _start("review", "revoke-officer", "cco-marta", *cfg)
+            revoke = _start("review", "revoke-officer", "cco-marta", "--by", "cco-marta",
+                            "--token", marta, *cfg)
             wait_for_waiters(watch, 1, [revoke])
             approve = _start("review", "approve", str(item["id"]), "--team", "uk_retail",
                              "--rep", "alice", "--officer", "cco-marta", "--token", marta, *cfg)

@@ -20,6 +20,7 @@ from sync.writeahead import OPEN_STATUSES
 from tests.integration.synctools import (
     check_invariants,
     crm_state,
+    issue_token,
     leadgate,
     ledger_entries,
     return_to_intake,
@@ -39,9 +40,7 @@ def _index(env: Any, crm: str, record_id: str) -> int:
 
 
 def _token(env: Any, officer: str) -> str:
-    proc = leadgate("review", "add-officer", officer, "--config", str(env.config))
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip().splitlines()[-1]
+    return issue_token(env, officer)  # authorised by the first officer issued one
 
 
 def _mortgage_lead(country: str, status: str, first_contact: Any = None) -> dict[str, Any]:
