@@ -29,6 +29,11 @@ ENV_URL = "LEADGATE_DATABASE_URL"
 _WRITE_OPTION = "leadgate_write"
 # How long a writer waits for another writer's lock before giving up (seconds).
 SQLITE_BUSY_TIMEOUT = 60.0
+# A PostgreSQL transaction of leadgate's left idle this long is ended by the server: its
+# process has stalled (suspended, a paused VM) while holding row locks, the lease's among them,
+# which would otherwise block the run taking over for as long as the stall lasts. leadgate never
+# waits on anything but the database inside a transaction, so its own never come near it.
+IDLE_IN_TRANSACTION_SECONDS = 30
 # psycopg prepares a statement run this many times; never reached (see make_engine).
 _NEVER = 2**62
 # The PostgreSQL URL's query option for server-side prepared statements: batches | off.
@@ -110,12 +115,23 @@ def make_engine(url: str) -> Engine:
         # key table on every batch and appends slowed down tenfold at about 70,000 entries.
         # `off` (None) prepares nothing: PgBouncer in transaction mode before 1.21, or without
         # max_prepared_statements, would run a later batch on a server that lacks the statement.
-        return sa.create_engine(parsed, pool_pre_ping=True, connect_args={
+        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={
             "prepare_threshold": None if prepared == "off" else _NEVER})
+        event.listen(engine, "connect", _end_stalled_transactions)
+        return engine
     raise LedgerError(
         f"unsupported database driver {parsed.drivername!r}", where=mask_url(parsed),
         fix="use sqlite:///path/leadgate.db or postgresql+psycopg://user@host:5432/db",
     )
+
+
+def _end_stalled_transactions(dbapi_conn: Any, _record: Any) -> None:
+    """IDLE_IN_TRANSACTION_SECONDS for every session (a setting of the session, so that a URL's
+    own `options` are left as they are)."""
+    with dbapi_conn.cursor() as cur:
+        cur.execute(f"SET idle_in_transaction_session_timeout = "
+                    f"{int(IDLE_IN_TRANSACTION_SECONDS * 1000)}")
+    dbapi_conn.commit()
 
 
 def sqlite_read_only_uri(path: str) -> str:

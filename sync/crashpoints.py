@@ -2,8 +2,10 @@
 
 `LEADGATE_CRASH_AT="crm:12"` makes the job SIGKILL itself right after its 12th CRM call returns
 (the CRM did the work, nothing recorded yet); `ledger:7` right before the 7th ledger-writing
-transaction commits; `committed:7` right after it commits. Unset (always, outside tests) this
-costs one dictionary look-up per event.
+transaction commits; `committed:7` right after it commits. `LEADGATE_STOP_AT`, in the same
+form, SIGSTOPs it there instead (a stalled run, stopped where it holds no transaction, for the
+lease tests to take over and SIGCONT). Unset (always, outside tests) this costs one dictionary
+look-up per event.
 """
 
 from __future__ import annotations
@@ -12,16 +14,25 @@ import os
 import signal
 
 _counts: dict[str, int] = {}
-_target: tuple[str, int] | None = None
-_spec = os.environ.get("LEADGATE_CRASH_AT")
-if _spec:
-    _kind, _, _n = _spec.partition(":")
-    _target = (_kind, int(_n))
+
+
+def _point(variable: str) -> tuple[str, int] | None:
+    spec = os.environ.get(variable)
+    if not spec:
+        return None
+    kind, _, n = spec.partition(":")
+    return kind, int(n)
+
+
+_targets = {point: sig for point, sig in ((_point("LEADGATE_CRASH_AT"), signal.SIGKILL),
+                                           (_point("LEADGATE_STOP_AT"), signal.SIGSTOP))
+            if point is not None}
 
 
 def reached(kind: str) -> None:
-    if _target is None:
+    if not _targets:
         return
     _counts[kind] = _counts.get(kind, 0) + 1
-    if _target[0] == kind and _counts[kind] >= _target[1]:
-        os.kill(os.getpid(), signal.SIGKILL)
+    sig = _targets.get((kind, _counts[kind]))
+    if sig is not None:
+        os.kill(os.getpid(), sig)

@@ -25,11 +25,15 @@ from functools import cache
 
 import sqlalchemy as sa
 
-from audit.db import is_sqlite
+from audit.db import IDLE_IN_TRANSACTION_SECONDS, is_sqlite
 from routing_core.errors import LeadgateError
 from sync.state import sync_leases
 
 DEFAULT_TTL = 120.0  # seconds without a heartbeat before another run may take over
+# How long taking the lease waits for its row's lock: past the server's end of a stalled
+# holder's transaction (audit.db.IDLE_IN_TRANSACTION_SECONDS).
+LOCK_WAIT_SECONDS = 2 * IDLE_IN_TRANSACTION_SECONDS
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for lock_timeout
 
 
 class LeaseLost(LeadgateError):
@@ -115,8 +119,26 @@ class Lease:
         self.taken_over: str | None = None  # run id of a dead run whose lease we took
 
     def acquire(self) -> LeaseHeld | None:
-        """Take the lease; return None on success, or who holds it."""
+        """Take the lease; return None on success, or who holds it. On PostgreSQL a holder
+        stalled inside a transaction locks the lease row until the server ends that transaction
+        (audit.db.IDLE_IN_TRANSACTION_SECONDS): the take waits for that, and longer than that
+        only for a holder still at work, whose lease it then reports as held."""
+        try:
+            return self._acquire()
+        except sa.exc.OperationalError as exc:
+            if getattr(getattr(exc, "orig", None), "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(sync_leases)
+                                   .where(sync_leases.c.name == self.name)).first()
+            if row is None:  # pragma: no cover - released meanwhile: the next run takes it
+                return LeaseHeld(self.name, "(released while this run waited)", 0.0)
+            return LeaseHeld(self.name, row.holder, row.expires_at)
+
+    def _acquire(self) -> LeaseHeld | None:
         with self.engine.begin() as conn:
+            if not is_sqlite(conn.engine):
+                conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'"))
             now = db_time(conn)
             values = {"holder": self.holder, "run_id": self.run_id, "acquired_at": now,
                       "heartbeat_at": now, "expires_at": now + self.ttl}
@@ -156,7 +178,7 @@ class Lease:
                     sa.select(sync_leases).where(sync_leases.c.name == self.name)
                 ).first()
             if row is None:  # pragma: no cover - released in between; try once more
-                return self.acquire()
+                return self._acquire()
             return LeaseHeld(self.name, row.holder, row.expires_at)
 
     def renew(self) -> bool:

@@ -141,28 +141,39 @@ def sync_run(env: Env, source: str, *extra: str, crash_at: str | None = None,
                     *extra, env=e, timeout=timeout)
 
 
-def run_past_its_first_page(env: Env, decided_before: int = 0,
-                            *extra: str) -> subprocess.Popen[str]:
+def run_past_its_first_page(env: Env, decided_before: int = 0, *extra: str,
+                            stop_at: str | None = None) -> subprocess.Popen[str]:
     """`leadgate sync run --json` of Salesforce in pages of 200, returned once its first page
     is written ahead, i.e. the database holds more than `decided_before` decisions (the run is
     then still pulling if the sandbox was started with latency: at 150 ms, a run of 1,500 leads
-    takes seconds more)."""
+    takes seconds more). With `stop_at` (a crash point, sync/crashpoints.py) the run SIGSTOPs
+    itself there instead, and is returned stopped: a stall at a known point, where it holds no
+    database transaction (a SIGSTOP from outside may land inside one, and a SQLite writer
+    stopped there blocks every other)."""
     data = yaml.safe_load(env.config.read_text())
     data["sources"]["salesforce"].update(query_page_size=200)
     env.config.write_text(yaml.safe_dump(data, sort_keys=False))
+    variables = {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}
+    if stop_at:
+        variables["LEADGATE_STOP_AT"] = stop_at
     proc = subprocess.Popen([sys.executable, "-m", "sync.cli", "sync", "run", "--config",
                              str(env.config), "--source", "salesforce", "--json", *extra],
-                            env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=variables, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     engine = env.engine()
     deadline = time.monotonic() + 120
     try:
-        while _decisions(engine) <= decided_before:
+        while not (_stopped(proc.pid) if stop_at else _decisions(engine) > decided_before):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.02)
     finally:
         engine.dispose()
     return proc
+
+
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()[0] == "T"
 
 
 def _decisions(engine: sa.Engine) -> int:

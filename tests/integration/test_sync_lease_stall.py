@@ -28,8 +28,9 @@ def test_a_stalled_run_whose_lease_was_taken_stops_without_moving_the_cursor(
         tmp_path: Path, any_url: str) -> None:
     env = start_env(tmp_path, leads=1_500, latency_ms=150, db_url=any_url)
     try:
-        stalled = run_past_its_first_page(env, 0, "--lease-ttl", str(TTL))
-        stalled.send_signal(signal.SIGSTOP)
+        # stopped right after its first page's write-ahead committed (by its own SIGSTOP)
+        stalled = run_past_its_first_page(env, 0, "--lease-ttl", str(TTL),
+                                          stop_at="committed:1")
         try:
             time.sleep(TTL + 1.5)  # its lease expires while it cannot heartbeat
             went_on = sync_run(env, "salesforce")

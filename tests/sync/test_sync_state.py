@@ -181,3 +181,54 @@ def test_json_columns_read_back_as_json_dumps_with_default_str_would() -> None:
     assert dumps({"z": 1, "a": {"y": 2, "b": 3}}) == '{"a":{"b":3,"y":2},"z":1}'
     # JSON has no NaN: null, which every reader takes (json.dumps wrote a bare NaN).
     assert dumps({"x": float("nan"), "y": float("-inf")}) == '{"x":null,"y":null}'
+
+
+def test_a_holder_stalled_inside_a_transaction_does_not_block_the_takeover(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run suspended while its heartbeat's UPDATE is uncommitted keeps the lease row locked:
+    the run taking over used to wait for as long as the stall lasted (a SIGSTOPped process:
+    for ever). The server now ends a leadgate transaction left idle, and the take waits past
+    that, then reports a holder still locking the row after it as holding the lease."""
+    import sync.lease as lease_module
+
+    monkeypatch.setattr(db, "IDLE_IN_TRANSACTION_SECONDS", 1)  # 30 s in production
+    monkeypatch.setattr(lease_module, "LOCK_WAIT_SECONDS", 6)
+    db.upgrade(pg_url)
+    stalled_engine, engine = db.make_engine(pg_url), db.make_engine(pg_url)
+    try:
+        stalled = Lease(stalled_engine, "crm", "host:1:a", "a", ttl=0.5)
+        assert stalled.acquire() is None
+        conn = stalled_engine.connect()
+        conn.begin()
+        assert stalled._renew(conn)  # the heartbeat's UPDATE, and then the process stops
+        time.sleep(0.6)  # the lease expires; the row stays locked
+        started = time.monotonic()
+        assert Lease(engine, "crm", "host:2:b", "b", ttl=60).acquire() is None
+        assert time.monotonic() - started < 5  # taken once the server ended the stalled one
+        with pytest.raises(sa.exc.DBAPIError):  # the stalled session was ended
+            conn.execute(sa.text("SELECT 1"))
+        conn.invalidate()
+
+        # A holder at work (its transaction busy, not idle) is waited for, then reported as
+        # holding the lease: the take gives up after its wait (1 s here), not after the work.
+        with engine.begin() as conn2:  # b's lease has run out, but b is still committing
+            conn2.execute(sa.text("UPDATE sync_leases SET expires_at = 0 WHERE name = 'crm'"))
+        busy = engine.connect()
+        busy.begin()
+        busy.execute(sa.text("SELECT 1 FROM sync_leases WHERE name = 'crm' FOR UPDATE"))
+        worker = subprocess.Popen([sys.executable, "-c", (
+            "import time; import sync.lease as L; from audit import db; "
+            "L.LOCK_WAIT_SECONDS = 1; t = time.monotonic(); "
+            f"h = L.Lease(db.make_engine({pg_url!r}), 'crm', 'host:3:c', 'c').acquire(); "
+            "print(h.holder if h else 'taken', round(time.monotonic() - t, 1))")],
+            stdout=subprocess.PIPE, text=True)
+        for _ in range(40):  # busy, never idle: keep the transaction at work for 4 s
+            busy.execute(sa.text("SELECT pg_sleep(0.1)"))
+        out, _ = worker.communicate(timeout=60)
+        busy.rollback()
+        busy.close()
+        holder, waited = out.split()
+        assert holder == "host:2:b" and 0.9 <= float(waited) < 3.5, out
+    finally:
+        stalled_engine.dispose()
+        engine.dispose()
