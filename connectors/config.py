@@ -22,8 +22,8 @@ from pydantic import (
 )
 
 from routing_core.errors import LeadgateError
-from routing_core.policy.loader import LOOPBACK_ONLY, is_cleartext_remote, is_http_url
 from routing_core.policy.source import Located, SourceError, read_file
+from routing_core.urls import LOOPBACK_ONLY, is_cleartext_remote, is_http_url
 
 # Where a secret comes from; the value itself never appears in the config, a log or a result.
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import requests
 
 from audit.files import write_atomically
-from routing_core.policy.loader import LOOPBACK_ONLY, is_cleartext_remote, is_http_url
+from routing_core.urls import LOOPBACK_ONLY, is_cleartext_remote, is_http_url
 from sync import mail
 
 WEBHOOK_TIMEOUT = 10.0

@@ -10,12 +10,10 @@ document's shape (unknown keys, types, formats), then references and values acro
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from collections.abc import Mapping, Sequence
 from datetime import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import rfc8785
@@ -34,6 +32,7 @@ from routing_core.policy.conditions import (
     expand_jurisdictions,
 )
 from routing_core.policy.source import Located, SourceError, child_path, read_policy
+from routing_core.urls import LOOPBACK_ONLY, is_cleartext_remote, is_http_url
 
 
 class PolicyError(LeadgateError):
@@ -116,41 +115,6 @@ def _schema_problems(exc: ValidationError, data: Any, problems: _Problems) -> No
         if (path, message) not in seen:
             seen.add((path, message))
             problems.add(path, message, fix)
-
-
-def is_http_url(url: str) -> bool:
-    """An http:// or https:// URL with a host (what a webhook must be)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-#: said wherever a plain http:// URL is refused
-LOOPBACK_ONLY = "use https://; plain http:// is accepted only for 127.0.0.1, ::1 or localhost"
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """localhost, 127.0.0.0/8 or ::1: traffic that never leaves the machine."""
-    if not host:
-        return False
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve anywhere
-
-
-def is_cleartext_remote(url: str) -> bool:
-    """An http:// URL to a host that is not loopback: whatever it carries (a bearer token, a
-    client secret, a webhook's own secret) crosses the network unencrypted."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False  # not a URL at all: is_http_url reports it
-    return parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname)
 
 
 def _groups(doc: schema.Document, problems: _Problems) -> dict[str, list[str]]:
