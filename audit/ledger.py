@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -143,6 +143,17 @@ def read_head(conn: Connection, *, for_update: bool = False) -> Head:
     return Head(row.ledger_id, int(row.size), bytes(row.last_hash), bytes(row.frontier),
                 int(row.checkpoints),
                 None if row.last_checkpoint_digest is None else bytes(row.last_checkpoint_digest))
+
+
+def read_payloads(conn: Connection, kind: str, subject: str | None
+                  ) -> Iterator[dict[str, Any]]:
+    """The payloads of the ledger's `kind` entries about `subject` (None: about no data
+    subject), newest first (the ledger's subject index finds them)."""
+    e = schema.entries
+    about = e.c.subject.is_(None) if subject is None else e.c.subject == subject
+    for body in conn.execute(sa.select(schema.StoredBlob(e.c.body)).where(about, e.c.kind == kind)
+                             .order_by(e.c.seq.desc())).scalars():
+        yield json.loads(schema.stored_bytes(body))["payload"]
 
 
 @dataclass

@@ -71,6 +71,16 @@ def blob_sql(dialect: str, column: str = "body") -> str:
     return f"CAST({column} AS BLOB)" if dialect == "sqlite" else column
 
 
+def entries_sql(dialect: str, *, seq_range: bool = False) -> str:
+    """Every column of the ledger's entries, the body as bytes, in sequence order (with
+    `seq_range`, those whose seq lies between the query's two `?` parameters, SQLite's style):
+    the raw query the verifiers stream."""
+    parts = ("SELECT seq, entry_id, kind, subject, time,", blob_sql(dialect),
+             ", entry_hash FROM ledger_entries", "WHERE seq BETWEEN ? AND ?" if seq_range else "",
+             "ORDER BY seq")
+    return " ".join(part for part in parts if part)
+
+
 class StoredBlob(FunctionElement[bytes]):
     """`blob_sql` for SQLAlchemy selects: `StoredBlob(entries.c.body).label("body")`."""
 

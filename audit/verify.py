@@ -20,7 +20,7 @@ from audit.db import SQLITE_MMAP
 from audit.errors import VerificationFailed
 from audit.keys import fingerprint
 from audit.merkle import Accumulator, Tree, verify_consistency
-from audit.schema import stored_bytes
+from audit.schema import entries_sql, stored_bytes
 from audit.signing import (
     CHECKPOINT_TYPE,
     SignedCheckpoint,
@@ -559,20 +559,11 @@ def _linked(chunks: list[Any]) -> bool:
     return True
 
 
-# the body as bytes whatever an edited row holds (audit.schema.blob_sql)
-_ENTRIES_SQL = {
-    "sqlite": "SELECT seq, entry_id, kind, subject, time, CAST(body AS BLOB), entry_hash "
-              "FROM ledger_entries ORDER BY seq",
-    "postgresql": "SELECT seq, entry_id, kind, subject, time, body, entry_hash "
-                  "FROM ledger_entries ORDER BY seq",
-}
-
-
 def stream_entries(conn: Any) -> Generator[Row, None, None]:
     """Entries in sequence order, streamed in chunks through the driver's own cursor."""
     dbapi = conn.connection.dbapi_connection
     sqlite = conn.dialect.name != "postgresql"
-    query = _ENTRIES_SQL["sqlite" if sqlite else "postgresql"]
+    query = entries_sql(conn.dialect.name)
     if not sqlite:
         cursor = dbapi.cursor(name="leadgate_verify")  # server-side: memory stays flat
         cursor.itersize = 10_000

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 
 from audit.db import SQLITE_MMAP, sqlite_read_only_uri
+from audit.schema import entries_sql
 
 MIN_ENTRIES = 200_000  # below this, starting processes costs more than it saves
 
@@ -61,10 +62,7 @@ def check_range(path: str, ledger_id: str, lo: int, hi: int, marks: frozenset[in
     conn = sqlite3.connect(sqlite_read_only_uri(path), uri=True)
     try:
         conn.execute(f"PRAGMA mmap_size={SQLITE_MMAP}")
-        cursor = conn.execute(
-            # the body as bytes whatever an edited row holds (audit.schema.blob_sql)
-            "SELECT seq, entry_id, kind, subject, time, CAST(body AS BLOB), entry_hash "
-            "FROM ledger_entries WHERE seq BETWEEN ? AND ? ORDER BY seq", (lo, hi))
+        cursor = conn.execute(entries_sql("sqlite", seq_range=True), (lo, hi))
         sha = hashlib.sha256
         leaves: list[bytes] = []
         last = b""

@@ -283,20 +283,27 @@ class HubSpotSource(_SourceBase):
 SourceConfig = Annotated[SalesforceSource | HubSpotSource, Field(discriminator="kind")]
 
 
-def no_password_in(url: str) -> str:
-    """`url` as leadgate.yaml may hold it: without a password, which would sit in a file that
-    is often readable by every user and kept in version control."""
+# A database password in leadgate.yaml would sit in a file that is often readable by every
+# user and kept in version control: refused by the config (Config) and by the audit commands,
+# which read database_url themselves, in these words.
+DATABASE_PASSWORD_REFUSED = "a database password may not be written in leadgate.yaml"
+DATABASE_PASSWORD_FIX = ("set LEADGATE_DATABASE_URL in the job's environment (from your secret "
+                         "store) and leave database_url out, or give it without the password "
+                         "and let libpq read ~/.pgpass or PGPASSWORD")
+
+
+def has_password(url: str) -> bool:
     import sqlalchemy as sa
 
     try:
-        password = sa.make_url(url).password
+        return bool(sa.make_url(url).password)
     except Exception:  # noqa: BLE001 - an unparsable URL is reported where it is opened
-        return url
-    if password:
-        raise ValueError("a database password may not be written in leadgate.yaml; fix: set "
-                         "LEADGATE_DATABASE_URL in the job's environment (from your secret "
-                         "store) and leave database_url out, or give it without the password "
-                         "and let libpq read ~/.pgpass or PGPASSWORD")
+        return False
+
+
+def _no_password(url: str | None) -> str | None:
+    if url is not None and has_password(url):
+        raise ValueError(f"{DATABASE_PASSWORD_REFUSED}; fix: {DATABASE_PASSWORD_FIX}")
     return url
 
 
@@ -309,8 +316,7 @@ class Config(_Strict):
     #: the officers' token hashes (`leadgate review add-officer`); fixed here, never per call
     officer_keys: Path = Path("leadgate-officers.json")
 
-    _database_url = field_validator("database_url")(
-        lambda url: None if url is None else no_password_in(url))
+    _database_url = field_validator("database_url")(_no_password)
 
     @model_validator(mode="after")
     def _defaults(self) -> Config:

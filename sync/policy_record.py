@@ -15,15 +15,13 @@ subject index; one is written per digest, not per run.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from audit import schema as audit_schema
 from audit.db import write_transaction
-from audit.ledger import EntryIn, Ledger, read_head
+from audit.ledger import EntryIn, Ledger, read_head, read_payloads
 from routing_core.policy import canonical_digest
 
 KIND = "policy_loaded"
@@ -50,14 +48,8 @@ def payload(policy: Any) -> dict[str, Any]:
 
 def recorded_digest(conn: sa.Connection, policy: Any) -> str | None:
     """The digest of the latest `policy_loaded` entry of this policy id, if any."""
-    e = audit_schema.entries
-    body = conn.execute(sa.select(audit_schema.StoredBlob(e.c.body))
-                        .where(e.c.subject == subject(policy), e.c.kind == KIND)
-                        .order_by(e.c.seq.desc()).limit(1)).scalar()
-    if body is None:
-        return None
-    envelope = json.loads(audit_schema.stored_bytes(body))
-    return str(((envelope.get("payload") or {}).get("policy") or {}).get("digest"))
+    latest = next(read_payloads(conn, KIND, subject(policy)), None)
+    return None if latest is None else str((latest.get("policy") or {}).get("digest"))
 
 
 def record_policy(engine: sa.Engine, ledger: Ledger, policy: Any, *, run_id: str) -> int | None:

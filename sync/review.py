@@ -29,7 +29,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,10 +37,9 @@ from typing import Any
 import sqlalchemy as sa
 from ulid import ULID
 
-from audit import schema
 from audit.db import write_transaction
 from audit.files import write_atomically
-from audit.ledger import EntryIn
+from audit.ledger import EntryIn, read_payloads
 from connectors.config import Config
 from routing_core.decision import iso, json_safe, rules_json
 from routing_core.errors import LeadgateError
@@ -351,7 +350,7 @@ _UNNAMED = object()  # an officer_credential entry written before credentials we
 def recorded_credential(conn: sa.Connection, officer: str) -> Any:
     """The officer's credential as the ledger last recorded it (`officer_credential`
     entries): None when revoked or never issued."""
-    for payload in _ledger_payloads(conn, "officer_credential", None):
+    for payload in read_payloads(conn, "officer_credential", None):
         if payload.get("officer") == officer:
             return payload.get("credential", _UNNAMED)
     return None
@@ -361,7 +360,7 @@ def live_credentials(conn: sa.Connection) -> dict[str, str]:
     """Each officer's credential the ledger records as current, for officers holding one
     (one recorded without a name cannot authenticate, so it does not count)."""
     latest: dict[str, Any] = {}
-    for payload in _ledger_payloads(conn, "officer_credential", None):
+    for payload in read_payloads(conn, "officer_credential", None):
         latest.setdefault(str(payload.get("officer")), payload.get("credential"))
     return {o: c for o, c in latest.items() if isinstance(c, str)}
 
@@ -371,7 +370,7 @@ def credential_knowers(conn: sa.Connection, credential: str) -> set[str]:
     issue, since `add-officer` prints the token to them (and, in turn, whoever may know the
     authorising token). An officer's own rotation, authenticated with their token, ends the
     chain: the new token was printed to the holder alone. A bootstrap has no authoriser."""
-    issued = {p["credential"]: p for p in _ledger_payloads(conn, "officer_credential", None)
+    issued = {p["credential"]: p for p in read_payloads(conn, "officer_credential", None)
               if isinstance(p.get("credential"), str)}
     knowers: set[str] = set()
     seen: set[str] = set()
@@ -384,17 +383,6 @@ def credential_knowers(conn: sa.Connection, credential: str) -> set[str]:
             break
         credential = str(by["credential"])
     return knowers
-
-
-def _ledger_payloads(conn: sa.Connection, kind: str, subject: str | None
-                     ) -> Iterator[dict[str, Any]]:
-    """The payloads of the ledger's `kind` entries about `subject` (None: about no data
-    subject), newest first."""
-    e = schema.entries
-    about = e.c.subject.is_(None) if subject is None else e.c.subject == subject
-    for body in conn.execute(sa.select(schema.StoredBlob(e.c.body)).where(about, e.c.kind == kind)
-                             .order_by(e.c.seq.desc())).scalars():
-        yield json.loads(schema.stored_bytes(body))["payload"]
 
 
 def list_items(config: str | None, *, show_all: bool = False,
@@ -516,7 +504,7 @@ def _hit_key(result: dict[str, Any]) -> tuple[str, str, Any]:
 def _refused_hits(conn: sa.Connection, row: Any) -> set[tuple[str, str, Any]]:
     """The screening hits the refusal recorded, from its ledger `decision` entry
     (`sync_decisions` keeps no screening). None found: none were considered (fail closed)."""
-    for payload in _ledger_payloads(conn, "decision", f"{row.source}:{row.record_id}"):
+    for payload in read_payloads(conn, "decision", f"{row.source}:{row.record_id}"):
         if payload.get("decision_id") == row.decision_id:
             return {_hit_key(r) for r in payload.get("screening") or () if r.get("hit")}
     return set()

@@ -51,17 +51,14 @@ def _config_value(config_path: str, key: str) -> Any:
 
 def resolve_url(database_url: str | None, config_path: str) -> str:
     from audit.db import database_url as default_url
-    from connectors.config import no_password_in
+    from connectors.config import DATABASE_PASSWORD_FIX, DATABASE_PASSWORD_REFUSED, has_password
 
     if database_url:
         return database_url
     configured = _config_value(config_path, "database_url")
-    if isinstance(configured, str):
-        try:
-            no_password_in(configured)
-        except ValueError as exc:
-            message, _, fix = str(exc).partition("; fix: ")
-            raise LeadgateError(message, where=f"{config_path}: database_url", fix=fix) from None
+    if isinstance(configured, str) and has_password(configured):
+        raise LeadgateError(DATABASE_PASSWORD_REFUSED, where=f"{config_path}: database_url",
+                            fix=DATABASE_PASSWORD_FIX)
     return default_url(configured)
 
 
